@@ -1,0 +1,283 @@
+//! Viewer presence (heartbeats into Redis), the analytics sampler (Redis -> Postgres every
+//! interval), and the streamer's analytics report.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use onair_domain::contracts::redis_keys;
+use onair_domain::{StreamId, UserId};
+use onair_web::{Json, Path};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, ClientIp};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(heartbeat)).routes(routes!(analytics))
+}
+
+/// Presence keys outlive the stream by this much, then Redis forgets them.
+const PRESENCE_TTL_SECS: i64 = 24 * 3600;
+
+#[derive(Deserialize, ToSchema)]
+pub struct HeartbeatRequest {
+    /// The player's viewer session id (random, made by the player, 8-64 of `A-Za-z0-9_-`).
+    pub session_id: String,
+}
+
+fn valid_session_id(s: &str) -> bool {
+    (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl AppState {
+    /// Record that `session` is watching `stream` now. Shared with HLS request counting.
+    pub(crate) async fn record_viewer(&self, stream: StreamId, session: &str) -> Result<(), redis::RedisError> {
+        let prefix = &self.config.redis.redis_prefix;
+        let sessions = redis_keys::viewer_sessions(prefix, stream);
+        let uniq = redis_keys::unique_viewers(prefix, stream);
+        let now_ms = Utc::now().timestamp_millis();
+        redis::pipe()
+            .zadd(&sessions, session, now_ms)
+            .ignore()
+            .expire(&sessions, PRESENCE_TTL_SECS)
+            .ignore()
+            .pfadd(&uniq, session)
+            .ignore()
+            .expire(&uniq, PRESENCE_TTL_SECS)
+            .ignore()
+            .query_async::<()>(&mut self.redis())
+            .await
+    }
+
+    /// Sessions seen within the viewer window.
+    pub(crate) async fn current_viewers(&self, stream: StreamId) -> Result<i64, redis::RedisError> {
+        let key = redis_keys::viewer_sessions(&self.config.redis.redis_prefix, stream);
+        let since = Utc::now().timestamp_millis() - self.viewer_window().as_millis() as i64;
+        redis::cmd("ZCOUNT").arg(&key).arg(since).arg("+inf").query_async(&mut self.redis()).await
+    }
+}
+
+/// A player says "still watching". Counted as a viewer for the viewer window after each beat.
+#[utoipa::path(post, path = "/api/streams/{stream_id}/heartbeat", tag = "analytics", params(("stream_id" = Uuid, Path)),
+    request_body = HeartbeatRequest,
+    responses((status = 204), (status = 400, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
+              (status = 409, body = onair_web::ErrorBody), (status = 429, body = onair_web::ErrorBody)))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Path(stream_id): Path<Uuid>,
+    Json(req): Json<HeartbeatRequest>,
+) -> ApiResult<StatusCode> {
+    if !valid_session_id(&req.session_id) {
+        return Err(onair_domain::ValidationError::new(
+            "session_id",
+            "must be 8-64 characters of A-Z, a-z, 0-9, - and _",
+        )
+        .into());
+    }
+    state.rate_limit(state.heartbeat_ip_limit(), &ip.0.to_string()).await?;
+    let id = StreamId(stream_id);
+    // The cached public state answers "does it exist and is it on" without a query per beat.
+    let json = state.stream_json(id).await?.ok_or(ApiError::NotFound("stream"))?;
+    #[derive(Deserialize)]
+    struct StatusOnly {
+        status: onair_domain::StreamStatus,
+    }
+    let s: StatusOnly = serde_json::from_slice(&json).map_err(anyhow::Error::from)?;
+    if !s.status.is_active() {
+        return Err(ApiError::conflict("stream_not_live", "this stream has ended"));
+    }
+    state.record_viewer(id, &req.session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Take one sample of every active stream at `at`, unless another replica already took this tick.
+pub(crate) async fn sample_once(state: &AppState, at: DateTime<Utc>) -> ApiResult<Option<usize>> {
+    let interval = state.config.sample_interval_secs.max(1) as i64;
+    let tick = at.timestamp() / interval * interval;
+    let claim = redis_keys::sampler_tick(&state.config.redis.redis_prefix, tick);
+    let claimed: Option<String> = redis::cmd("SET")
+        .arg(&claim)
+        .arg("1")
+        .arg("NX")
+        .arg("EX")
+        .arg(interval * 6)
+        .query_async(&mut state.redis())
+        .await?;
+    if claimed.is_none() {
+        return Ok(None);
+    }
+    let at = DateTime::from_timestamp(tick, 0).unwrap_or(at);
+
+    let streams: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM streams WHERE status IN ('starting', 'live')").fetch_all(&state.db).await?;
+    if streams.is_empty() {
+        state.metrics.samples_taken.inc();
+        return Ok(Some(0));
+    }
+    let prefix = &state.config.redis.redis_prefix;
+    let since = Utc::now().timestamp_millis() - state.viewer_window().as_millis() as i64;
+    // One round trip for all streams: drop expired sessions, count the rest, take the chat
+    // counter, count uniques.
+    let mut pipe = redis::pipe();
+    for id in &streams {
+        let sid = StreamId(*id);
+        let sessions = redis_keys::viewer_sessions(prefix, sid);
+        pipe.cmd("ZREMRANGEBYSCORE").arg(&sessions).arg("-inf").arg(since - 1).ignore();
+        pipe.cmd("ZCARD").arg(&sessions);
+        pipe.cmd("GETDEL").arg(redis_keys::chat_counter(prefix, sid));
+        pipe.cmd("PFCOUNT").arg(redis_keys::unique_viewers(prefix, sid));
+    }
+    let counts: Vec<(i64, Option<i64>, i64)> = {
+        let flat: Vec<redis::Value> = pipe.query_async(&mut state.redis()).await?;
+        flat.chunks(3)
+            .map(|c| {
+                let n = |v: &redis::Value| -> Option<i64> { redis::from_redis_value_ref(v).ok() };
+                (n(&c[0]).unwrap_or(0), n(&c[1]), n(&c[2]).unwrap_or(0))
+            })
+            .collect()
+    };
+    let viewers: Vec<i32> = counts.iter().map(|c| c.0.clamp(0, i32::MAX as i64) as i32).collect();
+    let chat: Vec<i32> = counts.iter().map(|c| c.1.unwrap_or(0).clamp(0, i32::MAX as i64) as i32).collect();
+    let uniques: Vec<i32> = counts.iter().map(|c| c.2.clamp(0, i32::MAX as i64) as i32).collect();
+
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO analytics_samples (stream_id, at, concurrent_viewers, chat_messages)
+         SELECT id, $2, v, c FROM unnest($1::uuid[], $3::int[], $4::int[]) AS t(id, v, c)
+         ON CONFLICT (stream_id, at) DO NOTHING",
+    )
+    .bind(&streams)
+    .bind(at)
+    .bind(&viewers)
+    .bind(&chat)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE streams s SET current_viewers = t.v, peak_viewers = greatest(s.peak_viewers, t.v),
+            unique_viewers = greatest(s.unique_viewers, t.u)
+         FROM unnest($1::uuid[], $2::int[], $3::int[]) AS t(id, v, u) WHERE s.id = t.id",
+    )
+    .bind(&streams)
+    .bind(&viewers)
+    .bind(&uniques)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    state.metrics.samples_taken.inc();
+    tracing::debug!(streams = streams.len(), "analytics sample taken");
+    Ok(Some(streams.len()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    pub viewers: i32,
+    pub chat_messages: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatMinute {
+    pub minute: DateTime<Utc>,
+    pub messages: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StreamAnalytics {
+    pub stream_id: StreamId,
+    /// Concurrent viewers at each sample (10 s resolution by default).
+    pub samples: Vec<Sample>,
+    pub sample_interval_secs: u64,
+    pub peak_viewers: i32,
+    pub average_viewers: f64,
+    pub unique_viewers: i32,
+    /// Sum over samples of concurrent viewers x the sample interval.
+    pub watch_minutes: f64,
+    pub chat_messages: i64,
+    pub chat_per_minute: Vec<ChatMinute>,
+    /// Follows of the channel between the stream's start and its end (or now).
+    pub followers_gained: i64,
+}
+
+/// Viewership and chat of one broadcast (its owner or an admin).
+#[utoipa::path(get, path = "/api/streams/{stream_id}/analytics", tag = "analytics", security(("bearer" = [])),
+    params(("stream_id" = Uuid, Path)),
+    responses((status = 200, body = StreamAnalytics), (status = 401, body = onair_web::ErrorBody),
+              (status = 403, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody)))]
+async fn analytics(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(stream_id): Path<Uuid>,
+) -> ApiResult<Json<StreamAnalytics>> {
+    let id = StreamId(stream_id);
+    let row: Option<(Uuid, i32, i32, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT user_id, peak_viewers, unique_viewers, created_at, started_at, ended_at FROM streams WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(&state.read_db)
+    .await?;
+    let (owner, peak, uniques, created, started, ended) = row.ok_or(ApiError::NotFound("stream"))?;
+    user.require_owner_or_admin(UserId(owner), "stream")?;
+
+    let samples: Vec<(DateTime<Utc>, i32, i32)> = sqlx::query_as(
+        "SELECT at, concurrent_viewers, chat_messages FROM analytics_samples WHERE stream_id = $1 ORDER BY at",
+    )
+    .bind(id.0)
+    .fetch_all(&state.read_db)
+    .await?;
+    let chat_per_minute: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT date_trunc('minute', at) AS minute, sum(chat_messages)::bigint FROM analytics_samples
+         WHERE stream_id = $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind(id.0)
+    .fetch_all(&state.read_db)
+    .await?;
+    let from = started.unwrap_or(created);
+    let followers_gained: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM followers WHERE user_id = $1 AND created_at >= $2 AND created_at <= coalesce($3, now())",
+    )
+    .bind(owner)
+    .bind(from)
+    .bind(ended)
+    .fetch_one(&state.read_db)
+    .await?;
+
+    let interval = state.config.sample_interval_secs.max(1);
+    let total_viewer_samples: i64 = samples.iter().map(|s| i64::from(s.1)).sum();
+    let average_viewers = if samples.is_empty() { 0.0 } else { total_viewer_samples as f64 / samples.len() as f64 };
+    let peak = peak.max(samples.iter().map(|s| s.1).max().unwrap_or(0));
+    Ok(Json(StreamAnalytics {
+        stream_id: id,
+        sample_interval_secs: interval,
+        peak_viewers: peak,
+        average_viewers,
+        unique_viewers: uniques,
+        watch_minutes: total_viewer_samples as f64 * interval as f64 / 60.0,
+        chat_messages: samples.iter().map(|s| i64::from(s.2)).sum(),
+        chat_per_minute: chat_per_minute
+            .into_iter()
+            .map(|(minute, messages)| ChatMinute { minute, messages })
+            .collect(),
+        followers_gained,
+        samples: samples
+            .into_iter()
+            .map(|(at, viewers, chat_messages)| Sample { at, viewers, chat_messages })
+            .collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_ids() {
+        assert!(super::valid_session_id("abcdEFGH-123_x"));
+        assert!(!super::valid_session_id("short"));
+        assert!(!super::valid_session_id("has space in it"));
+        assert!(!super::valid_session_id(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,286 @@
+//! Building and running the apiserver: `Application::build` connects and binds,
+//! `run_until_stopped` serves until the shutdown future resolves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::get;
+use futures::FutureExt as _;
+use http::HeaderValue;
+use onair_auth::KeyRing;
+use onair_web::{Check, HttpMetrics, Readiness};
+use secrecy::{ExposeSecret as _, SecretString};
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::ApiConfig;
+use crate::orchestrator::{Orchestrator, RecordingOrchestrator};
+use crate::state::{AppMetrics, AppState, Inner};
+use crate::{MIGRATOR, analytics, discovery, followers, internal, openapi, stream_keys, streams, users};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    openapi: utoipa::openapi::OpenApi,
+}
+
+impl Application {
+    /// Connect to Postgres (migrating it), Redis and NATS, load signing keys, bind the listener.
+    /// `orchestrator`: `None` uses the recording one (no media).
+    pub async fn build(config: ApiConfig, orchestrator: Option<Arc<dyn Orchestrator>>) -> anyhow::Result<Self> {
+        let db = PgPoolOptions::new()
+            .max_connections(config.database.database_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&config.database.primary_url())
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to Postgres: {e}"))?;
+        MIGRATOR.run(&db).await?;
+        let read_db = match config.database.read_url() {
+            Some(url) => PgPoolOptions::new()
+                .max_connections(config.database.database_max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(&url)
+                .await
+                .map_err(|e| anyhow::anyhow!("connecting to the Postgres read replica: {e}"))?,
+            None => db.clone(),
+        };
+        let redis_client = redis::Client::open(config.redis.redis_url.expose_secret())?;
+        let redis = redis::aio::ConnectionManager::new(redis_client)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
+        let nats = async_nats::connect(config.nats.nats_url.expose_secret())
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to NATS: {e}"))?;
+
+        let keys = KeyRing::load_dir(&config.jwt_keys_dir, config.jwt_active_kid.as_deref(), !config.jwt_require_keys)?;
+        tracing::info!(active_kid = keys.active_kid(), "signing keys loaded");
+        let verifier = keys.verifier();
+        let internal_token =
+            config.internal_token.clone().unwrap_or_else(|| SecretString::from(crate::sessions::random_token("int_")));
+        let orchestrator = orchestrator.unwrap_or_else(|| {
+            Arc::new(RecordingOrchestrator::new(config.ingest_url.clone(), config.playback_base_url.clone()))
+        });
+
+        let mut registry = onair_telemetry::registry("apiserver");
+        let http_metrics = HttpMetrics::register(&mut registry);
+        let metrics = AppMetrics::register(&mut registry);
+
+        let readiness = Readiness::new(vec![
+            Check {
+                name: "postgres",
+                run: {
+                    let db = db.clone();
+                    Box::new(move || {
+                        let db = db.clone();
+                        async move { sqlx::query("SELECT 1").execute(&db).await.map(|_| ()).map_err(|e| e.to_string()) }
+                            .boxed()
+                    })
+                },
+            },
+            Check {
+                name: "redis",
+                run: {
+                    let redis = redis.clone();
+                    Box::new(move || {
+                        let mut r = redis.clone();
+                        async move {
+                            redis::cmd("PING")
+                                .query_async::<String>(&mut r)
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
+                        }
+                        .boxed()
+                    })
+                },
+            },
+            Check {
+                name: "nats",
+                run: {
+                    let nats = nats.clone();
+                    Box::new(move || {
+                        let n = nats.clone();
+                        async move { n.flush().await.map_err(|e| e.to_string()) }.boxed()
+                    })
+                },
+            },
+        ]);
+
+        let stream_cache = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_millis(config.stream_cache_ms.max(1)))
+            .build();
+
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+        let state = AppState(Arc::new(Inner {
+            passwords: crate::passwords::Passwords::new()?,
+            config,
+            db,
+            read_db,
+            redis,
+            nats,
+            keys,
+            verifier,
+            orchestrator,
+            stream_cache,
+            internal_token,
+            metrics,
+            readiness,
+            registry,
+        }));
+        ensure_partitions(&state).await?;
+        let (router, openapi) = api_router(state.clone(), http_metrics);
+        Ok(Self { listener, router, state, openapi })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound TcpListener always has a local address.
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The state handlers see; tests use it to drive background steps by hand.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// The generated OpenAPI document.
+    pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
+        &self.openapi
+    }
+
+    /// The internal token media workers must present.
+    pub fn internal_token(&self) -> &SecretString {
+        &self.state.internal_token
+    }
+
+    /// Serve until `shutdown` resolves, then finish in-flight requests and stop background tasks.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        if self.state.config.background_tasks {
+            tasks.spawn(sampler_loop(self.state.clone(), stop_rx.clone()));
+            tasks.spawn(partition_loop(self.state.clone(), stop_rx.clone()));
+        }
+        tracing::info!(addr = %self.local_addr(), orchestrator = self.state.orchestrator.name(), "apiserver listening");
+        let result = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("apiserver stopped");
+        Ok(result?)
+    }
+}
+
+/// Every route, documented: the OpenAPI document is built from the same registrations.
+fn api_router(state: AppState, http_metrics: Arc<HttpMetrics>) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(users::router())
+        .merge(stream_keys::router())
+        .merge(streams::router())
+        .merge(discovery::router())
+        .merge(followers::router())
+        .merge(analytics::router())
+        .merge(internal::router())
+        .merge(openapi::router())
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.paths.paths.insert("/api/openapi.json".to_owned(), openapi_path_item());
+    let doc_json = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+
+    let cors = cors_layer(&state.config.cors_origins);
+    let router = router
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let body = doc_json.clone();
+                async move { ([(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body) }
+            }),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(http_metrics, onair_web::track_metrics))
+        .with_state(state);
+    let router = onair_web::finish_router(router, onair_web::Limits::default()).layer(cors);
+    (router, doc)
+}
+
+/// The document describes itself too, so "every routed path is documented" has no exception.
+fn openapi_path_item() -> utoipa::openapi::PathItem {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+    use utoipa::openapi::response::ResponseBuilder;
+    utoipa::openapi::PathItem::new(
+        HttpMethod::Get,
+        OperationBuilder::new()
+            .summary(Some("This OpenAPI document"))
+            .tag("operations")
+            .response("200", ResponseBuilder::new().description("OpenAPI 3.1 JSON").build())
+            .build(),
+    )
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([
+            http::Method::GET,
+            http::Method::POST,
+            http::Method::PATCH,
+            http::Method::PUT,
+            http::Method::DELETE,
+        ])
+        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600))
+}
+
+/// Chat partitions for yesterday through a week ahead; safe to run from every replica.
+async fn ensure_partitions(state: &AppState) -> anyhow::Result<()> {
+    let made: i32 = sqlx::query_scalar("SELECT ensure_chat_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9)")
+        .fetch_one(&state.db)
+        .await?;
+    if made > 0 {
+        tracing::info!(partitions = made, "created chat_messages partitions");
+    }
+    Ok(())
+}
+
+async fn sampler_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(state.config.sample_interval_secs.max(1)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = state.sample_analytics().await {
+                    tracing::warn!(error = %e, "analytics sample failed");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn partition_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = ensure_partitions(&state).await {
+                    tracing::warn!(error = %e, "chat partition upkeep failed");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

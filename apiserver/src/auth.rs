@@ -1,0 +1,117 @@
+//! Request extractors: who is calling (`AuthUser`), from where (`ClientIp`),
+//! and whether it is a trusted service (`Internal`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use http::request::Parts;
+use onair_auth::AccessClaims;
+use onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
+use onair_domain::{Role, UserId};
+use secrecy::ExposeSecret as _;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A caller with a valid access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub AccessClaims);
+
+impl AuthUser {
+    pub fn id(&self) -> UserId {
+        self.0.sub
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.0.role == Role::Admin
+    }
+
+    /// 403 unless the caller is `owner` or an admin.
+    pub fn require_owner_or_admin(&self, owner: UserId, what: &str) -> Result<(), ApiError> {
+        if self.id() == owner || self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("only the owner of this {what} or an admin may do that")))
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(http::header::AUTHORIZATION) else { return Ok(None) };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("invalid_token", "the Authorization header is not valid text"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("invalid_token", "use Authorization: Bearer <access token>"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized("invalid_token", "use Authorization: Bearer <access token>"));
+    }
+    Ok(Some(token.trim()))
+}
+
+fn verify(state: &AppState, token: &str) -> Result<AccessClaims, ApiError> {
+    state.verifier.verify(token).map_err(|e| ApiError::unauthorized(e.code(), e.to_string()))
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?
+            .ok_or_else(|| ApiError::unauthorized("missing_token", "this route needs an access token"))?;
+        verify(state, token).map(AuthUser)
+    }
+}
+
+/// The client's address, for per-IP limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.config.trust_forwarded_for
+            && let Some(ip) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return Ok(Self(ip));
+        }
+        let peer =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(Self(peer))
+    }
+}
+
+/// A trusted service (media worker) presenting the internal token.
+#[derive(Debug, Clone, Copy)]
+pub struct Internal;
+
+impl FromRequestParts<AppState> for Internal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let presented = parts.headers.get(INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        let expected = state.internal_token.expose_secret().as_bytes();
+        if presented.is_empty() {
+            return Err(ApiError::unauthorized("missing_token", "internal routes need the internal token"));
+        }
+        if !constant_time_eq(presented, expected) {
+            return Err(ApiError::unauthorized("invalid_token", "the internal token is wrong"));
+        }
+        Ok(Internal)
+    }
+}
+
+/// Compare without an early exit, so timing reveals nothing about the secret's prefix.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

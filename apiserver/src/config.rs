@@ -1,0 +1,107 @@
+//! The apiserver's configuration: flags and `ONAIR_*` variables with single-machine defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use onair_config::{DatabaseArgs, NatsArgs, RedisArgs};
+use secrecy::SecretString;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ApiConfig {
+    /// Address to listen on (`:0` picks a free port).
+    #[arg(long = "listen", env = "ONAIR_APISERVER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+
+    /// Directory of Ed25519 signing keys (`<kid>.pem`); one is generated when it is empty.
+    #[arg(long, env = "ONAIR_JWT_KEYS_DIR", default_value = ".onair/keys")]
+    pub jwt_keys_dir: PathBuf,
+    /// Key id that signs new tokens; default: the newest (last by name).
+    #[arg(long, env = "ONAIR_JWT_ACTIVE_KID")]
+    pub jwt_active_kid: Option<String>,
+    /// Refuse to start without keys instead of generating one (production).
+    #[arg(long, env = "ONAIR_JWT_REQUIRE_KEYS", default_value_t = false)]
+    pub jwt_require_keys: bool,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "ONAIR_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl_secs: i64,
+    /// Refresh-token lifetime in days (sliding: each use issues a new one).
+    #[arg(long, env = "ONAIR_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    pub refresh_token_ttl_days: i64,
+    /// Mark the refresh cookie `Secure` (on whenever the public URL is https).
+    #[arg(long, env = "ONAIR_COOKIE_SECURE", default_value_t = false)]
+    pub cookie_secure: bool,
+
+    /// Shared secret media workers send on internal routes. Unset: a random one is generated
+    /// at start (and handed to local workers by the local orchestrator).
+    #[arg(long, env = "ONAIR_INTERNAL_TOKEN", value_parser = secret)]
+    pub internal_token: Option<SecretString>,
+
+    /// RTMP ingest base URL shown to streamers (the key is appended by OBS).
+    #[arg(long, env = "ONAIR_INGEST_URL", default_value = "rtmp://127.0.0.1:1935/live")]
+    pub ingest_url: String,
+    /// Base URL of HLS playback; a stream plays at `{base}/{stream_id}/master.m3u8`.
+    #[arg(long, env = "ONAIR_PLAYBACK_BASE_URL", default_value = "http://127.0.0.1:8080/hls")]
+    pub playback_base_url: String,
+
+    /// Take the client address from the first `X-Forwarded-For` entry (only behind a trusted proxy).
+    #[arg(long, env = "ONAIR_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+    /// Login attempts per client IP per minute.
+    #[arg(long, env = "ONAIR_LOGIN_PER_IP_PER_MINUTE", default_value_t = 20)]
+    pub login_per_ip_per_minute: u32,
+    /// Failed logins per account per 15 minutes before the account is locked for the rest of the window.
+    #[arg(long, env = "ONAIR_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
+    pub login_failures_per_account: u32,
+    /// Registrations per client IP per hour.
+    #[arg(long, env = "ONAIR_REGISTER_PER_IP_PER_HOUR", default_value_t = 10)]
+    pub register_per_ip_per_hour: u32,
+    /// Viewer heartbeats per client IP per minute.
+    #[arg(long, env = "ONAIR_HEARTBEATS_PER_IP_PER_MINUTE", default_value_t = 600)]
+    pub heartbeats_per_ip_per_minute: u32,
+
+    /// Seconds between analytics samples.
+    #[arg(long, env = "ONAIR_SAMPLE_INTERVAL", default_value_t = 10)]
+    pub sample_interval_secs: u64,
+    /// A viewer session counts as watching for this many seconds after its last heartbeat.
+    #[arg(long, env = "ONAIR_VIEWER_WINDOW", default_value_t = 30)]
+    pub viewer_window_secs: u64,
+    /// How long a stream's public state may be served from memory.
+    #[arg(long, env = "ONAIR_STREAM_CACHE_MS", default_value_t = 1000)]
+    pub stream_cache_ms: u64,
+
+    /// Browser origins allowed to call the API (CORS); empty allows none cross-origin.
+    #[arg(long, env = "ONAIR_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Run background tasks (analytics sampler, partition upkeep). Tests drive them by hand.
+    #[arg(long, env = "ONAIR_BACKGROUND_TASKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub background_tasks: bool,
+}
+
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+impl ApiConfig {
+    /// Parse from an argument list (tests, and `onair up` composing its children's config).
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: ApiConfig,
+        }
+        use clap::Parser as _;
+        Wrapper::try_parse_from(std::iter::once("apiserver".into()).chain(args.into_iter().map(Into::into)))
+            .map(|w| w.config)
+    }
+}

@@ -1,0 +1,165 @@
+//! Discovery: search by text, category, tag and language, live streams first by viewers;
+//! categories with live counts.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use onair_domain::{Category, Language, Tag};
+use onair_web::{Json, Query};
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::pagination::{Cursor, Page, PageParams};
+use crate::state::AppState;
+use crate::streams::{STREAM_SELECT, StreamRow, StreamView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search)).routes(routes!(categories))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// Free text over titles, tags, streamer names and categories; prefixes match (`spee`
+    /// finds `speedrun`) and, for longer words, near misses too.
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub tag: Option<String>,
+    pub language: Option<String>,
+    /// Only streams on air now.
+    pub live: Option<bool>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+pub struct CategoryView {
+    pub slug: String,
+    pub name: String,
+    pub live_streams: i64,
+    pub viewers: i64,
+}
+
+/// Turn free text into a prefix tsquery: words of letters and digits only, so nothing the
+/// client types can change the query's structure.
+pub fn to_prefix_tsquery(q: &str) -> Option<String> {
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(8)
+        .map(|w| format!("{}:*", w.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" & "))
+}
+
+/// Sort key of a search result: on air first, then viewers, then newest.
+type SearchKey = (bool, i32, DateTime<Utc>, Uuid);
+
+/// Search streams.
+#[utoipa::path(get, path = "/api/streams/search", tag = "discovery", params(SearchParams),
+    responses((status = 200, body = Page<StreamView>), (status = 400, body = onair_web::ErrorBody)))]
+async fn search(State(state): State<AppState>, Query(p): Query<SearchParams>) -> ApiResult<Json<Page<StreamView>>> {
+    let page = PageParams { limit: p.limit, cursor: p.cursor.clone() };
+    let limit = page.limit()?;
+    let after: Option<SearchKey> = page.cursor()?.map(|c: Cursor<SearchKey>| c.0);
+    let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if let Some(q) = q
+        && q.chars().count() > 200
+    {
+        return Err(onair_domain::ValidationError::new("q", "must be at most 200 characters").into());
+    }
+    let category = p.category.as_deref().map(Category::parse).transpose()?;
+    let tag = p.tag.as_deref().map(Tag::parse).transpose()?;
+    let language = p.language.as_deref().map(Language::parse).transpose()?;
+    let live_only = p.live.unwrap_or(false);
+
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(STREAM_SELECT);
+    sql.push(" WHERE true");
+    if let Some(q) = q {
+        let Some(tsq) = to_prefix_tsquery(q) else {
+            // Only punctuation: nothing can match.
+            return Ok(Json(Page { items: vec![], next_cursor: None }));
+        };
+        sql.push(" AND (s.search @@ to_tsquery('simple', ").push_bind(tsq).push(")");
+        // Typo tolerance on titles for words long enough to have a meaningful similarity.
+        if q.chars().count() >= 4 {
+            sql.push(" OR lower(").push_bind(q.to_lowercase()).push(") <% lower(s.title)");
+        }
+        sql.push(")");
+    }
+    if let Some(c) = &category {
+        sql.push(" AND s.category = ").push_bind(c.as_str().to_owned());
+    }
+    if let Some(t) = &tag {
+        sql.push(" AND s.tags @> ARRAY[").push_bind(t.as_str().to_owned()).push("]::text[]");
+    }
+    if let Some(l) = &language {
+        sql.push(" AND s.language = ").push_bind(l.as_str().to_owned());
+    }
+    if live_only {
+        sql.push(" AND s.status = 'live'");
+        if let Some((_, viewers, created, id)) = after {
+            sql.push(" AND (s.current_viewers, s.created_at, s.id) < (")
+                .push_bind(viewers)
+                .push(", ")
+                .push_bind(created)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        sql.push(" ORDER BY s.current_viewers DESC, s.created_at DESC, s.id DESC");
+    } else {
+        if let Some((live, viewers, created, id)) = after {
+            sql.push(" AND ((s.status = 'live'), s.current_viewers, s.created_at, s.id) < (")
+                .push_bind(live)
+                .push(", ")
+                .push_bind(viewers)
+                .push(", ")
+                .push_bind(created)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        sql.push(" ORDER BY (s.status = 'live') DESC, s.current_viewers DESC, s.created_at DESC, s.id DESC");
+    }
+    sql.push(" LIMIT ").push_bind(limit + 1);
+    let rows: Vec<StreamRow> = sql.build_query_as().fetch_all(&state.read_db).await?;
+    Ok(Json(Page::from_rows(
+        rows,
+        limit,
+        |r| Cursor((r.status == "live", r.current_viewers, r.created_at, r.id)),
+        |r| r.into_view(&state),
+    )))
+}
+
+/// Every category with how many streams are live in it and how many watch them.
+#[utoipa::path(get, path = "/api/categories", tag = "discovery", responses((status = 200, body = Vec<CategoryView>)))]
+async fn categories(State(state): State<AppState>) -> ApiResult<Json<Vec<CategoryView>>> {
+    let rows = sqlx::query_as(
+        "SELECT c.slug, c.name, count(s.id) AS live_streams, coalesce(sum(s.current_viewers), 0)::bigint AS viewers
+         FROM categories c LEFT JOIN streams s ON s.category = c.slug AND s.status = 'live'
+         GROUP BY c.slug, c.name, c.sort_order
+         ORDER BY viewers DESC, live_streams DESC, c.sort_order, c.slug",
+    )
+    .fetch_all(&state.read_db)
+    .await?;
+    Ok(Json(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsquery_is_built_from_words_only() {
+        assert_eq!(to_prefix_tsquery("Speed run!").as_deref(), Some("speed:* & run:*"));
+        assert_eq!(to_prefix_tsquery("'; DROP TABLE streams; --").as_deref(), Some("drop:* & table:* & streams:*"));
+        assert_eq!(to_prefix_tsquery("a & b | !c <-> d:*").as_deref(), Some("a:* & b:* & c:* & d:*"));
+        assert_eq!(to_prefix_tsquery("%%% ---"), None);
+        assert_eq!(to_prefix_tsquery("ゲーム 実況").as_deref(), Some("ゲーム:* & 実況:*"));
+    }
+}

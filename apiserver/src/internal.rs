@@ -1,0 +1,115 @@
+//! Routes for onair's own services (media workers), behind the internal token.
+
+use axum::extract::State;
+use onair_domain::{StreamId, StreamStatus, Tier, UserId};
+use onair_web::{Json, Path};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::Internal;
+use crate::error::{ApiError, ApiResult};
+use crate::sessions::hash_token;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify_stream_key)).routes(routes!(report_status))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct VerifyKeyRequest {
+    pub stream_key: String,
+}
+
+/// Which stream a publisher with this key feeds.
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq, Eq)]
+pub struct KeyOwner {
+    pub user_id: UserId,
+    pub stream_id: StreamId,
+    pub tier: Tier,
+    pub quality: String,
+}
+
+/// Check a stream key (the media worker calls this before accepting media). 404 for an
+/// unknown key, 409 when the key is right but its owner has no stream on air.
+#[utoipa::path(post, path = "/internal/stream-keys/verify", tag = "internal", request_body = VerifyKeyRequest,
+    security(("internal" = [])),
+    responses((status = 200, body = KeyOwner), (status = 401, body = onair_web::ErrorBody),
+              (status = 404, body = onair_web::ErrorBody), (status = 409, body = onair_web::ErrorBody)))]
+async fn verify_stream_key(
+    State(state): State<AppState>,
+    _: Internal,
+    Json(req): Json<VerifyKeyRequest>,
+) -> ApiResult<Json<KeyOwner>> {
+    if req.stream_key.is_empty() || req.stream_key.len() > 200 {
+        return Err(ApiError::NotFound("stream key"));
+    }
+    let owner: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT k.user_id, u.tier FROM stream_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
+    )
+    .bind(hash_token(&req.stream_key))
+    .fetch_optional(&state.db)
+    .await?;
+    let (user_id, tier) = owner.ok_or(ApiError::NotFound("stream key"))?;
+    let stream: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, quality FROM streams WHERE user_id = $1 AND status IN ('starting', 'live')")
+            .bind(user_id)
+            .fetch_optional(&state.db)
+            .await?;
+    let (stream_id, quality) = stream
+        .ok_or_else(|| ApiError::conflict("no_active_stream", "start a stream in the dashboard before publishing"))?;
+    Ok(Json(KeyOwner {
+        user_id: UserId(user_id),
+        stream_id: StreamId(stream_id),
+        tier: Tier::parse(&tier).unwrap_or(Tier::Free),
+        quality,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct StatusReport {
+    /// `live` (publisher connected, media flowing), `starting` (publisher gone, within the
+    /// reconnect grace period), `ended` (grace period over) or `failed`.
+    pub status: StreamStatus,
+}
+
+/// The media worker reports what the stream is doing.
+#[utoipa::path(post, path = "/internal/streams/{stream_id}/status", tag = "internal", request_body = StatusReport,
+    params(("stream_id" = Uuid, Path)), security(("internal" = [])),
+    responses((status = 204), (status = 401, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
+              (status = 409, body = onair_web::ErrorBody)))]
+async fn report_status(
+    State(state): State<AppState>,
+    _: Internal,
+    Path(stream_id): Path<Uuid>,
+    Json(req): Json<StatusReport>,
+) -> ApiResult<http::StatusCode> {
+    let id = StreamId(stream_id);
+    let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
+    let from = row.status();
+    if !from.is_active() {
+        return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
+    }
+    let sql = match req.status {
+        StreamStatus::Live => {
+            "UPDATE streams SET status = 'live', started_at = coalesce(started_at, now()) WHERE id = $1"
+        }
+        StreamStatus::Starting => "UPDATE streams SET status = 'starting' WHERE id = $1",
+        StreamStatus::Ending => "UPDATE streams SET status = 'ending' WHERE id = $1",
+        StreamStatus::Ended => {
+            "UPDATE streams SET status = 'ended', ended_at = now(), current_viewers = 0 WHERE id = $1"
+        }
+        StreamStatus::Failed => {
+            "UPDATE streams SET status = 'failed', ended_at = now(), current_viewers = 0 WHERE id = $1"
+        }
+    };
+    sqlx::query(sql).bind(id.0).execute(&state.db).await?;
+    state.invalidate_stream(id).await;
+    if from != req.status {
+        state.publish_lifecycle(req.status.as_str(), id, UserId(row.user_id)).await;
+        tracing::info!(stream_id = %id, from = %from, to = %req.status, "stream status reported by media");
+    }
+    Ok(http::StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,45 @@
+#![doc = include_str!("../README.md")]
+
+mod analytics;
+mod app;
+mod auth;
+mod config;
+mod discovery;
+mod error;
+mod events;
+mod followers;
+mod internal;
+mod openapi;
+mod orchestrator;
+mod pagination;
+mod passwords;
+mod ratelimit;
+mod sessions;
+mod state;
+mod stream_keys;
+mod streams;
+mod users;
+
+pub use app::Application;
+pub use config::ApiConfig;
+pub use error::ApiError;
+pub use orchestrator::{
+    MediaEndpoints, Orchestrator, OrchestratorError, RecordedCall, RecordingOrchestrator, StreamSpec,
+};
+pub use state::AppState;
+
+/// The schema, embedded: `onair migrate` and apiserver start-up apply it.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Apply pending migrations to the database at `url`, creating the database if it is missing.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    use sqlx::migrate::MigrateDatabase as _;
+    if !sqlx::Postgres::database_exists(url).await? {
+        tracing::info!("creating database");
+        sqlx::Postgres::create_database(url).await?;
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(url).await?;
+    MIGRATOR.run(&pool).await?;
+    pool.close().await;
+    Ok(())
+}

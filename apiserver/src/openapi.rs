@@ -1,0 +1,82 @@
+//! The OpenAPI document, generated from the handlers' annotations, and the operational routes
+//! (JWKS, health, metrics) that sit beside the API.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "onair API", description = "Users, stream keys, streams, discovery, followers and analytics."),
+    modifiers(&SecuritySchemes),
+    components(schemas(onair_web::ErrorBody, onair_web::ErrorDetail)),
+    tags(
+        (name = "users", description = "Accounts and login sessions"),
+        (name = "stream keys", description = "RTMP stream keys"),
+        (name = "streams", description = "Broadcast lifecycle"),
+        (name = "discovery", description = "Search and categories"),
+        (name = "followers", description = "Follows"),
+        (name = "analytics", description = "Viewer presence and stream analytics"),
+        (name = "internal", description = "Service-to-service routes (internal token)"),
+        (name = "operations", description = "Health, metrics, keys"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "internal",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                onair_domain::contracts::http::INTERNAL_TOKEN_HEADER,
+            ))),
+        );
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(jwks)).routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
+}
+
+/// Public keys that verify onair access tokens (RFC 7517; Ed25519 `OKP` keys).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, description = "JSON Web Key Set")))]
+async fn jwks(State(state): State<AppState>) -> Response {
+    let mut res = axum::Json(state.keys.jwks()).into_response();
+    // Verifiers cache it; rotation adds keys well before they sign, so minutes of staleness are fine.
+    res.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "up")))]
+async fn healthz() -> impl IntoResponse {
+    onair_web::healthz().await
+}
+
+/// Postgres, Redis and NATS answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "ready"), (status = 503, description = "a dependency is down")))]
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    onair_web::readyz(State(state.readiness.clone())).await
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = onair_telemetry::encode(&state.registry);
+    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+        .into_response()
+}

@@ -1,0 +1,130 @@
+//! Fixed-window rate limits in Redis, shared by every replica.
+//!
+//! Redis is ephemeral state: if it is unreachable the limit fails open (logged and counted)
+//! rather than locking everyone out.
+
+use std::time::Duration;
+
+use onair_domain::contracts::redis_keys;
+
+use crate::error::ApiError;
+use crate::state::{AppState, ScopeLabels};
+
+/// INCR the bucket and start its window on the first hit; returns (count, ms left in window).
+const HIT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub scope: &'static str,
+    pub max: u32,
+    pub window: Duration,
+    pub message: &'static str,
+}
+
+impl AppState {
+    /// Count one request against `limit` for `subject`; refuse with 429 past the limit.
+    pub(crate) async fn rate_limit(&self, limit: Limit, subject: &str) -> Result<(), ApiError> {
+        let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
+        let res: redis::RedisResult<(u64, i64)> = redis::Script::new(HIT)
+            .key(&key)
+            .arg(limit.window.as_millis() as u64)
+            .invoke_async(&mut self.redis())
+            .await;
+        match res {
+            Ok((n, ttl_ms)) if n > u64::from(limit.max) => {
+                self.metrics.rate_limited.get_or_create(&ScopeLabels { scope: limit.scope }).inc();
+                Err(ApiError::RateLimited {
+                    retry_after: (ttl_ms.max(0) as u64).div_ceil(1000).max(1),
+                    message: limit.message,
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(scope = limit.scope, error = %e, "rate limiter unavailable; allowing request");
+                Ok(())
+            }
+        }
+    }
+
+    /// How many hits `subject` has in the current window of `limit`, without adding one.
+    pub(crate) async fn rate_peek(&self, limit: Limit, subject: &str) -> Result<(), ApiError> {
+        let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
+        let mut conn = self.redis();
+        let res: redis::RedisResult<(Option<u64>, i64)> =
+            redis::pipe().get(&key).pttl(&key).query_async(&mut conn).await;
+        match res {
+            Ok((Some(n), ttl_ms)) if n >= u64::from(limit.max) => {
+                self.metrics.rate_limited.get_or_create(&ScopeLabels { scope: limit.scope }).inc();
+                Err(ApiError::RateLimited {
+                    retry_after: (ttl_ms.max(0) as u64).div_ceil(1000).max(1),
+                    message: limit.message,
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(scope = limit.scope, error = %e, "rate limiter unavailable; allowing request");
+                Ok(())
+            }
+        }
+    }
+
+    /// Add a hit without checking (e.g. record a failed login).
+    pub(crate) async fn rate_record(&self, limit: Limit, subject: &str) {
+        let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
+        let res: redis::RedisResult<(u64, i64)> = redis::Script::new(HIT)
+            .key(&key)
+            .arg(limit.window.as_millis() as u64)
+            .invoke_async(&mut self.redis())
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(scope = limit.scope, error = %e, "could not record rate-limit hit");
+        }
+    }
+
+    pub(crate) async fn rate_clear(&self, limit: Limit, subject: &str) {
+        let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&key).query_async(&mut self.redis()).await;
+    }
+
+    pub(crate) fn login_ip_limit(&self) -> Limit {
+        Limit {
+            scope: "login_ip",
+            max: self.config.login_per_ip_per_minute,
+            window: Duration::from_secs(60),
+            message: "too many login attempts from this address; wait and try again",
+        }
+    }
+
+    pub(crate) fn login_account_limit(&self) -> Limit {
+        Limit {
+            scope: "login_account",
+            max: self.config.login_failures_per_account,
+            window: Duration::from_secs(15 * 60),
+            message: "too many failed logins for this account; wait and try again",
+        }
+    }
+
+    pub(crate) fn register_ip_limit(&self) -> Limit {
+        Limit {
+            scope: "register_ip",
+            max: self.config.register_per_ip_per_hour,
+            window: Duration::from_secs(3600),
+            message: "too many accounts created from this address; wait and try again",
+        }
+    }
+
+    pub(crate) fn heartbeat_ip_limit(&self) -> Limit {
+        Limit {
+            scope: "heartbeat_ip",
+            max: self.config.heartbeats_per_ip_per_minute,
+            window: Duration::from_secs(60),
+            message: "too many heartbeats from this address",
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! Stream lifecycle: start, stop, read, edit, and a channel's past broadcasts.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use http::{HeaderValue, StatusCode};
+use onair_domain::{Category, Language, StreamId, StreamStatus, StreamTitle, Tags, UserId};
+use onair_web::{Json, Path, Query};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, foreign_key_violation, unique_violation};
+use crate::orchestrator::StreamSpec;
+use crate::pagination::{Cursor, Page, PageParams};
+use crate::state::{AppState, CacheLabels};
+use crate::stream_keys::create_key;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_stream))
+        .routes(routes!(stop_stream))
+        .routes(routes!(get_stream, update_stream))
+        .routes(routes!(user_streams))
+}
+
+/// The streamer as shown beside a stream.
+#[derive(Serialize, ToSchema, Clone)]
+pub struct Streamer {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+}
+
+/// A stream's public state.
+#[derive(Serialize, ToSchema, Clone)]
+pub struct StreamView {
+    pub id: StreamId,
+    pub streamer: Streamer,
+    pub title: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub language: String,
+    pub quality: String,
+    pub status: StreamStatus,
+    /// Concurrent viewers now (sessions seen in the last viewer window).
+    pub viewers: i64,
+    pub peak_viewers: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// HLS master playlist while the stream is on.
+    pub playback_url: Option<String>,
+}
+
+/// Columns and join every stream read shares; `StreamRow` maps them.
+pub const STREAM_SELECT: &str =
+    "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,
+        s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at
+    FROM streams s JOIN users u ON u.id = s.user_id";
+
+#[derive(sqlx::FromRow)]
+pub struct StreamRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+    pub title: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub language: String,
+    pub quality: String,
+    pub status: String,
+    pub current_viewers: i32,
+    pub peak_viewers: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl StreamRow {
+    pub fn status(&self) -> StreamStatus {
+        StreamStatus::parse(&self.status).unwrap_or(StreamStatus::Failed)
+    }
+
+    pub fn into_view(self, state: &AppState) -> StreamView {
+        let status = self.status();
+        let playback_url = status
+            .is_active()
+            .then(|| format!("{}/{}/master.m3u8", state.config.playback_base_url.trim_end_matches('/'), self.id));
+        StreamView {
+            id: StreamId(self.id),
+            streamer: Streamer {
+                id: UserId(self.user_id),
+                username: self.username,
+                display_name: self.display_name,
+                avatar_url: self.avatar_url,
+            },
+            title: self.title,
+            category: self.category,
+            tags: self.tags,
+            language: self.language,
+            quality: self.quality,
+            status,
+            viewers: i64::from(self.current_viewers),
+            peak_viewers: self.peak_viewers,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            playback_url,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct StartRequest {
+    pub title: String,
+    pub category: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub language: Option<String>,
+    /// Top rendition: `source` (default), `1080p`, `720p`, `480p`.
+    pub quality: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IngestInfo {
+    /// OBS "Server".
+    pub url: String,
+    /// The stream key in clear, only when this request created it (first stream). Otherwise use
+    /// the key you saved, or rotate it at `POST /api/users/me/stream-key`.
+    pub stream_key: Option<String>,
+    /// Which key to use, by its first characters.
+    pub key_hint: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StartResponse {
+    pub stream: StreamView,
+    pub ingest: IngestInfo,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateStreamRequest {
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub language: Option<String>,
+}
+
+const QUALITIES: &[&str] = &["source", "1080p", "720p", "480p", "360p"];
+
+fn map_category_error(e: sqlx::Error) -> ApiError {
+    if foreign_key_violation(&e) == Some("streams_category_fkey") {
+        return onair_domain::ValidationError::new("category", "unknown category; see GET /api/categories").into();
+    }
+    e.into()
+}
+
+impl AppState {
+    /// Load one stream by id from the primary.
+    pub(crate) async fn stream_row(&self, id: StreamId) -> ApiResult<Option<StreamRow>> {
+        let sql = format!("{STREAM_SELECT} WHERE s.id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.db).await?)
+    }
+
+    /// A stream's public JSON, from the in-memory cache (at most `stream_cache_ms` old).
+    /// Concurrent misses for one stream share one load, so a popular stream costs Postgres one
+    /// query per interval per replica however many people open its page.
+    pub(crate) async fn stream_json(&self, id: StreamId) -> ApiResult<Option<Bytes>> {
+        let mut missed = false;
+        let result = self
+            .stream_cache
+            .try_get_with(id, async {
+                missed = true;
+                let Some(row) = self.stream_row(id).await? else { return Ok::<_, ApiError>(None) };
+                let mut view = row.into_view(self);
+                if view.status.is_active() {
+                    view.viewers = self.current_viewers(id).await.unwrap_or(view.viewers);
+                }
+                let json = serde_json::to_vec(&view).map_err(anyhow::Error::from)?;
+                Ok(Some(Bytes::from(json)))
+            })
+            .await;
+        let result = result.map_err(|e| match std::sync::Arc::try_unwrap(e) {
+            Ok(e) => e,
+            Err(e) => ApiError::Internal(anyhow::anyhow!("{e}")),
+        });
+        self.metrics.stream_cache.get_or_create(&CacheLabels { result: if missed { "miss" } else { "hit" } }).inc();
+        result
+    }
+
+    pub(crate) async fn invalidate_stream(&self, id: StreamId) {
+        self.stream_cache.invalidate(&id).await;
+    }
+}
+
+/// Go live: create the broadcast and ask the orchestrator for media.
+#[utoipa::path(post, path = "/api/streams/start", tag = "streams", security(("bearer" = [])), request_body = StartRequest,
+    responses((status = 201, body = StartResponse), (status = 400, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody), (status = 409, body = onair_web::ErrorBody),
+              (status = 503, body = onair_web::ErrorBody)))]
+async fn start_stream(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<StartRequest>,
+) -> ApiResult<(StatusCode, Json<StartResponse>)> {
+    let title = StreamTitle::parse(&req.title)?;
+    let category = Category::parse(&req.category)?;
+    let tags = Tags::parse(&req.tags)?;
+    let language = req.language.as_deref().map(Language::parse).transpose()?;
+    let quality = req.quality.as_deref().unwrap_or("source").trim().to_ascii_lowercase();
+    if !QUALITIES.contains(&quality.as_str()) {
+        return Err(
+            onair_domain::ValidationError::new("quality", format!("must be one of {}", QUALITIES.join(", "))).into()
+        );
+    }
+
+    let mut tx = state.db.begin().await?;
+    let key: Option<String> = sqlx::query_scalar("SELECT key_prefix FROM stream_keys WHERE user_id = $1")
+        .bind(user.id().0)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (new_key, key_prefix) = match key {
+        Some(prefix) => (None, prefix),
+        None => {
+            let (k, _) = create_key(&mut tx, user.id()).await?;
+            let prefix = k[..9].to_owned();
+            (Some(k), prefix)
+        }
+    };
+    let id = StreamId::new();
+    sqlx::query(
+        "INSERT INTO streams (id, user_id, title, category, tags, language, quality, streamer_name)
+         SELECT $1, $2, $3, $4, $5, $6, $7, username FROM users WHERE id = $2",
+    )
+    .bind(id.0)
+    .bind(user.id().0)
+    .bind(title.as_str())
+    .bind(category.as_str())
+    .bind(tags.to_strings())
+    .bind(language.as_ref().map(|l| l.as_str()).unwrap_or("en"))
+    .bind(&quality)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some("streams_one_active_per_user") => {
+            ApiError::conflict("stream_already_active", "you already have a stream on air; stop it first")
+        }
+        _ => map_category_error(e),
+    })?;
+    tx.commit().await?;
+
+    let spec = StreamSpec { stream_id: id, user_id: user.id(), tier: user.0.tier, quality };
+    let endpoints = match state.orchestrator.start(&spec).await {
+        Ok(e) => e,
+        Err(e) => {
+            // Free the user's live slot: a stream that never got media is a failed one.
+            sqlx::query("UPDATE streams SET status = 'failed', ended_at = now() WHERE id = $1")
+                .bind(id.0)
+                .execute(&state.db)
+                .await?;
+            return Err(e.into());
+        }
+    };
+    state.publish_lifecycle("started", id, user.id()).await;
+    tracing::info!(stream_id = %id, user_id = %user.id(), orchestrator = state.orchestrator.name(), "stream started");
+
+    let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
+    let mut stream = row.into_view(&state);
+    stream.playback_url = Some(endpoints.playback_url);
+    Ok((
+        StatusCode::CREATED,
+        Json(StartResponse {
+            stream,
+            ingest: IngestInfo {
+                url: endpoints.ingest_url,
+                stream_key: new_key,
+                key_hint: format!("use the stream key starting with {key_prefix}"),
+            },
+        }),
+    ))
+}
+
+/// End a broadcast (its owner or an admin).
+#[utoipa::path(post, path = "/api/streams/{stream_id}/stop", tag = "streams", security(("bearer" = [])),
+    params(("stream_id" = Uuid, Path)),
+    responses((status = 200, body = StreamView), (status = 401, body = onair_web::ErrorBody),
+              (status = 403, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
+              (status = 409, body = onair_web::ErrorBody)))]
+async fn stop_stream(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(stream_id): Path<Uuid>,
+) -> ApiResult<Json<StreamView>> {
+    let id = StreamId(stream_id);
+    let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
+    user.require_owner_or_admin(UserId(row.user_id), "stream")?;
+    if !row.status().is_active() {
+        return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
+    }
+    state.orchestrator.stop(id).await?;
+    let updated = sqlx::query(
+        "UPDATE streams SET status = 'ended', ended_at = now(), current_viewers = 0
+         WHERE id = $1 AND status IN ('starting', 'live', 'ending')",
+    )
+    .bind(id.0)
+    .execute(&state.db)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
+    }
+    state.invalidate_stream(id).await;
+    state.publish_lifecycle("ended", id, UserId(row.user_id)).await;
+    tracing::info!(stream_id = %id, user_id = %user.id(), "stream stopped");
+    let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
+    Ok(Json(row.into_view(&state)))
+}
+
+/// A stream's public state: status, viewers, playback URL, times.
+#[utoipa::path(get, path = "/api/streams/{stream_id}", tag = "streams", params(("stream_id" = Uuid, Path)),
+    responses((status = 200, body = StreamView), (status = 404, body = onair_web::ErrorBody)))]
+async fn get_stream(State(state): State<AppState>, Path(stream_id): Path<Uuid>) -> ApiResult<Response> {
+    let json = state.stream_json(StreamId(stream_id)).await?.ok_or(ApiError::NotFound("stream"))?;
+    let mut res = (StatusCode::OK, json).into_response();
+    res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Shared caches may hold it as long as we do.
+    res.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
+    Ok(res)
+}
+
+/// Edit title, category, tags or language (owner or admin).
+#[utoipa::path(patch, path = "/api/streams/{stream_id}", tag = "streams", security(("bearer" = [])),
+    params(("stream_id" = Uuid, Path)), request_body = UpdateStreamRequest,
+    responses((status = 200, body = StreamView), (status = 400, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody),
+              (status = 404, body = onair_web::ErrorBody)))]
+async fn update_stream(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(stream_id): Path<Uuid>,
+    Json(req): Json<UpdateStreamRequest>,
+) -> ApiResult<Json<StreamView>> {
+    let title = req.title.as_deref().map(StreamTitle::parse).transpose()?;
+    let category = req.category.as_deref().map(Category::parse).transpose()?;
+    let tags = req.tags.as_deref().map(Tags::parse).transpose()?;
+    let language = req.language.as_deref().map(Language::parse).transpose()?;
+    let id = StreamId(stream_id);
+    let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
+    user.require_owner_or_admin(UserId(row.user_id), "stream")?;
+    sqlx::query(
+        "UPDATE streams SET title = COALESCE($2, title), category = COALESCE($3, category),
+            tags = COALESCE($4, tags), language = COALESCE($5, language) WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(title.as_ref().map(|t| t.as_str()))
+    .bind(category.as_ref().map(|c| c.as_str()))
+    .bind(tags.map(|t| t.to_strings()))
+    .bind(language.as_ref().map(|l| l.as_str()))
+    .execute(&state.db)
+    .await
+    .map_err(map_category_error)?;
+    state.invalidate_stream(id).await;
+    let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
+    Ok(Json(row.into_view(&state)))
+}
+
+/// A channel's broadcasts, newest first.
+#[utoipa::path(get, path = "/api/users/{user_id}/streams", tag = "streams", params(("user_id" = Uuid, Path), PageParams),
+    responses((status = 200, body = Page<StreamView>), (status = 400, body = onair_web::ErrorBody)))]
+async fn user_streams(
+    State(state): State<AppState>,
+    Path(user_id): Path<Uuid>,
+    Query(page): Query<PageParams>,
+) -> ApiResult<Json<Page<StreamView>>> {
+    let limit = page.limit()?;
+    let after: Option<(DateTime<Utc>, Uuid)> = page.cursor()?.map(|c: Cursor<(DateTime<Utc>, Uuid)>| c.0);
+    let sql = format!(
+        "{STREAM_SELECT} WHERE s.user_id = $1 AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2, $3))
+         ORDER BY s.created_at DESC, s.id DESC LIMIT $4"
+    );
+    let rows: Vec<StreamRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(limit + 1)
+        .fetch_all(&state.read_db)
+        .await?;
+    Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state))))
+}

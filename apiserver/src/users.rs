@@ -1,0 +1,445 @@
+//! Accounts: register, login, refresh, logout, profiles.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use onair_auth::AccessClaims;
+use onair_domain::contracts::http::REFRESH_COOKIE;
+use onair_domain::{AvatarUrl, Bio, DisplayName, Email, Password, Role, Tier, UserId, Username};
+use onair_web::{Json, Path};
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization as _;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, ClientIp};
+use crate::error::{ApiError, ApiResult, unique_violation};
+use crate::sessions::{self, Rotation};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me, update_me))
+        .routes(routes!(profile))
+}
+
+/// A user row as the API needs it.
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub display_name: String,
+    pub bio: String,
+    pub avatar_url: Option<String>,
+    pub role: String,
+    pub tier: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at";
+
+impl UserRow {
+    fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::Viewer)
+    }
+    fn tier(&self) -> Tier {
+        Tier::parse(&self.tier).unwrap_or(Tier::Free)
+    }
+}
+
+/// What the account holder sees of themselves.
+#[derive(Serialize, ToSchema)]
+pub struct PrivateUser {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub display_name: String,
+    pub bio: String,
+    pub avatar_url: Option<String>,
+    pub role: Role,
+    pub tier: Tier,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&UserRow> for PrivateUser {
+    fn from(u: &UserRow) -> Self {
+        Self {
+            id: UserId(u.id),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            display_name: u.display_name.clone(),
+            bio: u.bio.clone(),
+            avatar_url: u.avatar_url.clone(),
+            role: u.role(),
+            tier: u.tier(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// What anyone sees of a user.
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+pub struct PublicProfile {
+    #[sqlx(try_from = "Uuid")]
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub bio: String,
+    pub avatar_url: Option<String>,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub followers: i64,
+    pub following: i64,
+    /// The broadcast this user has on air now, if any.
+    pub live_stream_id: Option<Uuid>,
+}
+
+/// Tokens handed out at login, register and refresh.
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    pub user: PrivateUser,
+    /// Short-lived JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Opaque, single-use: exchange it at `/api/users/refresh` for a new pair. Also set as an
+    /// httpOnly cookie for browsers.
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Username or email.
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct RefreshRequest {
+    /// Optional when the refresh cookie is sent.
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateMeRequest {
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+    /// An empty string removes the avatar.
+    pub avatar_url: Option<String>,
+    pub email: Option<String>,
+    /// Needed with `new_password` and `email`.
+    pub current_password: Option<String>,
+    pub new_password: Option<String>,
+}
+
+impl AppState {
+    pub(crate) async fn user_by_id(&self, id: UserId) -> ApiResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.db).await?)
+    }
+
+    /// Sign an access token for `user` in login session `family`, and build the session body.
+    fn session_for(&self, user: &UserRow, new: sessions::NewSession) -> ApiResult<(Session, HeaderValue)> {
+        let claims = AccessClaims::new(
+            UserId(user.id),
+            user.username.clone(),
+            user.role(),
+            user.tier(),
+            new.family,
+            self.access_ttl(),
+        );
+        let access_token = self.keys.sign(&claims).map_err(anyhow::Error::from)?;
+        let cookie = self.refresh_cookie(&new.refresh_token, self.refresh_ttl().num_seconds());
+        Ok((
+            Session {
+                user: user.into(),
+                access_token,
+                token_type: "Bearer",
+                expires_in: self.access_ttl().num_seconds(),
+                refresh_token: new.refresh_token,
+                refresh_expires_at: new.expires_at,
+            },
+            cookie,
+        ))
+    }
+
+    fn refresh_cookie(&self, value: &str, max_age: i64) -> HeaderValue {
+        let secure = if self.config.cookie_secure { "; Secure" } else { "" };
+        let c =
+            format!("{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/api/users; Max-Age={max_age}{secure}");
+        // The value is base64url and the rest is ASCII we wrote, so this is always a valid header.
+        HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+fn with_cookie(status: StatusCode, body: impl Serialize, cookie: HeaderValue) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().append(http::header::SET_COOKIE, cookie);
+    res
+}
+
+/// The refresh/logout body is optional (browsers send only the cookie).
+fn optional_body(body: &[u8]) -> ApiResult<RefreshRequest> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RefreshRequest::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
+        |kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == REFRESH_COOKIE && !v.is_empty()).then(|| v.to_owned())
+        },
+    )
+}
+
+/// Create an account and log it in.
+#[utoipa::path(post, path = "/api/users/register", tag = "users", request_body = RegisterRequest,
+    responses((status = 201, body = Session), (status = 400, body = onair_web::ErrorBody),
+              (status = 409, body = onair_web::ErrorBody), (status = 429, body = onair_web::ErrorBody)))]
+async fn register(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<Response> {
+    let username = Username::parse(&req.username)?;
+    let email = Email::parse(&req.email)?;
+    let password = Password::parse("password", &req.password)?;
+    let display_name = match &req.display_name {
+        Some(d) => DisplayName::parse(d)?,
+        // Usernames are 3-25 chars of letters/digits, so they are always valid display names.
+        None => DisplayName::parse(username.as_str())?,
+    };
+    state.rate_limit(state.register_ip_limit(), &ip.0.to_string()).await?;
+
+    let hash = state.passwords.hash(&password).await?;
+    let mut tx = state.db.begin().await?;
+    let sql = format!(
+        "INSERT INTO users (id, username, email, password_hash, display_name) VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+    );
+    let user: UserRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(UserId::new().0)
+        .bind(username.as_str())
+        .bind(email.as_str())
+        .bind(&hash)
+        .bind(display_name.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some("users_username_lower_key") => ApiError::conflict("username_taken", "that username is taken"),
+            Some("users_email_key") => ApiError::conflict("email_taken", "an account with that email exists"),
+            _ => e.into(),
+        })?;
+    let new = sessions::issue(&mut tx, UserId(user.id), None, state.refresh_ttl()).await?;
+    tx.commit().await?;
+    state.metrics.auth("register", "ok");
+    tracing::info!(user_id = %user.id, "user registered");
+    let (session, cookie) = state.session_for(&user, new)?;
+    Ok(with_cookie(StatusCode::CREATED, session, cookie))
+}
+
+/// Log in by username or email.
+#[utoipa::path(post, path = "/api/users/login", tag = "users", request_body = LoginRequest,
+    responses((status = 200, body = Session), (status = 401, body = onair_web::ErrorBody), (status = 429, body = onair_web::ErrorBody)))]
+async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<LoginRequest>) -> ApiResult<Response> {
+    if req.login.trim().is_empty() || req.login.len() > 254 {
+        return Err(onair_domain::ValidationError::new("login", "must be your username or email").into());
+    }
+    if req.password.is_empty() || req.password.len() > 512 {
+        return Err(onair_domain::ValidationError::new("password", "must be your password").into());
+    }
+    state.rate_limit(state.login_ip_limit(), &ip.0.to_string()).await?;
+
+    let sql = if req.login.contains('@') {
+        format!("SELECT {USER_COLUMNS} FROM users WHERE email = lower($1)")
+    } else {
+        format!("SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)")
+    };
+    let login: String = req.login.trim().nfkc().collect();
+    let user: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&login).fetch_optional(&state.db).await?;
+
+    let account_limit = state.login_account_limit();
+    if let Some(u) = &user {
+        state.rate_peek(account_limit, &u.id.to_string()).await?;
+    }
+    let ok = state.passwords.verify(&req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let Some(user) = user.filter(|_| ok) else {
+        if let Some(u) =
+            sqlx::query_scalar::<_, Uuid>("SELECT id FROM users WHERE lower(username) = lower($1) OR email = lower($1)")
+                .bind(&login)
+                .fetch_optional(&state.db)
+                .await?
+        {
+            state.rate_record(account_limit, &u.to_string()).await;
+        }
+        state.metrics.auth("login", "bad_credentials");
+        return Err(ApiError::unauthorized("invalid_credentials", "wrong username/email or password"));
+    };
+    state.rate_clear(account_limit, &user.id.to_string()).await;
+
+    let mut conn = state.db.acquire().await?;
+    let new = sessions::issue(&mut conn, UserId(user.id), None, state.refresh_ttl()).await?;
+    state.metrics.auth("login", "ok");
+    tracing::info!(user_id = %user.id, "user logged in");
+    let (session, cookie) = state.session_for(&user, new)?;
+    Ok(with_cookie(StatusCode::OK, session, cookie))
+}
+
+/// Exchange a refresh token (body or cookie) for a new access token and refresh token.
+#[utoipa::path(post, path = "/api/users/refresh", tag = "users", request_body = RefreshRequest,
+    responses((status = 200, body = Session), (status = 401, body = onair_web::ErrorBody)))]
+async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
+    let token = optional_body(&body)?.refresh_token.or_else(|| cookie_token(&headers)).ok_or_else(|| {
+        ApiError::unauthorized("missing_refresh_token", "send refresh_token in the body or the refresh cookie")
+    })?;
+    let mut tx = state.db.begin().await?;
+    match sessions::rotate(&mut tx, &token, state.refresh_ttl()).await? {
+        Rotation::Reused => {
+            tx.commit().await?;
+            state.metrics.auth("refresh", "reuse_detected");
+            Err(ApiError::unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used; the session has been ended",
+            ))
+        }
+        Rotation::Rotated { user, session } => {
+            let row = {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+                sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql)).bind(user.0).fetch_one(&mut *tx).await?
+            };
+            tx.commit().await?;
+            state.metrics.auth("refresh", "ok");
+            let (session, cookie) = state.session_for(&row, session)?;
+            Ok(with_cookie(StatusCode::OK, session, cookie))
+        }
+    }
+}
+
+/// End the login session the refresh token belongs to.
+#[utoipa::path(post, path = "/api/users/logout", tag = "users", request_body = RefreshRequest,
+    responses((status = 204, description = "session ended (or already gone)")))]
+async fn logout(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
+    if let Some(token) = optional_body(&body)?.refresh_token.or_else(|| cookie_token(&headers)) {
+        let mut conn = state.db.acquire().await?;
+        sessions::revoke_by_token(&mut conn, &token).await?;
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut().append(http::header::SET_COOKIE, state.refresh_cookie("", 0));
+    Ok(res)
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = PrivateUser), (status = 401, body = onair_web::ErrorBody)))]
+async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<PrivateUser>> {
+    let row = state.user_by_id(user.id()).await?.ok_or(ApiError::NotFound("user"))?;
+    Ok(Json((&row).into()))
+}
+
+/// Edit the caller's profile; changing email or password needs the current password.
+#[utoipa::path(patch, path = "/api/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateMeRequest,
+    responses((status = 200, body = PrivateUser), (status = 400, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody),
+              (status = 409, body = onair_web::ErrorBody)))]
+async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<UpdateMeRequest>,
+) -> ApiResult<Json<PrivateUser>> {
+    let display_name = req.display_name.as_deref().map(DisplayName::parse).transpose()?;
+    let bio = req.bio.as_deref().map(Bio::parse).transpose()?;
+    let avatar = match req.avatar_url.as_deref() {
+        None => None,
+        Some(s) if s.trim().is_empty() => Some(None),
+        Some(s) => Some(Some(AvatarUrl::parse(s)?)),
+    };
+    let email = req.email.as_deref().map(Email::parse).transpose()?;
+    let new_password = req.new_password.as_deref().map(|p| Password::parse("new_password", p)).transpose()?;
+
+    let current = state.user_by_id(user.id()).await?.ok_or(ApiError::NotFound("user"))?;
+    let sensitive = new_password.is_some() || email.as_ref().is_some_and(|e| e.as_str() != current.email);
+    if sensitive {
+        let given = req.current_password.as_deref().filter(|p| !p.is_empty()).ok_or_else(|| {
+            onair_domain::ValidationError::new("current_password", "needed to change email or password")
+        })?;
+        if !state.passwords.verify(given, Some(current.password_hash.clone())).await? {
+            return Err(ApiError::forbidden("the current password is wrong"));
+        }
+    }
+    let new_hash = match &new_password {
+        Some(p) => Some(state.passwords.hash(p).await?),
+        None => None,
+    };
+
+    let mut tx = state.db.begin().await?;
+    let sql = format!(
+        "UPDATE users SET
+            display_name = COALESCE($2, display_name),
+            bio = COALESCE($3, bio),
+            avatar_url = CASE WHEN $4 THEN $5 ELSE avatar_url END,
+            email = COALESCE($6, email),
+            password_hash = COALESCE($7, password_hash),
+            updated_at = now()
+         WHERE id = $1 RETURNING {USER_COLUMNS}"
+    );
+    let row: UserRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user.id().0)
+        .bind(display_name.as_ref().map(|d| d.as_str()))
+        .bind(bio.as_ref().map(|b| b.as_str()))
+        .bind(avatar.is_some())
+        .bind(avatar.flatten().map(|a| a.into_inner()))
+        .bind(email.as_ref().map(|e| e.as_str()))
+        .bind(new_hash.as_deref())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some("users_email_key") => ApiError::conflict("email_taken", "an account with that email exists"),
+            _ => e.into(),
+        })?;
+    if new_password.is_some() {
+        // Every other login session ends; this one (the caller's) stays.
+        sessions::revoke_all_except(&mut tx, user.id(), Some(user.0.sid)).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id(), password_changed = new_password.is_some(), "profile updated");
+    Ok(Json((&row).into()))
+}
+
+/// A user's public profile.
+#[utoipa::path(get, path = "/api/users/{user_id}", tag = "users", params(("user_id" = Uuid, Path)),
+    responses((status = 200, body = PublicProfile), (status = 404, body = onair_web::ErrorBody)))]
+async fn profile(State(state): State<AppState>, Path(user_id): Path<Uuid>) -> ApiResult<Json<PublicProfile>> {
+    let p: Option<PublicProfile> = sqlx::query_as(
+        "SELECT u.id, u.username, u.display_name, u.bio, u.avatar_url, u.role, u.created_at,
+                (SELECT count(*) FROM followers f WHERE f.user_id = u.id) AS followers,
+                (SELECT count(*) FROM followers f WHERE f.follower_id = u.id) AS following,
+                (SELECT s.id FROM streams s WHERE s.user_id = u.id AND s.status IN ('starting', 'live', 'ending')) AS live_stream_id
+         FROM users u WHERE u.id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(&state.read_db)
+    .await?;
+    p.map(Json).ok_or(ApiError::NotFound("user"))
+}

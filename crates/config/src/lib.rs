@@ -1,0 +1,97 @@
+#![doc = include_str!("../README.md")]
+
+//! Configuration pieces every service flattens into its own `clap` arguments. Each field
+//! reads a flag or an `ONAIR_*` variable, and defaults to what runs on one machine.
+
+use secrecy::SecretString;
+
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+/// Postgres: a primary URL and an optional read replica for read-only queries.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Primary database URL (may carry a password, so it is a secret and never logged).
+    #[arg(long = "database-url", env = "ONAIR_DATABASE_URL", default_value = "postgres://localhost/onair", value_parser = secret)]
+    pub database_url: SecretString,
+    /// Read replica for read-only queries (search, profiles, history); defaults to the primary.
+    #[arg(long = "database-read-url", env = "ONAIR_DATABASE_READ_URL", value_parser = secret)]
+    pub database_read_url: Option<SecretString>,
+    /// Connections per pool.
+    #[arg(long = "database-max-connections", env = "ONAIR_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+/// Redis: ephemeral state (viewer sessions, rate limits, hot counters).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RedisArgs {
+    #[arg(long = "redis-url", env = "ONAIR_REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = secret)]
+    pub redis_url: SecretString,
+    /// Prefix of every key onair writes, so several installs (or tests) share one Redis.
+    #[arg(long = "redis-prefix", env = "ONAIR_REDIS_PREFIX", default_value = "onair:")]
+    pub redis_prefix: String,
+}
+
+/// NATS: chat fan-out and lifecycle events.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NatsArgs {
+    #[arg(long = "nats-url", env = "ONAIR_NATS_URL", default_value = "nats://127.0.0.1:4222", value_parser = secret)]
+    pub nats_url: SecretString,
+    /// Prefix of every subject onair uses (empty in production; unique per test).
+    #[arg(long = "nats-prefix", env = "ONAIR_NATS_PREFIX", default_value = "")]
+    pub nats_prefix: String,
+}
+
+/// Log output.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// `text` for people, `json` for log pipelines. The filter comes from `RUST_LOG`.
+    #[arg(long = "log-format", env = "ONAIR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl LogArgs {
+    pub fn json(&self) -> bool {
+        self.log_format == "json"
+    }
+}
+
+impl DatabaseArgs {
+    /// The primary URL with a user filled in (see [`with_default_user`]).
+    pub fn primary_url(&self) -> String {
+        use secrecy::ExposeSecret as _;
+        with_default_user(self.database_url.expose_secret())
+    }
+
+    /// The read replica's URL, if one is configured.
+    pub fn read_url(&self) -> Option<String> {
+        use secrecy::ExposeSecret as _;
+        self.database_read_url.as_ref().map(|u| with_default_user(u.expose_secret()))
+    }
+}
+
+/// `postgres://localhost/onair` names no user; like `psql`, use `$PGUSER`, else the login
+/// user (`$USER`), so the default works with a local trust/peer setup.
+pub fn with_default_user(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.contains('@') || authority.is_empty() {
+        return url.to_owned();
+    }
+    let user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".to_owned());
+    format!("{scheme}://{user}@{rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_default_user;
+
+    #[test]
+    fn fills_in_a_user_only_when_missing() {
+        assert_eq!(with_default_user("postgres://a:b@host/db"), "postgres://a:b@host/db");
+        assert_eq!(with_default_user("not a url"), "not a url");
+        let filled = with_default_user("postgres://localhost/onair");
+        assert!(filled.starts_with("postgres://") && filled.ends_with("@localhost/onair"), "{filled}");
+    }
+}

@@ -1,0 +1,88 @@
+//! Names that cross process boundaries: NATS subjects, Redis keys, HTTP headers and
+//! the CRD identity. Every service takes them from here; nothing restates the strings.
+
+use crate::{StreamId, UserId};
+
+/// NATS subjects. One subject per chat room, one for moderation events per room, one for
+/// stream lifecycle events (see the crate README).
+pub mod subjects {
+    use super::*;
+
+    /// Everything chat lives under; the JetStream stream covers `chat.>`.
+    pub const CHAT_ROOT: &str = "onair.chat";
+    /// Stream lifecycle events (`started`, `live`, `ended`), published by the apiserver.
+    pub const STREAM_LIFECYCLE: &str = "onair.streams.lifecycle";
+
+    /// The chat subject of one room.
+    pub fn chat_room(prefix: &str, stream: StreamId) -> String {
+        format!("{prefix}{CHAT_ROOT}.room.{stream}")
+    }
+
+    /// The moderation-event subject of one room.
+    pub fn chat_moderation(prefix: &str, stream: StreamId) -> String {
+        format!("{prefix}{CHAT_ROOT}.mod.{stream}")
+    }
+
+    /// The lifecycle subject, prefixed for test isolation.
+    pub fn stream_lifecycle(prefix: &str) -> String {
+        format!("{prefix}{STREAM_LIFECYCLE}")
+    }
+}
+
+/// Redis keys. Redis holds ephemeral state only: losing it loses no durable data.
+pub mod redis_keys {
+    use super::*;
+
+    /// Sorted set of viewer session ids scored by the last time each was seen (unix ms).
+    pub fn viewer_sessions(prefix: &str, stream: StreamId) -> String {
+        format!("{prefix}viewers:{stream}")
+    }
+
+    /// HyperLogLog of every viewer session id a stream has seen (unique viewers).
+    pub fn unique_viewers(prefix: &str, stream: StreamId) -> String {
+        format!("{prefix}uniq:{stream}")
+    }
+
+    /// Counter of chat messages since the last analytics sample (the chat gateway increments it).
+    pub fn chat_counter(prefix: &str, stream: StreamId) -> String {
+        format!("{prefix}chatcount:{stream}")
+    }
+
+    /// A rate-limit bucket: `scope` names the limit, `subject` whom it counts.
+    pub fn rate_limit(prefix: &str, scope: &str, subject: &str) -> String {
+        format!("{prefix}rl:{scope}:{subject}")
+    }
+
+    /// Claimed by the one replica that takes an analytics sample at `tick` (unix seconds).
+    pub fn sampler_tick(prefix: &str, tick: i64) -> String {
+        format!("{prefix}sampler:{tick}")
+    }
+
+    /// Per-user key for things that need a user scope (e.g. failed logins).
+    pub fn user_scope(user: UserId) -> String {
+        user.to_string()
+    }
+}
+
+/// HTTP headers and paths shared between services.
+pub mod http {
+    /// Header carrying the shared secret on internal (service-to-service) endpoints.
+    pub const INTERNAL_TOKEN_HEADER: &str = "x-onair-internal-token";
+    /// Where the apiserver publishes its JWT public keys.
+    pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+    /// Cookie holding the refresh token for browsers (httpOnly).
+    pub const REFRESH_COOKIE: &str = "onair_refresh";
+}
+
+/// The Kubernetes custom resource's identity.
+pub mod crd {
+    pub const GROUP: &str = "onair.dev";
+    pub const VERSION: &str = "v1alpha1";
+    pub const KIND: &str = "LiveStream";
+}
+
+/// JWT issuer and audience every service agrees on.
+pub mod jwt {
+    pub const ISSUER: &str = "onair";
+    pub const AUDIENCE: &str = "onair";
+}

@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+pub mod contracts;
+pub mod ids;
+pub mod values;
+
+pub use ids::{StreamId, UserId};
+pub use values::{
+    AvatarUrl, Bio, Category, DisplayName, Email, Language, Password, Role, StreamStatus, StreamTitle, Tag, Tags, Tier,
+    Username, ValidationError,
+};

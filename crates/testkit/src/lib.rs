@@ -1,0 +1,121 @@
+#![doc = include_str!("../README.md")]
+
+use std::future::Future;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::migrate::Migrator;
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+
+/// Where the test server lives (trust auth on this machine); any database on it works as the admin one.
+pub fn admin_url() -> String {
+    let url = std::env::var("ONAIR_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://localhost/postgres".into());
+    onair_config::with_default_user(&url)
+}
+
+fn url_for(db: &str) -> String {
+    let admin = admin_url();
+    match admin.rfind('/') {
+        Some(i) if admin[..i].contains("//") && !admin[i + 1..].contains('@') => format!("{}/{}", &admin[..i], db),
+        _ => format!("{admin}/{db}"),
+    }
+}
+
+/// A fresh database, created from a migrated template, dropped when this value drops.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Create a database migrated by `migrator`. The template is made once per migration set
+    /// (named by their checksums) under an advisory lock, so parallel test processes share it.
+    pub async fn new(migrator: &Migrator) -> anyhow::Result<Self> {
+        let mut hasher = Sha256::new();
+        for m in migrator.iter() {
+            hasher.update(m.version.to_le_bytes());
+            hasher.update(&*m.checksum);
+        }
+        let digest = hasher.finalize();
+        let template = format!("onair_tpl_{}", digest.iter().take(6).map(|b| format!("{b:02x}")).collect::<String>());
+
+        let mut admin = PgConnection::connect(&admin_url()).await?;
+        admin.execute("SELECT pg_advisory_lock(727274)").await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await?;
+        if !exists {
+            // A half-made template from a crashed run would have the name; build under a temp name first.
+            let building = format!("{template}_building");
+            admin.execute(AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#))).await?;
+            admin.execute(AssertSqlSafe(format!(r#"CREATE DATABASE "{building}""#))).await?;
+            {
+                let mut conn = PgConnection::connect(&url_for(&building)).await?;
+                migrator.run(&mut conn).await?;
+                conn.close().await?;
+            }
+            admin.execute(AssertSqlSafe(format!(r#"ALTER DATABASE "{building}" RENAME TO "{template}""#))).await?;
+        }
+        admin.execute("SELECT pg_advisory_unlock(727274)").await?;
+
+        let name = format!("onair_test_{}", uuid::Uuid::new_v4().simple());
+        let mut last = None;
+        for _ in 0..20 {
+            // Two CREATE DATABASE from one template at the same instant can collide; retry.
+            match admin.execute(AssertSqlSafe(format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#))).await {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        if let Some(e) = last {
+            return Err(e.into());
+        }
+        admin.close().await?;
+        Ok(Self { url: url_for(&name), name })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; a thread with its own runtime can block on the drop.
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ =
+                        admin.execute(AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))).await;
+                }
+            });
+        });
+        let _ = handle.join();
+    }
+}
+
+/// A prefix unique to one test, for Redis keys and NATS subjects.
+pub fn unique_prefix() -> String {
+    format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Poll `check` until it returns `Some`, or fail after `timeout`. For end-to-end waits only.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

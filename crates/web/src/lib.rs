@@ -1,0 +1,58 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod extract;
+mod health;
+mod metrics;
+
+pub use error::{ErrorBody, ErrorDetail, HttpError};
+pub use extract::{Json, Path, Query};
+pub use health::{Check, CheckResult, Readiness, health_router, healthz, readyz};
+pub use metrics::{HttpMetrics, track_metrics};
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use http::{HeaderName, StatusCode};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Limits every service applies to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body accepted; larger gets 413.
+    pub max_body_bytes: usize,
+    /// A request that takes longer gets 408 instead of holding a connection forever.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 64 * 1024, request_timeout: Duration::from_secs(15) }
+    }
+}
+
+/// Wrap a service's router with the shared behaviour: JSON 404/405, body limit, timeout,
+/// request ids (`x-request-id`, generated when absent and echoed back) and a trace span per request.
+pub fn finish_router(router: Router, limits: Limits) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .fallback(|| async { HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
