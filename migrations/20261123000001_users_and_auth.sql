@@ -5,8 +5,11 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 CREATE TABLE users (
     id            uuid PRIMARY KEY,
-    -- As typed at registration (NFKC); uniqueness is case-insensitive through the index below.
+    -- As typed at registration (NFKC).
     username      text NOT NULL CHECK (char_length(username) BETWEEN 3 AND 25),
+    -- NFKC + Unicode lower case, computed by the service (not by the database's locale, which
+    -- may be C): what uniqueness and login compare.
+    username_key  text NOT NULL,
     email         text NOT NULL CHECK (email = lower(email)),
     password_hash text NOT NULL,
     display_name  text NOT NULL CHECK (char_length(display_name) BETWEEN 1 AND 40),
@@ -18,10 +21,10 @@ CREATE TABLE users (
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE UNIQUE INDEX users_username_lower_key ON users (lower(username));
+CREATE UNIQUE INDEX users_username_key ON users (username_key);
 CREATE UNIQUE INDEX users_email_key ON users (email);
 -- Discovery matches streamer names fuzzily.
-CREATE INDEX users_username_trgm ON users USING gin (lower(username) gin_trgm_ops);
+CREATE INDEX users_username_trgm ON users USING gin (username_key gin_trgm_ops);
 
 -- One row per refresh token ever issued. Tokens rotate on every use: the used row is marked,
 -- a new row joins the same family. Presenting a used token again means it leaked, and the

@@ -86,8 +86,15 @@ async fn search(State(state): State<AppState>, Query(p): Query<SearchParams>) ->
         };
         sql.push(" AND (s.search @@ to_tsquery('simple', ").push_bind(tsq).push(")");
         // Typo tolerance on titles for words long enough to have a meaningful similarity.
+        // `<%` finds candidates through the trigram index; the explicit bound is stricter than
+        // pg_trgm's default 0.6, which lets `speedrn` match `speedpaint` as well as `speedrun`.
         if q.chars().count() >= 4 {
-            sql.push(" OR lower(").push_bind(q.to_lowercase()).push(") <% lower(s.title)");
+            let lq = q.to_lowercase();
+            sql.push(" OR (")
+                .push_bind(lq.clone())
+                .push(" <% lower(s.title) AND word_similarity(")
+                .push_bind(lq)
+                .push(", lower(s.title)) >= 0.7)");
         }
         sql.push(")");
     }

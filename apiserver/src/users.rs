@@ -9,7 +9,6 @@ use onair_domain::contracts::http::REFRESH_COOKIE;
 use onair_domain::{AvatarUrl, Bio, DisplayName, Email, Password, Role, Tier, UserId, Username};
 use onair_web::{Json, Path};
 use serde::{Deserialize, Serialize};
-use unicode_normalization::UnicodeNormalization as _;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -237,18 +236,19 @@ async fn register(
     let hash = state.passwords.hash(&password).await?;
     let mut tx = state.db.begin().await?;
     let sql = format!(
-        "INSERT INTO users (id, username, email, password_hash, display_name) VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+        "INSERT INTO users (id, username, username_key, email, password_hash, display_name) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
     );
     let user: UserRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(UserId::new().0)
         .bind(username.as_str())
+        .bind(username.key())
         .bind(email.as_str())
         .bind(&hash)
         .bind(display_name.as_str())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match unique_violation(&e) {
-            Some("users_username_lower_key") => ApiError::conflict("username_taken", "that username is taken"),
+            Some("users_username_key") => ApiError::conflict("username_taken", "that username is taken"),
             Some("users_email_key") => ApiError::conflict("email_taken", "an account with that email exists"),
             _ => e.into(),
         })?;
@@ -272,12 +272,11 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     }
     state.rate_limit(state.login_ip_limit(), &ip.0.to_string()).await?;
 
-    let sql = if req.login.contains('@') {
-        format!("SELECT {USER_COLUMNS} FROM users WHERE email = lower($1)")
+    let (sql, login) = if req.login.contains('@') {
+        (format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"), req.login.trim().to_lowercase())
     } else {
-        format!("SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)")
+        (format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"), Username::key_of(&req.login))
     };
-    let login: String = req.login.trim().nfkc().collect();
     let user: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&login).fetch_optional(&state.db).await?;
 
     let account_limit = state.login_account_limit();
@@ -286,11 +285,10 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     }
     let ok = state.passwords.verify(&req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let Some(user) = user.filter(|_| ok) else {
-        if let Some(u) =
-            sqlx::query_scalar::<_, Uuid>("SELECT id FROM users WHERE lower(username) = lower($1) OR email = lower($1)")
-                .bind(&login)
-                .fetch_optional(&state.db)
-                .await?
+        if let Some(u) = sqlx::query_scalar::<_, Uuid>("SELECT id FROM users WHERE username_key = $1 OR email = $1")
+            .bind(&login)
+            .fetch_optional(&state.db)
+            .await?
         {
             state.rate_record(account_limit, &u.to_string()).await;
         }

@@ -136,7 +136,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     use super::*;
-    use crate::KeyRing;
+    use crate::{KeyError, KeyRing};
 
     fn claims(ttl_secs: i64) -> AccessClaims {
         AccessClaims::new(

@@ -95,6 +95,16 @@ impl Username {
         }
         Ok(Self(s))
     }
+
+    /// The form uniqueness and login compare: NFKC, then Unicode lower case.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    /// The comparison key for something a user typed as a username, valid or not.
+    pub fn key_of(raw: &str) -> String {
+        raw.trim().nfkc().collect::<String>().to_lowercase()
+    }
 }
 
 string_value!(
@@ -384,6 +394,8 @@ mod tests {
         }
         // Compatibility forms collapse: fullwidth letters are the same name.
         assert_eq!(Username::parse("ｂｏｂ").unwrap().as_str(), "bob");
+        assert_eq!(Username::parse("ÉMILIE_名前").unwrap().key(), Username::parse("émilie_名前").unwrap().key());
+        assert_eq!(Username::key_of(" ＢＯＢ "), "bob");
     }
 
     #[test]

@@ -56,6 +56,16 @@ impl TestDb {
                 conn.close().await?;
             }
             admin.execute(AssertSqlSafe(format!(r#"ALTER DATABASE "{building}" RENAME TO "{template}""#))).await?;
+            // Templates of older migration sets are dead weight now.
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'onair\\_tpl\\_%' AND datname <> $1",
+            )
+            .bind(&template)
+            .fetch_all(&mut admin)
+            .await?;
+            for db in stale {
+                let _ = admin.execute(AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{db}" WITH (FORCE)"#))).await;
+            }
         }
         admin.execute("SELECT pg_advisory_unlock(727274)").await?;
 

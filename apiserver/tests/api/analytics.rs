@@ -1,0 +1,116 @@
+use onair_domain::StreamId;
+use onair_domain::contracts::redis_keys;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn heartbeats_become_viewers_samples_and_analytics() {
+    let app = spawn_app_with(&["--stream-cache-ms", "1"]).await;
+    let host = app.register("host").await;
+    let fan = app.register("follower").await;
+    let id = app.go_live(&host, "analytics", "games", &[]).await;
+
+    for s in ["session-aaaa", "session-bbbb", "session-cccc", "session-aaaa"] {
+        let (status, body) = app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": s})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    assert_eq!(app.get(&format!("/api/streams/{id}"), None).await.1["viewers"], 3, "live count straight from Redis");
+
+    // A chat gateway would bump this; the sampler takes it.
+    let mut redis = app.redis().await;
+    let stream_id: StreamId = id.parse().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(redis_keys::chat_counter(&app.redis_prefix, stream_id))
+        .arg(12)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    app.request(reqwest::Method::PUT, &format!("/api/users/{}/follow", host.id), Some(&fan.token), None).await;
+
+    assert_eq!(app.state.sample_analytics().await.unwrap(), Some(1));
+    assert_eq!(app.state.sample_analytics().await.unwrap(), None, "one sample per tick, across replicas");
+
+    let (status, a) = app.get(&format!("/api/streams/{id}/analytics"), Some(&host.token)).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["samples"].as_array().unwrap().len(), 1);
+    assert_eq!(a["samples"][0]["viewers"], 3);
+    assert_eq!(a["peak_viewers"], 3);
+    assert_eq!(a["unique_viewers"], 3);
+    assert_eq!(a["average_viewers"], 3.0);
+    assert_eq!(a["watch_minutes"], 0.5, "3 viewers x 10 s");
+    assert_eq!(a["chat_messages"], 12);
+    assert_eq!(a["chat_per_minute"][0]["messages"], 12);
+    assert_eq!(a["followers_gained"], 1);
+    let peak: i32 = sqlx::query_scalar("SELECT peak_viewers FROM streams WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(peak, 3);
+
+    assert_error(
+        &app.get(&format!("/api/streams/{id}/analytics"), Some(&fan.token)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &app.get(&format!("/api/streams/{id}/analytics"), None).await,
+        StatusCode::UNAUTHORIZED,
+        "missing_token",
+    );
+    assert_error(
+        &app.get("/api/streams/00000000-0000-0000-0000-000000000000/analytics", Some(&host.token)).await,
+        StatusCode::NOT_FOUND,
+        "stream_not_found",
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_are_validated() {
+    let app = spawn_app_with(&["--heartbeats-per-ip-per-minute", "3", "--stream-cache-ms", "1"]).await;
+    let host = app.register("beats").await;
+    let id = app.go_live(&host, "beats", "music", &[]).await;
+    assert_error(
+        &app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": "x"})).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    assert_error(
+        &app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": "bad id with spaces"})).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    assert_error(
+        &app.post(
+            "/api/streams/00000000-0000-0000-0000-000000000000/heartbeat",
+            None,
+            json!({"session_id": "session-1234"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "stream_not_found",
+    );
+    assert_eq!(
+        app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": "session-1234"})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    app.post(&format!("/api/streams/{id}/stop"), Some(&host.token), json!({})).await;
+    assert_error(
+        &app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": "session-1234"})).await,
+        StatusCode::CONFLICT,
+        "stream_not_live",
+    );
+    assert_error(
+        &app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": "session-1234"})).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+}
+
+#[tokio::test]
+async fn a_sample_with_no_streams_on_air_is_cheap_and_correct() {
+    let app = spawn_app().await;
+    assert_eq!(app.state.sample_analytics().await.unwrap(), Some(0));
+}
