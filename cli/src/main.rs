@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use onair_apiserver::{ApiConfig, Application};
+use onair_chat_gateway::{ChatConfig, ChatGateway};
 use onair_config::{DatabaseArgs, LogArgs};
 
 #[derive(Parser)]
@@ -21,8 +22,8 @@ enum Command {
     Migrate(DatabaseArgs),
     /// Run every service on this machine.
     Up(ApiConfig),
-    /// Run a chat gateway (WebSocket rooms over NATS).
-    ChatGateway,
+    /// Run a chat gateway (WebSocket rooms over NATS, history persister included).
+    ChatGateway(ChatConfig),
     /// Run a media worker (RTMP ingest -> HLS ladder).
     Media,
     /// Run the Kubernetes operator.
@@ -44,14 +45,50 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Up(config) => {
-            // The single-machine platform; the media pipeline and chat gateway join it as they land.
+            // The single-machine platform: the API server and a chat gateway sharing Postgres,
+            // Redis and NATS (the media pipeline joins with its issue).
             onair_apiserver::migrate(&config.database.primary_url()).await?;
+            let chat_args = {
+                use secrecy::ExposeSecret as _;
+                vec![
+                    "--database-url".to_owned(),
+                    config.database.primary_url(),
+                    "--redis-url".to_owned(),
+                    config.redis.redis_url.expose_secret().to_owned(),
+                    "--redis-prefix".to_owned(),
+                    config.redis.redis_prefix.clone(),
+                    "--nats-url".to_owned(),
+                    config.nats.nats_url.expose_secret().to_owned(),
+                    "--nats-prefix".to_owned(),
+                    config.nats.nats_prefix.clone(),
+                ]
+            };
             let app = Application::build(config, None).await?;
             let addr = app.local_addr();
-            println!("onair is up: API at http://{addr}/api  (OpenAPI: http://{addr}/api/openapi.json)");
-            app.run_until_stopped(shutdown_signal()).await
+            let mut chat_config = ChatConfig::from_args(chat_args)?;
+            chat_config.jwks_url = format!("http://{addr}/.well-known/jwks.json");
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.changed().await;
+            };
+            let api = tokio::spawn(app.run_until_stopped(stopped(stop_rx.clone())));
+            let chat = ChatGateway::build(chat_config).await?;
+            let chat_addr = chat.local_addr();
+            let chat = tokio::spawn(chat.run_until_stopped(stopped(stop_rx)));
+            println!("onair is up:");
+            println!("  API        http://{addr}/api   (OpenAPI: http://{addr}/api/openapi.json)");
+            println!("  chat       ws://{chat_addr}/ws/streams/{{stream_id}}/chat");
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+            api.await??;
+            chat.await??;
+            Ok(())
         }
-        Command::ChatGateway | Command::Media | Command::Operator => {
+        Command::ChatGateway(config) => {
+            let gw = ChatGateway::build(config).await?;
+            gw.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Media | Command::Operator => {
             anyhow::bail!(
                 "this target is not part of this build yet (see the open issues: chat gateway, media pipeline, Kubernetes)"
             )

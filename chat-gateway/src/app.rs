@@ -1,0 +1,234 @@
+//! Building and running a gateway replica.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use futures::{FutureExt as _, StreamExt as _};
+use onair_domain::StreamId;
+use onair_domain::contracts::subjects;
+use onair_web::{Check, HttpMetrics, Readiness};
+use secrecy::ExposeSecret as _;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+
+use crate::config::ChatConfig;
+use crate::jwks::Keys;
+use crate::metrics::ChatMetrics;
+use crate::room::Hub;
+use crate::state::{ChatState, Inner};
+use crate::{persister, rest, ws};
+
+pub struct ChatGateway {
+    listener: TcpListener,
+    router: Router,
+    state: ChatState,
+}
+
+impl ChatGateway {
+    /// Connect to Postgres, Redis and NATS, make sure the JetStream stream exists, fetch the
+    /// token keys, bind the listener.
+    pub async fn build(config: ChatConfig) -> anyhow::Result<Self> {
+        let pool = |url: String| async move {
+            PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(&url)
+                .await
+                .map_err(|e| anyhow::anyhow!("connecting to Postgres: {e}"))
+        };
+        let db = pool(config.database.primary_url()).await?;
+        let chat_db = if config.chat_database_url.is_some() { pool(config.chat_db_url()).await? } else { db.clone() };
+        let redis = redis::aio::ConnectionManager::new(redis::Client::open(config.redis.redis_url.expose_secret())?)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
+        let nats = async_nats::connect(config.nats.nats_url.expose_secret())
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to NATS: {e}"))?;
+        let js = jetstream::new(nats.clone());
+        let js_stream = ChatState::stream_name(&config.nats.nats_prefix);
+        js.get_or_create_stream(jetstream::stream::Config {
+            name: js_stream.clone(),
+            subjects: vec![
+                format!("{}.room.*", subjects::CHAT_ROOT)
+                    .replace(subjects::CHAT_ROOT, &format!("{}{}", config.nats.nats_prefix, subjects::CHAT_ROOT)),
+            ],
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the JetStream stream {js_stream}: {e}"))?;
+        let keys = Keys::fetch(&config.jwks_url, Duration::from_secs(30)).await?;
+
+        ensure_partitions(&chat_db).await?;
+        let mut registry = onair_telemetry::registry("chat");
+        let http_metrics = HttpMetrics::register(&mut registry);
+        let metrics = ChatMetrics::register(&mut registry);
+        let readiness = Readiness::new(vec![
+            Check {
+                name: "postgres",
+                run: {
+                    let db = db.clone();
+                    Box::new(move || {
+                        let db = db.clone();
+                        async move { sqlx::query("SELECT 1").execute(&db).await.map(|_| ()).map_err(|e| e.to_string()) }
+                            .boxed()
+                    })
+                },
+            },
+            Check {
+                name: "redis",
+                run: {
+                    let r = redis.clone();
+                    Box::new(move || {
+                        let mut r = r.clone();
+                        async move {
+                            redis::cmd("PING")
+                                .query_async::<String>(&mut r)
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
+                        }
+                        .boxed()
+                    })
+                },
+            },
+            Check {
+                name: "nats",
+                run: {
+                    let n = nats.clone();
+                    Box::new(move || {
+                        let n = n.clone();
+                        async move { n.flush().await.map_err(|e| e.to_string()) }.boxed()
+                    })
+                },
+            },
+        ]);
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+        let state = ChatState(Arc::new(Inner {
+            config,
+            db,
+            chat_db,
+            redis,
+            nats,
+            js,
+            js_stream,
+            keys,
+            hub: Hub::default(),
+            metrics,
+            registry,
+            readiness,
+            sockets_by_user: Default::default(),
+        }));
+        let router = router(state.clone(), http_metrics);
+        Ok(Self { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn state(&self) -> ChatState {
+        self.state.clone()
+    }
+
+    /// Serve until `shutdown`; then stop the persister and lifecycle listener.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        if self.state.config.persister {
+            tasks.spawn(persister::run(self.state.clone(), stop_rx.clone()));
+        }
+        tasks.spawn(lifecycle_listener(self.state.clone(), stop_rx.clone()));
+        tracing::info!(addr = %self.local_addr(), "chat gateway listening");
+        let result = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        Ok(result?)
+    }
+}
+
+fn router(state: ChatState, http_metrics: Arc<HttpMetrics>) -> Router {
+    let router = Router::new()
+        .route("/ws/streams/{stream_id}/chat", get(ws::ws_handler))
+        .route("/api/streams/{stream_id}/chat", post(rest::send_message).get(rest::get_history))
+        .route("/api/streams/{stream_id}/chat/moderation", post(rest::moderate))
+        .route("/api/streams/{stream_id}/chat/reports", post(rest::report))
+        .route(
+            "/api/channels/{channel_id}/moderators/{user_id}",
+            put(rest::add_moderator).delete(rest::remove_moderator),
+        )
+        .route("/api/channels/{channel_id}/chat-filters", post(rest::add_filter))
+        .route("/api/channels/{channel_id}/moderation-log", get(rest::audit_log))
+        .route("/healthz", get(onair_web::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(http_metrics, onair_web::track_metrics))
+        .with_state(state);
+    onair_web::finish_router(router, onair_web::Limits::default())
+}
+
+async fn readyz(State(state): State<ChatState>) -> impl IntoResponse {
+    onair_web::readyz(State(state.readiness.clone())).await
+}
+
+async fn metrics(State(state): State<ChatState>) -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        onair_telemetry::encode(&state.registry),
+    )
+}
+
+async fn ensure_partitions(db: &sqlx::PgPool) -> anyhow::Result<()> {
+    sqlx::query_scalar::<_, i32>("SELECT ensure_chat_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9)")
+        .fetch_one(db)
+        .await?;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct Lifecycle {
+    event: String,
+    stream_id: StreamId,
+}
+
+/// Streams ending close their rooms' chat on every replica; streams going live reopen it.
+async fn lifecycle_listener(state: ChatState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let subject = subjects::stream_lifecycle(&state.config.nats.nats_prefix);
+    let mut sub = match state.nats.subscribe(subject).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot subscribe to stream lifecycle events");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            msg = sub.next() => {
+                let Some(msg) = msg else { return };
+                let Ok(ev) = serde_json::from_slice::<Lifecycle>(&msg.payload) else { continue };
+                if let Some(room) = state.hub.get(ev.stream_id) {
+                    let active = matches!(ev.event.as_str(), "started" | "live" | "starting");
+                    room.update(|i| i.active = active);
+                    if !active {
+                        let _ = room.tx.send(axum::extract::ws::Utf8Bytes::from_static(r#"{"type":"ended"}"#));
+                    }
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+
+mod app;
+mod config;
+mod error;
+pub mod filter;
+mod history;
+mod jwks;
+mod metrics;
+mod persister;
+pub mod protocol;
+mod rest;
+mod room;
+mod send;
+mod state;
+mod ws;
+
+pub use app::ChatGateway;
+pub use config::ChatConfig;
+pub use error::ChatError;
+pub use state::ChatState;

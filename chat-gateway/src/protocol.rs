@@ -1,0 +1,106 @@
+//! The WebSocket protocol (documented in the crate README). Every frame is JSON text.
+
+use chrono::{DateTime, Utc};
+use onair_domain::{StreamId, UserId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Longest message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 500;
+/// Largest frame a client may send, in bytes.
+pub const MAX_FRAME_BYTES: usize = 4096;
+/// The subprotocol clients ask for; the access token rides beside it as `access_token.<jwt>`.
+pub const SUBPROTOCOL: &str = "onair.chat.v1";
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Post a message. `ref` comes back in the `ack` (or `error`) so the client can match them.
+    Send {
+        text: String,
+        #[serde(default, rename = "ref")]
+        client_ref: Option<String>,
+    },
+    /// Resume after a reconnect: everything after `last_id` is sent again.
+    Hello {
+        #[serde(default)]
+        last_id: Option<Uuid>,
+    },
+    Ping,
+}
+
+/// Who wrote a message, as shown beside it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Author {
+    pub id: UserId,
+    pub name: String,
+    /// `owner`, `moderator`, `admin`.
+    pub badges: Vec<String>,
+}
+
+/// A chat message as it crosses NATS and reaches sockets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// UUIDv7: its timestamp is `ts`, so a retried insert finds the same partition and row.
+    pub id: Uuid,
+    pub stream_id: StreamId,
+    pub user: Author,
+    pub text: String,
+    pub ts: DateTime<Utc>,
+}
+
+/// A moderation event, broadcast on the room's moderation subject.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ModEvent {
+    Delete { message_id: Uuid },
+    Clear,
+    Timeout { user_id: UserId, until: DateTime<Utc> },
+    Ban { user_id: UserId },
+    Unban { user_id: UserId },
+    SlowMode { seconds: u32 },
+    Settings { followers_only: bool, links_allowed: bool },
+    FiltersChanged,
+    Ended,
+}
+
+/// What the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Hello {
+        stream_id: StreamId,
+        slow_mode: u32,
+        can_send: bool,
+    },
+    Message(&'a ChatMessage),
+    /// Several events of one coalescing tick.
+    Batch {
+        events: Vec<serde_json::Value>,
+    },
+    Ack {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        client_ref: Option<&'a str>,
+        id: Uuid,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        client_ref: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    Pong,
+}
+
+/// Serialise a frame (cannot fail for these types).
+pub fn encode(frame: &ServerFrame<'_>) -> String {
+    serde_json::to_string(frame).unwrap_or_default()
+}
+
+/// A moderation event as the socket sees it.
+pub fn mod_event_json(ev: &ModEvent) -> serde_json::Value {
+    serde_json::to_value(ev).unwrap_or_default()
+}

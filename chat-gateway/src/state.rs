@@ -1,0 +1,54 @@
+//! Shared state of one gateway replica.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use onair_domain::UserId;
+use sqlx::PgPool;
+
+use crate::config::ChatConfig;
+use crate::jwks::Keys;
+use crate::metrics::ChatMetrics;
+use crate::room::Hub;
+
+pub struct Inner {
+    pub config: ChatConfig,
+    /// Main database: streams, users, followers, moderation.
+    pub db: PgPool,
+    /// Chat history (may be the same database).
+    pub chat_db: PgPool,
+    pub redis: redis::aio::ConnectionManager,
+    pub nats: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    /// The JetStream stream over the chat subjects.
+    pub js_stream: String,
+    pub keys: Keys,
+    pub hub: Hub,
+    pub metrics: ChatMetrics,
+    pub registry: prometheus_client::registry::Registry,
+    pub readiness: onair_web::Readiness,
+    /// Open sockets per signed-in user on this replica.
+    pub sockets_by_user: Mutex<HashMap<UserId, usize>>,
+}
+
+#[derive(Clone)]
+pub struct ChatState(pub(crate) Arc<Inner>);
+
+impl std::ops::Deref for ChatState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl ChatState {
+    pub fn redis(&self) -> redis::aio::ConnectionManager {
+        self.redis.clone()
+    }
+
+    /// Name of the JetStream stream for a NATS prefix (stream names allow no dots or colons).
+    pub fn stream_name(prefix: &str) -> String {
+        let clean: String = prefix.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase();
+        if clean.is_empty() { "ONAIR_CHAT".to_owned() } else { format!("ONAIR_CHAT_{clean}") }
+    }
+}

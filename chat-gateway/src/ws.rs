@@ -1,0 +1,267 @@
+//! The WebSocket endpoint: `/ws/streams/{id}/chat`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use futures::{SinkExt as _, StreamExt as _};
+use http::{HeaderMap, StatusCode};
+use onair_auth::AccessClaims;
+use onair_domain::StreamId;
+use onair_web::Path;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::error::{ChatError, ChatResult};
+use crate::history;
+use crate::protocol::{ClientFrame, MAX_FRAME_BYTES, SUBPROTOCOL, ServerFrame, encode};
+use crate::room::{self, RoomHandle};
+use crate::send;
+use crate::state::ChatState;
+
+/// Close codes (4000-4999 are ours).
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+pub const CLOSE_IDLE: u16 = 4009;
+
+/// Largest frame tungstenite will read at all; frames between `MAX_FRAME_BYTES` and this get an
+/// `error` frame and the socket stays open.
+const HARD_FRAME_LIMIT: usize = 64 * 1024;
+
+/// The token rides in `Sec-WebSocket-Protocol` as `access_token.<jwt>` beside the protocol name:
+/// browsers cannot set headers on a WebSocket, and query strings end up in access logs.
+fn token_from_protocols(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("access_token.").map(str::to_owned))
+}
+
+pub async fn verify_token(state: &ChatState, token: &str) -> ChatResult<AccessClaims> {
+    state.keys.verify(token).await.map_err(|e| ChatError::unauthorized(e.code(), e.to_string()))
+}
+
+/// Open a socket on a room. Reading needs no account; sending needs a token.
+pub async fn ws_handler(
+    State(state): State<ChatState>,
+    Path(stream_id): Path<Uuid>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> ChatResult<Response> {
+    if !state.config.allowed_origins.is_empty() {
+        let origin = headers.get(http::header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("");
+        if !state.config.allowed_origins.iter().any(|a| a == origin) {
+            state.metrics.reject("origin_not_allowed");
+            return Err(ChatError::forbidden("this origin may not open chat sockets"));
+        }
+    }
+    if let Some(ms) =
+        send::hit(&state, "ws_ip", &peer.ip().to_string(), state.config.connects_per_ip_per_minute, 60_000).await?
+    {
+        return Err(ChatError::reject(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many connections from this address",
+        )
+        .retry_after(ms));
+    }
+    let claims = match token_from_protocols(&headers) {
+        Some(t) => Some(verify_token(&state, &t).await?),
+        None => None,
+    };
+    if let Some(c) = &claims {
+        let mut by_user = state.sockets_by_user.lock().unwrap_or_else(|e| e.into_inner());
+        let n = by_user.entry(c.sub).or_default();
+        if *n >= state.config.sockets_per_user {
+            return Err(ChatError::reject(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "close another chat tab first",
+            ));
+        }
+        *n += 1;
+    }
+    let user = claims.as_ref().map(|c| c.sub);
+    let release = {
+        let state = state.clone();
+        move || {
+            if let Some(u) = user {
+                let mut by_user = state.sockets_by_user.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(n) = by_user.get_mut(&u) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        by_user.remove(&u);
+                    }
+                }
+            }
+        }
+    };
+    let handle = match room::join(&state, StreamId(stream_id)).await {
+        Ok(h) => h,
+        Err(e) => {
+            release();
+            return Err(e);
+        }
+    };
+    Ok(ws
+        .protocols([SUBPROTOCOL])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket| async move {
+            run_socket(state, handle, claims, socket).await;
+            release();
+        }))
+}
+
+async fn run_socket(state: ChatState, handle: RoomHandle, claims: Option<AccessClaims>, socket: WebSocket) {
+    state.metrics.connections.inc();
+    let (mut sink, mut stream) = socket.split();
+    let mut frames = handle.room.tx.subscribe();
+    let stream_id = handle.room.id;
+    let info = handle.room.info();
+    let hello = encode(&ServerFrame::Hello {
+        stream_id,
+        slow_mode: info.slow_mode_secs,
+        can_send: claims.is_some() && info.active,
+    });
+    let ping_every = Duration::from_secs(state.config.ping_secs.max(1));
+    let mut ping = tokio::time::interval(ping_every);
+    ping.tick().await;
+    let mut last_seen = tokio::time::Instant::now();
+
+    let mut closing: Option<(u16, &'static str)> = None;
+    if sink.send(Message::Text(hello.into())).await.is_ok() {
+        loop {
+            tokio::select! {
+                frame = frames.recv() => match frame {
+                    Ok(f) => {
+                        if sink.send(Message::Text(f)).await.is_err() { break; }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        state.metrics.slow_consumer_disconnects.inc();
+                        closing = Some((CLOSE_SLOW_CONSUMER, "slow consumer: the socket fell too far behind"));
+                        break;
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        last_seen = tokio::time::Instant::now();
+                        let replies = handle_client_frame(&state, &handle, claims.as_ref(), text.as_str()).await;
+                        let mut failed = false;
+                        for r in replies {
+                            if sink.send(Message::Text(r.into())).await.is_err() { failed = true; break; }
+                        }
+                        if failed { break; }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let e = encode(&ServerFrame::Error { code: "unsupported_frame", message: "send JSON text frames", client_ref: None, retry_after_ms: None });
+                        if sink.send(Message::Text(e.into())).await.is_err() { break; }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_seen = tokio::time::Instant::now(),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        tracing::debug!(stream_id = %stream_id, error = %e, "socket read failed");
+                        break;
+                    }
+                },
+                _ = ping.tick() => {
+                    if last_seen.elapsed() > ping_every * 3 {
+                        closing = Some((CLOSE_IDLE, "no traffic; closing idle socket"));
+                        break;
+                    }
+                    if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
+                }
+            }
+        }
+    }
+    if let Some((code, reason)) = closing {
+        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
+    }
+    state.metrics.connections.dec();
+}
+
+const KNOWN_TYPES: &[&str] = &["send", "hello", "ping"];
+
+fn error_frame(code: &str, message: &str, client_ref: Option<&str>, retry_after_ms: Option<u64>) -> String {
+    encode(&ServerFrame::Error { code, message, client_ref, retry_after_ms })
+}
+
+/// Answer one client frame; returns the frames to send back to this socket only.
+async fn handle_client_frame(
+    state: &ChatState,
+    handle: &RoomHandle,
+    claims: Option<&AccessClaims>,
+    text: &str,
+) -> Vec<String> {
+    if text.len() > MAX_FRAME_BYTES {
+        state.metrics.reject("frame_too_large");
+        return vec![error_frame(
+            "frame_too_large",
+            &format!("frames are at most {MAX_FRAME_BYTES} bytes"),
+            None,
+            None,
+        )];
+    }
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(_) => {
+            state.metrics.reject("malformed_json");
+            return vec![error_frame("malformed_json", "frames must be JSON objects", None, None)];
+        }
+    };
+    let client_ref = value.get("ref").and_then(|r| r.as_str()).map(|r| r.chars().take(64).collect::<String>());
+    let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or("");
+    if !KNOWN_TYPES.contains(&kind) {
+        state.metrics.reject("unknown_type");
+        return vec![error_frame("unknown_type", "type must be one of send, hello, ping", client_ref.as_deref(), None)];
+    }
+    let frame: ClientFrame = match serde_json::from_value(value) {
+        Ok(f) => f,
+        Err(e) => {
+            state.metrics.reject("invalid_frame");
+            return vec![error_frame("invalid_frame", &e.to_string(), client_ref.as_deref(), None)];
+        }
+    };
+    match frame {
+        ClientFrame::Ping => vec![encode(&ServerFrame::Pong)],
+        ClientFrame::Send { text, client_ref } => {
+            let Some(claims) = claims else {
+                state.metrics.reject("login_required");
+                return vec![error_frame("login_required", "log in to chat", client_ref.as_deref(), None)];
+            };
+            match send::send(state, &handle.room, claims, &text).await {
+                Ok(msg) => vec![encode(&ServerFrame::Ack { client_ref: client_ref.as_deref(), id: msg.id })],
+                Err(e) => {
+                    let (message, retry) = e.for_socket();
+                    vec![error_frame(e.code(), &message, client_ref.as_deref(), retry)]
+                }
+            }
+        }
+        ClientFrame::Hello { last_id } => match last_id {
+            None => vec![],
+            Some(last) => match history::after(state, handle.room.id, last).await {
+                Ok(missed) if missed.is_empty() => vec![],
+                Ok(missed) => {
+                    let events = missed
+                        .iter()
+                        .map(|m| serde_json::to_value(ServerFrame::Message(m)).unwrap_or_default())
+                        .collect();
+                    vec![encode(&ServerFrame::Batch { events })]
+                }
+                Err(e) => {
+                    let (message, _) = e.for_socket();
+                    vec![error_frame(e.code(), &message, None, None)]
+                }
+            },
+        },
+    }
+}
