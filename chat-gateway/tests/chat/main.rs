@@ -4,3 +4,4 @@ mod fanout;
 mod helpers;
 mod input;
 mod moderation;
+mod restarts;
