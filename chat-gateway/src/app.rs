@@ -152,7 +152,12 @@ impl ChatGateway {
         }
         tasks.spawn(lifecycle_listener(self.state.clone(), stop_rx.clone()));
         tracing::info!(addr = %self.local_addr(), "chat gateway listening");
-        let result = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        use axum::serve::ListenerExt as _;
+        // Small frames and responses go out at once instead of waiting on Nagle's algorithm.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let result = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         let _ = stop_tx.send(true);
