@@ -161,7 +161,8 @@ pub(crate) async fn sample_once(state: &AppState, at: DateTime<Utc>) -> ApiResul
     sqlx::query(
         "UPDATE streams s SET current_viewers = t.v, peak_viewers = greatest(s.peak_viewers, t.v),
             unique_viewers = greatest(s.unique_viewers, t.u)
-         FROM unnest($1::uuid[], $2::int[], $3::int[]) AS t(id, v, u) WHERE s.id = t.id",
+         FROM unnest($1::uuid[], $2::int[], $3::int[]) AS t(id, v, u)
+         WHERE s.id = t.id AND s.status IN ('starting', 'live')",
     )
     .bind(&streams)
     .bind(&viewers)

@@ -50,13 +50,14 @@ pub struct ApiConfig {
     #[arg(long, env = "ONAIR_PLAYBACK_BASE_URL", default_value = "http://127.0.0.1:8080/hls")]
     pub playback_base_url: String,
 
-    /// Take the client address from the first `X-Forwarded-For` entry (only behind a trusted proxy).
+    /// Take the client address from the last `X-Forwarded-For` entry, the one a trusted proxy in
+    /// front of us appended (only enable behind such a proxy).
     #[arg(long, env = "ONAIR_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
     /// Login attempts per client IP per minute.
     #[arg(long, env = "ONAIR_LOGIN_PER_IP_PER_MINUTE", default_value_t = 20)]
     pub login_per_ip_per_minute: u32,
-    /// Failed logins per account per 15 minutes before the account is locked for the rest of the window.
+    /// Login attempts per account (by the name tried) per 15 minutes; a success resets the count.
     #[arg(long, env = "ONAIR_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
     pub login_failures_per_account: u32,
     /// Registrations per client IP per hour.

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::ApiResult;
-use crate::pagination::{Cursor, Page, PageParams};
+use crate::pagination::{Cursor, Page, PageParams, sane_time};
 use crate::state::AppState;
 use crate::streams::{StreamRow, StreamView};
 
@@ -69,6 +69,9 @@ async fn search(State(state): State<AppState>, Query(p): Query<SearchParams>) ->
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() };
     let limit = page.limit()?;
     let after: Option<SearchKey> = page.cursor()?.map(|c: Cursor<SearchKey>| c.0);
+    if let Some((_, _, t, _)) = after {
+        sane_time(t)?;
+    }
     let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if let Some(q) = q
         && q.chars().count() > 200
@@ -93,7 +96,10 @@ async fn search(State(state): State<AppState>, Query(p): Query<SearchParams>) ->
             // Nothing matched word for word: try near misses on titles (typos), first page only.
             let q = q.unwrap_or_default();
             if rows.is_empty() && after.is_none() && q.chars().count() >= 4 {
-                search_rows(&state, &filters, Some(Match::Fuzzy(q.to_lowercase())), None, limit).await?
+                // One page of near misses; a cursor would resume the exact match, which found nothing.
+                let mut near = search_rows(&state, &filters, Some(Match::Fuzzy(q.to_lowercase())), None, limit).await?;
+                near.truncate(limit as usize);
+                near
             } else {
                 rows
             }

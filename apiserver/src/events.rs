@@ -23,6 +23,11 @@ impl AppState {
         let subject = subjects::stream_lifecycle(&self.config.nats.nats_prefix);
         if let Err(e) = self.nats.publish(subject, payload.into()).await {
             tracing::warn!(stream_id = %stream_id, error = %e, "could not publish lifecycle event");
+            return;
+        }
+        // On the wire before the request that caused it answers.
+        if let Err(e) = self.nats.flush().await {
+            tracing::warn!(stream_id = %stream_id, error = %e, "could not flush lifecycle event");
         }
     }
 }

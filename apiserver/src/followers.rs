@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, foreign_key_violation};
-use crate::pagination::{Cursor, Page, PageParams};
+use crate::pagination::{Cursor, Page, PageParams, sane_time};
 use crate::state::AppState;
 use crate::streams::{STREAM_SELECT, StreamRow, StreamView};
 
@@ -75,6 +75,9 @@ async fn follow_page(
 ) -> ApiResult<Page<FollowEntry>> {
     let limit = page.limit()?;
     let after: Option<(DateTime<Utc>, Uuid)> = page.cursor()?.map(|c: Cursor<(DateTime<Utc>, Uuid)>| c.0);
+    if let Some((t, _)) = after {
+        sane_time(t)?;
+    }
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
         .bind(user_id)
         .fetch_one(&state.read_db)

@@ -92,20 +92,19 @@ async fn report_status(
     if !from.is_active() {
         return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
     }
-    let sql = match req.status {
-        StreamStatus::Live => {
-            "UPDATE streams SET status = 'live', started_at = coalesce(started_at, now()) WHERE id = $1"
-        }
-        StreamStatus::Starting => "UPDATE streams SET status = 'starting' WHERE id = $1",
-        StreamStatus::Ending => "UPDATE streams SET status = 'ending' WHERE id = $1",
-        StreamStatus::Ended => {
-            "UPDATE streams SET status = 'ended', ended_at = now(), current_viewers = 0 WHERE id = $1"
-        }
-        StreamStatus::Failed => {
-            "UPDATE streams SET status = 'failed', ended_at = now(), current_viewers = 0 WHERE id = $1"
-        }
+    // Every update is conditional on the stream still being active: a stop that commits between
+    // the read above and this write must win, not be revived by a late report.
+    let set = match req.status {
+        StreamStatus::Live => "status = 'live', started_at = coalesce(started_at, now())",
+        StreamStatus::Starting => "status = 'starting'",
+        StreamStatus::Ending => "status = 'ending'",
+        StreamStatus::Ended => "status = 'ended', ended_at = now(), current_viewers = 0",
+        StreamStatus::Failed => "status = 'failed', ended_at = now(), current_viewers = 0",
     };
-    sqlx::query(sql).bind(id.0).execute(&state.db).await?;
+    let sql = format!("UPDATE streams SET {set} WHERE id = $1 AND status IN ('starting', 'live', 'ending')");
+    if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.0).execute(&state.db).await?.rows_affected() == 0 {
+        return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
+    }
     state.invalidate_stream(id).await;
     if from != req.status {
         state.publish_lifecycle(req.status.as_str(), id, UserId(row.user_id)).await;

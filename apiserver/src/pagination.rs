@@ -41,6 +41,17 @@ impl PageParams {
     }
 }
 
+/// Reject cursor timestamps no server could have issued, before Postgres sees them (a year like
+/// -10000 parses in chrono but is out of range for `timestamptz`).
+pub fn sane_time(t: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    use chrono::Datelike as _;
+    if (1970..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(ApiError::bad_request("invalid_cursor", "the cursor is not one this server issued"))
+    }
+}
+
 impl<T: Serialize> Cursor<T> {
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&self.0).unwrap_or_default())

@@ -52,41 +52,6 @@ impl AppState {
         }
     }
 
-    /// How many hits `subject` has in the current window of `limit`, without adding one.
-    pub(crate) async fn rate_peek(&self, limit: Limit, subject: &str) -> Result<(), ApiError> {
-        let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
-        let mut conn = self.redis();
-        let res: redis::RedisResult<(Option<u64>, i64)> =
-            redis::pipe().get(&key).pttl(&key).query_async(&mut conn).await;
-        match res {
-            Ok((Some(n), ttl_ms)) if n >= u64::from(limit.max) => {
-                self.metrics.rate_limited.get_or_create(&ScopeLabels { scope: limit.scope }).inc();
-                Err(ApiError::RateLimited {
-                    retry_after: (ttl_ms.max(0) as u64).div_ceil(1000).max(1),
-                    message: limit.message,
-                })
-            }
-            Ok(_) => Ok(()),
-            Err(e) => {
-                tracing::warn!(scope = limit.scope, error = %e, "rate limiter unavailable; allowing request");
-                Ok(())
-            }
-        }
-    }
-
-    /// Add a hit without checking (e.g. record a failed login).
-    pub(crate) async fn rate_record(&self, limit: Limit, subject: &str) {
-        let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
-        let res: redis::RedisResult<(u64, i64)> = redis::Script::new(HIT)
-            .key(&key)
-            .arg(limit.window.as_millis() as u64)
-            .invoke_async(&mut self.redis())
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(scope = limit.scope, error = %e, "could not record rate-limit hit");
-        }
-    }
-
     pub(crate) async fn rate_clear(&self, limit: Limit, subject: &str) {
         let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
         let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&key).query_async(&mut self.redis()).await;
@@ -106,7 +71,7 @@ impl AppState {
             scope: "login_account",
             max: self.config.login_failures_per_account,
             window: Duration::from_secs(15 * 60),
-            message: "too many failed logins for this account; wait and try again",
+            message: "too many login attempts for this account; wait and try again",
         }
     }
 

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, foreign_key_violation, unique_violation};
 use crate::orchestrator::StreamSpec;
-use crate::pagination::{Cursor, Page, PageParams};
+use crate::pagination::{Cursor, Page, PageParams, sane_time};
 use crate::state::{AppState, CacheLabels};
 use crate::stream_keys::create_key;
 
@@ -381,6 +381,9 @@ async fn user_streams(
 ) -> ApiResult<Json<Page<StreamView>>> {
     let limit = page.limit()?;
     let after: Option<(DateTime<Utc>, Uuid)> = page.cursor()?.map(|c: Cursor<(DateTime<Utc>, Uuid)>| c.0);
+    if let Some((t, _)) = after {
+        sane_time(t)?;
+    }
     let sql = format!(
         "{STREAM_SELECT} WHERE s.user_id = $1 AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2, $3))
          ORDER BY s.created_at DESC, s.id DESC LIMIT $4"

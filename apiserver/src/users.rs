@@ -279,23 +279,16 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     };
     let user: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&login).fetch_optional(&state.db).await?;
 
+    // Count the attempt against the name tried (existing or not, so a 429 reveals nothing)
+    // before the slow check: counting after would let parallel guesses all pass the check.
     let account_limit = state.login_account_limit();
-    if let Some(u) = &user {
-        state.rate_peek(account_limit, &u.id.to_string()).await?;
-    }
+    state.rate_limit(account_limit, &login).await?;
     let ok = state.passwords.verify(&req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let Some(user) = user.filter(|_| ok) else {
-        if let Some(u) = sqlx::query_scalar::<_, Uuid>("SELECT id FROM users WHERE username_key = $1 OR email = $1")
-            .bind(&login)
-            .fetch_optional(&state.db)
-            .await?
-        {
-            state.rate_record(account_limit, &u.to_string()).await;
-        }
         state.metrics.auth("login", "bad_credentials");
         return Err(ApiError::unauthorized("invalid_credentials", "wrong username/email or password"));
     };
-    state.rate_clear(account_limit, &user.id.to_string()).await;
+    state.rate_clear(account_limit, &login).await;
 
     let mut conn = state.db.acquire().await?;
     let new = sessions::issue(&mut conn, UserId(user.id), None, state.refresh_ttl()).await?;

@@ -151,6 +151,7 @@ impl ChatGateway {
             tasks.spawn(persister::run(self.state.clone(), stop_rx.clone()));
         }
         tasks.spawn(lifecycle_listener(self.state.clone(), stop_rx.clone()));
+        tasks.spawn(partition_upkeep(self.state.clone(), stop_rx.clone()));
         tracing::info!(addr = %self.local_addr(), "chat gateway listening");
         use axum::serve::ListenerExt as _;
         // Small frames and responses go out at once instead of waiting on Nagle's algorithm.
@@ -202,6 +203,22 @@ async fn ensure_partitions(db: &sqlx::PgPool) -> anyhow::Result<()> {
         .fetch_one(db)
         .await?;
     Ok(())
+}
+
+/// Keep a week of day partitions ahead in the chat database, which may not be the apiserver's.
+async fn partition_upkeep(state: ChatState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = ensure_partitions(&state.chat_db).await {
+                    tracing::warn!(error = %e, "chat partition upkeep failed");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -3,6 +3,11 @@
 use std::net::SocketAddr;
 
 use onair_config::{DatabaseArgs, NatsArgs, RedisArgs};
+use secrecy::{ExposeSecret as _, SecretString};
+
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ChatConfig {
@@ -13,8 +18,8 @@ pub struct ChatConfig {
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Chat history's own database (database per domain); defaults to the main one.
-    #[arg(long, env = "ONAIR_CHAT_DATABASE_URL")]
-    pub chat_database_url: Option<String>,
+    #[arg(long, env = "ONAIR_CHAT_DATABASE_URL", value_parser = secret)]
+    pub chat_database_url: Option<SecretString>,
     #[command(flatten)]
     pub redis: RedisArgs,
     #[command(flatten)]
@@ -72,8 +77,8 @@ impl ChatConfig {
 
     pub fn chat_db_url(&self) -> String {
         self.chat_database_url
-            .as_deref()
-            .map(onair_config::with_default_user)
+            .as_ref()
+            .map(|u| onair_config::with_default_user(u.expose_secret()))
             .unwrap_or_else(|| self.database.primary_url())
     }
 }

@@ -41,18 +41,31 @@ pub async fn page(
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> ChatResult<Vec<ChatMessage>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
-         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"
-    );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(stream.0)
-        .bind(before.map(|b| b.0))
-        .bind(before.map(|b| b.1))
-        .bind(limit)
-        .fetch_all(&state.chat_db)
-        .await?;
+    // Two statements rather than `$2 IS NULL OR ...`, and a plain `created_at <=` beside the row
+    // comparison: both let the planner prune day partitions instead of visiting every one.
+    let rows: Vec<Row> = match before {
+        None => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
+                 ORDER BY created_at DESC, id DESC LIMIT $2"
+            );
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(stream.0).bind(limit).fetch_all(&state.chat_db).await?
+        }
+        Some((ts, id)) => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
+                 AND created_at <= $2 AND (created_at, id) < ($2, $3)
+                 ORDER BY created_at DESC, id DESC LIMIT $4"
+            );
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(stream.0)
+                .bind(ts)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&state.chat_db)
+                .await?
+        }
+    };
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
@@ -61,7 +74,7 @@ pub async fn after(state: &ChatState, stream: StreamId, last: Uuid) -> ChatResul
     let Some(ts) = uuid_time(&last) else { return Ok(vec![]) };
     let sql = format!(
         "SELECT {COLUMNS} FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
-         AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT 200"
+         AND created_at >= $2 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT 200"
     );
     let rows: Vec<Row> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(stream.0).bind(ts).bind(last).fetch_all(&state.chat_db).await?;

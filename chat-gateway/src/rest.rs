@@ -151,6 +151,14 @@ pub enum ModAction {
     },
 }
 
+async fn is_moderator(state: &ChatState, channel: Uuid, user: Uuid) -> ChatResult<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chat_moderators WHERE channel_id = $1 AND user_id = $2)")
+        .bind(channel)
+        .bind(user)
+        .fetch_one(&state.db)
+        .await?)
+}
+
 /// Timeouts run from 1 s to 14 days.
 const MAX_TIMEOUT_SECS: i64 = 14 * 24 * 3600;
 
@@ -205,7 +213,14 @@ pub async fn moderate(
 ) -> ChatResult<StatusCode> {
     let stream = StreamId(stream_id);
     let handle = room::join(&state, stream).await?;
-    let info = handle.room.info();
+    let mut info = handle.room.info();
+    // Moderator rights are read fresh: a room's cached list may trail a removal.
+    let is_mod = is_moderator(&state, info.channel_id.0, claims.sub.0).await?;
+    if is_mod {
+        info.moderators.insert(claims.sub);
+    } else {
+        info.moderators.remove(&claims.sub);
+    }
     if !is_privileged(&info, claims.sub, claims.role) {
         return Err(ChatError::forbidden("only the channel owner, its moderators or an admin may moderate"));
     }
@@ -293,33 +308,31 @@ pub async fn moderate(
                 .await?;
         }
         ModAction::FollowersOnly { enabled } => {
-            set_flags(&state, &info, Some(enabled), None).await?;
-            publish_mod(
-                &state,
-                stream,
-                &ModEvent::Settings { followers_only: enabled, links_allowed: info.links_allowed },
-            )
-            .await?;
+            let (followers_only, links_allowed) = set_flags(&state, &info, Some(enabled), None).await?;
+            publish_mod(&state, stream, &ModEvent::Settings { followers_only, links_allowed }).await?;
             audit(&state, &info, claims.sub, "followers_only", None, None, "", serde_json::json!({"enabled": enabled}))
                 .await?;
         }
         ModAction::Links { allowed } => {
-            set_flags(&state, &info, None, Some(allowed)).await?;
-            publish_mod(
-                &state,
-                stream,
-                &ModEvent::Settings { followers_only: info.followers_only, links_allowed: allowed },
-            )
-            .await?;
+            let (followers_only, links_allowed) = set_flags(&state, &info, None, Some(allowed)).await?;
+            publish_mod(&state, stream, &ModEvent::Settings { followers_only, links_allowed }).await?;
             audit(&state, &info, claims.sub, "links", None, None, "", serde_json::json!({"allowed": allowed})).await?;
         }
         ModAction::Clear { reason } => {
             publish_mod(&state, stream, &ModEvent::Clear).await?;
-            sqlx::query("UPDATE chat_messages SET deleted_at = now(), deleted_by = $2 WHERE stream_id = $1 AND deleted_at IS NULL")
-                .bind(stream.0)
-                .bind(claims.sub.0)
-                .execute(&state.chat_db)
-                .await?;
+            let cleared_at = Utc::now();
+            clear_history(&state, stream, cleared_at, claims.sub).await?;
+            // Messages sent just before the clear may still be on their way to history (the
+            // persister trails by a batch): clear again once they have landed.
+            let (st, by) = (state.clone(), claims.sub);
+            tokio::spawn(async move {
+                for delay in [500, 2000, 6000] {
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                    if let Err(e) = clear_history(&st, stream, cleared_at, by).await {
+                        tracing::warn!(stream_id = %stream, error = %e, "re-clearing history failed");
+                    }
+                }
+            });
             audit(&state, &info, claims.sub, "clear", None, None, &reason, serde_json::json!({})).await?;
         }
     }
@@ -354,16 +367,32 @@ async fn set_flags(
     info: &RoomInfo,
     followers_only: Option<bool>,
     links: Option<bool>,
-) -> ChatResult<()> {
-    sqlx::query(
+) -> ChatResult<(bool, bool)> {
+    // Both flags as stored come back, so the event carries the truth even when two moderators
+    // change different flags at once.
+    Ok(sqlx::query_as(
         "INSERT INTO chat_settings (channel_id, followers_only, links_allowed) VALUES ($1, coalesce($2, false), coalesce($3, true))
          ON CONFLICT (channel_id) DO UPDATE SET followers_only = coalesce($2, chat_settings.followers_only),
-            links_allowed = coalesce($3, chat_settings.links_allowed), updated_at = now()",
+            links_allowed = coalesce($3, chat_settings.links_allowed), updated_at = now()
+         RETURNING followers_only, links_allowed",
     )
     .bind(info.channel_id.0)
     .bind(followers_only)
     .bind(links)
-    .execute(&state.db)
+    .fetch_one(&state.db)
+    .await?)
+}
+
+/// Hide every message of `stream` sent up to `until`.
+async fn clear_history(state: &ChatState, stream: StreamId, until: DateTime<Utc>, by: UserId) -> ChatResult<()> {
+    sqlx::query(
+        "UPDATE chat_messages SET deleted_at = now(), deleted_by = $3
+         WHERE stream_id = $1 AND created_at <= $2 AND deleted_at IS NULL",
+    )
+    .bind(stream.0)
+    .bind(until)
+    .bind(by.0)
+    .execute(&state.chat_db)
     .await?;
     Ok(())
 }

@@ -97,7 +97,8 @@ pub async fn load_info(state: &ChatState, stream: StreamId) -> ChatResult<Option
     Ok(Some(RoomInfo {
         stream_id: stream,
         channel_id: UserId(channel),
-        active: matches!(status.as_str(), "starting" | "live" | "ending"),
+        // `ending`: the streamer pressed stop; chat closes with it (as the lifecycle event does).
+        active: matches!(status.as_str(), "starting" | "live"),
         slow_mode_secs: slow.max(0) as u32,
         followers_only,
         links_allowed,
@@ -195,11 +196,13 @@ pub async fn join(state: &ChatState, stream: StreamId) -> ChatResult<RoomHandle>
     if let Some(room) = existing {
         return Ok(RoomHandle { room, state: state.clone() });
     }
-    let info =
-        load_info(state, stream).await?.ok_or_else(|| ChatError::not_found("stream_not_found", "no such stream"))?;
+    // Subscribe before reading the room's state, so a moderation event published in between is
+    // applied on top of what we read instead of being lost.
     let prefix = &state.config.nats.nats_prefix;
     let msgs = state.nats.subscribe(subjects::chat_room(prefix, stream)).await.map_err(anyhow::Error::from)?;
     let mods = state.nats.subscribe(subjects::chat_moderation(prefix, stream)).await.map_err(anyhow::Error::from)?;
+    let info =
+        load_info(state, stream).await?.ok_or_else(|| ChatError::not_found("stream_not_found", "no such stream"))?;
     let (tx, _) = broadcast::channel(state.config.outbound_queue.max(8));
     let room =
         Arc::new(Room { id: stream, info: RwLock::new(info), tx, users: AtomicUsize::new(1), task: Mutex::new(None) });

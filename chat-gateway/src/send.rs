@@ -107,32 +107,11 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
         return Err(reject(state, StatusCode::TOO_MANY_REQUESTS, "rate_limited", "you are sending messages too fast")
             .retry_after(ms));
     }
+    // Checks that only read come first; the Redis keys that remember this message (slow mode,
+    // flood) are set last and removed again if the publish fails, so a refused or failed send
+    // does not use up the user's slot.
+    let mut claimed: Vec<String> = Vec::new();
     if !privileged {
-        if info.slow_mode_secs > 0 {
-            let key = redis_keys::rate_limit(
-                &state.config.redis.redis_prefix,
-                &format!("slow:{}", room.id),
-                &user.to_string(),
-            );
-            let set: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(u64::from(info.slow_mode_secs) * 1000)
-                .query_async(&mut state.redis())
-                .await?;
-            if set.is_none() {
-                let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut state.redis()).await?;
-                return Err(reject(
-                    state,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "slow_mode",
-                    format!("slow mode is on: one message every {} s", info.slow_mode_secs),
-                )
-                .retry_after(ttl.max(1) as u64));
-            }
-        }
         if info.followers_only {
             let follows: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM followers WHERE user_id = $1 AND follower_id = $2)")
@@ -165,7 +144,33 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
                 "the message contains a word this chat does not allow",
             ));
         }
-        // Flood: the same text again within 30 s.
+        if info.slow_mode_secs > 0 {
+            let key = redis_keys::rate_limit(
+                &state.config.redis.redis_prefix,
+                &format!("slow:{}", room.id),
+                &user.to_string(),
+            );
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(u64::from(info.slow_mode_secs) * 1000)
+                .query_async(&mut state.redis())
+                .await?;
+            if set.is_none() {
+                let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut state.redis()).await?;
+                return Err(reject(
+                    state,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "slow_mode",
+                    format!("slow mode is on: one message every {} s", info.slow_mode_secs),
+                )
+                .retry_after(ttl.max(1) as u64));
+            }
+            claimed.push(key);
+        }
+        // Flood: the same text (after normalisation) again within 30 s.
         let fingerprint = digest(filter::normalize(text).join(" ").as_bytes());
         let key = redis_keys::rate_limit(
             &state.config.redis.redis_prefix,
@@ -175,6 +180,7 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
         let fresh: Option<String> =
             redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("EX").arg(30).query_async(&mut state.redis()).await?;
         if fresh.is_none() {
+            release(state, &claimed).await;
             return Err(reject(
                 state,
                 StatusCode::CONFLICT,
@@ -182,6 +188,7 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
                 "you just sent that; say something new",
             ));
         }
+        claimed.push(key);
     }
 
     let msg = ChatMessage {
@@ -193,13 +200,24 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
     };
     // The id's timestamp and `ts` must agree to the millisecond (the row's partition key).
     let msg = ChatMessage { ts: uuid_time(&msg.id).unwrap_or(msg.ts), ..msg };
-    publish(state, &msg).await?;
+    if let Err(e) = publish(state, &msg).await {
+        release(state, &claimed).await;
+        return Err(e);
+    }
     state.metrics.messages_in.inc();
     let counter = redis_keys::chat_counter(&state.config.redis.redis_prefix, room.id);
     let _: redis::RedisResult<()> =
         redis::pipe().incr(&counter, 1).ignore().expire(&counter, 3600).ignore().query_async(&mut state.redis()).await;
     tracing::debug!(stream_id = %room.id, user_id = %user, message_id = %msg.id, "message accepted");
     Ok(msg)
+}
+
+/// Forget the slow-mode and flood keys of a send that did not go out.
+async fn release(state: &ChatState, keys: &[String]) {
+    if keys.is_empty() {
+        return;
+    }
+    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(&mut state.redis()).await;
 }
 
 /// Publish to JetStream with the message id as `Nats-Msg-Id` (a retried publish is dropped as

@@ -9,7 +9,7 @@ use axum::response::Response;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{HeaderMap, StatusCode};
 use onair_auth::AccessClaims;
-use onair_domain::StreamId;
+use onair_domain::{StreamId, UserId};
 use onair_web::Path;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -45,6 +45,41 @@ pub async fn verify_token(state: &ChatState, token: &str) -> ChatResult<AccessCl
     state.keys.verify(token).await.map_err(|e| ChatError::unauthorized(e.code(), e.to_string()))
 }
 
+/// One of a user's sockets on this replica. Released on drop, so every path out — a failed
+/// join, a timed-out or cancelled upgrade, a closed socket — gives the slot back.
+struct UserSlot {
+    state: ChatState,
+    user: UserId,
+}
+
+impl UserSlot {
+    fn take(state: &ChatState, user: UserId) -> ChatResult<Self> {
+        let mut by_user = state.sockets_by_user.lock().unwrap_or_else(|e| e.into_inner());
+        let n = by_user.entry(user).or_default();
+        if *n >= state.config.sockets_per_user {
+            return Err(ChatError::reject(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "close another chat tab first",
+            ));
+        }
+        *n += 1;
+        Ok(Self { state: state.clone(), user })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut by_user = self.state.sockets_by_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = by_user.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_user.remove(&self.user);
+            }
+        }
+    }
+}
+
 /// Open a socket on a room. Reading needs no account; sending needs a token.
 pub async fn ws_handler(
     State(state): State<ChatState>,
@@ -74,40 +109,11 @@ pub async fn ws_handler(
         Some(t) => Some(verify_token(&state, &t).await?),
         None => None,
     };
-    if let Some(c) = &claims {
-        let mut by_user = state.sockets_by_user.lock().unwrap_or_else(|e| e.into_inner());
-        let n = by_user.entry(c.sub).or_default();
-        if *n >= state.config.sockets_per_user {
-            return Err(ChatError::reject(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                "close another chat tab first",
-            ));
-        }
-        *n += 1;
-    }
-    let user = claims.as_ref().map(|c| c.sub);
-    let release = {
-        let state = state.clone();
-        move || {
-            if let Some(u) = user {
-                let mut by_user = state.sockets_by_user.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(n) = by_user.get_mut(&u) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        by_user.remove(&u);
-                    }
-                }
-            }
-        }
+    let slot = match &claims {
+        Some(c) => Some(UserSlot::take(&state, c.sub)?),
+        None => None,
     };
-    let handle = match room::join(&state, StreamId(stream_id)).await {
-        Ok(h) => h,
-        Err(e) => {
-            release();
-            return Err(e);
-        }
-    };
+    let handle = room::join(&state, StreamId(stream_id)).await?;
     Ok(ws
         .protocols([SUBPROTOCOL])
         .read_buffer_size(4 * 1024)
@@ -117,7 +123,7 @@ pub async fn ws_handler(
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| async move {
             run_socket(state, handle, claims, socket).await;
-            release();
+            drop(slot);
         }))
 }
 
@@ -238,6 +244,17 @@ async fn handle_client_frame(
                 state.metrics.reject("login_required");
                 return vec![error_frame("login_required", "log in to chat", client_ref.as_deref(), None)];
             };
+            // The token was checked at the upgrade; a socket outliving it must reconnect with a
+            // fresh one, so logout, a ban from the platform or a role change reach open sockets.
+            if claims.exp <= chrono::Utc::now().timestamp() {
+                state.metrics.reject("token_expired");
+                return vec![error_frame(
+                    "token_expired",
+                    "your session expired; reconnect",
+                    client_ref.as_deref(),
+                    None,
+                )];
+            }
             match send::send(state, &handle.room, claims, &text).await {
                 Ok(msg) => vec![encode(&ServerFrame::Ack { client_ref: client_ref.as_deref(), id: msg.id })],
                 Err(e) => {

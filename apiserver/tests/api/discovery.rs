@@ -96,6 +96,15 @@ async fn hostile_search_input_is_harmless() {
         "invalid_cursor",
     );
     assert_error(&app.get("/api/streams/search?limit=1000", None).await, StatusCode::BAD_REQUEST, "invalid_field");
+    // A well-formed cursor with a date Postgres cannot hold is still the client's mistake.
+    use base64::Engine as _;
+    let far = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(r#"[true,0,"-10000-01-01T00:00:00Z","00000000-0000-0000-0000-000000000000"]"#);
+    assert_error(
+        &app.get(&format!("/api/streams/search?cursor={far}"), None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_cursor",
+    );
 }
 
 #[tokio::test]

@@ -174,6 +174,26 @@ async fn an_account_locks_after_repeated_failures_even_from_many_ips() {
 }
 
 #[tokio::test]
+async fn a_spoofed_forwarded_for_does_not_escape_the_ip_limit() {
+    let app = spawn_app_with(&["--login-per-ip-per-minute", "2", "--trust-forwarded-for"]).await;
+    app.register("xff").await;
+    let mut statuses = Vec::new();
+    for fake in ["1.1.1.1", "2.2.2.2", "3.3.3.3"] {
+        // The client writes the left entries; our proxy appended the right-most one.
+        let res = app
+            .client
+            .post(format!("{}/api/users/login", app.base))
+            .header("x-forwarded-for", format!("{fake}, 203.0.113.7"))
+            .json(&json!({"login": "xff", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status());
+    }
+    assert_eq!(statuses, vec![StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]);
+}
+
+#[tokio::test]
 async fn registration_is_rate_limited_per_ip() {
     let app = spawn_app_with(&["--register-per-ip-per-hour", "2"]).await;
     app.register("frank1").await;

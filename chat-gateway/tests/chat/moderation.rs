@@ -88,6 +88,22 @@ async fn moderators_delete_timeout_ban_across_replicas() {
     send(&mut troll_ws, "sorry", "t3").await;
     assert_eq!(wait_for(&mut troll_ws, "ack").await["ref"], "t3");
 
+    // A removed moderator loses the right at once, whatever rooms still cache.
+    let (status, _) = env
+        .rest(
+            0,
+            Method::DELETE,
+            &format!("/api/channels/{}/moderators/{}", owner.id, mate.id),
+            Some(&owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = env.moderate(0, &stream, &mate.token, json!({"action": "slow_mode", "seconds": 5})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    env.rest(0, Method::PUT, &format!("/api/channels/{}/moderators/{}", owner.id, mate.id), Some(&owner.token), None)
+        .await;
+
     // The owner cannot be moderated; timeouts are bounded.
     let (status, _) = env.moderate(0, &stream, &mate.token, json!({"action": "ban", "user_id": owner.id})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
