@@ -8,12 +8,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::get;
-use futures::FutureExt as _;
 use http::HeaderValue;
 use onair_auth::KeyRing;
-use onair_web::{Check, HttpMetrics, Readiness};
-use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::postgres::PgPoolOptions;
+use onair_web::HttpMetrics;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi as _;
@@ -35,29 +33,19 @@ impl Application {
     /// Connect to Postgres (migrating it), Redis and NATS, load signing keys, bind the listener.
     /// `orchestrator`: `None` uses the recording one (no media).
     pub async fn build(config: ApiConfig, orchestrator: Option<Arc<dyn Orchestrator>>) -> anyhow::Result<Self> {
-        let db = PgPoolOptions::new()
-            .max_connections(config.database.database_max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&config.database.primary_url())
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting to Postgres: {e}"))?;
+        let db =
+            onair_infra::pg_pool(&config.database.primary_url(), config.database.database_max_connections, "Postgres")
+                .await?;
         MIGRATOR.run(&db).await?;
         let read_db = match config.database.read_url() {
-            Some(url) => PgPoolOptions::new()
-                .max_connections(config.database.database_max_connections)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect(&url)
-                .await
-                .map_err(|e| anyhow::anyhow!("connecting to the Postgres read replica: {e}"))?,
+            Some(url) => {
+                onair_infra::pg_pool(&url, config.database.database_max_connections, "the Postgres read replica")
+                    .await?
+            }
             None => db.clone(),
         };
-        let redis_client = redis::Client::open(config.redis.redis_url.expose_secret())?;
-        let redis = redis::aio::ConnectionManager::new(redis_client)
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
-        let nats = async_nats::connect(config.nats.nats_url.expose_secret())
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting to NATS: {e}"))?;
+        let redis = onair_infra::redis(&config.redis).await?;
+        let nats = onair_infra::nats(&config.nats).await?;
 
         let keys = KeyRing::load_dir(&config.jwt_keys_dir, config.jwt_active_kid.as_deref(), !config.jwt_require_keys)?;
         tracing::info!(active_kid = keys.active_kid(), "signing keys loaded");
@@ -72,46 +60,7 @@ impl Application {
         let http_metrics = HttpMetrics::register(&mut registry);
         let metrics = AppMetrics::register(&mut registry);
 
-        let readiness = Readiness::new(vec![
-            Check {
-                name: "postgres",
-                run: {
-                    let db = db.clone();
-                    Box::new(move || {
-                        let db = db.clone();
-                        async move { sqlx::query("SELECT 1").execute(&db).await.map(|_| ()).map_err(|e| e.to_string()) }
-                            .boxed()
-                    })
-                },
-            },
-            Check {
-                name: "redis",
-                run: {
-                    let redis = redis.clone();
-                    Box::new(move || {
-                        let mut r = redis.clone();
-                        async move {
-                            redis::cmd("PING")
-                                .query_async::<String>(&mut r)
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| e.to_string())
-                        }
-                        .boxed()
-                    })
-                },
-            },
-            Check {
-                name: "nats",
-                run: {
-                    let nats = nats.clone();
-                    Box::new(move || {
-                        let n = nats.clone();
-                        async move { n.flush().await.map_err(|e| e.to_string()) }.boxed()
-                    })
-                },
-            },
-        ]);
+        let readiness = onair_infra::readiness(&db, &redis, &nats);
 
         let stream_cache = moka::future::Cache::builder()
             .max_capacity(100_000)

@@ -96,13 +96,6 @@ impl ApiConfig {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            config: ApiConfig,
-        }
-        use clap::Parser as _;
-        Wrapper::try_parse_from(std::iter::once("apiserver".into()).chain(args.into_iter().map(Into::into)))
-            .map(|w| w.config)
+        onair_config::parse_args("apiserver", args)
     }
 }

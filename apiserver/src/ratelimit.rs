@@ -10,15 +10,6 @@ use onair_domain::contracts::redis_keys;
 use crate::error::ApiError;
 use crate::state::{AppState, ScopeLabels};
 
-/// INCR the bucket and start its window on the first hit; returns (count, ms left in window).
-const HIT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
-";
-
 #[derive(Debug, Clone, Copy)]
 pub struct Limit {
     pub scope: &'static str,
@@ -31,11 +22,7 @@ impl AppState {
     /// Count one request against `limit` for `subject`; refuse with 429 past the limit.
     pub(crate) async fn rate_limit(&self, limit: Limit, subject: &str) -> Result<(), ApiError> {
         let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
-        let res: redis::RedisResult<(u64, i64)> = redis::Script::new(HIT)
-            .key(&key)
-            .arg(limit.window.as_millis() as u64)
-            .invoke_async(&mut self.redis())
-            .await;
+        let res = onair_infra::hit(&mut self.redis(), &key, limit.window.as_millis() as u64).await;
         match res {
             Ok((n, ttl_ms)) if n > u64::from(limit.max) => {
                 self.metrics.rate_limited.get_or_create(&ScopeLabels { scope: limit.scope }).inc();

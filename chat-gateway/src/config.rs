@@ -65,14 +65,7 @@ impl ChatConfig {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            config: ChatConfig,
-        }
-        use clap::Parser as _;
-        Wrapper::try_parse_from(std::iter::once("chat-gateway".into()).chain(args.into_iter().map(Into::into)))
-            .map(|w| w.config)
+        onair_config::parse_args("chat-gateway", args)
     }
 
     pub fn chat_db_url(&self) -> String {

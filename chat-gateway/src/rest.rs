@@ -159,6 +159,15 @@ async fn is_moderator(state: &ChatState, channel: Uuid, user: Uuid) -> ChatResul
         .await?)
 }
 
+/// 403 unless the caller is the channel's owner, one of its moderators, or an admin.
+async fn require_staff(state: &ChatState, channel: Uuid, claims: &AccessClaims, message: &str) -> ChatResult<()> {
+    if claims.sub.0 == channel || claims.role == Role::Admin || is_moderator(state, channel, claims.sub.0).await? {
+        Ok(())
+    } else {
+        Err(ChatError::forbidden(message))
+    }
+}
+
 /// Timeouts run from 1 s to 14 days.
 const MAX_TIMEOUT_SECS: i64 = 14 * 24 * 3600;
 
@@ -495,15 +504,8 @@ pub async fn add_filter(
     Path(channel): Path<Uuid>,
     Json(body): Json<FilterBody>,
 ) -> ChatResult<StatusCode> {
-    let is_mod: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chat_moderators WHERE channel_id = $1 AND user_id = $2)")
-            .bind(channel)
-            .bind(claims.sub.0)
-            .fetch_one(&state.db)
-            .await?;
-    if claims.sub.0 != channel && !is_mod && claims.role != Role::Admin {
-        return Err(ChatError::forbidden("only the channel owner, its moderators or an admin may change filters"));
-    }
+    require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may change filters")
+        .await?;
     let pattern = body.pattern.trim();
     if pattern.is_empty() || pattern.chars().count() > 200 {
         return Err(onair_domain::ValidationError::new("pattern", "must be 1 to 200 characters").into());
@@ -583,15 +585,8 @@ pub async fn audit_log(
     AuthUser(claims): AuthUser,
     Path(channel): Path<Uuid>,
 ) -> ChatResult<Json<Vec<AuditEntry>>> {
-    let is_mod: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chat_moderators WHERE channel_id = $1 AND user_id = $2)")
-            .bind(channel)
-            .bind(claims.sub.0)
-            .fetch_one(&state.db)
-            .await?;
-    if claims.sub.0 != channel && !is_mod && claims.role != Role::Admin {
-        return Err(ChatError::forbidden("only the channel owner, its moderators or an admin may read the log"));
-    }
+    require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may read the log")
+        .await?;
     let rows = sqlx::query_as(
         "SELECT id, actor_id, action, target_user_id, target_message, reason, details, created_at
          FROM moderation_audit WHERE channel_id = $1 ORDER BY created_at DESC LIMIT 200",

@@ -42,20 +42,10 @@ fn reject(state: &ChatState, status: StatusCode, code: &'static str, message: im
     ChatError::reject(status, code, message)
 }
 
-/// Fixed-window counter in Redis; returns (count, ms left).
-const HIT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
-";
-
 /// Count one hit against a limit shared by every replica; `Some(retry_ms)` past the limit.
 pub async fn hit(state: &ChatState, scope: &str, subject: &str, max: u32, window_ms: u64) -> ChatResult<Option<u64>> {
     let key = redis_keys::rate_limit(&state.config.redis.redis_prefix, scope, subject);
-    let (n, ttl): (u64, i64) =
-        redis::Script::new(HIT).key(&key).arg(window_ms).invoke_async(&mut state.redis()).await?;
+    let (n, ttl) = onair_infra::hit(&mut state.redis(), &key, window_ms).await?;
     Ok((n > u64::from(max)).then_some(ttl.max(1) as u64))
 }
 

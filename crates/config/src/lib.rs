@@ -57,6 +57,24 @@ impl LogArgs {
     }
 }
 
+/// Parse a service's config group from an argument list (tests, and `onair up` composing its
+/// services' configs); `ONAIR_*` variables still fill what the list leaves out.
+pub fn parse_args<C, I, T>(name: &str, args: I) -> Result<C, clap::Error>
+where
+    C: clap::Args,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    #[derive(clap::Parser)]
+    struct Wrapper<C: clap::Args> {
+        #[command(flatten)]
+        config: C,
+    }
+    use clap::Parser as _;
+    let argv = std::iter::once(std::ffi::OsString::from(name)).chain(args.into_iter().map(Into::into));
+    Wrapper::<C>::try_parse_from(argv).map(|w| w.config)
+}
+
 impl DatabaseArgs {
     /// The primary URL with a user filled in (see [`with_default_user`]).
     pub fn primary_url(&self) -> String {
