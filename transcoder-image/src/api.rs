@@ -1,0 +1,85 @@
+//! The apiserver's internal routes, as the media worker uses them.
+
+use std::time::Duration;
+
+use onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
+use onair_domain::{StreamId, StreamStatus};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyOwner {
+    pub stream_id: StreamId,
+}
+
+/// Why a key was refused (for the log line and the metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    UnknownKey,
+    NoActiveStream,
+    Unavailable,
+}
+
+impl KeyRefusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UnknownKey => "unknown_key",
+            Self::NoActiveStream => "no_active_stream",
+            Self::Unavailable => "apiserver_unavailable",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiClient {
+    base: String,
+    token: SecretString,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    pub fn new(base: &str, token: SecretString) -> anyhow::Result<Self> {
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+        })
+    }
+
+    /// Which stream a publisher with `key` feeds. The key is sent in the body, never a URL.
+    pub async fn verify_key(&self, key: &str) -> Result<KeyOwner, KeyRefusal> {
+        let res = self
+            .http
+            .post(format!("{}/internal/stream-keys/verify", self.base))
+            .header(INTERNAL_TOKEN_HEADER, self.token.expose_secret())
+            .json(&serde_json::json!({ "stream_key": key }))
+            .send()
+            .await
+            .map_err(|_| KeyRefusal::Unavailable)?;
+        match res.status().as_u16() {
+            200 => res.json().await.map_err(|_| KeyRefusal::Unavailable),
+            404 => Err(KeyRefusal::UnknownKey),
+            409 => Err(KeyRefusal::NoActiveStream),
+            _ => Err(KeyRefusal::Unavailable),
+        }
+    }
+
+    /// Tell the apiserver what the stream is doing; retried briefly, then logged.
+    pub async fn report(&self, stream: StreamId, status: StreamStatus) {
+        for attempt in 0..3u64 {
+            let res = self
+                .http
+                .post(format!("{}/internal/streams/{stream}/status", self.base))
+                .header(INTERNAL_TOKEN_HEADER, self.token.expose_secret())
+                .json(&serde_json::json!({ "status": status }))
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().is_success() || r.status().as_u16() == 409 => return,
+                Ok(r) => tracing::warn!(stream_id = %stream, status = %r.status(), "status report refused"),
+                Err(e) => tracing::warn!(stream_id = %stream, error = %e, "status report failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The media worker's configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use onair_config::RedisArgs;
+use secrecy::SecretString;
+
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct MediaConfig {
+    /// RTMP ingest address (OBS publishes to `rtmp://HOST:PORT/live/{stream_key}`).
+    #[arg(long = "rtmp-listen", env = "ONAIR_RTMP_LISTEN", default_value = "127.0.0.1:1935")]
+    pub rtmp_listen: SocketAddr,
+    /// HTTP address serving HLS (`/hls/{stream_id}/master.m3u8`), health and metrics.
+    #[arg(long = "http-listen", env = "ONAIR_MEDIA_LISTEN", default_value = "127.0.0.1:8090")]
+    pub http_listen: SocketAddr,
+    /// The apiserver, for stream-key checks and status reports.
+    #[arg(long, env = "ONAIR_APISERVER_URL", default_value = "http://127.0.0.1:8080")]
+    pub apiserver_url: String,
+    /// Shared secret for the apiserver's internal routes.
+    #[arg(long, env = "ONAIR_INTERNAL_TOKEN", value_parser = secret)]
+    pub internal_token: SecretString,
+    /// Where HLS output is written (one folder per stream).
+    #[arg(long, env = "ONAIR_MEDIA_DIR", default_value = ".onair/media")]
+    pub media_dir: PathBuf,
+    #[arg(long, env = "ONAIR_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: String,
+    /// Renditions by height, top first; none is encoded above the source's height.
+    #[arg(long, env = "ONAIR_LADDER", default_value = "720p,480p,360p")]
+    pub ladder: String,
+    /// x264 preset (faster presets for weaker machines or lower tiers).
+    #[arg(long, env = "ONAIR_X264_PRESET", default_value = "veryfast")]
+    pub x264_preset: String,
+    /// Seconds a publisher may be gone before the stream ends.
+    #[arg(long, env = "ONAIR_RECONNECT_GRACE", default_value_t = 30)]
+    pub reconnect_grace_secs: u64,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
+
+impl MediaConfig {
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        onair_config::parse_args("media", args)
+    }
+}

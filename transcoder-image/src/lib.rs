@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+mod api;
+mod config;
+mod flv;
+mod hls;
+mod ladder;
+mod rtmp;
+mod worker;
+
+pub use config::MediaConfig;
+pub use ladder::{Rendition, parse_ladder};
+pub use worker::MediaWorker;

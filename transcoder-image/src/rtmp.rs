@@ -1,0 +1,137 @@
+//! One RTMP connection: handshake, connect, publish (after the key check), then audio and
+//! video into the stream's transcoder as FLV.
+
+use onair_domain::StreamStatus;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::flv;
+use crate::worker::{Publishing, WorkerState};
+
+/// The RTMP application publishers use: `rtmp://host/live/{stream_key}`.
+pub const APP: &str = "live";
+
+pub async fn handle(state: WorkerState, mut tcp: TcpStream, peer: std::net::SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let mut publishing: Option<Publishing> = None;
+    if let Err(e) = run(&state, &mut tcp, &mut publishing).await {
+        tracing::info!(peer = %peer, error = %e, "rtmp connection ended");
+    }
+    if let Some(p) = publishing {
+        state.publisher_left(p).await;
+    }
+}
+
+async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<Publishing>) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut handshake = Handshake::new(PeerType::Server);
+    let remaining = loop {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        match handshake.process_bytes(&buf[..n]).map_err(|e| anyhow::anyhow!("handshake: {e:?}"))? {
+            HandshakeProcessResult::InProgress { response_bytes } => tcp.write_all(&response_bytes).await?,
+            HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
+                tcp.write_all(&response_bytes).await?;
+                break remaining_bytes;
+            }
+        }
+    };
+    let (mut session, initial) =
+        ServerSession::new(ServerSessionConfig::new()).map_err(|e| anyhow::anyhow!("session: {e:?}"))?;
+    let mut pending = initial;
+    let mut input = remaining;
+    loop {
+        if !input.is_empty() {
+            pending.extend(session.handle_input(&input).map_err(|e| anyhow::anyhow!("rtmp: {e:?}"))?);
+            input.clear();
+        }
+        while !pending.is_empty() {
+            let results = std::mem::take(&mut pending);
+            for r in results {
+                match r {
+                    ServerSessionResult::OutboundResponse(p) => tcp.write_all(&p.bytes).await?,
+                    ServerSessionResult::RaisedEvent(ev) => {
+                        if !on_event(state, &mut session, ev, publishing, &mut pending).await? {
+                            // Flush what the session wants to say (a rejection) before closing.
+                            for r in std::mem::take(&mut pending) {
+                                if let ServerSessionResult::OutboundResponse(p) = r {
+                                    let _ = tcp.write_all(&p.bytes).await;
+                                }
+                            }
+                            return Ok(());
+                        }
+                    }
+                    ServerSessionResult::UnhandleableMessageReceived(_) => {}
+                }
+            }
+        }
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        input.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Handle one session event; `Ok(false)` ends the connection.
+async fn on_event(
+    state: &WorkerState,
+    session: &mut ServerSession,
+    ev: ServerSessionEvent,
+    publishing: &mut Option<Publishing>,
+    pending: &mut Vec<ServerSessionResult>,
+) -> anyhow::Result<bool> {
+    let rtmp = |e| anyhow::anyhow!("rtmp: {e:?}");
+    match ev {
+        ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
+            if app_name == APP {
+                pending.extend(session.accept_request(request_id).map_err(rtmp)?);
+            } else {
+                tracing::info!(app = %app_name, "rtmp connect to an unknown application refused");
+                pending.extend(session.reject_request(request_id, "NetConnection.Connect.Rejected", "unknown application").map_err(rtmp)?);
+                return Ok(false);
+            }
+        }
+        ServerSessionEvent::PublishStreamRequested { request_id, stream_key, .. } => {
+            // The key is checked before a single byte of media is accepted. It is never logged.
+            match state.begin_publish(&stream_key).await {
+                Ok(p) => {
+                    pending.extend(session.accept_request(request_id).map_err(rtmp)?);
+                    tracing::info!(stream_id = %p.stream_id, "publisher accepted");
+                    state.api.report(p.stream_id, StreamStatus::Live).await;
+                    *publishing = Some(p);
+                }
+                Err(reason) => {
+                    tracing::warn!(reason, "publisher refused");
+                    state.metrics.refused(reason);
+                    pending.extend(session.reject_request(request_id, "NetStream.Publish.BadName", reason).map_err(rtmp)?);
+                    return Ok(false);
+                }
+            }
+        }
+        ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+            if let Some(p) = publishing.as_mut() {
+                p.source_height = metadata.video_height;
+                p.has_audio = metadata.audio_codec_id.is_some() || metadata.audio_sample_rate.is_some();
+            }
+        }
+        ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
+            if let Some(p) = publishing.as_mut() {
+                p.write(state, flv::VIDEO, timestamp.value, &data).await?;
+            }
+        }
+        ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => {
+            if let Some(p) = publishing.as_mut() {
+                p.write(state, flv::AUDIO, timestamp.value, &data).await?;
+            }
+        }
+        ServerSessionEvent::PublishStreamFinished { .. } => return Ok(false),
+        _ => {}
+    }
+    Ok(true)
+}
+

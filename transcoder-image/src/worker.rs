@@ -1,0 +1,297 @@
+//! The media worker: RTMP listener, one ffmpeg per publishing stream, HLS origin.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use onair_domain::{StreamId, StreamStatus};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio::process::{Child, ChildStdin, Command};
+
+use crate::api::ApiClient;
+use crate::config::MediaConfig;
+use crate::ladder::{Rendition, ffmpeg_args, fit_to_source, parse_ladder};
+use crate::{flv, hls, rtmp};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    pub stream_id: String,
+}
+
+pub struct MediaMetrics {
+    pub publishers: Gauge,
+    pub refused: Family<ReasonLabels, Counter>,
+    /// ffmpeg's `speed=` per stream: under 1.0 the encoder falls behind real time.
+    pub encode_speed: Family<StreamLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub dropped_frames: Family<StreamLabels, Gauge>,
+}
+
+impl MediaMetrics {
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}
+
+/// Per stream: whether a publisher holds it, and a generation that changes with each publisher
+/// (so a grace timer knows whether the publisher came back).
+#[derive(Default)]
+struct Slot {
+    publishing: bool,
+    generation: u64,
+}
+
+pub struct Inner {
+    pub config: MediaConfig,
+    pub api: ApiClient,
+    pub redis: redis::aio::ConnectionManager,
+    pub metrics: MediaMetrics,
+    pub registry: prometheus_client::registry::Registry,
+    ladder: Vec<Rendition>,
+    slots: Mutex<HashMap<StreamId, Slot>>,
+}
+
+#[derive(Clone)]
+pub struct WorkerState(Arc<Inner>);
+
+impl std::ops::Deref for WorkerState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// A publisher feeding one stream.
+pub struct Publishing {
+    pub stream_id: StreamId,
+    generation: u64,
+    pub source_height: Option<u32>,
+    pub has_audio: bool,
+    transcoder: Option<Transcoder>,
+}
+
+struct Transcoder {
+    child: Child,
+    stdin: ChildStdin,
+}
+
+impl Publishing {
+    /// Write one audio/video message; the transcoder starts with the first one, when the
+    /// stream's metadata (size, audio) is known.
+    pub async fn write(&mut self, state: &WorkerState, kind: u8, ts: u32, data: &[u8]) -> anyhow::Result<()> {
+        if self.transcoder.is_none() {
+            self.transcoder = Some(state.start_transcoder(self).await?);
+        }
+        if let Some(t) = self.transcoder.as_mut() {
+            t.stdin.write_all(&flv::tag(kind, ts, data)).await.map_err(|e| anyhow::anyhow!("ffmpeg stdin: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl WorkerState {
+    fn stream_dir(&self, stream: StreamId) -> PathBuf {
+        self.config.media_dir.join(stream.to_string())
+    }
+
+    /// Check the key and take the stream's publisher slot; the reason on refusal.
+    pub async fn begin_publish(&self, key: &str) -> Result<Publishing, &'static str> {
+        let owner = self.api.verify_key(key).await.map_err(|r| r.label())?;
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = slots.entry(owner.stream_id).or_default();
+        if slot.publishing {
+            return Err("already_publishing");
+        }
+        slot.publishing = true;
+        slot.generation += 1;
+        self.metrics.publishers.inc();
+        Ok(Publishing { stream_id: owner.stream_id, generation: slot.generation, source_height: None, has_audio: true, transcoder: None })
+    }
+
+    async fn start_transcoder(&self, p: &Publishing) -> anyhow::Result<Transcoder> {
+        let dir = self.stream_dir(p.stream_id);
+        let ladder = fit_to_source(&self.ladder, p.source_height);
+        for r in &ladder {
+            tokio::fs::create_dir_all(dir.join(&r.name)).await?;
+        }
+        let dir_str = dir.to_str().ok_or_else(|| anyhow::anyhow!("media dir is not UTF-8"))?;
+        let mut args = ffmpeg_args(&ladder, &self.config.x264_preset, dir_str, p.has_audio);
+        // A reconnect continues the same playlists, marked with a discontinuity; the end marker
+        // is written by us once the stream is really over.
+        if let Some(i) = args.iter().position(|a| a == "-hls_flags") {
+            args[i + 1].push_str("+append_list+discont_start+omit_endlist");
+        }
+        let mut child = Command::new(&self.config.ffmpeg)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting {}: {e}", self.config.ffmpeg))?;
+        let mut stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("ffmpeg stdin"))?;
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(watch_progress(self.clone(), p.stream_id, stderr));
+        }
+        stdin.write_all(&flv::header(p.has_audio, true)).await?;
+        tracing::info!(stream_id = %p.stream_id, renditions = ?ladder.iter().map(|r| &r.name).collect::<Vec<_>>(), "transcoder started");
+        Ok(Transcoder { child, stdin })
+    }
+
+    /// The publisher is gone: finish the encoder, and end the stream unless it comes back
+    /// within the grace period.
+    pub async fn publisher_left(&self, mut p: Publishing) {
+        self.metrics.publishers.dec();
+        if let Some(mut t) = p.transcoder.take() {
+            drop(t.stdin);
+            if tokio::time::timeout(Duration::from_secs(10), t.child.wait()).await.is_err() {
+                let _ = t.child.kill().await;
+            }
+        }
+        {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = slots.get_mut(&p.stream_id) {
+                s.publishing = false;
+            }
+        }
+        tracing::info!(stream_id = %p.stream_id, grace_secs = self.config.reconnect_grace_secs, "publisher left");
+        self.api.report(p.stream_id, StreamStatus::Starting).await;
+        let state = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(state.config.reconnect_grace_secs)).await;
+            let over = {
+                let mut slots = state.slots.lock().unwrap_or_else(|e| e.into_inner());
+                let over = slots.get(&p.stream_id).is_some_and(|s| !s.publishing && s.generation == p.generation);
+                if over {
+                    slots.remove(&p.stream_id);
+                }
+                over
+            };
+            if over {
+                state.finish_playlists(p.stream_id).await;
+                state.api.report(p.stream_id, StreamStatus::Ended).await;
+                tracing::info!(stream_id = %p.stream_id, "stream ended after the reconnect grace period");
+            }
+        });
+    }
+
+    /// Append `#EXT-X-ENDLIST` to every media playlist of a stream that is over.
+    async fn finish_playlists(&self, stream: StreamId) {
+        let dir = self.stream_dir(stream);
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { return };
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let playlist = e.path().join("index.m3u8");
+            if let Ok(mut text) = tokio::fs::read_to_string(&playlist).await
+                && !text.contains("#EXT-X-ENDLIST")
+            {
+                text.push_str("#EXT-X-ENDLIST\n");
+                let _ = tokio::fs::write(&playlist, text).await;
+            }
+        }
+    }
+}
+
+/// Read ffmpeg's `-progress` output: export encode speed and dropped frames.
+async fn watch_progress(state: WorkerState, stream: StreamId, stderr: tokio::process::ChildStderr) {
+    let labels = StreamLabels { stream_id: stream.to_string() };
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(v) = line.strip_prefix("speed=") {
+            if let Ok(speed) = v.trim().trim_end_matches('x').parse::<f64>() {
+                state.metrics.encode_speed.get_or_create(&labels).set(speed);
+            }
+        } else if let Some(v) = line.strip_prefix("drop_frames=") {
+            if let Ok(n) = v.trim().parse::<i64>() {
+                state.metrics.dropped_frames.get_or_create(&labels).set(n);
+            }
+        } else if !line.contains('=') && !line.trim().is_empty() {
+            tracing::warn!(stream_id = %stream, ffmpeg = %line, "ffmpeg");
+        }
+    }
+    state.metrics.encode_speed.remove(&labels);
+}
+
+pub struct MediaWorker {
+    rtmp: TcpListener,
+    http: TcpListener,
+    state: WorkerState,
+}
+
+impl MediaWorker {
+    pub async fn build(config: MediaConfig) -> anyhow::Result<Self> {
+        let ladder = parse_ladder(&config.ladder).map_err(|e| anyhow::anyhow!("--ladder: {e}"))?;
+        let api = ApiClient::new(&config.apiserver_url, config.internal_token.clone())?;
+        let redis = onair_infra::redis(&config.redis).await?;
+        tokio::fs::create_dir_all(&config.media_dir).await?;
+        let mut registry = onair_telemetry::registry("media");
+        let metrics = MediaMetrics {
+            publishers: Gauge::default(),
+            refused: Family::default(),
+            encode_speed: Family::default(),
+            dropped_frames: Family::default(),
+        };
+        registry.register("publishers", "Publishers connected", metrics.publishers.clone());
+        registry.register("refused_publishers", "Publishers refused, by reason", metrics.refused.clone());
+        registry.register("encode_speed", "ffmpeg encode speed (1.0 = real time)", metrics.encode_speed.clone());
+        registry.register("dropped_frames", "Frames ffmpeg dropped", metrics.dropped_frames.clone());
+        let rtmp = TcpListener::bind(config.rtmp_listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.rtmp_listen))?;
+        let http = TcpListener::bind(config.http_listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.http_listen))?;
+        let state = WorkerState(Arc::new(Inner { config, api, redis, metrics, registry, ladder, slots: Mutex::default() }));
+        Ok(Self { rtmp, http, state })
+    }
+
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let rtmp_addr = self.rtmp_addr();
+        let http_addr = self.http_addr();
+        let rtmp = self.rtmp;
+        let accept = tokio::spawn(async move {
+            loop {
+                match rtmp.accept().await {
+                    Ok((tcp, peer)) => {
+                        tokio::spawn(rtmp::handle(state.clone(), tcp, peer));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "rtmp accept failed"),
+                }
+            }
+        });
+        let router = Router::new()
+            .route("/hls/{stream_id}/{*path}", get(hls::serve))
+            .route("/healthz", get(onair_web::healthz))
+            .route("/metrics", get(metrics))
+            .with_state(self.state.clone());
+        let router = onair_web::finish_router(router, onair_web::Limits::default());
+        tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "media worker listening");
+        let result = axum::serve(self.http, router).with_graceful_shutdown(shutdown).await;
+        accept.abort();
+        Ok(result?)
+    }
+}
+
+async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
+    ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], onair_telemetry::encode(&state.registry))
+}

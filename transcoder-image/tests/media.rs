@@ -1,0 +1,143 @@
+//! The media path for real: an ffmpeg publisher over RTMP into the worker, the apiserver
+//! checking the key, ffmpeg transcoding to an HLS ladder, and the HLS origin serving it.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onair_apiserver::{Application, RecordingOrchestrator};
+use onair_testkit::TestDb;
+use onair_transcoder_image::{MediaConfig, MediaWorker};
+use serde_json::{Value, json};
+
+struct Env {
+    api: String,
+    http: reqwest::Client,
+    rtmp: String,
+    hls: String,
+    _media_dir: tempfile::TempDir,
+    _keys: tempfile::TempDir,
+    _db: TestDb,
+}
+
+async fn env() -> Env {
+    onair_telemetry::init_test_tracing();
+    let db = TestDb::new(&onair_apiserver::MIGRATOR).await.expect("db");
+    let keys = tempfile::tempdir().expect("tmp");
+    let media_dir = tempfile::tempdir().expect("tmp");
+    let prefix = onair_testkit::unique_prefix();
+    let nats_prefix = onair_testkit::unique_prefix().replace(':', ".");
+    let config = onair_apiserver::ApiConfig::from_args([
+        "--listen", "127.0.0.1:0", "--database-url", &db.url, "--redis-prefix", &prefix, "--nats-prefix", &nats_prefix,
+        "--jwt-keys-dir", keys.path().to_str().expect("utf-8"), "--background-tasks", "false", "--internal-token", "media-test",
+        "--stream-cache-ms", "1",
+    ])
+    .expect("config");
+    let orch = Arc::new(RecordingOrchestrator::new(config.ingest_url.clone(), config.playback_base_url.clone()));
+    let app = Application::build(config, Some(orch)).await.expect("apiserver");
+    let api = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let media = MediaWorker::build(
+        MediaConfig::from_args([
+            "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--apiserver-url", &api, "--internal-token",
+            "media-test", "--media-dir", media_dir.path().to_str().expect("utf-8"), "--ladder", "360p,240p",
+            "--x264-preset", "ultrafast", "--reconnect-grace-secs", "1", "--redis-prefix", &prefix,
+        ])
+        .expect("media config"),
+    )
+    .await
+    .expect("media worker");
+    let rtmp = format!("rtmp://{}/live", media.rtmp_addr());
+    let hls = format!("http://{}/hls", media.http_addr());
+    tokio::spawn(media.run_until_stopped(std::future::pending()));
+    Env { api, http: reqwest::Client::new(), rtmp, hls, _media_dir: media_dir, _keys: keys, _db: db }
+}
+
+/// Publish a 480p test pattern with a tone for `secs` seconds, like OBS would.
+fn publish(url: &str, secs: u32) -> tokio::process::Child {
+    tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t"])
+        .arg(secs.to_string())
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-c:a", "aac", "-f", "flv"])
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs (scripts/services.sh installs it)")
+}
+
+async fn get_text(http: &reqwest::Client, url: &str) -> Option<(reqwest::header::HeaderMap, String)> {
+    let res = http.get(url).send().await.ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    let headers = res.headers().clone();
+    Some((headers, res.text().await.ok()?))
+}
+
+#[tokio::test]
+async fn an_rtmp_publisher_becomes_an_hls_ladder() {
+    let env = env().await;
+    let res = env.http.post(format!("{}/api/users/register", env.api))
+        .json(&json!({"username": "caster", "email": "caster@example.com", "password": "correct horse battery"})).send().await.unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let started: Value = env.http.post(format!("{}/api/streams/start", env.api)).bearer_auth(&token)
+        .json(&json!({"title": "media e2e", "category": "games"})).send().await.unwrap().json().await.unwrap();
+    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
+    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+
+    // A wrong key is refused before any media: the publisher exits with an error.
+    let mut wrong = publish(&format!("{}/live_wrongkey", env.rtmp), 3);
+    let status = tokio::time::timeout(Duration::from_secs(10), wrong.wait()).await.expect("refused quickly").unwrap();
+    assert!(!status.success(), "a wrong key must be refused");
+
+    let mut publisher = publish(&format!("{}/{key}", env.rtmp), 8);
+    let master_url = format!("{}/{stream}/master.m3u8?session=viewer-session-1", env.hls);
+    let (headers, master) = onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &master_url).await
+    })
+    .await;
+    assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
+    assert_eq!(headers["cache-control"], "public, max-age=1");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    for variant in ["360p/index.m3u8", "240p/index.m3u8"] {
+        assert!(master.contains(variant), "{master}");
+    }
+    assert!(master.contains("BANDWIDTH=") && master.contains("RESOLUTION=640x360") && master.contains("CODECS="), "{master}");
+
+    let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
+    let playlist = onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &playlist_url).await.map(|(_, t)| t).filter(|t| t.matches(".ts").count() >= 2)
+    })
+    .await;
+    assert!(playlist.contains("#EXT-X-PROGRAM-DATE-TIME"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-INDEPENDENT-SEGMENTS") || master.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
+    let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
+    let res = env.http.get(format!("{}/{stream}/240p/{segment}", env.hls)).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "video/mp2t");
+    assert_eq!(res.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert!(res.bytes().await.unwrap().len() > 1000);
+    assert_eq!(env.http.get(format!("{}/{stream}/../../etc/passwd", env.hls)).send().await.unwrap().status(), 404);
+
+    // The stream is live, and the playlist request counted a viewer.
+    let view: Value = env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(view["status"], "live");
+    assert_eq!(view["viewers"], 1);
+
+    // A second publisher with the same key is refused while the first is on.
+    let mut second = publish(&format!("{}/{key}", env.rtmp), 3);
+    let status = tokio::time::timeout(Duration::from_secs(10), second.wait()).await.expect("refused quickly").unwrap();
+    assert!(!status.success(), "a second publisher must be refused");
+
+    // The publisher finishes; after the grace period the stream ends and the playlists close.
+    let _ = tokio::time::timeout(Duration::from_secs(20), publisher.wait()).await;
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        let v: Value = env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.ok()?.json().await.ok()?;
+        (v["status"] == "ended").then_some(())
+    })
+    .await;
+    let playlist = get_text(&env.http, &playlist_url).await.unwrap().1;
+    assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"), "{playlist}");
+}
