@@ -46,8 +46,9 @@ pub struct ApiConfig {
     /// RTMP ingest base URL shown to streamers (the key is appended by OBS).
     #[arg(long, env = "ONAIR_INGEST_URL", default_value = "rtmp://127.0.0.1:1935/live")]
     pub ingest_url: String,
-    /// Base URL of HLS playback; a stream plays at `{base}/{stream_id}/master.m3u8`.
-    #[arg(long, env = "ONAIR_PLAYBACK_BASE_URL", default_value = "http://127.0.0.1:8080/hls")]
+    /// Base URL of HLS playback (the media worker, or a CDN in front of it); a stream plays at
+    /// `{base}/{stream_id}/master.m3u8`.
+    #[arg(long, env = "ONAIR_PLAYBACK_BASE_URL", default_value = "http://127.0.0.1:8090/hls")]
     pub playback_base_url: String,
 
     /// Take the client address from the last `X-Forwarded-For` entry, the one a trusted proxy in

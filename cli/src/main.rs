@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use onair_apiserver::{ApiConfig, Application};
 use onair_chat_gateway::{ChatConfig, ChatGateway};
 use onair_config::{DatabaseArgs, LogArgs};
+use onair_transcoder_image::{MediaConfig, MediaWorker};
 
 #[derive(Parser)]
 #[command(name = "onair", version, about = "onair live streaming platform")]
@@ -14,6 +15,15 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    api: ApiConfig,
+    /// Publish a test pattern as a live demo stream (needs ffmpeg).
+    #[arg(long, env = "ONAIR_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
+    demo: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server.
@@ -21,11 +31,11 @@ enum Command {
     /// Apply database migrations (creating the database if needed) and exit.
     Migrate(DatabaseArgs),
     /// Run every service on this machine.
-    Up(ApiConfig),
+    Up(UpArgs),
     /// Run a chat gateway (WebSocket rooms over NATS, history persister included).
     ChatGateway(ChatConfig),
-    /// Run a media worker (RTMP ingest -> HLS ladder).
-    Media,
+    /// Run a media worker (RTMP ingest -> HLS ladder -> HLS origin).
+    Media(MediaConfig),
     /// Run the Kubernetes operator.
     Operator,
 }
@@ -44,55 +54,195 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Up(config) => {
-            // The single-machine platform: the API server and a chat gateway sharing Postgres,
-            // Redis and NATS (the media pipeline joins with its issue).
-            onair_apiserver::migrate(&config.database.primary_url()).await?;
-            let chat_args = {
-                use secrecy::ExposeSecret as _;
-                vec![
-                    "--database-url".to_owned(),
-                    config.database.primary_url(),
-                    "--redis-url".to_owned(),
-                    config.redis.redis_url.expose_secret().to_owned(),
-                    "--redis-prefix".to_owned(),
-                    config.redis.redis_prefix.clone(),
-                    "--nats-url".to_owned(),
-                    config.nats.nats_url.expose_secret().to_owned(),
-                    "--nats-prefix".to_owned(),
-                    config.nats.nats_prefix.clone(),
-                ]
-            };
-            let app = Application::build(config, None).await?;
-            let addr = app.local_addr();
-            let mut chat_config = ChatConfig::from_args(chat_args)?;
-            chat_config.jwks_url = format!("http://{addr}/.well-known/jwks.json");
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                let _ = rx.changed().await;
-            };
-            let api = tokio::spawn(app.run_until_stopped(stopped(stop_rx.clone())));
-            let chat = ChatGateway::build(chat_config).await?;
-            let chat_addr = chat.local_addr();
-            let chat = tokio::spawn(chat.run_until_stopped(stopped(stop_rx)));
-            println!("onair is up:");
-            println!("  API        http://{addr}/api   (OpenAPI: http://{addr}/api/openapi.json)");
-            println!("  chat       ws://{chat_addr}/ws/streams/{{stream_id}}/chat");
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-            api.await??;
-            chat.await??;
-            Ok(())
-        }
+        Command::Up(args) => up(args).await,
         Command::ChatGateway(config) => {
             let gw = ChatGateway::build(config).await?;
             gw.run_until_stopped(shutdown_signal()).await
         }
-        Command::Media | Command::Operator => {
-            anyhow::bail!(
-                "this target is not part of this build yet (see the open issues: chat gateway, media pipeline, Kubernetes)"
-            )
+        Command::Media(config) => {
+            let worker = MediaWorker::build(config).await?;
+            worker.run_until_stopped(shutdown_signal()).await
         }
+        Command::Operator => {
+            anyhow::bail!("the operator is not part of this build yet (see the open Kubernetes issue)")
+        }
+    }
+}
+
+/// The single-machine platform: the API server, a chat gateway and a media worker sharing
+/// Postgres, Redis and NATS, plus (by default) a demo stream publishing a test pattern.
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret as _;
+    let config = args.api;
+    onair_apiserver::migrate(&config.database.primary_url()).await?;
+    let (redis_url, redis_prefix) =
+        (config.redis.redis_url.expose_secret().to_owned(), config.redis.redis_prefix.clone());
+    let shared = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> =
+            vec!["--redis-url".into(), redis_url.clone(), "--redis-prefix".into(), redis_prefix.clone()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let db_url = config.database.primary_url();
+    let nats_url = config.nats.nats_url.expose_secret().to_owned();
+    let nats_prefix = config.nats.nats_prefix.clone();
+    let ingest_url = config.ingest_url.clone();
+    let app = Application::build(config, None).await?;
+    let addr = app.local_addr();
+    let internal = app.internal_token().expose_secret().to_owned();
+
+    let mut chat_config = ChatConfig::from_args(shared(&[
+        "--database-url",
+        &db_url,
+        "--nats-url",
+        &nats_url,
+        "--nats-prefix",
+        &nats_prefix,
+    ]))?;
+    chat_config.jwks_url = format!("http://{addr}/.well-known/jwks.json");
+    let media_config =
+        MediaConfig::from_args(shared(&["--apiserver-url", &format!("http://{addr}"), "--internal-token", &internal]))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let api = tokio::spawn(app.run_until_stopped(stopped(stop_rx.clone())));
+    let chat = ChatGateway::build(chat_config).await?;
+    let chat_addr = chat.local_addr();
+    let chat = tokio::spawn(chat.run_until_stopped(stopped(stop_rx.clone())));
+    let media = MediaWorker::build(media_config).await?;
+    let (rtmp_addr, hls_addr) = (media.rtmp_addr(), media.http_addr());
+    let media = tokio::spawn(media.run_until_stopped(stopped(stop_rx)));
+
+    println!("onair is up:");
+    println!("  API        http://{addr}/api   (OpenAPI: http://{addr}/api/openapi.json)");
+    println!("  chat       ws://{chat_addr}/ws/streams/{{stream_id}}/chat");
+    println!("  ingest     {ingest_url}/{{stream_key}}   (RTMP on {rtmp_addr})");
+    println!("  playback   http://{hls_addr}/hls/{{stream_id}}/master.m3u8");
+    let demo = if args.demo {
+        match demo::start(
+            &format!("http://{addr}"),
+            &format!("rtmp://{rtmp_addr}/live"),
+            &format!("http://{hls_addr}/hls"),
+        )
+        .await
+        {
+            Ok(d) => {
+                println!("  demo       {}   (live test pattern; open in Safari, VLC or `ffplay`)", d.playback_url);
+                Some(d)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "demo stream not started");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    shutdown_signal().await;
+    drop(demo);
+    let _ = stop_tx.send(true);
+    api.await??;
+    chat.await??;
+    media.await??;
+    Ok(())
+}
+
+mod demo {
+    //! A demo streamer: an account, a started stream, and ffmpeg publishing a test pattern
+    //! to it over RTMP, exactly as OBS would.
+
+    use serde_json::{Value, json};
+
+    pub struct Demo {
+        pub playback_url: String,
+        _publisher: tokio::process::Child,
+    }
+
+    pub async fn start(api: &str, rtmp: &str, hls: &str) -> anyhow::Result<Demo> {
+        let http = reqwest::Client::new();
+        let creds = json!({"username": "demo", "email": "demo@onair.local", "password": "demo stream password"});
+        let mut session: Value =
+            http.post(format!("{api}/api/users/register")).json(&creds).send().await?.json().await?;
+        if session.get("access_token").is_none() {
+            session = http
+                .post(format!("{api}/api/users/login"))
+                .json(&json!({"login": "demo", "password": "demo stream password"}))
+                .send()
+                .await?
+                .json()
+                .await?;
+        }
+        let token =
+            session["access_token"].as_str().ok_or_else(|| anyhow::anyhow!("demo login failed: {session}"))?.to_owned();
+        let key: Value =
+            http.post(format!("{api}/api/users/me/stream-key")).bearer_auth(&token).send().await?.json().await?;
+        let key = key["stream_key"].as_str().ok_or_else(|| anyhow::anyhow!("no demo stream key"))?.to_owned();
+        let body = json!({"title": "onair demo: test pattern", "category": "software", "tags": ["demo"]});
+        let mut started: Value =
+            http.post(format!("{api}/api/streams/start")).bearer_auth(&token).json(&body).send().await?.json().await?;
+        if started["stream"]["id"].is_null() {
+            // A demo stream from an earlier run is still open: end it and start afresh.
+            let me: Value = http.get(format!("{api}/api/users/me")).bearer_auth(&token).send().await?.json().await?;
+            let profile: Value = http
+                .get(format!("{api}/api/users/{}", me["id"].as_str().unwrap_or_default()))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if let Some(old) = profile["live_stream_id"].as_str() {
+                http.post(format!("{api}/api/streams/{old}/stop")).bearer_auth(&token).send().await?;
+            }
+            started = http
+                .post(format!("{api}/api/streams/start"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await?
+                .json()
+                .await?;
+        }
+        let stream = started["stream"]["id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("demo stream did not start: {started}"))?
+            .to_owned();
+        let publisher = tokio::process::Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "60",
+                "-b:v",
+                "3000k",
+                "-c:a",
+                "aac",
+                "-f",
+                "flv",
+            ])
+            .arg(format!("{rtmp}/{key}"))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(Demo { playback_url: format!("{hls}/{stream}/master.m3u8"), _publisher: publisher })
     }
 }
 

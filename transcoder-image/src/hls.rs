@@ -49,9 +49,7 @@ pub async fn serve(
     let file = state.config.media_dir.join(stream.to_string()).join(&rel);
     let bytes = tokio::fs::read(&file).await.map_err(|_| not_found())?;
     let playlist = path.ends_with(".m3u8");
-    if playlist
-        && let Some(session) = q.session.as_deref().filter(|s| valid_session(s))
-    {
+    if playlist && let Some(session) = q.session.as_deref().filter(|s| valid_session(s)) {
         record_viewer(&state, stream, session).await;
     }
     let mut res = (StatusCode::OK, Body::from(bytes)).into_response();

@@ -32,7 +32,12 @@ pub fn parse_ladder(spec: &str) -> Result<Vec<Rendition>, String> {
         if out.iter().any(|r| r.height == h) {
             continue;
         }
-        out.push(Rendition { name: format!("{h}p"), height: h, video_kbps: kbps_for(h), audio_kbps: if h >= 480 { 128 } else { 96 } });
+        out.push(Rendition {
+            name: format!("{h}p"),
+            height: h,
+            video_kbps: kbps_for(h),
+            audio_kbps: if h >= 480 { 128 } else { 96 },
+        });
     }
     out.sort_by(|a, b| b.height.cmp(&a.height));
     if out.is_empty() {
@@ -57,10 +62,24 @@ pub fn fit_to_source(ladder: &[Rendition], source_height: Option<u32>) -> Vec<Re
 /// ffmpeg arguments: FLV on stdin -> keyframe-aligned HLS ladder in `dir`, 1 s segments.
 pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: bool) -> Vec<String> {
     let n = ladder.len();
-    let mut a: Vec<String> = ["-hide_banner", "-loglevel", "warning", "-stats_period", "1", "-progress", "pipe:2", "-fflags", "+genpts", "-f", "flv", "-i", "pipe:0"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut a: Vec<String> = [
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-stats_period",
+        "1",
+        "-progress",
+        "pipe:2",
+        "-fflags",
+        "+genpts",
+        "-f",
+        "flv",
+        "-i",
+        "pipe:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let splits: String = (0..n).map(|i| format!("[s{i}]")).collect();
     let mut filter = format!("[0:v]split={n}{splits}");
     for (i, r) in ladder.iter().enumerate() {
@@ -86,10 +105,22 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: boo
     }
     a.extend(
         [
-            "-c:v", "libx264", "-preset", preset, "-tune", "zerolatency", "-profile:v", "main", "-pix_fmt", "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-tune",
+            "zerolatency",
+            "-profile:v",
+            "main",
+            "-pix_fmt",
+            "yuv420p",
             // A keyframe every second in every rendition, at the same instants: segments line up
             // across the ladder, so players switch cleanly.
-            "-force_key_frames", "expr:gte(t,n_forced*1)", "-sc_threshold", "0",
+            "-force_key_frames",
+            "expr:gte(t,n_forced*1)",
+            "-sc_threshold",
+            "0",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -104,9 +135,20 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: boo
         .collect();
     a.extend(
         [
-            "-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_delete_threshold", "4",
-            "-hls_flags", "independent_segments+program_date_time+delete_segments+temp_file",
-            "-hls_segment_type", "mpegts", "-master_pl_name", "master.m3u8",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "6",
+            "-hls_delete_threshold",
+            "4",
+            "-hls_flags",
+            "independent_segments+program_date_time+delete_segments+temp_file",
+            "-hls_segment_type",
+            "mpegts",
+            "-master_pl_name",
+            "master.m3u8",
         ]
         .iter()
         .map(|s| s.to_string()),

@@ -92,7 +92,11 @@ async fn on_event(
                 pending.extend(session.accept_request(request_id).map_err(rtmp)?);
             } else {
                 tracing::info!(app = %app_name, "rtmp connect to an unknown application refused");
-                pending.extend(session.reject_request(request_id, "NetConnection.Connect.Rejected", "unknown application").map_err(rtmp)?);
+                pending.extend(
+                    session
+                        .reject_request(request_id, "NetConnection.Connect.Rejected", "unknown application")
+                        .map_err(rtmp)?,
+                );
                 return Ok(false);
             }
         }
@@ -108,7 +112,8 @@ async fn on_event(
                 Err(reason) => {
                     tracing::warn!(reason, "publisher refused");
                     state.metrics.refused(reason);
-                    pending.extend(session.reject_request(request_id, "NetStream.Publish.BadName", reason).map_err(rtmp)?);
+                    pending
+                        .extend(session.reject_request(request_id, "NetStream.Publish.BadName", reason).map_err(rtmp)?);
                     return Ok(false);
                 }
             }
@@ -134,4 +139,3 @@ async fn on_event(
     }
     Ok(true)
 }
-

@@ -121,7 +121,13 @@ impl WorkerState {
         slot.publishing = true;
         slot.generation += 1;
         self.metrics.publishers.inc();
-        Ok(Publishing { stream_id: owner.stream_id, generation: slot.generation, source_height: None, has_audio: true, transcoder: None })
+        Ok(Publishing {
+            stream_id: owner.stream_id,
+            generation: slot.generation,
+            source_height: None,
+            has_audio: true,
+            transcoder: None,
+        })
     }
 
     async fn start_transcoder(&self, p: &Publishing) -> anyhow::Result<Transcoder> {
@@ -250,9 +256,14 @@ impl MediaWorker {
         registry.register("refused_publishers", "Publishers refused, by reason", metrics.refused.clone());
         registry.register("encode_speed", "ffmpeg encode speed (1.0 = real time)", metrics.encode_speed.clone());
         registry.register("dropped_frames", "Frames ffmpeg dropped", metrics.dropped_frames.clone());
-        let rtmp = TcpListener::bind(config.rtmp_listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.rtmp_listen))?;
-        let http = TcpListener::bind(config.http_listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.http_listen))?;
-        let state = WorkerState(Arc::new(Inner { config, api, redis, metrics, registry, ladder, slots: Mutex::default() }));
+        let rtmp = TcpListener::bind(config.rtmp_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.rtmp_listen))?;
+        let http = TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.http_listen))?;
+        let state =
+            WorkerState(Arc::new(Inner { config, api, redis, metrics, registry, ladder, slots: Mutex::default() }));
         Ok(Self { rtmp, http, state })
     }
 
@@ -264,7 +275,10 @@ impl MediaWorker {
         self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let rtmp_addr = self.rtmp_addr();
         let http_addr = self.http_addr();
@@ -293,5 +307,8 @@ impl MediaWorker {
 }
 
 async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
-    ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], onair_telemetry::encode(&state.registry))
+    (
+        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        onair_telemetry::encode(&state.registry),
+    )
 }

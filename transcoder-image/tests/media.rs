@@ -28,9 +28,22 @@ async fn env() -> Env {
     let prefix = onair_testkit::unique_prefix();
     let nats_prefix = onair_testkit::unique_prefix().replace(':', ".");
     let config = onair_apiserver::ApiConfig::from_args([
-        "--listen", "127.0.0.1:0", "--database-url", &db.url, "--redis-prefix", &prefix, "--nats-prefix", &nats_prefix,
-        "--jwt-keys-dir", keys.path().to_str().expect("utf-8"), "--background-tasks", "false", "--internal-token", "media-test",
-        "--stream-cache-ms", "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &db.url,
+        "--redis-prefix",
+        &prefix,
+        "--nats-prefix",
+        &nats_prefix,
+        "--jwt-keys-dir",
+        keys.path().to_str().expect("utf-8"),
+        "--background-tasks",
+        "false",
+        "--internal-token",
+        "media-test",
+        "--stream-cache-ms",
+        "1",
     ])
     .expect("config");
     let orch = Arc::new(RecordingOrchestrator::new(config.ingest_url.clone(), config.playback_base_url.clone()));
@@ -39,9 +52,24 @@ async fn env() -> Env {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let media = MediaWorker::build(
         MediaConfig::from_args([
-            "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--apiserver-url", &api, "--internal-token",
-            "media-test", "--media-dir", media_dir.path().to_str().expect("utf-8"), "--ladder", "360p,240p",
-            "--x264-preset", "ultrafast", "--reconnect-grace-secs", "1", "--redis-prefix", &prefix,
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--apiserver-url",
+            &api,
+            "--internal-token",
+            "media-test",
+            "--media-dir",
+            media_dir.path().to_str().expect("utf-8"),
+            "--ladder",
+            "360p,240p",
+            "--x264-preset",
+            "ultrafast",
+            "--reconnect-grace-secs",
+            "1",
+            "--redis-prefix",
+            &prefix,
         ])
         .expect("media config"),
     )
@@ -56,9 +84,36 @@ async fn env() -> Env {
 /// Publish a 480p test pattern with a tone for `secs` seconds, like OBS would.
 fn publish(url: &str, secs: u32) -> tokio::process::Child {
     tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+        ])
         .arg(secs.to_string())
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-c:a", "aac", "-f", "flv"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ])
         .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -80,11 +135,25 @@ async fn get_text(http: &reqwest::Client, url: &str) -> Option<(reqwest::header:
 #[tokio::test]
 async fn an_rtmp_publisher_becomes_an_hls_ladder() {
     let env = env().await;
-    let res = env.http.post(format!("{}/api/users/register", env.api))
-        .json(&json!({"username": "caster", "email": "caster@example.com", "password": "correct horse battery"})).send().await.unwrap();
+    let res = env
+        .http
+        .post(format!("{}/api/users/register", env.api))
+        .json(&json!({"username": "caster", "email": "caster@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
     let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
-    let started: Value = env.http.post(format!("{}/api/streams/start", env.api)).bearer_auth(&token)
-        .json(&json!({"title": "media e2e", "category": "games"})).send().await.unwrap().json().await.unwrap();
+    let started: Value = env
+        .http
+        .post(format!("{}/api/streams/start", env.api))
+        .bearer_auth(&token)
+        .json(&json!({"title": "media e2e", "category": "games"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let stream = started["stream"]["id"].as_str().unwrap().to_owned();
     let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
 
@@ -95,17 +164,18 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
 
     let mut publisher = publish(&format!("{}/{key}", env.rtmp), 8);
     let master_url = format!("{}/{stream}/master.m3u8?session=viewer-session-1", env.hls);
-    let (headers, master) = onair_testkit::eventually(Duration::from_secs(20), || async {
-        get_text(&env.http, &master_url).await
-    })
-    .await;
+    let (headers, master) =
+        onair_testkit::eventually(Duration::from_secs(20), || async { get_text(&env.http, &master_url).await }).await;
     assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
     assert_eq!(headers["cache-control"], "public, max-age=1");
     assert_eq!(headers["access-control-allow-origin"], "*");
     for variant in ["360p/index.m3u8", "240p/index.m3u8"] {
         assert!(master.contains(variant), "{master}");
     }
-    assert!(master.contains("BANDWIDTH=") && master.contains("RESOLUTION=640x360") && master.contains("CODECS="), "{master}");
+    assert!(
+        master.contains("BANDWIDTH=") && master.contains("RESOLUTION=640x360") && master.contains("CODECS="),
+        "{master}"
+    );
 
     let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
     let playlist = onair_testkit::eventually(Duration::from_secs(20), || async {
@@ -122,7 +192,8 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
     assert_eq!(env.http.get(format!("{}/{stream}/../../etc/passwd", env.hls)).send().await.unwrap().status(), 404);
 
     // The stream is live, and the playlist request counted a viewer.
-    let view: Value = env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
+    let view: Value =
+        env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
     assert_eq!(view["status"], "live");
     assert_eq!(view["viewers"], 1);
 
@@ -134,7 +205,8 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
     // The publisher finishes; after the grace period the stream ends and the playlists close.
     let _ = tokio::time::timeout(Duration::from_secs(20), publisher.wait()).await;
     onair_testkit::eventually(Duration::from_secs(20), || async {
-        let v: Value = env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.ok()?.json().await.ok()?;
+        let v: Value =
+            env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.ok()?.json().await.ok()?;
         (v["status"] == "ended").then_some(())
     })
     .await;
