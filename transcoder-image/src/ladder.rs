@@ -81,10 +81,13 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: boo
     .map(|s| s.to_string())
     .collect();
     let splits: String = (0..n).map(|i| format!("[s{i}]")).collect();
-    let mut filter = format!("[0:v]split={n}{splits}");
+    // One more branch of the source for the discovery thumbnail (a JPEG every 10 s).
+    let mut filter = format!("[0:v]split={}{splits}[th]", n + 1);
     for (i, r) in ladder.iter().enumerate() {
         filter.push_str(&format!(";[s{i}]scale=-2:{}[v{i}]", r.height));
     }
+    // The first frame at once, then one every 10 s.
+    filter.push_str(";[th]select='isnan(prev_selected_t)+gte(t-prev_selected_t,10)',scale=-2:360[thumb]");
     a.extend(["-filter_complex".into(), filter]);
     for (i, r) in ladder.iter().enumerate() {
         a.extend(["-map".into(), format!("[v{i}]")]);
@@ -155,6 +158,12 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: boo
     );
     a.extend(["-var_stream_map".into(), map.join(" ")]);
     a.extend(["-hls_segment_filename".into(), format!("{dir}/%v/seg_%05d.ts"), format!("{dir}/%v/index.m3u8")]);
+    a.extend(
+        ["-map", "[thumb]", "-fps_mode", "vfr", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2", "-update", "1", "-atomic_writing", "1"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    a.push(format!("{dir}/thumb.jpg"));
     a
 }
 
@@ -180,7 +189,8 @@ mod tests {
     fn ffmpeg_args_align_keyframes_and_map_every_rendition() {
         let l = parse_ladder("720p,360p").unwrap();
         let args = ffmpeg_args(&l, "veryfast", "/tmp/x", true).join(" ");
-        assert!(args.contains("split=2[s0][s1]"));
+        assert!(args.contains("split=3[s0][s1][th]"));
+        assert!(args.contains("gte(t-prev_selected_t,10)") && args.ends_with("/tmp/x/thumb.jpg"), "a thumbnail every 10 s");
         assert!(args.contains("-force_key_frames expr:gte(t,n_forced*1) -sc_threshold 0"));
         assert!(args.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:360p"));
         assert!(args.contains("-tune zerolatency"));

@@ -162,7 +162,7 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
     let status = tokio::time::timeout(Duration::from_secs(10), wrong.wait()).await.expect("refused quickly").unwrap();
     assert!(!status.success(), "a wrong key must be refused");
 
-    let mut publisher = publish(&format!("{}/{key}", env.rtmp), 8);
+    let mut publisher = publish(&format!("{}/{key}", env.rtmp), 12);
     let master_url = format!("{}/{stream}/master.m3u8?session=viewer-session-1", env.hls);
     let (headers, master) =
         onair_testkit::eventually(Duration::from_secs(20), || async { get_text(&env.http, &master_url).await }).await;
@@ -201,6 +201,14 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
     let mut second = publish(&format!("{}/{key}", env.rtmp), 3);
     let status = tokio::time::timeout(Duration::from_secs(10), second.wait()).await.expect("refused quickly").unwrap();
     assert!(!status.success(), "a second publisher must be refused");
+
+    // A thumbnail for discovery.
+    let thumb = onair_testkit::eventually(Duration::from_secs(8), || async {
+        let res = env.http.get(format!("{}/{stream}/thumb.jpg", env.hls)).send().await.ok()?;
+        (res.headers().get("content-type")? == "image/jpeg").then_some(res)
+    })
+    .await;
+    assert!(thumb.bytes().await.unwrap().starts_with(&[0xff, 0xd8]), "a JPEG");
 
     // The publisher finishes; after the grace period the stream ends and the playlists close.
     let _ = tokio::time::timeout(Duration::from_secs(20), publisher.wait()).await;
