@@ -24,7 +24,7 @@ pub use app::Application;
 pub use config::ApiConfig;
 pub use error::ApiError;
 pub use orchestrator::{
-    MediaEndpoints, Orchestrator, OrchestratorError, RecordedCall, RecordingOrchestrator, StreamSpec,
+    LocalOrchestrator, MediaEndpoints, Orchestrator, OrchestratorError, RecordedCall, RecordingOrchestrator, StreamSpec,
 };
 pub use state::AppState;
 

@@ -105,3 +105,70 @@ impl Orchestrator for RecordingOrchestrator {
         "recording"
     }
 }
+
+/// The single-machine orchestrator: one media worker process hosts every stream (one ffmpeg
+/// per publishing stream, supervised by the worker), so starting needs no new process — only a
+/// worker that is up — and stopping asks the worker to disconnect the publisher and close the
+/// playlists. One process rather than one per stream: on one machine the streams share the
+/// same cores anyway, and a single RTMP port and HLS origin is what a streamer and a player
+/// expect from `onair up`.
+pub struct LocalOrchestrator {
+    media_url: String,
+    internal_token: secrecy::SecretString,
+    ingest_url: String,
+    playback_base_url: String,
+    http: reqwest::Client,
+}
+
+impl LocalOrchestrator {
+    /// `media_url`: the worker's HTTP address (`http://127.0.0.1:8090`).
+    pub fn new(
+        media_url: &str,
+        internal_token: secrecy::SecretString,
+        ingest_url: &str,
+        playback_base_url: &str,
+    ) -> Self {
+        Self {
+            media_url: media_url.trim_end_matches('/').to_owned(),
+            internal_token,
+            ingest_url: ingest_url.to_owned(),
+            playback_base_url: playback_base_url.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Orchestrator for LocalOrchestrator {
+    async fn start(&self, spec: &StreamSpec) -> Result<MediaEndpoints, OrchestratorError> {
+        let res = self.http.get(format!("{}/healthz", self.media_url)).send().await;
+        match res {
+            Ok(r) if r.status().is_success() => Ok(MediaEndpoints {
+                ingest_url: self.ingest_url.clone(),
+                playback_url: format!("{}/{}/master.m3u8", self.playback_base_url, spec.stream_id),
+            }),
+            Ok(r) => Err(OrchestratorError(format!("media worker answered {}", r.status()))),
+            Err(e) => Err(OrchestratorError(format!("media worker unreachable: {e}"))),
+        }
+    }
+
+    async fn stop(&self, stream: StreamId) -> Result<(), OrchestratorError> {
+        use secrecy::ExposeSecret as _;
+        let res = self
+            .http
+            .post(format!("{}/internal/streams/{stream}/stop", self.media_url))
+            .header(onair_domain::contracts::http::INTERNAL_TOKEN_HEADER, self.internal_token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| OrchestratorError(format!("media worker unreachable: {e}")))?;
+        if res.status().is_success() {
+            Ok(())
+        } else {
+            Err(OrchestratorError(format!("media worker refused the stop: {}", res.status())))
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+}

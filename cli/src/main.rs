@@ -73,8 +73,14 @@ async fn main() -> anyhow::Result<()> {
 /// Postgres, Redis and NATS, plus (by default) a demo stream publishing a test pattern.
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     use secrecy::ExposeSecret as _;
-    let config = args.api;
+    let mut config = args.api;
     onair_apiserver::migrate(&config.database.primary_url()).await?;
+    // One internal token for the apiserver and the media worker it orchestrates.
+    let internal = match &config.internal_token {
+        Some(t) => t.expose_secret().to_owned(),
+        None => format!("int_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+    };
+    config.internal_token = Some(secrecy::SecretString::from(internal.clone()));
     let (redis_url, redis_prefix) =
         (config.redis.redis_url.expose_secret().to_owned(), config.redis.redis_prefix.clone());
     let shared = |extra: &[&str]| -> Vec<String> {
@@ -87,9 +93,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let nats_url = config.nats.nats_url.expose_secret().to_owned();
     let nats_prefix = config.nats.nats_prefix.clone();
     let ingest_url = config.ingest_url.clone();
-    let app = Application::build(config, None).await?;
+    let api_url = format!("http://{}", config.listen);
+    let media_config = MediaConfig::from_args(shared(&["--apiserver-url", &api_url, "--internal-token", &internal]))?;
+    let orchestrator = onair_apiserver::LocalOrchestrator::new(
+        &format!("http://{}", media_config.http_listen),
+        secrecy::SecretString::from(internal.clone()),
+        &ingest_url,
+        &config.playback_base_url,
+    );
+    let app = Application::build(config, Some(std::sync::Arc::new(orchestrator))).await?;
     let addr = app.local_addr();
-    let internal = app.internal_token().expose_secret().to_owned();
 
     let mut chat_config = ChatConfig::from_args(shared(&[
         "--database-url",
@@ -100,8 +113,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         &nats_prefix,
     ]))?;
     chat_config.jwks_url = format!("http://{addr}/.well-known/jwks.json");
-    let media_config =
-        MediaConfig::from_args(shared(&["--apiserver-url", &format!("http://{addr}"), "--internal-token", &internal]))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -159,9 +159,24 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: boo
     a.extend(["-var_stream_map".into(), map.join(" ")]);
     a.extend(["-hls_segment_filename".into(), format!("{dir}/%v/seg_%05d.ts"), format!("{dir}/%v/index.m3u8")]);
     a.extend(
-        ["-map", "[thumb]", "-fps_mode", "vfr", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2", "-update", "1", "-atomic_writing", "1"]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "-map",
+            "[thumb]",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "5",
+            "-f",
+            "image2",
+            "-update",
+            "1",
+            "-atomic_writing",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
     a.push(format!("{dir}/thumb.jpg"));
     a
@@ -190,7 +205,10 @@ mod tests {
         let l = parse_ladder("720p,360p").unwrap();
         let args = ffmpeg_args(&l, "veryfast", "/tmp/x", true).join(" ");
         assert!(args.contains("split=3[s0][s1][th]"));
-        assert!(args.contains("gte(t-prev_selected_t,10)") && args.ends_with("/tmp/x/thumb.jpg"), "a thumbnail every 10 s");
+        assert!(
+            args.contains("gte(t-prev_selected_t,10)") && args.ends_with("/tmp/x/thumb.jpg"),
+            "a thumbnail every 10 s"
+        );
         assert!(args.contains("-force_key_frames expr:gte(t,n_forced*1) -sc_threshold 0"));
         assert!(args.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:360p"));
         assert!(args.contains("-tune zerolatency"));

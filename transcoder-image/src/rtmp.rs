@@ -69,7 +69,14 @@ async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<P
                 }
             }
         }
-        let n = tcp.read(&mut buf).await?;
+        let stop = publishing.as_ref().map(|p| p.stop.clone());
+        let n = tokio::select! {
+            n = tcp.read(&mut buf) => n?,
+            _ = async { match &stop { Some(s) => s.notified().await, None => std::future::pending().await } } => {
+                tracing::info!("publisher disconnected: the stream was stopped");
+                return Ok(());
+            }
+        };
         if n == 0 {
             return Ok(());
         }

@@ -55,6 +55,10 @@ impl MediaMetrics {
 struct Slot {
     publishing: bool,
     generation: u64,
+    /// Fired by a stop from the orchestrator: the publisher is disconnected and the stream
+    /// ends at once, without a grace period.
+    stop: Arc<tokio::sync::Notify>,
+    stopped: bool,
 }
 
 pub struct Inner {
@@ -81,6 +85,7 @@ impl std::ops::Deref for WorkerState {
 pub struct Publishing {
     pub stream_id: StreamId,
     generation: u64,
+    pub stop: Arc<tokio::sync::Notify>,
     pub source_height: Option<u32>,
     pub has_audio: bool,
     transcoder: Option<Transcoder>,
@@ -118,12 +123,16 @@ impl WorkerState {
         if slot.publishing {
             return Err("already_publishing");
         }
+        if slot.stopped {
+            return Err("stream_stopped");
+        }
         slot.publishing = true;
         slot.generation += 1;
         self.metrics.publishers.inc();
         Ok(Publishing {
             stream_id: owner.stream_id,
             generation: slot.generation,
+            stop: slot.stop.clone(),
             source_height: None,
             has_audio: true,
             transcoder: None,
@@ -170,11 +179,21 @@ impl WorkerState {
                 let _ = t.child.kill().await;
             }
         }
-        {
+        let stopped = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(s) = slots.get_mut(&p.stream_id) {
-                s.publishing = false;
+            match slots.get_mut(&p.stream_id) {
+                Some(s) => {
+                    s.publishing = false;
+                    s.stopped
+                }
+                None => false,
             }
+        };
+        if stopped {
+            // Stopped by the orchestrator: the apiserver already recorded the end.
+            self.finish_playlists(p.stream_id).await;
+            tracing::info!(stream_id = %p.stream_id, "stream stopped");
+            return;
         }
         tracing::info!(stream_id = %p.stream_id, grace_secs = self.config.reconnect_grace_secs, "publisher left");
         self.api.report(p.stream_id, StreamStatus::Starting).await;
@@ -195,6 +214,22 @@ impl WorkerState {
                 tracing::info!(stream_id = %p.stream_id, "stream ended after the reconnect grace period");
             }
         });
+    }
+
+    /// Stop a stream: disconnect its publisher (if any), finish its playlists, refuse new
+    /// publishers for it. Idempotent.
+    pub async fn stop_stream(&self, stream: StreamId) {
+        let publishing = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = slots.entry(stream).or_default();
+            slot.stopped = true;
+            // A stored permit, so a publisher between two reads still sees it.
+            slot.stop.notify_one();
+            slot.publishing
+        };
+        if !publishing {
+            self.finish_playlists(stream).await;
+        }
     }
 
     /// Append `#EXT-X-ENDLIST` to every media playlist of a stream that is over.
@@ -295,6 +330,7 @@ impl MediaWorker {
         });
         let router = Router::new()
             .route("/hls/{stream_id}/{*path}", get(hls::serve))
+            .route("/internal/streams/{stream_id}/stop", axum::routing::post(stop))
             .route("/healthz", get(onair_web::healthz))
             .route("/metrics", get(metrics))
             .with_state(self.state.clone());
@@ -304,6 +340,31 @@ impl MediaWorker {
         accept.abort();
         Ok(result?)
     }
+}
+
+/// `POST /internal/streams/{id}/stop` (internal token): what the local orchestrator calls when a
+/// streamer presses stop.
+async fn stop(
+    State(state): State<WorkerState>,
+    axum::extract::Path(stream_id): axum::extract::Path<String>,
+    headers: http::HeaderMap,
+) -> Result<http::StatusCode, onair_web::HttpError> {
+    use secrecy::ExposeSecret as _;
+    let presented =
+        headers.get(onair_domain::contracts::http::INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let expected = state.config.internal_token.expose_secret().as_bytes();
+    if presented.len() != expected.len() || presented.iter().zip(expected).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
+        return Err(onair_web::HttpError::new(
+            http::StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "internal routes need the internal token",
+        ));
+    }
+    let stream: StreamId = stream_id
+        .parse()
+        .map_err(|_| onair_web::HttpError::new(http::StatusCode::BAD_REQUEST, "invalid_path", "not a stream id"))?;
+    state.stop_stream(stream).await;
+    Ok(http::StatusCode::NO_CONTENT)
 }
 
 async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onair_apiserver::{Application, RecordingOrchestrator};
+use onair_apiserver::{Application, LocalOrchestrator};
 use onair_testkit::TestDb;
 use onair_transcoder_image::{MediaConfig, MediaWorker};
 use serde_json::{Value, json};
@@ -46,7 +46,15 @@ async fn env() -> Env {
         "1",
     ])
     .expect("config");
-    let orch = Arc::new(RecordingOrchestrator::new(config.ingest_url.clone(), config.playback_base_url.clone()));
+    // The media worker's HTTP port is chosen first, so the apiserver's local orchestrator can
+    // reach it.
+    let media_http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let orch = Arc::new(LocalOrchestrator::new(
+        &format!("http://{media_http}"),
+        secrecy::SecretString::from("media-test".to_owned()),
+        &config.ingest_url,
+        &config.playback_base_url,
+    ));
     let app = Application::build(config, Some(orch)).await.expect("apiserver");
     let api = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -55,7 +63,7 @@ async fn env() -> Env {
             "--rtmp-listen",
             "127.0.0.1:0",
             "--http-listen",
-            "127.0.0.1:0",
+            &media_http.to_string(),
             "--apiserver-url",
             &api,
             "--internal-token",
@@ -220,4 +228,51 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
     .await;
     let playlist = get_text(&env.http, &playlist_url).await.unwrap().1;
     assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"), "{playlist}");
+}
+
+/// Stop through the API: the local orchestrator tells the worker, which disconnects the
+/// publisher, closes the playlists at once (no grace period) and refuses the key afterwards.
+#[tokio::test]
+async fn stopping_a_stream_stops_its_media_at_once() {
+    let env = env().await;
+    let res = env
+        .http
+        .post(format!("{}/api/users/register", env.api))
+        .json(&json!({"username": "stopper", "email": "stopper@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let started: Value = env
+        .http
+        .post(format!("{}/api/streams/start", env.api))
+        .bearer_auth(&token)
+        .json(&json!({"title": "stop me", "category": "games"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
+    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let mut publisher = publish(&format!("{}/{key}", env.rtmp), 60);
+    let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &playlist_url).await.map(|(_, t)| t).filter(|t| t.contains(".ts"))
+    })
+    .await;
+
+    let res = env.http.post(format!("{}/api/streams/{stream}/stop", env.api)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let exited = tokio::time::timeout(Duration::from_secs(10), publisher.wait()).await;
+    assert!(exited.is_ok(), "the publisher is disconnected, not left streaming for its 60 s");
+    let playlist = onair_testkit::eventually(Duration::from_secs(10), || async {
+        get_text(&env.http, &playlist_url).await.map(|(_, t)| t).filter(|t| t.contains("#EXT-X-ENDLIST"))
+    })
+    .await;
+    assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"));
+    let view: Value =
+        env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(view["status"], "ended");
 }
