@@ -70,5 +70,7 @@ fi
 
 # --- ffmpeg -----------------------------------------------------------------
 command -v ffmpeg >/dev/null || apt_install ffmpeg
+# The demo stream burns a clock into the picture (drawtext needs a font).
+fc-list 2>/dev/null | grep -q . || apt_install fonts-dejavu-core fontconfig
 
 log "ready: postgres :5432, redis :6379, nats :4222 (JetStream), $(ffmpeg -version | head -n 1 | cut -d' ' -f1-3)"

@@ -233,6 +233,11 @@ mod demo {
                 "-i",
                 "sine=frequency=440:sample_rate=48000",
             ])
+            // A burned-in wall clock, so the delay to the viewer can be read off the picture.
+            .args([
+                "-vf",
+                "drawtext=text='%{localtime\\:%T}':fontsize=64:fontcolor=white:box=1:boxcolor=black@0.6:boxborderw=12:x=40:y=40",
+            ])
             .args([
                 "-c:v",
                 "libx264",

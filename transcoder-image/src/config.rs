@@ -35,6 +35,10 @@ pub struct MediaConfig {
     /// x264 preset (faster presets for weaker machines or lower tiers).
     #[arg(long, env = "ONAIR_X264_PRESET", default_value = "veryfast")]
     pub x264_preset: String,
+    /// Seconds an ended stream's playlists and last segments stay on disk (players finishing,
+    /// a CDN revalidating) before its folder is removed.
+    #[arg(long, env = "ONAIR_MEDIA_RETENTION", default_value_t = 600)]
+    pub retention_secs: u64,
     /// Seconds a publisher may be gone before the stream ends.
     #[arg(long, env = "ONAIR_RECONNECT_GRACE", default_value_t = 30)]
     pub reconnect_grace_secs: u64,

@@ -10,6 +10,9 @@ use tokio::net::TcpStream;
 use crate::flv;
 use crate::worker::{Publishing, WorkerState};
 
+/// How long a connection may send nothing (handshake or media) before it is dropped.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The RTMP application publishers use: `rtmp://host/live/{stream_key}`.
 pub const APP: &str = "live";
 
@@ -28,7 +31,9 @@ async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<P
     let mut buf = vec![0u8; 64 * 1024];
     let mut handshake = Handshake::new(PeerType::Server);
     let remaining = loop {
-        let n = tcp.read(&mut buf).await?;
+        let n = tokio::time::timeout(READ_TIMEOUT, tcp.read(&mut buf))
+            .await
+            .map_err(|_| anyhow::anyhow!("handshake stalled"))??;
         if n == 0 {
             return Ok(());
         }
@@ -71,7 +76,10 @@ async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<P
         }
         let stop = publishing.as_ref().map(|p| p.stop.clone());
         let n = tokio::select! {
-            n = tcp.read(&mut buf) => n?,
+            // A publisher that stops sending without closing is dropped after `READ_TIMEOUT`.
+            n = tokio::time::timeout(READ_TIMEOUT, tcp.read(&mut buf)) => {
+                n.map_err(|_| anyhow::anyhow!("no data for {} s", READ_TIMEOUT.as_secs()))??
+            }
             _ = async { match &stop { Some(s) => s.notified().await, None => std::future::pending().await } } => {
                 tracing::info!("publisher disconnected: the stream was stopped");
                 return Ok(());

@@ -232,9 +232,26 @@ impl WorkerState {
         }
     }
 
-    /// Append `#EXT-X-ENDLIST` to every media playlist of a stream that is over.
+    /// Append `#EXT-X-ENDLIST` to every media playlist of a stream that is over, and remove the
+    /// stream's folder once the retention period has passed, so the media dir does not grow.
     async fn finish_playlists(&self, stream: StreamId) {
         let dir = self.stream_dir(stream);
+        let (state, later) = (self.clone(), dir.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(state.config.retention_secs)).await;
+            // Forget the stream's slot too (the apiserver refuses keys of ended streams anyway).
+            let publishing = {
+                let mut slots = state.slots.lock().unwrap_or_else(|e| e.into_inner());
+                let publishing = slots.get(&stream).is_some_and(|s| s.publishing);
+                if !publishing {
+                    slots.remove(&stream);
+                }
+                publishing
+            };
+            if !publishing && tokio::fs::remove_dir_all(&later).await.is_ok() {
+                tracing::info!(stream_id = %stream, "ended stream's media removed");
+            }
+        });
         let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { return };
         while let Ok(Some(e)) = entries.next_entry().await {
             let playlist = e.path().join("index.m3u8");

@@ -76,6 +76,8 @@ async fn env() -> Env {
             "ultrafast",
             "--reconnect-grace-secs",
             "1",
+            "--retention-secs",
+            "3",
             "--redis-prefix",
             &prefix,
         ])
@@ -272,6 +274,11 @@ async fn stopping_a_stream_stops_its_media_at_once() {
     })
     .await;
     assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"));
+    // After the retention period (3 s here) the stream's folder is gone: nothing grows forever.
+    onair_testkit::eventually(Duration::from_secs(10), || async {
+        (env.http.get(&playlist_url).send().await.ok()?.status() == 404).then_some(())
+    })
+    .await;
     let view: Value =
         env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
     assert_eq!(view["status"], "ended");
