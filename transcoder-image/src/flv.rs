@@ -12,6 +12,21 @@ pub fn header(has_audio: bool, has_video: bool) -> Vec<u8> {
 pub const AUDIO: u8 = 8;
 pub const VIDEO: u8 = 9;
 
+/// An FLV video payload carrying the AVC decoder configuration (codec 7, packet type 0).
+pub fn is_avc_config(data: &[u8]) -> bool {
+    data.len() > 1 && data[0] & 0x0f == 7 && data[1] == 0
+}
+
+/// An FLV audio payload carrying the AAC AudioSpecificConfig (format 10, packet type 0).
+pub fn is_aac_config(data: &[u8]) -> bool {
+    data.len() > 1 && data[0] >> 4 == 10 && data[1] == 0
+}
+
+/// An FLV video payload that is a keyframe (frame type 1).
+pub fn is_keyframe(data: &[u8]) -> bool {
+    !data.is_empty() && data[0] >> 4 == 1
+}
+
 /// One FLV tag: type, 24-bit size, 32-bit timestamp (24 + extended 8), stream id 0, data,
 /// then the PreviousTagSize that follows every tag.
 pub fn tag(kind: u8, timestamp_ms: u32, data: &[u8]) -> Vec<u8> {
@@ -36,5 +51,12 @@ mod tests {
         assert_eq!(header(true, true), vec![b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0]);
         let t = tag(VIDEO, 0x0102_0304, &[0xaa, 0xbb]);
         assert_eq!(t, vec![9, 0, 0, 2, 0x02, 0x03, 0x04, 0x01, 0, 0, 0, 0xaa, 0xbb, 0, 0, 0, 13]);
+        assert!(
+            is_avc_config(&[0x17, 0])
+                && !is_avc_config(&[0x17, 1])
+                && is_keyframe(&[0x17, 1])
+                && !is_keyframe(&[0x27, 1])
+        );
+        assert!(is_aac_config(&[0xaf, 0]) && !is_aac_config(&[0xaf, 1]));
     }
 }

@@ -41,6 +41,7 @@ pub struct MediaMetrics {
     /// ffmpeg's `speed=` per stream: under 1.0 the encoder falls behind real time.
     pub encode_speed: Family<StreamLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub dropped_frames: Family<StreamLabels, Gauge>,
+    pub restarts: Counter,
 }
 
 impl MediaMetrics {
@@ -89,6 +90,14 @@ pub struct Publishing {
     pub source_height: Option<u32>,
     pub has_audio: bool,
     transcoder: Option<Transcoder>,
+    /// The codec configuration tags (AVC/AAC sequence headers): a restarted ffmpeg needs them
+    /// before any frame it can decode.
+    video_config: Option<Vec<u8>>,
+    audio_config: Option<Vec<u8>>,
+    /// After a restart, video is held back until the next keyframe.
+    awaiting_keyframe: bool,
+    /// Recent transcoder restarts, for backoff and giving up.
+    restarts: Vec<std::time::Instant>,
 }
 
 struct Transcoder {
@@ -100,12 +109,54 @@ impl Publishing {
     /// Write one audio/video message; the transcoder starts with the first one, when the
     /// stream's metadata (size, audio) is known.
     pub async fn write(&mut self, state: &WorkerState, kind: u8, ts: u32, data: &[u8]) -> anyhow::Result<()> {
+        // Remember the codec configuration; it is sent once by the publisher, at the start.
+        if kind == flv::VIDEO && flv::is_avc_config(data) {
+            self.video_config = Some(data.to_vec());
+        } else if kind == flv::AUDIO && flv::is_aac_config(data) {
+            self.audio_config = Some(data.to_vec());
+        }
         if self.transcoder.is_none() {
             self.transcoder = Some(state.start_transcoder(self).await?);
         }
-        if let Some(t) = self.transcoder.as_mut() {
-            t.stdin.write_all(&flv::tag(kind, ts, data)).await.map_err(|e| anyhow::anyhow!("ffmpeg stdin: {e}"))?;
+        if self.awaiting_keyframe && kind == flv::VIDEO {
+            if !flv::is_keyframe(data) {
+                return Ok(());
+            }
+            self.awaiting_keyframe = false;
         }
+        let Some(t) = self.transcoder.as_mut() else { return Ok(()) };
+        if let Err(e) = t.stdin.write_all(&flv::tag(kind, ts, data)).await {
+            // ffmpeg died under us: restart it without dropping the publisher.
+            tracing::warn!(stream_id = %self.stream_id, error = %e, "transcoder exited; restarting");
+            self.restart(state, ts).await?;
+        }
+        Ok(())
+    }
+
+    /// Start a fresh ffmpeg (with backoff; at most 5 restarts a minute), replay the codec
+    /// configuration, and resume at the next keyframe. The playlists continue, marked with a
+    /// discontinuity.
+    async fn restart(&mut self, state: &WorkerState, ts: u32) -> anyhow::Result<()> {
+        if let Some(mut old) = self.transcoder.take() {
+            let _ = old.child.kill().await;
+        }
+        let now = std::time::Instant::now();
+        self.restarts.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        if self.restarts.len() >= 5 {
+            state.api.report(self.stream_id, StreamStatus::Failed).await;
+            anyhow::bail!("transcoder keeps failing; giving up on this stream");
+        }
+        tokio::time::sleep(Duration::from_millis(200 * (1 << self.restarts.len()))).await;
+        self.restarts.push(now);
+        state.metrics.restarts.inc();
+        let mut t = state.start_transcoder(self).await?;
+        for (kind, config) in [(flv::VIDEO, &self.video_config), (flv::AUDIO, &self.audio_config)] {
+            if let Some(c) = config {
+                t.stdin.write_all(&flv::tag(kind, ts, c)).await?;
+            }
+        }
+        self.transcoder = Some(t);
+        self.awaiting_keyframe = true;
         Ok(())
     }
 }
@@ -136,6 +187,10 @@ impl WorkerState {
             source_height: None,
             has_audio: true,
             transcoder: None,
+            video_config: None,
+            audio_config: None,
+            awaiting_keyframe: false,
+            restarts: Vec::new(),
         })
     }
 
@@ -303,11 +358,13 @@ impl MediaWorker {
             refused: Family::default(),
             encode_speed: Family::default(),
             dropped_frames: Family::default(),
+            restarts: Counter::default(),
         };
         registry.register("publishers", "Publishers connected", metrics.publishers.clone());
         registry.register("refused_publishers", "Publishers refused, by reason", metrics.refused.clone());
         registry.register("encode_speed", "ffmpeg encode speed (1.0 = real time)", metrics.encode_speed.clone());
         registry.register("dropped_frames", "Frames ffmpeg dropped", metrics.dropped_frames.clone());
+        registry.register("transcoder_restarts", "ffmpeg restarts after a crash", metrics.restarts.clone());
         let rtmp = TcpListener::bind(config.rtmp_listen)
             .await
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.rtmp_listen))?;

@@ -15,7 +15,7 @@ struct Env {
     http: reqwest::Client,
     rtmp: String,
     hls: String,
-    _media_dir: tempfile::TempDir,
+    media_dir: tempfile::TempDir,
     _keys: tempfile::TempDir,
     _db: TestDb,
 }
@@ -88,7 +88,7 @@ async fn env() -> Env {
     let rtmp = format!("rtmp://{}/live", media.rtmp_addr());
     let hls = format!("http://{}/hls", media.http_addr());
     tokio::spawn(media.run_until_stopped(std::future::pending()));
-    Env { api, http: reqwest::Client::new(), rtmp, hls, _media_dir: media_dir, _keys: keys, _db: db }
+    Env { api, http: reqwest::Client::new(), rtmp, hls, media_dir, _keys: keys, _db: db }
 }
 
 /// Publish a 480p test pattern with a tone for `secs` seconds, like OBS would.
@@ -282,4 +282,59 @@ async fn stopping_a_stream_stops_its_media_at_once() {
     let view: Value =
         env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
     assert_eq!(view["status"], "ended");
+}
+
+/// ffmpeg dying mid-stream is restarted without dropping the publisher: the playlists go on
+/// (with a discontinuity) and the stream stays live.
+#[tokio::test]
+async fn a_crashed_transcoder_is_restarted_under_the_same_publisher() {
+    let env = env().await;
+    let res = env
+        .http
+        .post(format!("{}/api/users/register", env.api))
+        .json(&json!({"username": "crashy", "email": "crashy@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let started: Value = env
+        .http
+        .post(format!("{}/api/streams/start", env.api))
+        .bearer_auth(&token)
+        .json(&json!({"title": "crash test", "category": "games"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
+    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let mut publisher = publish(&format!("{}/{key}", env.rtmp), 30);
+    let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
+    let segments = |t: &str| t.lines().filter(|l| l.ends_with(".ts")).map(str::to_owned).collect::<Vec<_>>();
+    let before = onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &playlist_url).await.map(|(_, t)| t).filter(|t| segments(t).len() >= 2)
+    })
+    .await;
+    let last_before = segments(&before).last().cloned().unwrap();
+
+    // Kill the transcoder (its command line names this test's media folder), not the publisher.
+    let dir = env.media_dir.path().to_str().unwrap().to_owned();
+    let killed = std::process::Command::new("pkill").args(["-9", "-f", &dir]).status().unwrap();
+    assert!(killed.success(), "a transcoder was running");
+
+    let after = onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &playlist_url)
+            .await
+            .map(|(_, t)| t)
+            .filter(|t| t.contains("#EXT-X-DISCONTINUITY") && segments(t).last() > Some(&last_before))
+    })
+    .await;
+    assert!(segments(&after).len() >= 2, "{after}");
+    assert!(publisher.try_wait().unwrap().is_none(), "the publisher stayed connected");
+    let view: Value =
+        env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(view["status"], "live");
+    let _ = publisher.kill().await;
 }
