@@ -279,16 +279,18 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     };
     let user: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&login).fetch_optional(&state.db).await?;
 
-    // Count the attempt against the name tried (existing or not, so a 429 reveals nothing)
-    // before the slow check: counting after would let parallel guesses all pass the check.
+    // Count the attempt against the account (or, for no account, the name tried, so a 429
+    // reveals nothing) before the slow check: counting after would let parallel guesses all pass.
+    // Keyed by the account id, trying the username and then the email shares one budget.
     let account_limit = state.login_account_limit();
-    state.rate_limit(account_limit, &login).await?;
+    let subject = user.as_ref().map(|u| u.id.to_string()).unwrap_or_else(|| login.clone());
+    state.rate_limit(account_limit, &subject).await?;
     let ok = state.passwords.verify(&req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let Some(user) = user.filter(|_| ok) else {
         state.metrics.auth("login", "bad_credentials");
         return Err(ApiError::unauthorized("invalid_credentials", "wrong username/email or password"));
     };
-    state.rate_clear(account_limit, &login).await;
+    state.rate_clear(account_limit, &subject).await;
 
     let mut conn = state.db.acquire().await?;
     let new = sessions::issue(&mut conn, UserId(user.id), None, state.refresh_ttl()).await?;

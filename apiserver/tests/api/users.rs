@@ -151,12 +151,13 @@ async fn login_is_rate_limited_per_ip() {
 async fn an_account_locks_after_repeated_failures_even_from_many_ips() {
     let app = spawn_app_with(&["--login-failures-per-account", "2", "--trust-forwarded-for"]).await;
     app.register("erin").await;
-    for ip in ["10.0.0.1", "10.0.0.2"] {
+    // By username, then by email: one budget per account.
+    for (ip, login) in [("10.0.0.1", "erin"), ("10.0.0.2", "erin@example.com")] {
         let res = app
             .client
             .post(format!("{}/api/users/login", app.base))
             .header("x-forwarded-for", ip)
-            .json(&json!({"login": "erin", "password": "guess guess"}))
+            .json(&json!({"login": login, "password": "guess guess"}))
             .send()
             .await
             .unwrap();
