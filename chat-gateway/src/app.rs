@@ -153,14 +153,7 @@ impl ChatGateway {
         tasks.spawn(lifecycle_listener(self.state.clone(), stop_rx.clone()));
         tasks.spawn(partition_upkeep(self.state.clone(), stop_rx.clone()));
         tracing::info!(addr = %self.local_addr(), "chat gateway listening");
-        use axum::serve::ListenerExt as _;
-        // Small frames and responses go out at once instead of waiting on Nagle's algorithm.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let result = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = onair_web::serve(self.listener, self.router, shutdown).await;
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         Ok(result?)

@@ -410,7 +410,7 @@ impl MediaWorker {
             .with_state(self.state.clone());
         let router = onair_web::finish_router(router, onair_web::Limits::default());
         tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "media worker listening");
-        let result = axum::serve(self.http, router).with_graceful_shutdown(shutdown).await;
+        let result = onair_web::serve(self.http, router, shutdown).await;
         accept.abort();
         Ok(result?)
     }

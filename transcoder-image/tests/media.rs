@@ -91,6 +91,36 @@ async fn env() -> Env {
     Env { api, http: reqwest::Client::new(), rtmp, hls, media_dir, _keys: keys, _db: db }
 }
 
+impl Env {
+    /// Register `name`, start a stream titled `title`: (access token, stream id, stream key).
+    async fn streamer(&self, name: &str, title: &str) -> (String, String, String) {
+        let res = self
+            .http
+            .post(format!("{}/api/users/register", self.api))
+            .json(
+                &json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+        let started: Value = self
+            .http
+            .post(format!("{}/api/streams/start", self.api))
+            .bearer_auth(&token)
+            .json(&json!({"title": title, "category": "games"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let stream = started["stream"]["id"].as_str().unwrap().to_owned();
+        let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+        (token, stream, key)
+    }
+}
+
 /// Publish a 480p test pattern with a tone for `secs` seconds, like OBS would.
 fn publish(url: &str, secs: u32) -> tokio::process::Child {
     tokio::process::Command::new("ffmpeg")
@@ -145,27 +175,7 @@ async fn get_text(http: &reqwest::Client, url: &str) -> Option<(reqwest::header:
 #[tokio::test]
 async fn an_rtmp_publisher_becomes_an_hls_ladder() {
     let env = env().await;
-    let res = env
-        .http
-        .post(format!("{}/api/users/register", env.api))
-        .json(&json!({"username": "caster", "email": "caster@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
-    let started: Value = env
-        .http
-        .post(format!("{}/api/streams/start", env.api))
-        .bearer_auth(&token)
-        .json(&json!({"title": "media e2e", "category": "games"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
-    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let (_, stream, key) = env.streamer("caster", "media e2e").await;
 
     // A wrong key is refused before any media: the publisher exits with an error.
     let mut wrong = publish(&format!("{}/live_wrongkey", env.rtmp), 3);
@@ -237,27 +247,7 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
 #[tokio::test]
 async fn stopping_a_stream_stops_its_media_at_once() {
     let env = env().await;
-    let res = env
-        .http
-        .post(format!("{}/api/users/register", env.api))
-        .json(&json!({"username": "stopper", "email": "stopper@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
-    let started: Value = env
-        .http
-        .post(format!("{}/api/streams/start", env.api))
-        .bearer_auth(&token)
-        .json(&json!({"title": "stop me", "category": "games"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
-    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let (token, stream, key) = env.streamer("stopper", "stop me").await;
     let mut publisher = publish(&format!("{}/{key}", env.rtmp), 60);
     let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
     onair_testkit::eventually(Duration::from_secs(20), || async {
@@ -289,27 +279,7 @@ async fn stopping_a_stream_stops_its_media_at_once() {
 #[tokio::test]
 async fn a_crashed_transcoder_is_restarted_under_the_same_publisher() {
     let env = env().await;
-    let res = env
-        .http
-        .post(format!("{}/api/users/register", env.api))
-        .json(&json!({"username": "crashy", "email": "crashy@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
-    let started: Value = env
-        .http
-        .post(format!("{}/api/streams/start", env.api))
-        .bearer_auth(&token)
-        .json(&json!({"title": "crash test", "category": "games"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
-    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let (_, stream, key) = env.streamer("crashy", "crash test").await;
     let mut publisher = publish(&format!("{}/{key}", env.rtmp), 30);
     let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
     let segments = |t: &str| t.lines().filter(|l| l.ends_with(".ts")).map(str::to_owned).collect::<Vec<_>>();
@@ -337,4 +307,34 @@ async fn a_crashed_transcoder_is_restarted_under_the_same_publisher() {
         env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
     assert_eq!(view["status"], "live");
     let _ = publisher.kill().await;
+}
+
+/// Garbage on the RTMP port is refused at the handshake and costs the worker nothing.
+#[tokio::test]
+async fn garbage_on_the_rtmp_port_is_refused() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let env = env().await;
+    let addr = env.rtmp.trim_start_matches("rtmp://").trim_end_matches("/live").to_owned();
+    for garbage in [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), vec![0xff; 4096], vec![3; 10]] {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tcp.write_all(&garbage).await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        // Either closed at once, or (a valid version byte followed by too little) answered and
+        // waiting: in no case does the worker accept media or fall over.
+        let closed = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if garbage[0] != 3 {
+            assert!(closed, "a non-RTMP client is disconnected");
+        }
+    }
+    let health = env.http.get(format!("{}/healthz", env.hls.trim_end_matches("/hls"))).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the worker is unaffected");
 }

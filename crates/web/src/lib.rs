@@ -19,6 +19,23 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+/// Serve `router` on `listener` until `shutdown`, with client addresses available to handlers
+/// (`ConnectInfo`) and `TCP_NODELAY` on every connection, so small frames and responses go out
+/// at once instead of waiting on Nagle's algorithm.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// Limits every service applies to every request.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
