@@ -39,6 +39,10 @@ pub struct MediaConfig {
     /// a CDN revalidating) before its folder is removed.
     #[arg(long, env = "ONAIR_MEDIA_RETENTION", default_value_t = 600)]
     pub retention_secs: u64,
+    /// Seconds an RTMP connection may send nothing (a stalled publisher, a truncated handshake)
+    /// before it is dropped.
+    #[arg(long, env = "ONAIR_RTMP_READ_TIMEOUT", default_value_t = 15)]
+    pub rtmp_read_timeout_secs: u64,
     /// Seconds a publisher may be gone before the stream ends.
     #[arg(long, env = "ONAIR_RECONNECT_GRACE", default_value_t = 30)]
     pub reconnect_grace_secs: u64,

@@ -22,6 +22,16 @@ pub fn is_aac_config(data: &[u8]) -> bool {
     data.len() > 1 && data[0] >> 4 == 10 && data[1] == 0
 }
 
+/// An FLV video payload in H.264 (AVC, codec id 7).
+pub fn is_avc(data: &[u8]) -> bool {
+    data.first().is_some_and(|b| b & 0x0f == 7)
+}
+
+/// An FLV audio payload in AAC (sound format 10).
+pub fn is_aac(data: &[u8]) -> bool {
+    data.first().is_some_and(|b| b >> 4 == 10)
+}
+
 /// An FLV video payload that is a keyframe (frame type 1).
 pub fn is_keyframe(data: &[u8]) -> bool {
     !data.is_empty() && data[0] >> 4 == 1
@@ -58,5 +68,6 @@ mod tests {
                 && !is_keyframe(&[0x27, 1])
         );
         assert!(is_aac_config(&[0xaf, 0]) && !is_aac_config(&[0xaf, 1]));
+        assert!(is_avc(&[0x27]) && !is_avc(&[0x22]) && !is_avc(&[]) && is_aac(&[0xaf]) && !is_aac(&[0x2f]));
     }
 }

@@ -10,9 +10,6 @@ use tokio::net::TcpStream;
 use crate::flv;
 use crate::worker::{Publishing, WorkerState};
 
-/// How long a connection may send nothing (handshake or media) before it is dropped.
-const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// The RTMP application publishers use: `rtmp://host/live/{stream_key}`.
 pub const APP: &str = "live";
 
@@ -28,10 +25,11 @@ pub async fn handle(state: WorkerState, mut tcp: TcpStream, peer: std::net::Sock
 }
 
 async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<Publishing>) -> anyhow::Result<()> {
+    let read_timeout = std::time::Duration::from_secs(state.config.rtmp_read_timeout_secs.max(1));
     let mut buf = vec![0u8; 64 * 1024];
     let mut handshake = Handshake::new(PeerType::Server);
     let remaining = loop {
-        let n = tokio::time::timeout(READ_TIMEOUT, tcp.read(&mut buf))
+        let n = tokio::time::timeout(read_timeout, tcp.read(&mut buf))
             .await
             .map_err(|_| anyhow::anyhow!("handshake stalled"))??;
         if n == 0 {
@@ -76,9 +74,9 @@ async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<P
         }
         let stop = publishing.as_ref().map(|p| p.stop.clone());
         let n = tokio::select! {
-            // A publisher that stops sending without closing is dropped after `READ_TIMEOUT`.
-            n = tokio::time::timeout(READ_TIMEOUT, tcp.read(&mut buf)) => {
-                n.map_err(|_| anyhow::anyhow!("no data for {} s", READ_TIMEOUT.as_secs()))??
+            // A publisher that stops sending without closing is dropped after `read_timeout`.
+            n = tokio::time::timeout(read_timeout, tcp.read(&mut buf)) => {
+                n.map_err(|_| anyhow::anyhow!("no data for {} s", read_timeout.as_secs()))??
             }
             _ = async { match &stop { Some(s) => s.notified().await, None => std::future::pending().await } } => {
                 tracing::info!("publisher disconnected: the stream was stopped");
@@ -90,6 +88,14 @@ async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<P
         }
         input.extend_from_slice(&buf[..n]);
     }
+}
+
+/// A publisher sending codecs the ladder is not built for (H.264 + AAC, what OBS sends by
+/// default) is disconnected with a clear reason; returns false to end the connection.
+fn refuse_codec(state: &WorkerState, p: &crate::worker::Publishing, why: &str) -> bool {
+    tracing::warn!(stream_id = %p.stream_id, reason = why, "publisher refused: unsupported codec (send H.264 video and AAC audio)");
+    state.metrics.refused("unsupported_codec");
+    false
 }
 
 /// Handle one session event; `Ok(false)` ends the connection.
@@ -141,11 +147,17 @@ async fn on_event(
         }
         ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
             if let Some(p) = publishing.as_mut() {
+                if !flv::is_avc(&data) {
+                    return Ok(refuse_codec(state, p, "video is not H.264"));
+                }
                 p.write(state, flv::VIDEO, timestamp.value, &data).await?;
             }
         }
         ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => {
             if let Some(p) = publishing.as_mut() {
+                if !flv::is_aac(&data) {
+                    return Ok(refuse_codec(state, p, "audio is not AAC"));
+                }
                 p.write(state, flv::AUDIO, timestamp.value, &data).await?;
             }
         }

@@ -78,6 +78,8 @@ async fn env() -> Env {
             "1",
             "--retention-secs",
             "3",
+            "--rtmp-read-timeout-secs",
+            "2",
             "--redis-prefix",
             &prefix,
         ])
@@ -337,4 +339,48 @@ async fn garbage_on_the_rtmp_port_is_refused() {
     }
     let health = env.http.get(format!("{}/healthz", env.hls.trim_end_matches("/hls"))).send().await.unwrap();
     assert_eq!(health.status(), 200, "the worker is unaffected");
+}
+
+/// A truncated handshake is dropped after the read timeout; codecs other than H.264 + AAC are
+/// refused with a reason; neither touches the worker.
+#[tokio::test]
+async fn truncated_handshakes_and_unsupported_codecs_are_refused() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let env = env().await;
+    let addr = env.rtmp.trim_start_matches("rtmp://").trim_end_matches("/live").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(&[3u8; 100]).await.unwrap(); // version byte and a fraction of C1, then silence
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 8192];
+    let closed = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a stalled handshake is dropped");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    for (name, codecs) in [("flvvideo", ["-c:v", "flv1", "-c:a", "aac"])] {
+        let (_, _, key) = env.streamer(name, "codecs").await;
+        let mut publisher = tokio::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-f", "lavfi"])
+            .args(["-i", "sine=frequency=440:sample_rate=44100", "-t", "20"])
+            .args(codecs)
+            .args(["-f", "flv"])
+            .arg(format!("{}/{key}", env.rtmp))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), publisher.wait()).await.expect("disconnected, not left running");
+        assert!(!status.unwrap().success(), "{name} is refused");
+    }
+    let metrics = env.http.get(format!("{}/metrics", env.hls.trim_end_matches("/hls"))).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"onair_media_refused_publishers_total{reason="unsupported_codec"} 1"#), "{metrics}");
 }
