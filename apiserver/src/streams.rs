@@ -154,7 +154,7 @@ pub struct UpdateStreamRequest {
     pub language: Option<String>,
 }
 
-const QUALITIES: &[&str] = &["source", "1080p", "720p", "480p", "360p"];
+const QUALITIES: &[&str] = &["source", "1080p", "720p", "480p", "360p", "240p"];
 
 fn map_category_error(e: sqlx::Error) -> ApiError {
     if foreign_key_violation(&e) == Some("streams_category_fkey") {

@@ -129,6 +129,8 @@ async fn a_broadcast_from_go_live_to_the_end() {
             "360p,240p",
             "--x264-preset",
             "ultrafast",
+            "--x264-preset-free",
+            "ultrafast",
             "--reconnect-grace-secs",
             "10",
             "--redis-prefix",

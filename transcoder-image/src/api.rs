@@ -10,6 +10,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 pub struct KeyOwner {
     pub stream_id: StreamId,
+    /// `free` or `partner`: picks the encoder preset.
+    pub tier: String,
+    /// The streamer's requested top rendition (`source`, `720p`, ...).
+    pub quality: String,
 }
 
 /// Why a key was refused (for the log line and the metric label).

@@ -32,9 +32,12 @@ pub struct MediaConfig {
     /// Renditions by height, top first; none is encoded above the source's height.
     #[arg(long, env = "ONAIR_LADDER", default_value = "720p,480p,360p")]
     pub ladder: String,
-    /// x264 preset (faster presets for weaker machines or lower tiers).
+    /// x264 preset for partner streams (better quality per bit, more CPU).
     #[arg(long, env = "ONAIR_X264_PRESET", default_value = "veryfast")]
     pub x264_preset: String,
+    /// x264 preset for free-tier streams (cheaper, so more streams fit a machine).
+    #[arg(long, env = "ONAIR_X264_PRESET_FREE", default_value = "superfast")]
+    pub x264_preset_free: String,
     /// Seconds an ended stream's playlists and last segments stay on disk (players finishing,
     /// a CDN revalidating) before its folder is removed.
     #[arg(long, env = "ONAIR_MEDIA_RETENTION", default_value_t = 600)]

@@ -89,6 +89,9 @@ pub struct Publishing {
     pub stop: Arc<tokio::sync::Notify>,
     pub source_height: Option<u32>,
     pub has_audio: bool,
+    /// Top rendition height the streamer asked for (`None`: the source).
+    quality_cap: Option<u32>,
+    preset: String,
     transcoder: Option<Transcoder>,
     /// The codec configuration tags (AVC/AAC sequence headers): a restarted ffmpeg needs them
     /// before any frame it can decode.
@@ -184,6 +187,12 @@ impl WorkerState {
             stream_id: owner.stream_id,
             generation: slot.generation,
             stop: slot.stop.clone(),
+            quality_cap: owner.quality.trim_end_matches('p').parse().ok(),
+            preset: if owner.tier == "partner" {
+                self.config.x264_preset.clone()
+            } else {
+                self.config.x264_preset_free.clone()
+            },
             source_height: None,
             has_audio: true,
             transcoder: None,
@@ -196,12 +205,17 @@ impl WorkerState {
 
     async fn start_transcoder(&self, p: &Publishing) -> anyhow::Result<Transcoder> {
         let dir = self.stream_dir(p.stream_id);
-        let ladder = fit_to_source(&self.ladder, p.source_height);
+        // The streamer's quality choice caps the ladder like a smaller source would.
+        let cap = match (p.source_height, p.quality_cap) {
+            (Some(s), Some(q)) => Some(s.min(q)),
+            (s, q) => s.or(q),
+        };
+        let ladder = fit_to_source(&self.ladder, cap);
         for r in &ladder {
             tokio::fs::create_dir_all(dir.join(&r.name)).await?;
         }
         let dir_str = dir.to_str().ok_or_else(|| anyhow::anyhow!("media dir is not UTF-8"))?;
-        let mut args = ffmpeg_args(&ladder, &self.config.x264_preset, dir_str, p.has_audio);
+        let mut args = ffmpeg_args(&ladder, &p.preset, dir_str, p.has_audio);
         // A reconnect continues the same playlists, marked with a discontinuity; the end marker
         // is written by us once the stream is really over.
         if let Some(i) = args.iter().position(|a| a == "-hls_flags") {

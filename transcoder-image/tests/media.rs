@@ -74,6 +74,8 @@ async fn env() -> Env {
             "360p,240p",
             "--x264-preset",
             "ultrafast",
+            "--x264-preset-free",
+            "ultrafast",
             "--reconnect-grace-secs",
             "1",
             "--retention-secs",
@@ -367,7 +369,18 @@ async fn truncated_handshakes_and_unsupported_codecs_are_refused() {
     for (name, codecs) in [("flvvideo", ["-c:v", "flv1", "-c:a", "aac"])] {
         let (_, _, key) = env.streamer(name, "codecs").await;
         let mut publisher = tokio::process::Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-f", "lavfi"])
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=15",
+                "-f",
+                "lavfi",
+            ])
             .args(["-i", "sine=frequency=440:sample_rate=44100", "-t", "20"])
             .args(codecs)
             .args(["-f", "flv"])
@@ -378,9 +391,52 @@ async fn truncated_handshakes_and_unsupported_codecs_are_refused() {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(10), publisher.wait()).await.expect("disconnected, not left running");
+        let status = tokio::time::timeout(Duration::from_secs(10), publisher.wait())
+            .await
+            .expect("disconnected, not left running");
         assert!(!status.unwrap().success(), "{name} is refused");
     }
-    let metrics = env.http.get(format!("{}/metrics", env.hls.trim_end_matches("/hls"))).send().await.unwrap().text().await.unwrap();
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.hls.trim_end_matches("/hls")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains(r#"onair_media_refused_publishers_total{reason="unsupported_codec"} 1"#), "{metrics}");
+}
+
+/// The streamer's quality choice caps the ladder: a 240p stream gets no 360p rendition.
+#[tokio::test]
+async fn the_chosen_quality_caps_the_ladder() {
+    let env = env().await;
+    let res = env
+        .http
+        .post(format!("{}/api/users/register", env.api))
+        .json(&json!({"username": "lowq", "email": "lowq@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let started: Value = env
+        .http
+        .post(format!("{}/api/streams/start", env.api))
+        .bearer_auth(&token)
+        .json(&json!({"title": "low quality", "category": "games", "quality": "240p"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
+    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let _publisher = publish(&format!("{}/{key}", env.rtmp), 8);
+    let master = onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &format!("{}/{stream}/master.m3u8", env.hls)).await.map(|(_, t)| t)
+    })
+    .await;
+    assert!(master.contains("240p/index.m3u8") && !master.contains("360p"), "{master}");
 }
