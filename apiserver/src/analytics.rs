@@ -203,6 +203,9 @@ pub struct StreamAnalytics {
     pub chat_per_minute: Vec<ChatMinute>,
     /// Follows of the channel between the stream's start and its end (or now).
     pub followers_gained: i64,
+    /// The encoder's last reported speed (1.0 = real time), if media has run.
+    pub encode_speed: Option<f32>,
+    pub dropped_frames: i32,
 }
 
 /// Viewership and chat of one broadcast (its owner or an admin).
@@ -216,6 +219,12 @@ async fn analytics(
     Path(stream_id): Path<Uuid>,
 ) -> ApiResult<Json<StreamAnalytics>> {
     let id = StreamId(stream_id);
+    let health: Option<(Option<f32>, i32)> =
+        sqlx::query_as("SELECT encode_speed, dropped_frames FROM streams WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&state.read_db)
+            .await?;
+    let (encode_speed, dropped_frames) = health.unwrap_or((None, 0));
     let row: Option<(Uuid, i32, i32, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT user_id, peak_viewers, unique_viewers, created_at, started_at, ended_at FROM streams WHERE id = $1",
     )
@@ -265,6 +274,8 @@ async fn analytics(
             .map(|(minute, messages)| ChatMinute { minute, messages })
             .collect(),
         followers_gained,
+        encode_speed,
+        dropped_frames,
         samples: samples
             .into_iter()
             .map(|(at, viewers, chat_messages)| Sample { at, viewers, chat_messages })

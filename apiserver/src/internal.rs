@@ -15,7 +15,10 @@ use crate::sessions::hash_token;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(verify_stream_key)).routes(routes!(report_status))
+    OpenApiRouter::new()
+        .routes(routes!(verify_stream_key))
+        .routes(routes!(report_status))
+        .routes(routes!(report_health))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -109,6 +112,43 @@ async fn report_status(
     if from != req.status {
         state.publish_lifecycle(req.status.as_str(), id, UserId(row.user_id)).await;
         tracing::info!(stream_id = %id, from = %from, to = %req.status, "stream status reported by media");
+    }
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct HealthReport {
+    /// ffmpeg's speed: 1.0 is real time, below it the encoder falls behind.
+    pub encode_speed: f32,
+    /// Frames dropped since the encoder started.
+    pub dropped_frames: i32,
+}
+
+/// The media worker reports its encoder's health (every few seconds while a stream runs).
+#[utoipa::path(post, path = "/internal/streams/{stream_id}/health", tag = "internal", request_body = HealthReport,
+    params(("stream_id" = Uuid, Path)), security(("internal" = [])),
+    responses((status = 204), (status = 400, body = onair_web::ErrorBody), (status = 401, body = onair_web::ErrorBody),
+              (status = 404, body = onair_web::ErrorBody)))]
+async fn report_health(
+    State(state): State<AppState>,
+    _: Internal,
+    Path(stream_id): Path<Uuid>,
+    Json(req): Json<HealthReport>,
+) -> ApiResult<http::StatusCode> {
+    if !(0.0..=100.0).contains(&req.encode_speed) || req.dropped_frames < 0 {
+        return Err(
+            onair_domain::ValidationError::new("encode_speed", "must be 0-100, with dropped_frames >= 0").into()
+        );
+    }
+    let updated =
+        sqlx::query("UPDATE streams SET encode_speed = $2, dropped_frames = $3, health_at = now() WHERE id = $1")
+            .bind(stream_id)
+            .bind(req.encode_speed)
+            .bind(req.dropped_frames)
+            .execute(&state.db)
+            .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::NotFound("stream"));
     }
     Ok(http::StatusCode::NO_CONTENT)
 }

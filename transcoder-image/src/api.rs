@@ -68,6 +68,20 @@ impl ApiClient {
         }
     }
 
+    /// Report the encoder's health; best effort (the next report follows in seconds).
+    pub async fn report_health(&self, stream: StreamId, encode_speed: f64, dropped_frames: i64) {
+        let res = self
+            .http
+            .post(format!("{}/internal/streams/{stream}/health", self.base))
+            .header(INTERNAL_TOKEN_HEADER, self.token.expose_secret())
+            .json(&serde_json::json!({ "encode_speed": encode_speed, "dropped_frames": dropped_frames }))
+            .send()
+            .await;
+        if let Err(e) = res {
+            tracing::debug!(stream_id = %stream, error = %e, "health report failed");
+        }
+    }
+
     /// Tell the apiserver what the stream is doing; retried briefly, then logged.
     pub async fn report(&self, stream: StreamId, status: StreamStatus) {
         for attempt in 0..3u64 {

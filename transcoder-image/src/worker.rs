@@ -338,13 +338,21 @@ impl WorkerState {
 async fn watch_progress(state: WorkerState, stream: StreamId, stderr: tokio::process::ChildStderr) {
     let labels = StreamLabels { stream_id: stream.to_string() };
     let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let (mut dropped, mut last_report) = (0i64, std::time::Instant::now() - Duration::from_secs(60));
     while let Ok(Some(line)) = lines.next_line().await {
         if let Some(v) = line.strip_prefix("speed=") {
             if let Ok(speed) = v.trim().trim_end_matches('x').parse::<f64>() {
                 state.metrics.encode_speed.get_or_create(&labels).set(speed);
+                // The apiserver hears about it every 5 s (the streamer's dashboard, the autoscaler).
+                if last_report.elapsed() >= Duration::from_secs(5) {
+                    last_report = std::time::Instant::now();
+                    let (api, s) = (state.api.clone(), speed);
+                    tokio::spawn(async move { api.report_health(stream, s, dropped).await });
+                }
             }
         } else if let Some(v) = line.strip_prefix("drop_frames=") {
             if let Ok(n) = v.trim().parse::<i64>() {
+                dropped = n;
                 state.metrics.dropped_frames.get_or_create(&labels).set(n);
             }
         } else if !line.contains('=') && !line.trim().is_empty() {

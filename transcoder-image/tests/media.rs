@@ -179,7 +179,7 @@ async fn get_text(http: &reqwest::Client, url: &str) -> Option<(reqwest::header:
 #[tokio::test]
 async fn an_rtmp_publisher_becomes_an_hls_ladder() {
     let env = env().await;
-    let (_, stream, key) = env.streamer("caster", "media e2e").await;
+    let (token, stream, key) = env.streamer("caster", "media e2e").await;
 
     // A wrong key is refused before any media: the publisher exits with an error.
     let mut wrong = publish(&format!("{}/live_wrongkey", env.rtmp), 3);
@@ -220,6 +220,22 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
         env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
     assert_eq!(view["status"], "live");
     assert_eq!(view["viewers"], 1);
+
+    // The encoder's health reaches the apiserver (the owner's analytics).
+    onair_testkit::eventually(Duration::from_secs(15), || async {
+        let a: Value = env
+            .http
+            .get(format!("{}/api/streams/{stream}/analytics", env.api))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (a["encode_speed"].as_f64()? > 0.0).then_some(())
+    })
+    .await;
 
     // A second publisher with the same key is refused while the first is on.
     let mut second = publish(&format!("{}/{key}", env.rtmp), 3);
