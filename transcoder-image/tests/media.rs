@@ -382,7 +382,11 @@ async fn truncated_handshakes_and_unsupported_codecs_are_refused() {
     assert!(closed.is_ok(), "a stalled handshake is dropped");
     assert!(started.elapsed() >= Duration::from_secs(1));
 
-    for (name, codecs) in [("flvvideo", ["-c:v", "flv1", "-c:a", "aac"])] {
+    // (zerolatency: x264's lookahead would otherwise hold packets past the test's 2 s read timeout)
+    for (name, codecs) in [
+        ("flvvideo", ["-c:v", "flv1", "-c:a", "aac", "-tune", "zerolatency"]),
+        ("mp3audio", ["-c:v", "libx264", "-c:a", "libmp3lame", "-tune", "zerolatency"]),
+    ] {
         let (_, _, key) = env.streamer(name, "codecs").await;
         let mut publisher = tokio::process::Command::new("ffmpeg")
             .args([
@@ -421,7 +425,7 @@ async fn truncated_handshakes_and_unsupported_codecs_are_refused() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains(r#"onair_media_refused_publishers_total{reason="unsupported_codec"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"onair_media_refused_publishers_total{reason="unsupported_codec"} 2"#), "{metrics}");
 }
 
 /// The streamer's quality choice caps the ladder: a 240p stream gets no 360p rendition.
