@@ -219,19 +219,35 @@ async fn analytics(
     Path(stream_id): Path<Uuid>,
 ) -> ApiResult<Json<StreamAnalytics>> {
     let id = StreamId(stream_id);
-    let health: Option<(Option<f32>, i32)> =
-        sqlx::query_as("SELECT encode_speed, dropped_frames FROM streams WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&state.read_db)
-            .await?;
-    let (encode_speed, dropped_frames) = health.unwrap_or((None, 0));
-    let row: Option<(Uuid, i32, i32, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT user_id, peak_viewers, unique_viewers, created_at, started_at, ended_at FROM streams WHERE id = $1",
+    #[derive(sqlx::FromRow)]
+    struct Head {
+        user_id: Uuid,
+        peak_viewers: i32,
+        unique_viewers: i32,
+        created_at: DateTime<Utc>,
+        started_at: Option<DateTime<Utc>>,
+        ended_at: Option<DateTime<Utc>>,
+        encode_speed: Option<f32>,
+        dropped_frames: i32,
+    }
+    let head: Head = sqlx::query_as(
+        "SELECT user_id, peak_viewers, unique_viewers, created_at, started_at, ended_at, encode_speed, dropped_frames
+         FROM streams WHERE id = $1",
     )
     .bind(id.0)
     .fetch_optional(&state.read_db)
-    .await?;
-    let (owner, peak, uniques, created, started, ended) = row.ok_or(ApiError::NotFound("stream"))?;
+    .await?
+    .ok_or(ApiError::NotFound("stream"))?;
+    let Head {
+        user_id: owner,
+        peak_viewers: peak,
+        unique_viewers: uniques,
+        created_at: created,
+        started_at: started,
+        ended_at: ended,
+        encode_speed,
+        dropped_frames,
+    } = head;
     user.require_owner_or_admin(UserId(owner), "stream")?;
 
     let samples: Vec<(DateTime<Utc>, i32, i32)> = sqlx::query_as(

@@ -84,11 +84,8 @@ async fn search(State(state): State<AppState>, Query(p): Query<SearchParams>) ->
     let live_only = p.live.unwrap_or(false);
 
     let filters = Filters { category, tag, language, live_only };
-    let text = match q {
-        None => None,
-        // Only punctuation: nothing can match.
-        Some(q) => Some(to_prefix_tsquery(q).ok_or(())),
-    };
+    // `Some(Err(()))`: the text is only punctuation, so nothing can match.
+    let text = q.map(|q| to_prefix_tsquery(q).ok_or(()));
     let rows = match text {
         Some(Err(())) => vec![],
         Some(Ok(tsq)) => {

@@ -1,5 +1,8 @@
 //! One streamer, their viewers and their chat, end to end on one machine.
 
+// Tests fail loudly by design: unwrap/expect are how they say what broke.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,7 +39,7 @@ pub fn parse_ladder(spec: &str) -> Result<Vec<Rendition>, String> {
             audio_kbps: if h >= 480 { 128 } else { 96 },
         });
     }
-    out.sort_by(|a, b| b.height.cmp(&a.height));
+    out.sort_by_key(|r| std::cmp::Reverse(r.height));
     if out.is_empty() {
         return Err("the ladder is empty".into());
     }

@@ -1,5 +1,8 @@
 //! The apiserver over real Postgres, Redis and NATS: one binary, a database per test.
 
+// Tests fail loudly by design: unwrap/expect are how they say what broke.
+#![allow(clippy::unwrap_used)]
+
 mod analytics;
 mod auth;
 mod discovery;

@@ -1,5 +1,8 @@
 //! The chat gateway over real NATS (JetStream), Redis and Postgres, beside a real apiserver.
 
+// Tests fail loudly by design: unwrap/expect are how they say what broke.
+#![allow(clippy::unwrap_used)]
+
 mod fanout;
 mod helpers;
 mod input;

@@ -426,7 +426,7 @@ mod tests {
         let tags = Tags::parse(&["Rust", "rust", "speed-run"]).unwrap();
         assert_eq!(tags.to_strings(), vec!["rust", "speed-run"]);
         assert!(Tags::parse(&["a b"]).is_err());
-        assert!(Tags::parse(&vec!["t"; 11]).is_err());
+        assert!(Tags::parse(&["t"; 11]).is_err());
         assert_eq!(Category::parse("Games").unwrap().as_str(), "games");
         assert!(Category::parse("games; --").is_err());
         assert!(Language::parse("pt-BR").is_ok());
