@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/services.sh
 cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
