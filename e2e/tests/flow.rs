@@ -3,7 +3,6 @@
 // Tests fail loudly by design: unwrap/expect are how they say what broke.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,32 +21,7 @@ fn free_port() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
 }
 
-fn publish(url: &str, secs: u32) -> tokio::process::Child {
-    tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &secs.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-        ])
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg (scripts/services.sh installs it)")
-}
+use onair_testkit::publish_test_pattern as publish;
 
 /// `ffprobe` a segment: (width, height, video codec, audio codec, duration).
 async fn probe(bytes: &[u8]) -> (u64, u64, String, String, f64) {

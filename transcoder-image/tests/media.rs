@@ -128,47 +128,7 @@ impl Env {
     }
 }
 
-/// Publish a 480p test pattern with a tone for `secs` seconds, like OBS would.
-fn publish(url: &str, secs: u32) -> tokio::process::Child {
-    tokio::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-        ])
-        .arg(secs.to_string())
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-        ])
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg runs (scripts/services.sh installs it)")
-}
+use onair_testkit::publish_test_pattern as publish;
 
 async fn get_text(http: &reqwest::Client, url: &str) -> Option<(reqwest::header::HeaderMap, String)> {
     let res = http.get(url).send().await.ok()?;

@@ -129,3 +129,34 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// What OBS does, for media tests: publish a real-time 640x360 test pattern with a 440 Hz tone
+/// (H.264 ultrafast/zerolatency, a keyframe a second, AAC) to `url` over RTMP for `secs` seconds.
+/// Killed when the returned child drops.
+pub fn publish_test_pattern(url: &str, secs: u32) -> tokio::process::Child {
+    tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &secs.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ])
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        // Media tests cannot run without ffmpeg; scripts/services.sh installs it.
+        .expect("ffmpeg runs (scripts/services.sh installs it)")
+}
