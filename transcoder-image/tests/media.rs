@@ -101,6 +101,11 @@ async fn env() -> Env {
 impl Env {
     /// Register `name`, start a stream titled `title`: (access token, stream id, stream key).
     async fn streamer(&self, name: &str, title: &str) -> (String, String, String) {
+        self.streamer_with(name, json!({"title": title, "category": "games"})).await
+    }
+
+    /// Register `name` and start a stream with the given start request.
+    async fn streamer_with(&self, name: &str, start: Value) -> (String, String, String) {
         let res = self
             .http
             .post(format!("{}/api/users/register", self.api))
@@ -115,7 +120,7 @@ impl Env {
             .http
             .post(format!("{}/api/streams/start", self.api))
             .bearer_auth(&token)
-            .json(&json!({"title": title, "category": "games"}))
+            .json(&start)
             .send()
             .await
             .unwrap()
@@ -395,27 +400,8 @@ async fn truncated_handshakes_and_unsupported_codecs_are_refused() {
 #[tokio::test]
 async fn the_chosen_quality_caps_the_ladder() {
     let env = env().await;
-    let res = env
-        .http
-        .post(format!("{}/api/users/register", env.api))
-        .json(&json!({"username": "lowq", "email": "lowq@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
-    let started: Value = env
-        .http
-        .post(format!("{}/api/streams/start", env.api))
-        .bearer_auth(&token)
-        .json(&json!({"title": "low quality", "category": "games", "quality": "240p"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
-    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let (_, stream, key) =
+        env.streamer_with("lowq", json!({"title": "low quality", "category": "games", "quality": "240p"})).await;
     let _publisher = publish(&format!("{}/{key}", env.rtmp), 8);
     let master = onair_testkit::eventually(Duration::from_secs(20), || async {
         get_text(&env.http, &format!("{}/{stream}/master.m3u8", env.hls)).await.map(|(_, t)| t)
