@@ -38,6 +38,8 @@ enum Command {
     Media(MediaConfig),
     /// Run the Kubernetes operator.
     Operator,
+    /// Print the `LiveStream` CustomResourceDefinition as YAML (what `crds/livestream.yaml` holds).
+    Crd,
 }
 
 #[tokio::main]
@@ -65,6 +67,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Operator => {
             anyhow::bail!("the operator is not part of this build yet (see the open Kubernetes issue)")
+        }
+        Command::Crd => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(onair_crds::crd_yaml().as_bytes())?;
+            Ok(())
         }
     }
 }

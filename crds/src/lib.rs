@@ -1,0 +1,408 @@
+//! The `LiveStream` custom resource (`onair.dev/v1alpha1`): the contract between whoever wants a
+//! stream to run (the apiserver's Kubernetes orchestrator, a platform team's `kubectl apply`) and
+//! the operator that runs it.
+//!
+//! The schema in `crds/livestream.yaml` is generated from these types (`onair crd`); a test in
+//! this crate fails when the committed file is stale. Rules the apiserver can enforce (ranges,
+//! enums, immutability, fields that must agree) live in the schema as CEL, so a bad object is
+//! refused at `kubectl apply` time; what only the operator can judge (a Secret that does not
+//! exist) ends in phase `Failed` with a condition naming the field.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub mod conditions;
+
+pub use conditions::{ConditionType, set_condition};
+
+/// What a platform team (or the apiserver) asks for: one live channel's media.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "onair.dev",
+    version = "v1alpha1",
+    kind = "LiveStream",
+    doc = "One channel's live media: ingest, the HLS ladder and where to watch it.",
+    namespaced,
+    shortname = "lst",
+    category = "onair",
+    status = "LiveStreamStatus",
+    derive = "PartialEq",
+    printcolumn(name = "Channel", type_ = "string", json_path = ".spec.channel"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Viewers", type_ = "integer", json_path = ".status.viewers"),
+    printcolumn(name = "Renditions", type_ = "string", json_path = ".status.renditions", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[cfg_attr(test, kube(cel))]
+#[serde(rename_all = "camelCase")]
+pub struct LiveStreamSpec {
+    /// The apiserver's stream id (a UUID). Fixed for the resource's life.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("streamId is immutable"))]
+    pub stream_id: uuid::Uuid,
+    /// The owning user's id (a UUID). Fixed for the resource's life.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("userId is immutable"))]
+    pub user_id: uuid::Uuid,
+    /// The channel (the owner's username), for people reading `kubectl get`.
+    #[schemars(length(min = 1, max = 64))]
+    pub channel: String,
+    /// The Secret holding the stream key's SHA-256 hash (never the key itself).
+    pub stream_key_secret: SecretKeyRef,
+    /// The rendition ladder: a named preset or an explicit list (exactly one).
+    #[serde(default)]
+    pub ladder: Ladder,
+    #[serde(default)]
+    pub latency: LatencyMode,
+    #[serde(default)]
+    pub tier: StreamTier,
+    #[serde(default)]
+    pub scaling: Scaling,
+    /// Resources for the media pod; the operator's defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Stop the media (the playlist is ended, the pods go) without deleting the resource.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// A key in a Secret in the LiveStream's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[serde(default = "default_key_hash_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_key_hash_key() -> String {
+    "keyHash".into()
+}
+
+/// Either a preset name or explicit renditions.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.preset) != has(self.renditions)").message("set exactly one of ladder.preset and ladder.renditions"))]
+pub struct Ladder {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<LadderPreset>,
+    /// Top first; names are unique, heights strictly decreasing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 8))]
+    #[x_kube(
+        merge_strategy = ListMerge::Map(vec!["name".into()]),
+        validation = Rule::new("self.all(r, self.exists_one(o, o.height == r.height))").message("rendition heights must be unique")
+    )]
+    pub renditions: Option<Vec<Rendition>>,
+}
+
+impl Default for Ladder {
+    fn default() -> Self {
+        Self { preset: Some(LadderPreset::Standard), renditions: None }
+    }
+}
+
+impl Ladder {
+    /// The renditions this ladder stands for, top first.
+    pub fn resolve(&self) -> Vec<Rendition> {
+        match (&self.renditions, self.preset) {
+            (Some(r), _) => {
+                let mut r = r.clone();
+                r.sort_by(|a, b| b.height.cmp(&a.height));
+                r
+            }
+            (None, Some(p)) => p.renditions(),
+            (None, None) => LadderPreset::Standard.renditions(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum LadderPreset {
+    /// 1080p, 720p, 480p, 360p.
+    Full,
+    /// 720p, 480p, 360p — what `onair up` encodes.
+    Standard,
+    /// 480p, 360p: for small nodes and free tiers.
+    Economy,
+}
+
+impl LadderPreset {
+    pub fn renditions(self) -> Vec<Rendition> {
+        let all = [(1080, 6000), (720, 3000), (480, 1400), (360, 800)];
+        let from = match self {
+            Self::Full => 0,
+            Self::Standard => 1,
+            Self::Economy => 2,
+        };
+        all[from..].iter().map(|&(h, b)| Rendition { name: format!("{h}p"), height: h, video_bitrate_kbps: b }).collect()
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rendition {
+    #[schemars(length(min = 1, max = 16), regex(pattern = r"^[a-z0-9]+$"))]
+    pub name: String,
+    #[schemars(range(min = 144, max = 2160))]
+    pub height: u32,
+    #[schemars(range(min = 100, max = 20000))]
+    pub video_bitrate_kbps: u32,
+}
+
+/// How close to the live edge players are kept.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum LatencyMode {
+    /// 1 s segments; players sit ~3 segments behind the edge.
+    #[default]
+    Low,
+    /// 2 s segments: fewer requests per viewer, a few seconds more delay.
+    Normal,
+}
+
+impl LatencyMode {
+    pub fn segment_seconds(self) -> u32 {
+        match self {
+            Self::Low => 1,
+            Self::Normal => 2,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum StreamTier {
+    #[default]
+    Free,
+    Partner,
+}
+
+/// Bounds for the stream's transcode pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minTranscoders <= self.maxTranscoders").message("scaling.minTranscoders must not exceed scaling.maxTranscoders"))]
+pub struct Scaling {
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 16))]
+    pub min_transcoders: u32,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 16))]
+    pub max_transcoders: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Self { min_transcoders: 1, max_transcoders: 1 }
+    }
+}
+
+/// Where a stream is in its life. Ordered as a stream normally moves through them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum Phase {
+    /// Seen, nothing created yet.
+    #[default]
+    Pending,
+    /// Waiting for capacity.
+    Queued,
+    /// The media pod is created and not ready yet.
+    Starting,
+    /// The media pod is ready and waits for the publisher.
+    Ready,
+    /// A publisher is connected and renditions are being produced.
+    Live,
+    /// Suspended or deleted: the playlist is being finished.
+    Ending,
+    /// The media is gone; the resource stays until deleted (or resumed).
+    Ended,
+    /// Cannot run as specified; a condition says why.
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Queued => "Queued",
+            Self::Starting => "Starting",
+            Self::Ready => "Ready",
+            Self::Live => "Live",
+            Self::Ending => "Ending",
+            Self::Ended => "Ended",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+/// What the operator last observed. Written only through the status subresource.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveStreamStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// RTMP base URL the streamer publishes to (`{ingestUrl}/{stream key}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_url: Option<String>,
+    /// HLS master playlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewers: Option<i64>,
+    /// Renditions being produced right now, top first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renditions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Time>,
+}
+
+/// The CustomResourceDefinition as YAML, as committed in `crds/livestream.yaml`.
+pub fn crd_yaml() -> String {
+    let crd = LiveStream::crd();
+    let body = serde_saphyr::to_string(&crd).unwrap_or_else(|e| format!("# cannot render the CRD: {e}\n"));
+    format!("# Generated from crds/src/lib.rs by `onair crd`; do not edit.\n---\n{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> serde_json::Value {
+        json!({
+            "streamId": "0195e4a0-0000-7000-8000-000000000001",
+            "userId": "0195e4a0-0000-7000-8000-000000000002",
+            "channel": "alice",
+            "streamKeySecret": {"name": "alice-key"},
+        })
+    }
+
+    fn object(spec: serde_json::Value) -> LiveStream {
+        serde_json::from_value(json!({
+            "apiVersion": "onair.dev/v1alpha1", "kind": "LiveStream",
+            "metadata": {"name": "alice", "namespace": "default"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn committed_crd_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/livestream.yaml");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == crd_yaml(),
+            "crds/livestream.yaml is stale: run `cargo run -p onair-cli -- crd > crds/livestream.yaml`"
+        );
+    }
+
+    #[test]
+    fn identity_matches_the_domain_contract() {
+        let crd = LiveStream::crd();
+        assert_eq!(crd.spec.group, "onair.dev");
+        assert_eq!(crd.spec.names.kind, "LiveStream");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["lst".to_string()]));
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(crd.spec.versions[0].name, "v1alpha1");
+        let v = &crd.spec.versions[0];
+        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        let columns: Vec<_> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
+        assert!(columns.contains(&"Phase") && columns.contains(&"Viewers") && columns.contains(&"Age"));
+    }
+
+    #[test]
+    fn conditions_merge_by_type_and_defaults_are_in_the_schema() {
+        let yaml = crd_yaml();
+        let v: serde_json::Value = serde_json::to_value(LiveStream::crd()).unwrap();
+        let status = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+        let conditions = &status["properties"]["conditions"];
+        assert_eq!(conditions["x-kubernetes-list-type"], "map");
+        assert_eq!(conditions["x-kubernetes-list-map-keys"], json!(["type"]));
+        let spec = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(spec["properties"]["latency"]["default"], "Low");
+        assert_eq!(spec["properties"]["tier"]["default"], "Free");
+        assert_eq!(spec["properties"]["suspend"]["default"], false);
+        assert!(yaml.contains("x-kubernetes-validations"));
+    }
+
+    #[test]
+    fn a_minimal_spec_gets_the_defaults() {
+        let ls = object(spec());
+        assert_eq!(ls.spec.ladder, Ladder::default());
+        assert_eq!(ls.spec.latency, LatencyMode::Low);
+        assert_eq!(ls.spec.tier, StreamTier::Free);
+        assert_eq!(ls.spec.scaling, Scaling::default());
+        assert_eq!(ls.spec.stream_key_secret.key, "keyHash");
+        assert!(!ls.spec.suspend);
+        let names: Vec<_> = ls.spec.ladder.resolve().into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["720p", "480p", "360p"]);
+    }
+
+    #[test]
+    fn cel_accepts_a_valid_object() {
+        let mut s = spec();
+        s["ladder"] = json!({"renditions": [
+            {"name": "480p", "height": 480, "videoBitrateKbps": 1400},
+            {"name": "720p", "height": 720, "videoBitrateKbps": 3000},
+        ]});
+        s["scaling"] = json!({"minTranscoders": 1, "maxTranscoders": 3});
+        let ls = object(s);
+        assert!(ls.validate_cel().is_ok(), "{:?}", ls.validate_cel());
+        let names: Vec<_> = ls.spec.ladder.resolve().into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["720p", "480p"], "resolve orders top first");
+    }
+
+    #[test]
+    fn cel_refuses_what_must_hold_together() {
+        let table = [
+            ("both ladder forms", json!({"ladder": {"preset": "Full", "renditions": [{"name": "a", "height": 480, "videoBitrateKbps": 900}]}}), "exactly one"),
+            ("no ladder form", json!({"ladder": {}}), "exactly one"),
+            ("min above max", json!({"scaling": {"minTranscoders": 4, "maxTranscoders": 2}}), "must not exceed"),
+            (
+                "duplicate heights",
+                json!({"ladder": {"renditions": [
+                    {"name": "a", "height": 480, "videoBitrateKbps": 900},
+                    {"name": "b", "height": 480, "videoBitrateKbps": 800},
+                ]}}),
+                "unique",
+            ),
+        ];
+        for (case, patch, want) in table {
+            let mut s = spec();
+            for (k, v) in patch.as_object().unwrap() {
+                s[k] = v.clone();
+            }
+            let ls = object(s);
+            let err = ls.validate_cel().expect_err(case);
+            assert!(format!("{err:?}").contains(want), "{case}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn cel_keeps_ids_immutable() {
+        let old = object(spec());
+        let mut s = spec();
+        s["streamId"] = json!("0195e4a0-0000-7000-8000-0000000000ff");
+        let changed = object(s);
+        let err = changed.validate_cel_update(&old).expect_err("stream id changed");
+        assert!(format!("{err:?}").contains("streamId is immutable"), "{err:?}");
+        let mut s = spec();
+        s["suspend"] = json!(true);
+        s["tier"] = json!("Partner");
+        assert!(object(s).validate_cel_update(&old).is_ok(), "suspend and tier may change");
+    }
+}
