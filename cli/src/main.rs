@@ -36,8 +36,9 @@ enum Command {
     ChatGateway(ChatConfig),
     /// Run a media worker (RTMP ingest -> HLS ladder -> HLS origin).
     Media(MediaConfig),
-    /// Run the Kubernetes operator.
-    Operator,
+    /// Run the Kubernetes operator (reconciles LiveStream resources; needs a kubeconfig or an
+    /// in-cluster service account).
+    Operator(onair_operator::OperatorConfig),
     /// Print the `LiveStream` CustomResourceDefinition as YAML (what `crds/livestream.yaml` holds).
     Crd,
 }
@@ -65,9 +66,7 @@ async fn main() -> anyhow::Result<()> {
             let worker = MediaWorker::build(config).await?;
             worker.run_until_stopped(shutdown_signal()).await
         }
-        Command::Operator => {
-            anyhow::bail!("the operator is not part of this build yet (see the open Kubernetes issue)")
-        }
+        Command::Operator(config) => onair_operator::run(config, shutdown_signal()).await,
         Command::Crd => {
             use std::io::Write as _;
             std::io::stdout().write_all(onair_crds::crd_yaml().as_bytes())?;

@@ -19,6 +19,8 @@ pub mod conditions;
 pub use conditions::{ConditionType, set_condition};
 
 /// What a platform team (or the apiserver) asks for: one live channel's media.
+// The print columns repeat `type_` by design; clippy reads them as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "onair.dev",
@@ -111,7 +113,7 @@ impl Ladder {
         match (&self.renditions, self.preset) {
             (Some(r), _) => {
                 let mut r = r.clone();
-                r.sort_by(|a, b| b.height.cmp(&a.height));
+                r.sort_by_key(|r| std::cmp::Reverse(r.height));
                 r
             }
             (None, Some(p)) => p.renditions(),
@@ -138,7 +140,10 @@ impl LadderPreset {
             Self::Standard => 1,
             Self::Economy => 2,
         };
-        all[from..].iter().map(|&(h, b)| Rendition { name: format!("{h}p"), height: h, video_bitrate_kbps: b }).collect()
+        all[from..]
+            .iter()
+            .map(|&(h, b)| Rendition { name: format!("{h}p"), height: h, video_bitrate_kbps: b })
+            .collect()
     }
 }
 
@@ -369,7 +374,11 @@ mod tests {
     #[test]
     fn cel_refuses_what_must_hold_together() {
         let table = [
-            ("both ladder forms", json!({"ladder": {"preset": "Full", "renditions": [{"name": "a", "height": 480, "videoBitrateKbps": 900}]}}), "exactly one"),
+            (
+                "both ladder forms",
+                json!({"ladder": {"preset": "Full", "renditions": [{"name": "a", "height": 480, "videoBitrateKbps": 900}]}}),
+                "exactly one",
+            ),
             ("no ladder form", json!({"ladder": {}}), "exactly one"),
             ("min above max", json!({"scaling": {"minTranscoders": 4, "maxTranscoders": 2}}), "must not exceed"),
             (

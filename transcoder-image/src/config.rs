@@ -49,6 +49,17 @@ pub struct MediaConfig {
     /// Seconds a publisher may be gone before the stream ends.
     #[arg(long, env = "ONAIR_RECONNECT_GRACE", default_value_t = 30)]
     pub reconnect_grace_secs: u64,
+    /// Serve only this stream (a per-stream pod on Kubernetes): other streams' publishers are
+    /// refused even with a valid key.
+    #[arg(long, env = "ONAIR_STREAM_ID")]
+    pub only_stream: Option<uuid::Uuid>,
+    /// Hex SHA-256 of the only stream key this worker accepts (from the LiveStream's Secret):
+    /// a wrong key is refused here, before the apiserver is asked.
+    #[arg(long, env = "ONAIR_STREAM_KEY_HASH")]
+    pub stream_key_hash: Option<String>,
+    /// A viewer session counts as watching for this many seconds after its last request.
+    #[arg(long, env = "ONAIR_VIEWER_WINDOW", default_value_t = 30)]
+    pub viewer_window_secs: u64,
     #[command(flatten)]
     pub redis: RedisArgs,
 }

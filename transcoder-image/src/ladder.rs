@@ -21,10 +21,23 @@ fn kbps_for(height: u32) -> u32 {
     }
 }
 
-/// Parse `720p,480p,360p` into renditions, top first.
+/// Parse `720p,480p,360p` into renditions, top first. A rendition may name its video bitrate,
+/// `720p:3000k` (what a LiveStream's explicit ladder asks for); otherwise it gets the default for
+/// its height.
 pub fn parse_ladder(spec: &str) -> Result<Vec<Rendition>, String> {
     let mut out: Vec<Rendition> = Vec::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for item in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (part, kbps) = match item.split_once(':') {
+            Some((p, b)) => {
+                let kbps: u32 =
+                    b.trim_end_matches('k').parse().map_err(|_| format!("{b:?} is not a bitrate like 3000k"))?;
+                if !(100..=20_000).contains(&kbps) {
+                    return Err(format!("{item}: bitrate outside 100k-20000k"));
+                }
+                (p, Some(kbps))
+            }
+            None => (item, None),
+        };
         let h: u32 = part.trim_end_matches('p').parse().map_err(|_| format!("{part:?} is not a height like 720p"))?;
         if !(144..=2160).contains(&h) {
             return Err(format!("{part} is outside 144p-2160p"));
@@ -35,7 +48,7 @@ pub fn parse_ladder(spec: &str) -> Result<Vec<Rendition>, String> {
         out.push(Rendition {
             name: format!("{h}p"),
             height: h,
-            video_kbps: kbps_for(h),
+            video_kbps: kbps.unwrap_or_else(|| kbps_for(h)),
             audio_kbps: if h >= 480 { 128 } else { 96 },
         });
     }
@@ -193,6 +206,10 @@ mod tests {
         assert!(parse_ladder("").is_err());
         assert!(parse_ladder("huge").is_err());
         assert!(parse_ladder("99999p").is_err());
+        let custom = parse_ladder("720p:3500k,360p").unwrap();
+        assert_eq!(custom.iter().map(|r| r.video_kbps).collect::<Vec<_>>(), vec![3500, kbps_for(360)]);
+        assert!(parse_ladder("720p:fast").is_err());
+        assert!(parse_ladder("720p:50k").is_err(), "bitrates are bounded like the CRD's");
         let fit = fit_to_source(&l, Some(480));
         assert_eq!(fit.iter().map(|r| r.height).collect::<Vec<_>>(), vec![480, 360]);
         let tiny = fit_to_source(&l, Some(241));

@@ -60,6 +60,19 @@ struct Slot {
     /// ends at once, without a grace period.
     stop: Arc<tokio::sync::Notify>,
     stopped: bool,
+    /// What the running transcoder produces, top first (empty when none runs).
+    renditions: Vec<String>,
+}
+
+/// `GET /internal/streams/{id}`: what the operator observes about a stream on this worker.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamState {
+    pub publishing: bool,
+    pub stopped: bool,
+    pub renditions: Vec<String>,
+    /// Sessions that fetched media within the viewer window.
+    pub viewers: i64,
 }
 
 pub struct Inner {
@@ -171,7 +184,17 @@ impl WorkerState {
 
     /// Check the key and take the stream's publisher slot; the reason on refusal.
     pub async fn begin_publish(&self, key: &str) -> Result<Publishing, &'static str> {
+        if let Some(expected) = &self.config.stream_key_hash {
+            use sha2::Digest as _;
+            let got: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            if !got.eq_ignore_ascii_case(expected.trim()) {
+                return Err("unknown_key");
+            }
+        }
         let owner = self.api.verify_key(key).await.map_err(|r| r.label())?;
+        if self.config.only_stream.is_some_and(|only| only != owner.stream_id.0) {
+            return Err("other_stream");
+        }
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let slot = slots.entry(owner.stream_id).or_default();
         if slot.publishing {
@@ -235,6 +258,9 @@ impl WorkerState {
         }
         stdin.write_all(&flv::header(p.has_audio, true)).await?;
         tracing::info!(stream_id = %p.stream_id, renditions = ?ladder.iter().map(|r| &r.name).collect::<Vec<_>>(), "transcoder started");
+        if let Some(slot) = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&p.stream_id) {
+            slot.renditions = ladder.iter().map(|r| r.name.clone()).collect();
+        }
         Ok(Transcoder { child, stdin })
     }
 
@@ -253,6 +279,7 @@ impl WorkerState {
             match slots.get_mut(&p.stream_id) {
                 Some(s) => {
                     s.publishing = false;
+                    s.renditions.clear();
                     s.stopped
                 }
                 None => false,
@@ -427,7 +454,9 @@ impl MediaWorker {
         let router = Router::new()
             .route("/hls/{stream_id}/{*path}", get(hls::serve))
             .route("/internal/streams/{stream_id}/stop", axum::routing::post(stop))
+            .route("/internal/streams/{stream_id}", get(stream_state))
             .route("/healthz", get(onair_web::healthz))
+            .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .with_state(self.state.clone());
         let router = onair_web::finish_router(router, onair_web::Limits::default());
@@ -438,13 +467,12 @@ impl MediaWorker {
     }
 }
 
-/// `POST /internal/streams/{id}/stop` (internal token): what the local orchestrator calls when a
-/// streamer presses stop.
-async fn stop(
-    State(state): State<WorkerState>,
-    axum::extract::Path(stream_id): axum::extract::Path<String>,
-    headers: http::HeaderMap,
-) -> Result<http::StatusCode, onair_web::HttpError> {
+/// The internal token check and the stream id of an internal route.
+fn internal_stream(
+    state: &WorkerState,
+    headers: &http::HeaderMap,
+    stream_id: &str,
+) -> Result<StreamId, onair_web::HttpError> {
     use secrecy::ExposeSecret as _;
     let presented =
         headers.get(onair_domain::contracts::http::INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
@@ -456,11 +484,47 @@ async fn stop(
             "internal routes need the internal token",
         ));
     }
-    let stream: StreamId = stream_id
+    stream_id
         .parse()
-        .map_err(|_| onair_web::HttpError::new(http::StatusCode::BAD_REQUEST, "invalid_path", "not a stream id"))?;
+        .map_err(|_| onair_web::HttpError::new(http::StatusCode::BAD_REQUEST, "invalid_path", "not a stream id"))
+}
+
+/// `POST /internal/streams/{id}/stop` (internal token): what the orchestrators call when a
+/// streamer presses stop (local) or a LiveStream is suspended or deleted (the operator).
+async fn stop(
+    State(state): State<WorkerState>,
+    axum::extract::Path(stream_id): axum::extract::Path<String>,
+    headers: http::HeaderMap,
+) -> Result<http::StatusCode, onair_web::HttpError> {
+    let stream = internal_stream(&state, &headers, &stream_id)?;
     state.stop_stream(stream).await;
     Ok(http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /internal/streams/{id}` (internal token): publisher, renditions and viewers, for the
+/// operator's status.
+async fn stream_state(
+    State(state): State<WorkerState>,
+    axum::extract::Path(stream_id): axum::extract::Path<String>,
+    headers: http::HeaderMap,
+) -> Result<axum::Json<StreamState>, onair_web::HttpError> {
+    let stream = internal_stream(&state, &headers, &stream_id)?;
+    let (publishing, stopped, renditions) = {
+        let slots = state.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.get(&stream).map(|s| (s.publishing, s.stopped, s.renditions.clone())).unwrap_or_default()
+    };
+    let key = onair_domain::contracts::redis_keys::viewer_sessions(&state.config.redis.redis_prefix, stream);
+    let since = chrono::Utc::now().timestamp_millis() - (state.config.viewer_window_secs as i64) * 1000;
+    let viewers: i64 =
+        redis::cmd("ZCOUNT").arg(&key).arg(since).arg("+inf").query_async(&mut state.redis.clone()).await.unwrap_or(0);
+    Ok(axum::Json(StreamState { publishing, stopped, renditions, viewers }))
+}
+
+/// Ready when Redis (viewer counting) answers: a pod that cannot count viewers still serves
+/// video, so this gates traffic only at start.
+async fn readyz(State(state): State<WorkerState>) -> http::StatusCode {
+    let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut state.redis.clone()).await;
+    if pong.is_ok() { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE }
 }
 
 async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {

@@ -18,6 +18,7 @@ struct Env {
     http: reqwest::Client,
     rtmp: String,
     hls: String,
+    prefix: String,
     media_dir: tempfile::TempDir,
     _keys: tempfile::TempDir,
     _db: TestDb,
@@ -95,7 +96,7 @@ async fn env() -> Env {
     let rtmp = format!("rtmp://{}/live", media.rtmp_addr());
     let hls = format!("http://{}/hls", media.http_addr());
     tokio::spawn(media.run_until_stopped(std::future::pending()));
-    Env { api, http: reqwest::Client::new(), rtmp, hls, media_dir, _keys: keys, _db: db }
+    Env { api, http: reqwest::Client::new(), rtmp, hls, prefix, media_dir, _keys: keys, _db: db }
 }
 
 impl Env {
@@ -408,4 +409,77 @@ async fn the_chosen_quality_caps_the_ladder() {
     })
     .await;
     assert!(master.contains("240p/index.m3u8") && !master.contains("360p"), "{master}");
+}
+
+/// A per-stream worker (what the operator runs on Kubernetes) takes only its own stream's key,
+/// checks it against the hash from the LiveStream's Secret, and reports its state to the
+/// operator over the internal route.
+#[tokio::test]
+async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
+    use sha2::Digest as _;
+    let env = env().await;
+    let (_, stream_a, key_a) = env.streamer("podowner", "mine").await;
+    let (_, _, key_b) = env.streamer("podother", "not mine").await;
+    let hash: String = sha2::Sha256::digest(key_a.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = MediaWorker::build(
+        MediaConfig::from_args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--apiserver-url",
+            &env.api,
+            "--internal-token",
+            "media-test",
+            "--media-dir",
+            dir.path().to_str().unwrap(),
+            "--ladder",
+            "240p",
+            "--x264-preset",
+            "ultrafast",
+            "--x264-preset-free",
+            "ultrafast",
+            "--redis-prefix",
+            &env.prefix,
+            "--stream-id",
+            &stream_a,
+            "--stream-key-hash",
+            &hash,
+        ])
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let rtmp = format!("rtmp://{}/live", worker.rtmp_addr());
+    let base = format!("http://{}", worker.http_addr());
+    tokio::spawn(worker.run_until_stopped(std::future::pending()));
+    let state_url = format!("{base}/internal/streams/{stream_a}");
+    let state = |token: &'static str| {
+        let req = env.http.get(&state_url).header("x-onair-internal-token", token);
+        async move { req.send().await.unwrap() }
+    };
+    assert_eq!(state("wrong").await.status(), 401, "the state route needs the internal token");
+    assert_eq!(env.http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+
+    // Another stream's valid key never gets this pod's slot.
+    let mut other = publish(&format!("{rtmp}/{key_b}"), 30);
+    let refused = tokio::time::timeout(Duration::from_secs(10), other.wait()).await;
+    assert!(refused.is_ok_and(|s| !s.unwrap().success()), "another stream's publisher is refused");
+    let idle: Value = state("media-test").await.json().await.unwrap();
+    assert_eq!(idle, json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0}));
+
+    let mut mine = publish(&format!("{rtmp}/{key_a}"), 60);
+    let live = onair_testkit::eventually(Duration::from_secs(20), || async {
+        let v: Value = state("media-test").await.json().await.ok()?;
+        (v["publishing"] == true && v["renditions"] == json!(["240p"])).then_some(v)
+    })
+    .await;
+    assert_eq!(live["stopped"], false);
+    let res =
+        env.http.post(format!("{state_url}/stop")).header("x-onair-internal-token", "media-test").send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(tokio::time::timeout(Duration::from_secs(10), mine.wait()).await.is_ok(), "stop disconnects the publisher");
+    let stopped: Value = state("media-test").await.json().await.unwrap();
+    assert_eq!((stopped["stopped"].clone(), stopped["publishing"].clone()), (json!(true), json!(false)));
 }

@@ -1,0 +1,74 @@
+//! The operator's configuration: what every media pod gets, and where the public URLs point.
+
+use std::net::SocketAddr;
+
+use secrecy::SecretString;
+
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct OperatorConfig {
+    /// Namespace to watch; empty watches every namespace the RBAC allows.
+    #[arg(long, env = "ONAIR_OPERATOR_NAMESPACE", default_value = "")]
+    pub namespace: String,
+    /// Address for `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long = "listen", env = "ONAIR_OPERATOR_LISTEN", default_value = "0.0.0.0:8083")]
+    pub listen: SocketAddr,
+    /// The media worker image (the `onair` binary with ffmpeg).
+    #[arg(long, env = "ONAIR_MEDIA_IMAGE", default_value = "ghcr.io/onair/onair:0.1.0")]
+    pub media_image: String,
+    #[arg(long, env = "ONAIR_MEDIA_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    pub image_pull_policy: String,
+    /// The apiserver as media pods and the operator reach it (key checks, status reports).
+    #[arg(long, env = "ONAIR_APISERVER_URL", default_value = "http://onair-apiserver:8080")]
+    pub apiserver_url: String,
+    /// The internal token, for the worker's and the apiserver's internal routes.
+    #[arg(long, env = "ONAIR_INTERNAL_TOKEN", value_parser = secret)]
+    pub internal_token: SecretString,
+    /// The Secret (in each LiveStream's namespace) media pods read `internal-token` and
+    /// `redis-url` from; the chart creates it.
+    #[arg(long, env = "ONAIR_MEDIA_SECRET", default_value = "onair-media")]
+    pub media_secret: String,
+    /// Service type of each stream's RTMP Service (ClusterIP, NodePort or LoadBalancer).
+    #[arg(long, env = "ONAIR_INGEST_SERVICE_TYPE", default_value = "ClusterIP", value_parser = ["ClusterIP", "NodePort", "LoadBalancer"])]
+    pub ingest_service_type: String,
+    /// Public RTMP base URL (`rtmp://ingest.example.com/live`); empty: from the ingest
+    /// Service's load-balancer address, else its cluster DNS name.
+    #[arg(long, env = "ONAIR_PUBLIC_INGEST_URL", default_value = "")]
+    pub public_ingest_url: String,
+    /// Public HLS base (`https://onair.example.com/hls`): playback URLs are
+    /// `{base}/{stream id}/master.m3u8`.
+    #[arg(long, env = "ONAIR_PLAYBACK_BASE_URL", default_value = "http://onair.local/hls")]
+    pub playback_base_url: String,
+    /// Ingress class for the per-stream playback route (`/hls/{stream id}` -> the stream's HLS
+    /// Service); empty: no Ingress is made (route playback some other way).
+    #[arg(long, env = "ONAIR_PLAYBACK_INGRESS_CLASS", default_value = "")]
+    pub playback_ingress_class: String,
+    /// Host of the playback Ingress rules (the chart's entry point host).
+    #[arg(long, env = "ONAIR_PLAYBACK_HOST", default_value = "")]
+    pub playback_host: String,
+    /// Seconds between status refreshes (viewers, renditions) of running streams.
+    #[arg(long, env = "ONAIR_OPERATOR_RESYNC_SECS", default_value_t = 15)]
+    pub resync_secs: u64,
+    /// Lease for leader election; empty disables it (one replica only).
+    #[arg(long, env = "ONAIR_OPERATOR_LEASE", default_value = "onair-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "")]
+    pub identity: String,
+}
+
+impl OperatorConfig {
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        onair_config::parse_args("operator", args)
+    }
+}

@@ -1,0 +1,183 @@
+//! The onair operator: reconciles `LiveStream` resources into media pods, Services and status,
+//! as the leader among its replicas.
+
+pub mod config;
+pub mod controller;
+pub mod desired;
+pub mod metrics;
+pub mod observe;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::StreamExt as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt as _};
+use onair_crds::LiveStream;
+
+pub use config::OperatorConfig;
+pub use controller::{Context, HttpMediaApi, MediaApi};
+pub use metrics::Metrics;
+
+/// Shared with `/readyz`: ready once the controller runs (as leader) or waits as a standby.
+#[derive(Clone, Default)]
+struct Health {
+    ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+/// Run the operator until `shutdown`: metrics/health server, leader election, controller.
+pub async fn run(
+    config: OperatorConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Health { ready: Arc::default(), metrics: metrics.clone() };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let router = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(onair_web::healthz))
+        .route("/readyz", get(readyz))
+        .with_state(health.clone());
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(onair_web::serve(listener, router, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    tracing::info!(listen = %config.listen, namespace = %config.namespace, "operator starting");
+
+    if config.lease_name.is_empty() {
+        health.ready.store(true, Ordering::SeqCst);
+        metrics.leader.set(1);
+        run_controller(client, config, metrics, stop_rx.clone()).await;
+    } else {
+        lead(client, config, health, stop_rx.clone()).await?;
+    }
+    let _ = server.await;
+    Ok(())
+}
+
+/// Take the Lease, run the controller while holding it, stop when it is lost; release it on
+/// shutdown so a standby takes over at once instead of after the lease expires.
+async fn lead(
+    client: Client,
+    config: OperatorConfig,
+    health: Health,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let identity = if config.identity.is_empty() {
+        format!("onair-operator-{}", uuid::Uuid::new_v4())
+    } else {
+        config.identity.clone()
+    };
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+        .with_namespace(&config.lease_namespace)
+        .with_identity(&identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await?;
+    let (mut leading, task) = manager.watch().await;
+    health.ready.store(true, Ordering::SeqCst);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if *leading.borrow_and_update() {
+            tracing::info!(%identity, "leading");
+            health.metrics.leader.set(1);
+            let (ctl_stop_tx, ctl_stop_rx) = tokio::sync::watch::channel(false);
+            let ctl = run_controller(client.clone(), config.clone(), health.metrics.clone(), ctl_stop_rx);
+            tokio::pin!(ctl);
+            tokio::select! {
+                _ = &mut ctl => {}
+                _ = stop.wait_for(|s| *s) => { let _ = ctl_stop_tx.send(true); ctl.await; }
+                _ = leading.wait_for(|l| !*l) => {
+                    tracing::warn!(%identity, "lost the lease; stopping the controller");
+                    let _ = ctl_stop_tx.send(true);
+                    ctl.await;
+                }
+            }
+            health.metrics.leader.set(0);
+        } else {
+            tracing::info!(%identity, "standing by for the lease");
+            tokio::select! {
+                r = leading.changed() => { if r.is_err() { anyhow::bail!("lease manager stopped") } }
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        }
+    }
+    drop(leading);
+    let manager = task.await??;
+    manager.release().await?;
+    tracing::info!(%identity, "stepped down");
+    Ok(())
+}
+
+/// The controller: LiveStreams, their Deployments and their pods (for readiness and waiting
+/// reasons) feed one queue; runs until `stop`.
+pub async fn run_controller(
+    client: Client,
+    config: OperatorConfig,
+    metrics: Arc<Metrics>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (lss, deployments, pods): (Api<LiveStream>, Api<Deployment>, Api<Pod>) = if config.namespace.is_empty() {
+        (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
+    } else {
+        let ns = &config.namespace;
+        (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns))
+    };
+    let managed = format!("app.kubernetes.io/managed-by={}", desired::MANAGED_BY);
+    let ctx = Arc::new(Context::new(client, config.clone(), Arc::new(HttpMediaApi::new(&config)), metrics.clone()));
+    let controller = Controller::new(lss, watcher::Config::default().any_semantic())
+        .owns(deployments, watcher::Config::default().labels(&managed))
+        .watches(pods, watcher::Config::default().labels(&managed), |pod: Pod| {
+            let name = pod.labels().get(desired::LABEL_LIVESTREAM)?.clone();
+            Some(ObjectRef::<LiveStream>::new(&name).within(&pod.namespace()?))
+        });
+    let store = controller.store();
+    let counter = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            metrics.count(store.state().iter().map(|a| a.as_ref()));
+        }
+    });
+    controller
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(controller::reconcile, controller::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    counter.abort();
+    tracing::info!("controller stopped");
+}
+
+async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        onair_telemetry::encode(&h.metrics.registry),
+    )
+}
+
+async fn readyz(State(h): State<Health>) -> http::StatusCode {
+    if h.ready.load(Ordering::SeqCst) { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE }
+}

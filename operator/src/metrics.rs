@@ -1,0 +1,105 @@
+//! The operator's Prometheus metrics (`/metrics`).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: &'static str,
+}
+
+pub struct Metrics {
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub errors: Family<ReasonLabels, Counter>,
+    pub duration: Histogram,
+    pub by_phase: Family<PhaseLabels, Gauge>,
+    /// LiveStreams whose latest spec generation the operator has not reconciled yet.
+    pub queue_depth: Gauge,
+    pub leader: Gauge,
+    pub registry: Registry,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = onair_telemetry::registry("operator");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        let errors = Family::<ReasonLabels, Counter>::default();
+        let duration = Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        let by_phase = Family::<PhaseLabels, Gauge>::default();
+        let queue_depth = Gauge::default();
+        let leader = Gauge::default();
+        registry.register("reconciles", "Reconciles by result", reconciles.clone());
+        registry.register("reconcile_errors", "Failed reconciles by reason", errors.clone());
+        registry.register("reconcile_duration_seconds", "Time per reconcile", duration.clone());
+        registry.register("livestreams", "LiveStreams by phase", by_phase.clone());
+        registry.register(
+            "queue_depth",
+            "LiveStreams whose latest generation is not reconciled yet",
+            queue_depth.clone(),
+        );
+        registry.register("leader", "1 while this replica holds the lease", leader.clone());
+        Self { reconciles, errors, duration, by_phase, queue_depth, leader, registry }
+    }
+
+    pub fn observe_reconcile(&self, took: Duration, error: Option<String>) {
+        self.duration.observe(took.as_secs_f64());
+        let result = if error.is_some() { "error" } else { "ok" };
+        self.reconciles.get_or_create(&ResultLabels { result }).inc();
+        if let Some(reason) = error {
+            self.errors.get_or_create(&ReasonLabels { reason }).inc();
+        }
+    }
+
+    /// Recount phases and pending generations from the controller's cache.
+    pub fn count<'a>(&self, objects: impl Iterator<Item = &'a onair_crds::LiveStream>) {
+        use onair_crds::Phase;
+        let mut counts = [0i64; 8];
+        let mut pending = 0;
+        let all = [
+            Phase::Pending,
+            Phase::Queued,
+            Phase::Starting,
+            Phase::Ready,
+            Phase::Live,
+            Phase::Ending,
+            Phase::Ended,
+            Phase::Failed,
+        ];
+        for ls in objects {
+            let status = ls.status.as_ref();
+            let phase = status.and_then(|s| s.phase).unwrap_or_default();
+            if let Some(i) = all.iter().position(|p| *p == phase) {
+                counts[i] += 1;
+            }
+            if status.and_then(|s| s.observed_generation) != ls.metadata.generation {
+                pending += 1;
+            }
+        }
+        for (p, n) in all.iter().zip(counts) {
+            self.by_phase.get_or_create(&PhaseLabels { phase: p.as_str() }).set(n);
+        }
+        self.queue_depth.set(pending);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

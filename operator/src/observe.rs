@@ -1,0 +1,408 @@
+//! From what the operator observed (the Secret, the media pods, the worker's own report) to the
+//! LiveStream's status: a pure function, so every path through it is a table test.
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt as _;
+use onair_crds::{ConditionType, LiveStream, LiveStreamStatus, Phase, set_condition};
+
+/// One media pod as the operator saw it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PodObs {
+    pub name: String,
+    pub ready: bool,
+    pub restarts: i32,
+    /// The container's waiting reason (`ImagePullBackOff`, `CrashLoopBackOff`, ...).
+    pub waiting_reason: Option<String>,
+    pub waiting_message: Option<String>,
+    /// The pod is going away (deleted, evicted).
+    pub terminating: bool,
+}
+
+impl PodObs {
+    pub fn from_pod(pod: &Pod) -> Self {
+        let status = pod.status.as_ref();
+        let cs = status.and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first());
+        let waiting = cs.and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref());
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        Self {
+            name: pod.name_any(),
+            ready,
+            restarts: cs.map(|c| c.restart_count).unwrap_or(0),
+            waiting_reason: waiting.and_then(|w| w.reason.clone()),
+            waiting_message: waiting.and_then(|w| w.message.clone()),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+        }
+    }
+}
+
+/// What the media worker says about its stream (`GET /internal/streams/{id}`).
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerObs {
+    pub publishing: bool,
+    pub stopped: bool,
+    pub renditions: Vec<String>,
+    pub viewers: i64,
+}
+
+/// Everything one reconcile looked at.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    /// Why the stream key Secret (or its key) is missing, if it is.
+    pub secret_missing: Option<String>,
+    pub pods: Vec<PodObs>,
+    pub worker: Option<WorkerObs>,
+    /// RTMP base URL the streamer publishes to.
+    pub ingest_url: Option<String>,
+    pub playback_url: Option<String>,
+    /// The spec could not be run: (field, why).
+    pub invalid: Option<(String, String)>,
+    /// The media is being (or has been) stopped: suspend or deletion.
+    pub stopping: bool,
+}
+
+/// Waiting reasons that will not fix themselves without a person (or take long enough that
+/// the stream should say so).
+const FAILING: &[&str] =
+    &["ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CrashLoopBackOff"];
+
+/// The new status of `ls` given `obs`; conditions keep their transition times when unchanged.
+pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
+    let old = ls.status.clone().unwrap_or_default();
+    let generation = ls.metadata.generation;
+    let mut st =
+        LiveStreamStatus { observed_generation: generation, conditions: old.conditions.clone(), ..old.clone() };
+    let mut set = |kind, ok, reason: &str, message: String| {
+        set_condition(&mut st.conditions, kind, ok, reason, message, generation, now.clone());
+    };
+
+    if let Some((field, why)) = &obs.invalid {
+        set(ConditionType::SpecValid, false, "InvalidSpec", format!("{field}: {why}"));
+        set(ConditionType::Ready, false, "InvalidSpec", format!("{field}: {why}"));
+        st.phase = Some(Phase::Failed);
+        return finish(st, obs);
+    }
+    set(ConditionType::SpecValid, true, "Valid", String::new());
+    if let Some(why) = &obs.secret_missing {
+        set(ConditionType::Ready, false, "SecretNotFound", format!("spec.streamKeySecret: {why}"));
+        st.phase = Some(Phase::Failed);
+        return finish(st, obs);
+    }
+    set(ConditionType::Throttled, false, "WithinCapacity", String::new());
+
+    let live_pods: Vec<&PodObs> = obs.pods.iter().filter(|p| !p.terminating).collect();
+    if obs.stopping {
+        let running = !obs.pods.is_empty();
+        st.phase = Some(if running { Phase::Ending } else { Phase::Ended });
+        set(ConditionType::Ready, false, "Stopped", "the media is stopped (suspended or deleted)".into());
+        set(ConditionType::IngestConnected, false, "Stopped", String::new());
+        set(ConditionType::Transcoding, false, "Stopped", String::new());
+        set(ConditionType::Degraded, false, "Stopped", String::new());
+        if !running && st.ended_at.is_none() {
+            st.ended_at = Some(now.clone());
+        }
+        st.viewers = Some(0);
+        st.renditions.clear();
+        return finish(st, obs);
+    }
+    st.ended_at = None;
+
+    let failing = live_pods
+        .iter()
+        .find(|p| p.waiting_reason.as_deref().is_some_and(|r| FAILING.contains(&r)) && !(p.ready && p.restarts == 0));
+    let ready = live_pods.iter().any(|p| p.ready);
+    let worker = obs.worker.as_ref().filter(|_| ready);
+    let publishing = worker.is_some_and(|w| w.publishing);
+    let renditions = worker.map(|w| w.renditions.clone()).unwrap_or_default();
+
+    match failing {
+        Some(p) => {
+            let reason = p.waiting_reason.clone().unwrap_or_default();
+            let msg = format!("pod {}: {reason}: {}", p.name, p.waiting_message.clone().unwrap_or_default());
+            set(ConditionType::Degraded, true, &reason, msg);
+        }
+        None => set(ConditionType::Degraded, false, "AsSpecified", String::new()),
+    }
+    if ready {
+        set(ConditionType::Ready, true, "PodReady", format!("{} ready", live_pods.len()));
+    } else if let Some(p) = failing {
+        set(
+            ConditionType::Ready,
+            false,
+            p.waiting_reason.as_deref().unwrap_or("PodFailing"),
+            format!("pod {} is not starting", p.name),
+        );
+    } else {
+        set(ConditionType::Ready, false, "PodStarting", "waiting for the media pod".into());
+    }
+    if publishing {
+        set(ConditionType::IngestConnected, true, "PublisherConnected", String::new());
+    } else {
+        set(ConditionType::IngestConnected, false, "NoPublisher", "waiting for the streamer to publish".into());
+    }
+    if renditions.is_empty() {
+        set(ConditionType::Transcoding, false, "NotTranscoding", String::new());
+    } else {
+        set(ConditionType::Transcoding, true, "Transcoding", renditions.join(","));
+    }
+
+    st.phase = Some(match (failing, ready, publishing) {
+        (_, true, true) => Phase::Live,
+        (_, true, false) => Phase::Ready,
+        (Some(_), false, _) => Phase::Failed,
+        (None, false, _) => Phase::Starting,
+    });
+    if publishing && st.started_at.is_none() {
+        st.started_at = Some(now);
+    }
+    st.viewers = Some(worker.map(|w| w.viewers).unwrap_or(0));
+    st.renditions = renditions;
+    finish(st, obs)
+}
+
+fn finish(mut st: LiveStreamStatus, obs: &Observed) -> LiveStreamStatus {
+    st.pods = obs.pods.iter().map(|p| p.name.clone()).collect();
+    st.pods.sort();
+    if obs.ingest_url.is_some() {
+        st.ingest_url = obs.ingest_url.clone();
+    }
+    if obs.playback_url.is_some() {
+        st.playback_url = obs.playback_url.clone();
+    }
+    st
+}
+
+/// A phase change a person would want in `kubectl describe`: (type, reason, note).
+pub fn transition(ls: &LiveStream, new: &LiveStreamStatus) -> Option<(bool, String, String)> {
+    let old = ls.status.as_ref().and_then(|s| s.phase);
+    let phase = new.phase?;
+    if old == Some(phase) {
+        return None;
+    }
+    let why = |kind: ConditionType| {
+        onair_crds::conditions::condition(&new.conditions, kind).map(|c| c.message.clone()).unwrap_or_default()
+    };
+    let note = match phase {
+        Phase::Failed => {
+            let spec = onair_crds::conditions::condition(&new.conditions, ConditionType::SpecValid);
+            if spec.is_some_and(|c| c.status == "False") {
+                why(ConditionType::SpecValid)
+            } else {
+                why(ConditionType::Ready)
+            }
+        }
+        Phase::Live => format!("publisher connected; renditions {}", new.renditions.join(",")),
+        Phase::Ready => "media pod ready; waiting for the publisher".into(),
+        Phase::Starting => "media pod created".into(),
+        Phase::Ending => "finishing the playlist".into(),
+        Phase::Ended => "media stopped".into(),
+        Phase::Pending | Phase::Queued => String::new(),
+    };
+    Some((phase == Phase::Failed, phase.as_str().to_string(), format!("{}: {note}", ls.name_any())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn ls(status: Option<LiveStreamStatus>) -> LiveStream {
+        let mut ls: LiveStream = serde_json::from_value(json!({
+            "apiVersion": "onair.dev/v1alpha1", "kind": "LiveStream",
+            "metadata": {"name": "alice", "namespace": "streams", "generation": 2},
+            "spec": {"streamId": "0195e4a0-0000-7000-8000-000000000001", "userId": "0195e4a0-0000-7000-8000-000000000002",
+                     "channel": "alice", "streamKeySecret": {"name": "k"}},
+        }))
+        .unwrap();
+        ls.status = status;
+        ls
+    }
+
+    fn pod(ready: bool, waiting: Option<&str>, restarts: i32) -> PodObs {
+        PodObs {
+            name: "alice-media-abc".into(),
+            ready,
+            restarts,
+            waiting_reason: waiting.map(str::to_string),
+            waiting_message: waiting.map(|w| format!("{w} details")),
+            terminating: false,
+        }
+    }
+
+    fn worker(publishing: bool, renditions: &[&str], viewers: i64) -> Option<WorkerObs> {
+        Some(WorkerObs {
+            publishing,
+            stopped: false,
+            renditions: renditions.iter().map(|s| s.to_string()).collect(),
+            viewers,
+        })
+    }
+
+    fn cond(st: &LiveStreamStatus, kind: ConditionType) -> (String, String) {
+        let c = onair_crds::conditions::condition(&st.conditions, kind).unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn phases_follow_what_was_observed() {
+        let table: Vec<(&str, Observed, Phase, (&str, &str))> = vec![
+            ("nothing yet", Observed { ..Default::default() }, Phase::Starting, ("False", "PodStarting")),
+            (
+                "pod not ready",
+                Observed { pods: vec![pod(false, Some("ContainerCreating"), 0)], ..Default::default() },
+                Phase::Starting,
+                ("False", "PodStarting"),
+            ),
+            (
+                "pod ready, no publisher",
+                Observed { pods: vec![pod(true, None, 0)], worker: worker(false, &[], 0), ..Default::default() },
+                Phase::Ready,
+                ("True", "PodReady"),
+            ),
+            (
+                "publishing",
+                Observed {
+                    pods: vec![pod(true, None, 0)],
+                    worker: worker(true, &["720p", "480p"], 12),
+                    ..Default::default()
+                },
+                Phase::Live,
+                ("True", "PodReady"),
+            ),
+            (
+                "image cannot be pulled",
+                Observed { pods: vec![pod(false, Some("ImagePullBackOff"), 0)], ..Default::default() },
+                Phase::Failed,
+                ("False", "ImagePullBackOff"),
+            ),
+            (
+                "crash looping",
+                Observed { pods: vec![pod(false, Some("CrashLoopBackOff"), 4)], ..Default::default() },
+                Phase::Failed,
+                ("False", "CrashLoopBackOff"),
+            ),
+            (
+                "secret missing",
+                Observed { secret_missing: Some("Secret k not found".into()), ..Default::default() },
+                Phase::Failed,
+                ("False", "SecretNotFound"),
+            ),
+            (
+                "invalid spec",
+                Observed { invalid: Some(("spec.ladder".into(), "bad".into())), ..Default::default() },
+                Phase::Failed,
+                ("False", "InvalidSpec"),
+            ),
+            (
+                "stopping with a pod left",
+                Observed { pods: vec![pod(true, None, 0)], stopping: true, ..Default::default() },
+                Phase::Ending,
+                ("False", "Stopped"),
+            ),
+            ("stopped", Observed { stopping: true, ..Default::default() }, Phase::Ended, ("False", "Stopped")),
+        ];
+        for (case, obs, phase, ready) in table {
+            let st = status(&ls(None), &obs, at(100));
+            assert_eq!(st.phase, Some(phase), "{case}");
+            assert_eq!(cond(&st, ConditionType::Ready), (ready.0.to_string(), ready.1.to_string()), "{case}");
+            assert_eq!(st.observed_generation, Some(2), "{case}");
+        }
+    }
+
+    #[test]
+    fn live_status_carries_renditions_viewers_and_start_time() {
+        let obs = Observed {
+            pods: vec![pod(true, None, 0)],
+            worker: worker(true, &["720p", "480p"], 12),
+            ingest_url: Some("rtmp://1.2.3.4:1935/live".into()),
+            playback_url: Some("https://x/hls/1/master.m3u8".into()),
+            ..Default::default()
+        };
+        let st = status(&ls(None), &obs, at(100));
+        assert_eq!(st.viewers, Some(12));
+        assert_eq!(st.renditions, ["720p", "480p"]);
+        assert_eq!(st.pods, ["alice-media-abc"]);
+        assert_eq!(st.started_at, Some(at(100)));
+        assert_eq!(st.ingest_url.as_deref(), Some("rtmp://1.2.3.4:1935/live"));
+        assert_eq!(cond(&st, ConditionType::IngestConnected).0, "True");
+        assert_eq!(cond(&st, ConditionType::Transcoding), ("True".into(), "Transcoding".into()));
+        assert_eq!(cond(&st, ConditionType::Degraded).0, "False");
+        // A later look keeps the start time and the transition times of unchanged conditions.
+        let again = status(&ls(Some(st.clone())), &obs, at(200));
+        assert_eq!(again.started_at, Some(at(100)));
+        assert_eq!(again.conditions, st.conditions);
+        assert_eq!(transition(&ls(Some(st.clone())), &again), None, "no event without a phase change");
+        // The publisher leaves: Ready again, with an event.
+        let left = Observed { worker: worker(false, &[], 3), ..obs };
+        let st2 = status(&ls(Some(again.clone())), &left, at(300));
+        assert_eq!(st2.phase, Some(Phase::Ready));
+        assert!(st2.renditions.is_empty());
+        let (warning, reason, _) = transition(&ls(Some(again)), &st2).unwrap();
+        assert_eq!((warning, reason.as_str()), (false, "Ready"));
+    }
+
+    #[test]
+    fn a_worker_report_counts_only_once_the_pod_is_ready() {
+        let obs =
+            Observed { pods: vec![pod(false, None, 0)], worker: worker(true, &["720p"], 5), ..Default::default() };
+        let st = status(&ls(None), &obs, at(1));
+        assert_eq!(st.phase, Some(Phase::Starting));
+        assert_eq!(st.viewers, Some(0));
+    }
+
+    #[test]
+    fn failures_raise_a_warning_event_that_says_why() {
+        let obs = Observed { secret_missing: Some("Secret k not found".into()), ..Default::default() };
+        let st = status(&ls(None), &obs, at(1));
+        let (warning, reason, note) = transition(&ls(None), &st).unwrap();
+        assert!(warning);
+        assert_eq!(reason, "Failed");
+        assert!(note.contains("spec.streamKeySecret: Secret k not found"), "{note}");
+        let invalid = Observed { invalid: Some(("metadata.name".into(), "too long".into())), ..Default::default() };
+        let st = status(&ls(None), &invalid, at(1));
+        assert!(transition(&ls(None), &st).unwrap().2.contains("metadata.name: too long"));
+    }
+
+    #[test]
+    fn ended_time_is_set_once_and_cleared_on_resume() {
+        let stopped = Observed { stopping: true, ..Default::default() };
+        let st = status(&ls(None), &stopped, at(10));
+        assert_eq!(st.ended_at, Some(at(10)));
+        let later = status(&ls(Some(st.clone())), &stopped, at(20));
+        assert_eq!(later.ended_at, Some(at(10)));
+        let resumed = Observed { ..Default::default() };
+        assert_eq!(status(&ls(Some(later)), &resumed, at(30)).ended_at, None);
+    }
+
+    #[test]
+    fn pod_observations_come_from_pod_status() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "alice-media-1"},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [{"name": "media", "image": "x", "imageID": "", "ready": false, "restartCount": 2,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}}}]
+            }
+        }))
+        .unwrap();
+        let o = PodObs::from_pod(&p);
+        assert_eq!(
+            o,
+            PodObs {
+                name: "alice-media-1".into(),
+                ready: false,
+                restarts: 2,
+                waiting_reason: Some("CrashLoopBackOff".into()),
+                waiting_message: Some("back-off 40s".into()),
+                terminating: false,
+            }
+        );
+    }
+}

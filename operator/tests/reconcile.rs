@@ -1,0 +1,370 @@
+//! The reconcile loop against an in-memory API server: the apply, status, finalizer and
+//! deletion paths, and what API errors do.
+
+#![allow(clippy::unwrap_used)]
+
+mod fake;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fake::{FakeApi, Fault};
+use http::Method;
+use kube::runtime::controller::Action;
+use onair_crds::LiveStream;
+use onair_operator::observe::WorkerObs;
+use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller};
+use serde_json::{Value, json};
+
+const NS: &str = "streams";
+const LS_PATH: &str = "/apis/onair.dev/v1alpha1/namespaces/streams/livestreams/alice";
+const STREAM: &str = "0195e4a0-0000-7000-8000-000000000001";
+
+/// The media worker and the apiserver as the operator sees them: scripted answers, and a log
+/// of what was asked, in order.
+#[derive(Default)]
+struct FakeMedia {
+    worker: Mutex<Option<WorkerObs>>,
+    apiserver_down: Mutex<bool>,
+    calls: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl MediaApi for FakeMedia {
+    async fn state(&self, base: &str, _: uuid::Uuid) -> Result<WorkerObs, String> {
+        self.calls.lock().unwrap().push(format!("state {base}"));
+        self.worker.lock().unwrap().clone().ok_or_else(|| "unreachable".to_string())
+    }
+    async fn stop(&self, _: &str, stream: uuid::Uuid) -> Result<(), String> {
+        self.calls.lock().unwrap().push(format!("stop {stream}"));
+        Ok(())
+    }
+    async fn report_ended(&self, stream: uuid::Uuid) -> Result<(), String> {
+        if *self.apiserver_down.lock().unwrap() {
+            return Err("connection refused".into());
+        }
+        self.calls.lock().unwrap().push(format!("ended {stream}"));
+        Ok(())
+    }
+}
+
+struct Env {
+    api: FakeApi,
+    media: Arc<FakeMedia>,
+    ctx: Arc<Context>,
+}
+
+fn config() -> OperatorConfig {
+    OperatorConfig::from_args(["--internal-token", "secret-token", "--media-image", "onair:test"]).unwrap()
+}
+
+fn env() -> Env {
+    let api = FakeApi::new();
+    let media = Arc::new(FakeMedia::default());
+    let mut ctx = Context::new(api.client(), config(), media.clone(), Arc::new(Metrics::new()));
+    ctx.api_timeout = Duration::from_millis(500);
+    Env { api, media, ctx: Arc::new(ctx) }
+}
+
+fn livestream(spec: Value, finalizer: bool) -> Value {
+    let mut s = json!({
+        "streamId": STREAM, "userId": "0195e4a0-0000-7000-8000-000000000002",
+        "channel": "alice", "streamKeySecret": {"name": "alice-key"},
+    });
+    for (k, v) in spec.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    let mut meta = json!({"name": "alice", "namespace": NS, "uid": "uid-1", "generation": 1, "resourceVersion": "1"});
+    if finalizer {
+        meta["finalizers"] = json!(["onair.dev/end-stream"]);
+    }
+    json!({"apiVersion": "onair.dev/v1alpha1", "kind": "LiveStream", "metadata": meta, "spec": s})
+}
+
+impl Env {
+    fn with_secret(self) -> Self {
+        self.api.put(
+            "/api/v1/namespaces/streams/secrets/alice-key",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "alice-key", "namespace": NS},
+                   "data": {"keyHash": "YWJj"}}),
+        );
+        self
+    }
+
+    fn with_pod(self, ready: bool) -> Self {
+        self.api.put(
+            "/api/v1/namespaces/streams/pods/alice-media-1",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "alice-media-1", "namespace": NS, "labels": {
+                       "app.kubernetes.io/name": "onair-media", "app.kubernetes.io/component": "media",
+                       "app.kubernetes.io/instance": "alice", "onair.dev/livestream": "alice"}},
+                   "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}}),
+        );
+        self
+    }
+
+    /// Store `obj` as the LiveStream and reconcile what the controller would see.
+    async fn reconcile(&self, obj: Value) -> Result<Action, controller::Error> {
+        self.api.put(LS_PATH, obj.clone());
+        let ls: LiveStream = serde_json::from_value(obj).unwrap();
+        controller::reconcile(Arc::new(ls), self.ctx.clone()).await
+    }
+
+    /// Reconcile the stored LiveStream again (as after a watch event).
+    async fn again(&self) -> Result<Action, controller::Error> {
+        let obj = self.api.get(LS_PATH).unwrap();
+        self.reconcile(obj).await
+    }
+
+    fn status(&self) -> Value {
+        self.api.get(LS_PATH).unwrap()["status"].clone()
+    }
+
+    fn applied(&self, kind_path: &str) -> Vec<fake::Recorded> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == Method::PATCH && r.path.contains(kind_path) && r.query.contains("fieldManager"))
+            .collect()
+    }
+
+    fn events(&self) -> Vec<(String, String)> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("/events"))
+            .map(|r| {
+                (r.body["reason"].as_str().unwrap_or("").to_string(), r.body["type"].as_str().unwrap_or("").to_string())
+            })
+            .collect()
+    }
+
+    fn condition(&self, kind: &str) -> (String, String) {
+        let c = self.status()["conditions"].as_array().unwrap().iter().find(|c| c["type"] == kind).cloned().unwrap();
+        (c["status"].as_str().unwrap().to_string(), c["reason"].as_str().unwrap().to_string())
+    }
+}
+
+#[tokio::test]
+async fn a_new_livestream_gets_the_finalizer_before_anything_runs() {
+    let env = env().with_secret();
+    let action = env.reconcile(livestream(json!({}), false)).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let reqs = env.api.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!((reqs[0].method.clone(), reqs[0].path.as_str()), (Method::PATCH, LS_PATH));
+    assert_eq!(env.api.get(LS_PATH).unwrap()["metadata"]["finalizers"], json!(["onair.dev/end-stream"]));
+}
+
+#[tokio::test]
+async fn apply_creates_the_media_objects_and_writes_status_and_events() {
+    let env = env().with_secret();
+    let action = env.reconcile(livestream(json!({}), true)).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)), "starting streams are looked at again soon");
+
+    let dep = env.applied("/deployments/alice-media");
+    assert_eq!(dep.len(), 1);
+    assert!(
+        dep[0].query.contains("fieldManager=onair-operator") && dep[0].query.contains("force=true"),
+        "{}",
+        dep[0].query
+    );
+    let body = &dep[0].body;
+    assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    assert_eq!(body["metadata"]["labels"]["onair.dev/stream-id"], STREAM);
+    assert_eq!(body["spec"]["replicas"], 1);
+    assert_eq!(env.applied("/services/alice-ingest").len(), 1);
+    assert_eq!(env.applied("/services/alice-hls").len(), 1);
+    assert!(env.api.requests().iter().any(|r| r.method == Method::DELETE && r.path.contains("poddisruptionbudgets")));
+
+    let st = env.status();
+    assert_eq!(st["phase"], "Starting");
+    assert_eq!(st["observedGeneration"], 1);
+    assert_eq!(st["ingestUrl"], "rtmp://alice-ingest.streams.svc.cluster.local:1935/live");
+    assert_eq!(st["playbackUrl"], format!("http://onair.local/hls/{STREAM}/master.m3u8"));
+    assert_eq!(env.condition("Ready"), ("False".into(), "PodStarting".into()));
+    assert_eq!(env.condition("SpecValid").0, "True");
+    assert_eq!(env.events(), [("Starting".to_string(), "Normal".to_string())]);
+
+    // Nothing changed: the same intents again, no status write, no new event.
+    env.api.take_requests();
+    env.again().await.unwrap();
+    assert!(env.applied("/livestreams/alice/status").is_empty(), "an unchanged status is not rewritten");
+    assert!(env.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_ready_pod_with_a_publisher_makes_the_stream_live() {
+    let env = env().with_secret().with_pod(true);
+    *env.media.worker.lock().unwrap() = Some(WorkerObs {
+        publishing: true,
+        stopped: false,
+        renditions: vec!["720p".into(), "480p".into()],
+        viewers: 42,
+    });
+    let action = env.reconcile(livestream(json!({"tier": "Partner"}), true)).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(15)), "live streams refresh viewers on the resync period");
+    let st = env.status();
+    assert_eq!(st["phase"], "Live");
+    assert_eq!(st["viewers"], 42);
+    assert_eq!(st["renditions"], json!(["720p", "480p"]));
+    assert_eq!(st["pods"], json!(["alice-media-1"]));
+    assert!(st["startedAt"].is_string());
+    assert_eq!(env.condition("IngestConnected").0, "True");
+    assert_eq!(env.condition("Transcoding").0, "True");
+    assert_eq!(env.applied("/poddisruptionbudgets/alice-media").len(), 1, "partner streams get a PDB");
+    let calls = env.media.calls.lock().unwrap().clone();
+    assert_eq!(calls, ["state http://alice-hls.streams.svc:8090".to_string()]);
+    assert_eq!(env.events(), [("Live".to_string(), "Normal".to_string())]);
+}
+
+#[tokio::test]
+async fn a_missing_secret_fails_the_stream_with_a_reason_and_backs_off() {
+    let env = env();
+    let first = env.reconcile(livestream(json!({}), true)).await.unwrap();
+    assert_eq!(env.status()["phase"], "Failed");
+    assert_eq!(env.condition("Ready"), ("False".into(), "SecretNotFound".into()));
+    assert!(env.applied("/deployments").is_empty(), "nothing runs without the key");
+    assert_eq!(env.events(), [("Failed".to_string(), "Warning".to_string())]);
+    let second = env.again().await.unwrap();
+    assert_eq!(first, Action::requeue(Duration::from_secs(5)));
+    assert_eq!(second, Action::requeue(Duration::from_secs(10)), "looked at again, less often");
+
+    // The Secret appears: the stream recovers on the next look.
+    let env = env.with_secret();
+    env.again().await.unwrap();
+    assert_eq!(env.status()["phase"], "Starting");
+}
+
+#[tokio::test]
+async fn an_invalid_spec_fails_once_and_waits_for_a_change() {
+    let env = env().with_secret();
+    let obj =
+        livestream(json!({"ladder": {"renditions": [{"name": "odd", "height": 481, "videoBitrateKbps": 900}]}}), true);
+    let action = env.reconcile(obj).await.unwrap();
+    assert_eq!(action, Action::await_change(), "no retry loop on a spec only a person can fix");
+    assert_eq!(env.status()["phase"], "Failed");
+    let spec_valid = env.condition("SpecValid");
+    assert_eq!(spec_valid, ("False".into(), "InvalidSpec".into()));
+    let msg =
+        env.status()["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "SpecValid").unwrap()["message"]
+            .clone();
+    assert!(msg.as_str().unwrap().starts_with("spec.ladder.renditions: odd: height must be even"), "{msg}");
+    assert!(env.applied("/deployments").is_empty());
+}
+
+#[tokio::test]
+async fn suspend_ends_the_stream_then_scales_the_media_to_zero() {
+    let env = env().with_secret().with_pod(true);
+    let mut obj = livestream(json!({"suspend": true}), true);
+    obj["status"] = json!({"phase": "Live"});
+    env.reconcile(obj).await.unwrap();
+    let calls = env.media.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        [format!("stop {STREAM}"), format!("ended {STREAM}")],
+        "playlist finished, then the apiserver told"
+    );
+    let dep = env.applied("/deployments/alice-media");
+    assert_eq!(dep[0].body["spec"]["replicas"], 0);
+    assert_eq!(env.status()["phase"], "Ending");
+    assert_eq!(env.events(), [("Ending".to_string(), "Normal".to_string())]);
+
+    // The pod is gone: Ended, with an end time; no second stop.
+    env.api.remove("/api/v1/namespaces/streams/pods/alice-media-1");
+    env.api.take_requests();
+    let action = env.again().await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert_eq!(env.status()["phase"], "Ended");
+    assert!(env.status()["endedAt"].is_string());
+    assert_eq!(env.media.calls.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn deletion_ends_the_stream_before_the_finalizer_is_removed() {
+    let env = env().with_secret().with_pod(true);
+    let mut obj = livestream(json!({}), true);
+    obj["metadata"]["deletionTimestamp"] = json!("2026-11-24T00:00:00Z");
+    obj["status"] = json!({"phase": "Live"});
+
+    *env.media.apiserver_down.lock().unwrap() = true;
+    let err = env.reconcile(obj.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    assert_eq!(
+        env.api.get(LS_PATH).unwrap()["metadata"]["finalizers"],
+        json!(["onair.dev/end-stream"]),
+        "kept until the apiserver hears it"
+    );
+
+    *env.media.apiserver_down.lock().unwrap() = false;
+    env.reconcile(obj).await.unwrap();
+    assert_eq!(env.api.get(LS_PATH).unwrap()["metadata"]["finalizers"], json!([]));
+    let calls = env.media.calls.lock().unwrap().clone();
+    assert_eq!(calls.last().unwrap(), &format!("ended {STREAM}"));
+    assert!(calls.contains(&format!("stop {STREAM}")));
+    assert!(env.events().iter().any(|(r, _)| r == "Deleted"));
+}
+
+#[tokio::test]
+async fn api_errors_are_errors_with_reasons_not_panics() {
+    let table: Vec<(Method, &str, Fault, &str)> = vec![
+        (Method::PATCH, "/deployments/", Fault::Status(409), "api_409"),
+        (Method::GET, "/pods", Fault::Status(500), "api_500"),
+        (Method::GET, "/secrets/", Fault::Status(503), "api_503"),
+        (Method::PATCH, "/livestreams/alice/status", Fault::Status(404), "api_404"),
+        (Method::GET, "/secrets/", Fault::Hang, "timeout"),
+    ];
+    for (method, path, fault, reason) in table {
+        let env = env().with_secret();
+        env.api.fault(method.clone(), path, fault);
+        let err = env.reconcile(livestream(json!({}), true)).await.unwrap_err();
+        assert_eq!(err.reason(), reason, "{method} {path}");
+        let action = controller::error_policy(
+            Arc::new(serde_json::from_value(livestream(json!({}), true)).unwrap()),
+            &err,
+            env.ctx.clone(),
+        );
+        assert_eq!(action, Action::requeue(Duration::from_secs(5)), "{reason}: retried with backoff");
+        let metrics = onair_telemetry::encode(&env.ctx.metrics.registry);
+        assert!(
+            metrics.contains(&format!("onair_operator_reconcile_errors_total{{reason=\"{reason}\"}} 1")),
+            "{metrics}"
+        );
+        // The fault clears: the next reconcile converges.
+        env.api.clear_faults();
+        env.again().await.unwrap();
+        assert_eq!(env.status()["phase"], "Starting", "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_operator_converges_to_the_same_objects() {
+    let env = env().with_secret();
+    env.reconcile(livestream(json!({}), true)).await.unwrap();
+    let first: Vec<_> = env
+        .api
+        .take_requests()
+        .into_iter()
+        .filter(|r| r.query.contains("fieldManager"))
+        .map(|r| (r.path, r.body))
+        .collect();
+    // A new operator process (fresh context, no memory) over the same cluster state.
+    let mut ctx = Context::new(env.api.client(), config(), env.media.clone(), Arc::new(Metrics::new()));
+    ctx.api_timeout = Duration::from_millis(500);
+    let restarted = Env { api: env.api.clone(), media: env.media.clone(), ctx: Arc::new(ctx) };
+    restarted.again().await.unwrap();
+    let second: Vec<_> = restarted
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.query.contains("fieldManager"))
+        .map(|r| (r.path, r.body))
+        .collect();
+    let objects =
+        |v: &Vec<(String, Value)>| v.iter().filter(|(p, _)| !p.ends_with("/status")).cloned().collect::<Vec<_>>();
+    assert_eq!(objects(&first), objects(&second), "the same intents, by name: nothing duplicated");
+    assert!(
+        restarted.api.requests().iter().all(|r| r.method != Method::POST || r.path.contains("/events")),
+        "nothing created by POST"
+    );
+}
