@@ -52,9 +52,19 @@ impl Application {
         let verifier = keys.verifier();
         let internal_token =
             config.internal_token.clone().unwrap_or_else(|| SecretString::from(crate::sessions::random_token("int_")));
-        let orchestrator = orchestrator.unwrap_or_else(|| {
-            Arc::new(RecordingOrchestrator::new(config.ingest_url.clone(), config.playback_base_url.clone()))
-        });
+        let orchestrator: Arc<dyn Orchestrator> = match orchestrator {
+            Some(o) => o,
+            None if config.orchestrator == "kubernetes" => {
+                let client = kube::Client::try_default().await?;
+                Arc::new(crate::kubernetes::KubernetesOrchestrator::new(
+                    client,
+                    &config.streams_namespace,
+                    &config.ingest_url,
+                    &config.playback_base_url,
+                ))
+            }
+            None => Arc::new(RecordingOrchestrator::new(config.ingest_url.clone(), config.playback_base_url.clone())),
+        };
 
         let mut registry = onair_telemetry::registry("apiserver");
         let http_metrics = HttpMetrics::register(&mut registry);

@@ -53,6 +53,13 @@ pub struct ApiConfig {
 
     /// Take the client address from the last `X-Forwarded-For` entry, the one a trusted proxy in
     /// front of us appended (only enable behind such a proxy).
+    /// What runs the media: `recording` (nothing; tests), `kubernetes` (a LiveStream per
+    /// stream, for the operator). `onair up` uses its local worker whatever this says.
+    #[arg(long, env = "ONAIR_ORCHESTRATOR", default_value = "recording", value_parser = ["recording", "kubernetes"])]
+    pub orchestrator: String,
+    /// Namespace the Kubernetes orchestrator creates LiveStreams and key Secrets in.
+    #[arg(long, env = "ONAIR_STREAMS_NAMESPACE", default_value = "default")]
+    pub streams_namespace: String,
     #[arg(long, env = "ONAIR_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
     /// Login attempts per client IP per minute.

@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod followers;
 mod internal;
+pub mod kubernetes;
 mod openapi;
 mod orchestrator;
 mod pagination;
@@ -24,7 +25,8 @@ pub use app::Application;
 pub use config::ApiConfig;
 pub use error::ApiError;
 pub use orchestrator::{
-    LocalOrchestrator, MediaEndpoints, Orchestrator, OrchestratorError, RecordedCall, RecordingOrchestrator, StreamSpec,
+    LocalOrchestrator, MediaEndpoints, MediaStatus, Orchestrator, OrchestratorError, RecordedCall,
+    RecordingOrchestrator, StreamSpec,
 };
 pub use state::AppState;
 

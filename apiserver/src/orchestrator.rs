@@ -16,6 +16,22 @@ pub struct StreamSpec {
     pub tier: Tier,
     /// Requested top rendition (`source`, `1080p`, ...).
     pub quality: String,
+    /// The owner's username (labels and `kubectl get` columns).
+    pub channel: String,
+    /// Hex SHA-256 of the stream key, for media that checks keys itself.
+    pub key_hash: String,
+}
+
+/// What the media reports about a stream, where the orchestrator can tell (Kubernetes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct MediaStatus {
+    /// The LiveStream phase: Pending, Queued, Starting, Ready, Live, Ending, Ended, Failed.
+    pub phase: String,
+    pub ingest_url: Option<String>,
+    pub playback_url: Option<String>,
+    pub renditions: Vec<String>,
+    /// Why it is not ready, when it is not.
+    pub message: Option<String>,
 }
 
 /// Where the media for a stream can be reached once started.
@@ -37,6 +53,10 @@ pub trait Orchestrator: Send + Sync + 'static {
     async fn start(&self, spec: &StreamSpec) -> Result<MediaEndpoints, OrchestratorError>;
     /// Stop media for `stream` gracefully (the playlist gets its end marker). Idempotent.
     async fn stop(&self, stream: StreamId) -> Result<(), OrchestratorError>;
+    /// The media's own view of the stream, if this orchestrator has one.
+    async fn media_status(&self, _stream: StreamId) -> Option<MediaStatus> {
+        None
+    }
     /// A short name for logs and `/readyz`.
     fn name(&self) -> &'static str;
 }

@@ -56,6 +56,9 @@ pub struct StreamView {
     pub ended_at: Option<DateTime<Utc>>,
     /// HLS master playlist while the stream is on.
     pub playback_url: Option<String>,
+    /// The media's state (Kubernetes: the LiveStream's phase), when the orchestrator knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::orchestrator::MediaStatus>,
 }
 
 /// Columns and join every stream read shares; `StreamRow` maps them.
@@ -114,6 +117,7 @@ impl StreamRow {
             started_at: self.started_at,
             ended_at: self.ended_at,
             playback_url,
+            media: None,
         }
     }
 }
@@ -183,6 +187,10 @@ impl AppState {
                 let mut view = row.into_view(self);
                 if view.status.is_active() {
                     view.viewers = self.current_viewers(id).await.unwrap_or(view.viewers);
+                    view.media = self.orchestrator.media_status(id).await;
+                    if let Some(url) = view.media.as_ref().and_then(|m| m.playback_url.clone()) {
+                        view.playback_url = Some(url);
+                    }
                 }
                 let json = serde_json::to_vec(&view).map_err(anyhow::Error::from)?;
                 Ok(Some(Bytes::from(json)))
@@ -223,18 +231,22 @@ async fn start_stream(
     }
 
     let mut tx = state.db.begin().await?;
-    let key: Option<String> = sqlx::query_scalar("SELECT key_prefix FROM stream_keys WHERE user_id = $1")
-        .bind(user.id().0)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (new_key, key_prefix) = match key {
-        Some(prefix) => (None, prefix),
+    let key: Option<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT key_prefix, key_hash FROM stream_keys WHERE user_id = $1")
+            .bind(user.id().0)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (new_key, key_prefix, key_hash) = match key {
+        Some((prefix, hash)) => (None, prefix, hash),
         None => {
             let (k, _) = create_key(&mut tx, user.id()).await?;
             let prefix = k[..9].to_owned();
-            (Some(k), prefix)
+            let hash = crate::sessions::hash_token(&k);
+            (Some(k), prefix, hash)
         }
     };
+    let channel: String =
+        sqlx::query_scalar("SELECT username FROM users WHERE id = $1").bind(user.id().0).fetch_one(&mut *tx).await?;
     let id = StreamId::new();
     sqlx::query(
         "INSERT INTO streams (id, user_id, title, category, tags, language, quality, streamer_name)
@@ -257,7 +269,8 @@ async fn start_stream(
     })?;
     tx.commit().await?;
 
-    let spec = StreamSpec { stream_id: id, user_id: user.id(), tier: user.0.tier, quality };
+    let key_hash = key_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let spec = StreamSpec { stream_id: id, user_id: user.id(), tier: user.0.tier, quality, channel, key_hash };
     let endpoints = match state.orchestrator.start(&spec).await {
         Ok(e) => e,
         Err(e) => {

@@ -3,17 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod fake;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fake::{FakeApi, Fault};
 use http::Method;
 use kube::runtime::controller::Action;
 use onair_crds::LiveStream;
 use onair_operator::observe::WorkerObs;
 use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller};
+use onair_testkit::kube_fake::{self as fake, FakeApi, Fault};
 use serde_json::{Value, json};
 
 const NS: &str = "streams";

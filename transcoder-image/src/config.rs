@@ -51,7 +51,7 @@ pub struct MediaConfig {
     pub reconnect_grace_secs: u64,
     /// Serve only this stream (a per-stream pod on Kubernetes): other streams' publishers are
     /// refused even with a valid key.
-    #[arg(long, env = "ONAIR_STREAM_ID")]
+    #[arg(long = "stream-id", env = "ONAIR_STREAM_ID")]
     pub only_stream: Option<uuid::Uuid>,
     /// Hex SHA-256 of the only stream key this worker accepts (from the LiveStream's Secret):
     /// a wrong key is refused here, before the apiserver is asked.

@@ -34,6 +34,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Start the real apiserver on port 0 against a fresh database, with `extra` flags.
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    spawn_app_orchestrated(extra, None).await
+}
+
+/// As `spawn_app_with`, with `orchestrator` running the media instead of the recording one
+/// (`TestApp::orchestrator` then sees no calls).
+pub async fn spawn_app_orchestrated(
+    extra: &[&str],
+    orchestrator: Option<Arc<dyn onair_apiserver::Orchestrator>>,
+) -> TestApp {
     onair_telemetry::init_test_tracing();
     let db = TestDb::new(&onair_apiserver::MIGRATOR).await.expect("test database");
     let keys_dir = tempfile::tempdir().expect("temp dir");
@@ -62,9 +71,9 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = onair_apiserver::ApiConfig::from_args(args).expect("valid test config");
-    let orchestrator =
-        Arc::new(RecordingOrchestrator::new(config.ingest_url.clone(), config.playback_base_url.clone()));
-    let app = Application::build(config, Some(orchestrator.clone())).await.expect("apiserver builds");
+    let recording = Arc::new(RecordingOrchestrator::new(config.ingest_url.clone(), config.playback_base_url.clone()));
+    let chosen = orchestrator.clone().unwrap_or_else(|| recording.clone());
+    let app = Application::build(config, Some(chosen)).await.expect("apiserver builds");
     let base = format!("http://{}", app.local_addr());
     let state = app.state();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -77,7 +86,7 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
         client: reqwest::Client::new(),
         pool,
         state,
-        orchestrator,
+        orchestrator: recording,
         keys_dir,
         redis_prefix,
         _shutdown: tx,

@@ -8,6 +8,7 @@ mod auth;
 mod discovery;
 mod followers;
 mod helpers;
+mod kubernetes;
 mod openapi;
 mod streams;
 mod users;

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod kube_fake;
+
 use std::future::Future;
 use std::time::Duration;
 

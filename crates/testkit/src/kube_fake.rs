@@ -2,8 +2,6 @@
 //! to a real one. It stores what is applied, answers lists and gets, records every request,
 //! and injects faults (a status code, or no answer at all) on matching requests.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -39,6 +37,12 @@ pub struct FakeApi {
     state: Arc<Mutex<State>>,
 }
 
+impl Default for FakeApi {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl FakeApi {
     pub fn new() -> Self {
         Self { state: Arc::new(Mutex::new(State { record: true, ..Default::default() })) }
@@ -46,7 +50,7 @@ impl FakeApi {
 
     /// Do not keep requests (benchmarks).
     pub fn without_recording(self) -> Self {
-        self.state.lock().unwrap().record = false;
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).record = false;
         self
     }
 
@@ -61,32 +65,32 @@ impl FakeApi {
 
     /// Store an object at its API path (e.g. `/api/v1/namespaces/ns/secrets/k`).
     pub fn put(&self, path: &str, obj: Value) {
-        self.state.lock().unwrap().objects.insert(path.to_string(), obj);
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).objects.insert(path.to_string(), obj);
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {
-        self.state.lock().unwrap().objects.get(path).cloned()
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).objects.get(path).cloned()
     }
 
     pub fn remove(&self, path: &str) {
-        self.state.lock().unwrap().objects.remove(path);
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).objects.remove(path);
     }
 
     /// Answer requests with `method` whose path contains `path` with `fault`.
     pub fn fault(&self, method: Method, path: &str, fault: Fault) {
-        self.state.lock().unwrap().faults.push((method, path.to_string(), fault));
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).faults.push((method, path.to_string(), fault));
     }
 
     pub fn clear_faults(&self) {
-        self.state.lock().unwrap().faults.clear();
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).faults.clear();
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.state.lock().unwrap().requests.clone()
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).requests.clone()
     }
 
     pub fn take_requests(&self) -> Vec<Recorded> {
-        std::mem::take(&mut self.state.lock().unwrap().requests)
+        std::mem::take(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()).requests)
     }
 
     async fn handle(&self, req: Request<Body>) -> Response<Body> {
@@ -96,7 +100,7 @@ impl FakeApi {
         let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let fault = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.record {
                 st.requests.push(Recorded {
                     method: method.clone(),
@@ -116,7 +120,7 @@ impl FakeApi {
     }
 
     fn route(&self, method: Method, path: &str, query: &str, body: Value) -> Response<Body> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let is_status = path.ends_with("/status");
         let obj_path = path.trim_end_matches("/status").to_string();
         match method {
@@ -248,11 +252,14 @@ fn matches(obj: &Value, selector: &str) -> bool {
 }
 
 fn ok(v: Value) -> Response<Body> {
-    Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&v).unwrap()))
-        .unwrap()
+    json_response(200, &v)
+}
+
+fn json_response(code: u16, v: &Value) -> Response<Body> {
+    let mut res = Response::new(Body::from(serde_json::to_vec(v).unwrap_or_default()));
+    *res.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    res
 }
 
 pub fn status(code: u16, message: &str) -> Response<Body> {
@@ -263,9 +270,5 @@ pub fn status(code: u16, message: &str) -> Response<Body> {
     };
     let v = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                    "message": message, "reason": reason, "code": code});
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&v).unwrap()))
-        .unwrap()
+    json_response(code, &v)
 }
