@@ -181,6 +181,7 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
             env("ONAIR_MEDIA_DIR", MEDIA_DIR),
             env("ONAIR_LADDER", ladder_arg(ls)),
             env("ONAIR_STREAM_ID", spec.stream_id.to_string()),
+            env("ONAIR_TIER", if spec.tier == StreamTier::Partner { "partner" } else { "free" }),
             env("ONAIR_LOG_FORMAT", "json"),
             secret_env("ONAIR_STREAM_KEY_HASH", &spec.stream_key_secret.name, &spec.stream_key_secret.key),
             secret_env("ONAIR_INTERNAL_TOKEN", &config.media_secret, "internal-token"),

@@ -57,6 +57,10 @@ pub struct MediaConfig {
     /// a wrong key is refused here, before the apiserver is asked.
     #[arg(long, env = "ONAIR_STREAM_KEY_HASH")]
     pub stream_key_hash: Option<String>,
+    /// Tier of a per-stream pod's stream when the apiserver does not know it (a LiveStream
+    /// applied directly): `free` or `partner`, for the encoder preset.
+    #[arg(long, env = "ONAIR_TIER", default_value = "free", value_parser = ["free", "partner"])]
+    pub tier: String,
     /// A viewer session counts as watching for this many seconds after its last request.
     #[arg(long, env = "ONAIR_VIEWER_WINDOW", default_value_t = 30)]
     pub viewer_window_secs: u64,

@@ -191,10 +191,27 @@ impl WorkerState {
                 return Err("unknown_key");
             }
         }
-        let owner = self.api.verify_key(key).await.map_err(|r| r.label())?;
-        if self.config.only_stream.is_some_and(|only| only != owner.stream_id.0) {
-            return Err("other_stream");
-        }
+        let owner = match (self.config.only_stream, &self.config.stream_key_hash) {
+            // A per-stream pod whose Secret's hash matched: the hash is the authority. The
+            // apiserver adds the streamer's quality when it knows the stream; a LiveStream
+            // applied directly with kubectl has no apiserver row and runs as specified.
+            (Some(only), Some(_)) => match self.api.verify_key(key).await {
+                Ok(o) if o.stream_id.0 != only => return Err("other_stream"),
+                Ok(o) => o,
+                Err(_) => crate::api::KeyOwner {
+                    stream_id: StreamId(only),
+                    tier: self.config.tier.clone(),
+                    quality: "source".into(),
+                },
+            },
+            _ => {
+                let owner = self.api.verify_key(key).await.map_err(|r| r.label())?;
+                if self.config.only_stream.is_some_and(|only| only != owner.stream_id.0) {
+                    return Err("other_stream");
+                }
+                owner
+            }
+        };
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let slot = slots.entry(owner.stream_id).or_default();
         if slot.publishing {

@@ -483,3 +483,56 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
     let stopped: Value = state("media-test").await.json().await.unwrap();
     assert_eq!((stopped["stopped"].clone(), stopped["publishing"].clone()), (json!(true), json!(false)));
 }
+
+/// A LiveStream applied with kubectl has no apiserver stream: its pod takes the publisher whose
+/// key matches the Secret's hash, and refuses any other key without asking anyone.
+#[tokio::test]
+async fn a_per_stream_worker_trusts_its_secrets_hash_for_streams_the_apiserver_does_not_know() {
+    use sha2::Digest as _;
+    let env = env().await;
+    let key = "live_applied_with_kubectl_0123456789";
+    let hash: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let stream = uuid::Uuid::new_v4().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = MediaWorker::build(
+        MediaConfig::from_args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--apiserver-url",
+            &env.api,
+            "--internal-token",
+            "media-test",
+            "--media-dir",
+            dir.path().to_str().unwrap(),
+            "--ladder",
+            "240p",
+            "--x264-preset-free",
+            "ultrafast",
+            "--redis-prefix",
+            &env.prefix,
+            "--stream-id",
+            &stream,
+            "--stream-key-hash",
+            &hash,
+        ])
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let rtmp = format!("rtmp://{}/live", worker.rtmp_addr());
+    let base = format!("http://{}", worker.http_addr());
+    tokio::spawn(worker.run_until_stopped(std::future::pending()));
+
+    let mut wrong = publish(&format!("{rtmp}/live_not_the_key"), 30);
+    let refused = tokio::time::timeout(Duration::from_secs(10), wrong.wait()).await;
+    assert!(refused.is_ok_and(|s| !s.unwrap().success()), "a key that does not match the hash is refused");
+
+    let _publisher = publish(&format!("{rtmp}/{key}"), 30);
+    let playlist = format!("{base}/hls/{stream}/240p/index.m3u8");
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &playlist).await.map(|(_, t)| t).filter(|t| t.contains(".ts"))
+    })
+    .await;
+}

@@ -130,10 +130,12 @@ impl FakeApi {
                     .find_map(|kv| kv.strip_prefix("labelSelector="))
                     .map(urldecode)
                     .unwrap_or_default();
+                let prefix = format!("{path}/");
                 let items: Vec<Value> = st
                     .objects
-                    .iter()
-                    .filter(|(p, _)| p.starts_with(&format!("{path}/")) && p[path.len() + 1..].find('/').is_none())
+                    .range(prefix.clone()..)
+                    .take_while(|(p, _)| p.starts_with(&prefix))
+                    .filter(|(p, _)| !p[prefix.len()..].contains('/'))
                     .map(|(_, o)| o.clone())
                     .filter(|o| matches(o, &selector))
                     .collect();

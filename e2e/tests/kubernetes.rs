@@ -1,0 +1,103 @@
+//! The real-cluster suite: runs when `KUBECONFIG` points at a reachable cluster with the chart
+//! installed (README "Running on Kubernetes"), and says plainly that it skipped otherwise.
+//!
+//! It applies the CRD, creates a key Secret and a LiveStream, waits for Ready, publishes RTMP to
+//! the stream's ingest URL (the ingest Service must be reachable from here: a LoadBalancer, or
+//! `ONAIR_E2E_INGEST_URL` after a `kubectl port-forward`), waits for Live with renditions,
+//! suspends it and waits for Ended, then deletes it and waits until its objects are gone.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResourceExt as _};
+use onair_crds::{LiveStream, Phase};
+use serde_json::json;
+use sha2::Digest as _;
+
+const NS: &str = "onair-e2e";
+
+async fn cluster() -> Option<Client> {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!("SKIPPED: the real-cluster suite needs KUBECONFIG pointing at a cluster with charts/onair installed");
+        return None;
+    }
+    let client = match Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("SKIPPED: KUBECONFIG is set but no client could be made: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = client.apiserver_version().await {
+        eprintln!("SKIPPED: the cluster in KUBECONFIG does not answer: {e}");
+        return None;
+    }
+    Some(client)
+}
+
+async fn wait_phase(api: &Api<LiveStream>, name: &str, want: Phase, within: Duration) -> LiveStream {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let ls = api.get(name).await.unwrap();
+        if ls.status.as_ref().and_then(|s| s.phase) == Some(want) {
+            return ls;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{name} never reached {want:?}: {:?}", ls.status);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_livestream_goes_live_on_a_real_cluster_and_back() {
+    let Some(client) = cluster().await else { return };
+    let pp = PatchParams::apply("onair-e2e").force();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("livestreams.onair.dev", &pp, &Patch::Apply(LiveStream::crd())).await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap())
+        .await;
+
+    let key = format!("live_e2e_{}", uuid::Uuid::new_v4().simple());
+    let hash: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "e2e-key"}, "stringData": {"keyHash": hash}}))
+    .unwrap();
+    secrets.patch("e2e-key", &pp, &Patch::Apply(&secret)).await.unwrap();
+
+    let api: Api<LiveStream> = Api::namespaced(client.clone(), NS);
+    let ls: LiveStream = serde_json::from_value(json!({"apiVersion": "onair.dev/v1alpha1", "kind": "LiveStream",
+        "metadata": {"name": "e2e"},
+        "spec": {"streamId": uuid::Uuid::new_v4(), "userId": uuid::Uuid::new_v4(), "channel": "e2e",
+                 "streamKeySecret": {"name": "e2e-key"}, "ladder": {"preset": "Economy"}}}))
+    .unwrap();
+    api.patch("e2e", &pp, &Patch::Apply(&ls)).await.unwrap();
+
+    let ready = wait_phase(&api, "e2e", Phase::Ready, Duration::from_secs(300)).await;
+    let ingest = std::env::var("ONAIR_E2E_INGEST_URL")
+        .ok()
+        .or_else(|| ready.status.as_ref().and_then(|s| s.ingest_url.clone()))
+        .expect("an ingest URL");
+    let mut publisher = onair_testkit::publish_test_pattern(&format!("{ingest}/{key}"), 120);
+    let live = wait_phase(&api, "e2e", Phase::Live, Duration::from_secs(60)).await;
+    assert!(!live.status.unwrap().renditions.is_empty(), "renditions are reported while live");
+
+    api.patch("e2e", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": true}}))).await.unwrap();
+    let ended = wait_phase(&api, "e2e", Phase::Ended, Duration::from_secs(120)).await;
+    assert!(ended.status.unwrap().ended_at.is_some());
+    let _ = publisher.kill().await;
+
+    api.delete("e2e", &DeleteParams::default()).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while api.get_opt("e2e").await.unwrap().is_some() || deployments.get_opt("e2e-media").await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the LiveStream and its media objects are deleted");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
