@@ -92,39 +92,65 @@ async fn lead(
         .await?;
     let (mut leading, task) = manager.watch().await;
     health.ready.store(true, Ordering::SeqCst);
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        if *leading.borrow_and_update() {
-            tracing::info!(%identity, "leading");
-            health.metrics.leader.set(1);
-            let (ctl_stop_tx, ctl_stop_rx) = tokio::sync::watch::channel(false);
-            let ctl = run_controller(client.clone(), config.clone(), health.metrics.clone(), ctl_stop_rx);
-            tokio::pin!(ctl);
-            tokio::select! {
-                _ = &mut ctl => {}
-                _ = stop.wait_for(|s| *s) => { let _ = ctl_stop_tx.send(true); ctl.await; }
-                _ = leading.wait_for(|l| !*l) => {
-                    tracing::warn!(%identity, "lost the lease; stopping the controller");
-                    let _ = ctl_stop_tx.send(true);
-                    ctl.await;
-                }
-            }
-            health.metrics.leader.set(0);
-        } else {
-            tracing::info!(%identity, "standing by for the lease");
-            tokio::select! {
-                r = leading.changed() => { if r.is_err() { anyhow::bail!("lease manager stopped") } }
-                _ = stop.wait_for(|s| *s) => {}
-            }
-        }
-    }
+    let metrics = health.metrics.clone();
+    follow_lease(&mut leading, &mut stop, &metrics.leader, &identity, |ctl_stop| {
+        run_controller(client.clone(), config.clone(), metrics.clone(), ctl_stop)
+    })
+    .await?;
     drop(leading);
     let manager = task.await??;
     manager.release().await?;
     tracing::info!(%identity, "stepped down");
     Ok(())
+}
+
+/// Run `work` while `leading` says this replica holds the Lease: start it on gaining the lease,
+/// tell it to stop (and wait for it) on losing it or on `stop`. Two replicas never both work:
+/// the Lease says who leads, and a replica stops its work as soon as it hears it lost.
+pub async fn follow_lease<F, Fut>(
+    leading: &mut tokio::sync::watch::Receiver<bool>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    leader_gauge: &prometheus_client::metrics::gauge::Gauge,
+    identity: &str,
+    mut work: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        if *leading.borrow_and_update() {
+            tracing::info!(%identity, "leading");
+            leader_gauge.set(1);
+            let (ctl_stop_tx, ctl_stop_rx) = tokio::sync::watch::channel(false);
+            let ctl = work(ctl_stop_rx);
+            tokio::pin!(ctl);
+            let lost = tokio::select! {
+                _ = &mut ctl => false,
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => { let _ = ctl_stop_tx.send(true); ctl.await; false }
+                // A closed channel (the lease manager died) counts as lost: stop working.
+                _ = async { let _ = leading.wait_for(|l| !*l).await; } => {
+                    tracing::warn!(%identity, "lost the lease; stopping the controller");
+                    let _ = ctl_stop_tx.send(true);
+                    ctl.await;
+                    true
+                }
+            };
+            leader_gauge.set(0);
+            if lost && leading.has_changed().is_err() {
+                anyhow::bail!("lease manager stopped");
+            }
+        } else {
+            tracing::info!(%identity, "standing by for the lease");
+            tokio::select! {
+                r = leading.changed() => { if r.is_err() { anyhow::bail!("lease manager stopped") } }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {}
+            }
+        }
+    }
 }
 
 /// The controller: LiveStreams, their Deployments and their pods (for readiness and waiting
@@ -180,4 +206,85 @@ async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
 
 async fn readyz(State(h): State<Health>) -> http::StatusCode {
     if h.ready.load(Ordering::SeqCst) { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::sync::watch;
+
+    /// Work that counts how many copies run at once and how often it started.
+    #[derive(Default)]
+    struct Probe {
+        running: AtomicUsize,
+        starts: AtomicUsize,
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    #[tokio::test]
+    async fn work_runs_only_while_the_lease_is_held_and_stops_on_shutdown() {
+        let (lease_tx, mut leading) = watch::channel(false);
+        let (stop_tx, mut stop) = watch::channel(false);
+        let gauge = prometheus_client::metrics::gauge::Gauge::default();
+        let probe = Arc::new(Probe::default());
+        let p = probe.clone();
+        let g = gauge.clone();
+        let task = tokio::spawn(async move {
+            follow_lease(&mut leading, &mut stop, &g, "test", |mut ctl_stop| {
+                let p = p.clone();
+                async move {
+                    p.starts.fetch_add(1, Ordering::SeqCst);
+                    p.running.fetch_add(1, Ordering::SeqCst);
+                    let _ = ctl_stop.wait_for(|s| *s).await;
+                    p.running.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+            .await
+        });
+        settle().await;
+        assert_eq!(probe.running.load(Ordering::SeqCst), 0, "a standby does no work");
+        lease_tx.send(true).unwrap();
+        settle().await;
+        assert_eq!((probe.running.load(Ordering::SeqCst), gauge.get()), (1, 1));
+        lease_tx.send(false).unwrap();
+        settle().await;
+        assert_eq!((probe.running.load(Ordering::SeqCst), gauge.get()), (0, 0), "losing the lease stops the work");
+        lease_tx.send(true).unwrap();
+        settle().await;
+        assert_eq!(probe.starts.load(Ordering::SeqCst), 2, "regaining it starts again");
+        stop_tx.send(true).unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(1), task).await.unwrap().unwrap();
+        assert!(res.is_ok());
+        assert_eq!(probe.running.load(Ordering::SeqCst), 0, "shutdown waits for the work to stop");
+    }
+
+    #[tokio::test]
+    async fn a_dead_lease_manager_stops_the_work_and_is_an_error() {
+        let (lease_tx, mut leading) = watch::channel(true);
+        let (_stop_tx, mut stop) = watch::channel(false);
+        let gauge = prometheus_client::metrics::gauge::Gauge::default();
+        let running = Arc::new(AtomicUsize::new(0));
+        let r = running.clone();
+        let task = tokio::spawn(async move {
+            follow_lease(&mut leading, &mut stop, &gauge, "test", |mut ctl_stop| {
+                let r = r.clone();
+                async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let _ = ctl_stop.wait_for(|s| *s).await;
+                    r.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+            .await
+        });
+        settle().await;
+        assert_eq!(running.load(Ordering::SeqCst), 1);
+        drop(lease_tx);
+        let res = tokio::time::timeout(Duration::from_secs(1), task).await.unwrap().unwrap();
+        assert!(res.is_err(), "no lease manager, no leadership: the operator exits and restarts");
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+    }
 }
