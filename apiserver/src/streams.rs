@@ -269,7 +269,7 @@ async fn start_stream(
     })?;
     tx.commit().await?;
 
-    let key_hash = key_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let key_hash = onair_domain::contracts::stream_key::to_hex(&key_hash);
     let spec = StreamSpec { stream_id: id, user_id: user.id(), tier: user.0.tier, quality, channel, key_hash };
     let endpoints = match state.orchestrator.start(&spec).await {
         Ok(e) => e,

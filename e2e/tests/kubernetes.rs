@@ -17,7 +17,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt as _};
 use onair_crds::{LiveStream, Phase};
 use serde_json::json;
-use sha2::Digest as _;
 
 const NS: &str = "onair-e2e";
 
@@ -64,7 +63,7 @@ async fn a_livestream_goes_live_on_a_real_cluster_and_back() {
         .await;
 
     let key = format!("live_e2e_{}", uuid::Uuid::new_v4().simple());
-    let hash: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "e2e-key"}, "stringData": {"keyHash": hash}}))

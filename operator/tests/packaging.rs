@@ -168,7 +168,7 @@ fn allows(rules: &[(String, String, BTreeSet<String>)], group: &str, resource: &
 
 #[test]
 fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
-    let rules = rules("operator.yaml", "ClusterRole");
+    let cluster = rules("operator.yaml", "ClusterRole");
     let mut config = onair_operator::OperatorConfig::from_args(["--internal-token", "t"]).unwrap();
     config.playback_ingress_class = "nginx".into();
     let ls: onair_crds::LiveStream = serde_json::from_value(serde_json::json!({
@@ -188,12 +188,12 @@ fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
         let api_version = obj["apiVersion"].as_str().unwrap();
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let resource = format!("{}s", obj["kind"].as_str().unwrap().to_lowercase()).replace("ingresss", "ingresses");
-        assert!(allows(&rules, group, &resource, "patch"), "server-side apply of {group}/{resource} needs patch");
-        assert!(allows(&rules, group, &resource, "create"), "the first apply of {group}/{resource} creates it");
+        assert!(allows(&cluster, group, &resource, "patch"), "server-side apply of {group}/{resource} needs patch");
+        assert!(allows(&cluster, group, &resource, "create"), "the first apply of {group}/{resource} creates it");
         assert_eq!(obj["metadata"]["labels"]["app.kubernetes.io/managed-by"], desired::MANAGED_BY);
         assert_eq!(obj["metadata"]["ownerReferences"][0]["kind"], "LiveStream");
     }
-    assert!(allows(&rules, "policy", "poddisruptionbudgets", "delete"), "a PDB no longer wanted is deleted");
+    assert!(allows(&cluster, "policy", "poddisruptionbudgets", "delete"), "a PDB no longer wanted is deleted");
     for (group, resource, verb) in [
         ("onair.dev", "livestreams", "watch"),
         ("onair.dev", "livestreams", "list"),
@@ -206,15 +206,11 @@ fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
         ("events.k8s.io", "events", "create"),
         ("events.k8s.io", "events", "patch"),
     ] {
-        assert!(allows(&rules, group, resource, verb), "operator needs {verb} on {group}/{resource}");
+        assert!(allows(&cluster, group, resource, verb), "operator needs {verb} on {group}/{resource}");
     }
-    assert!(!allows(&rules, "", "secrets", "list"), "the operator reads one Secret by name, never lists them");
-    let lease = rules_of_role("operator.yaml");
+    assert!(!allows(&cluster, "", "secrets", "list"), "the operator reads one Secret by name, never lists them");
+    let lease = rules("operator.yaml", "Role");
     assert!(allows(&lease, "coordination.k8s.io", "leases", "patch"));
-}
-
-fn rules_of_role(file: &str) -> Vec<(String, String, BTreeSet<String>)> {
-    rules(file, "Role")
 }
 
 #[test]

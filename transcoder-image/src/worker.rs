@@ -185,8 +185,7 @@ impl WorkerState {
     /// Check the key and take the stream's publisher slot; the reason on refusal.
     pub async fn begin_publish(&self, key: &str) -> Result<Publishing, &'static str> {
         if let Some(expected) = &self.config.stream_key_hash {
-            use sha2::Digest as _;
-            let got: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            let got = onair_domain::contracts::stream_key::hash_hex(key);
             if !got.eq_ignore_ascii_case(expected.trim()) {
                 return Err("unknown_key");
             }

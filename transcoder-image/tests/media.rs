@@ -100,6 +100,45 @@ async fn env() -> Env {
 }
 
 impl Env {
+    /// A worker as the operator runs it on Kubernetes: one stream, the key's hash from its
+    /// Secret. (RTMP base, HTTP base, its media dir.)
+    async fn per_stream_worker(&self, stream: &str, key_hash: &str) -> (String, String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = MediaWorker::build(
+            MediaConfig::from_args([
+                "--rtmp-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--apiserver-url",
+                &self.api,
+                "--internal-token",
+                "media-test",
+                "--media-dir",
+                dir.path().to_str().unwrap(),
+                "--ladder",
+                "240p",
+                "--x264-preset",
+                "ultrafast",
+                "--x264-preset-free",
+                "ultrafast",
+                "--redis-prefix",
+                &self.prefix,
+                "--stream-id",
+                stream,
+                "--stream-key-hash",
+                key_hash,
+            ])
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        let rtmp = format!("rtmp://{}/live", worker.rtmp_addr());
+        let base = format!("http://{}", worker.http_addr());
+        tokio::spawn(worker.run_until_stopped(std::future::pending()));
+        (rtmp, base, dir)
+    }
+
     /// Register `name`, start a stream titled `title`: (access token, stream id, stream key).
     async fn streamer(&self, name: &str, title: &str) -> (String, String, String) {
         self.streamer_with(name, json!({"title": title, "category": "games"})).await
@@ -416,44 +455,11 @@ async fn the_chosen_quality_caps_the_ladder() {
 /// operator over the internal route.
 #[tokio::test]
 async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
-    use sha2::Digest as _;
     let env = env().await;
     let (_, stream_a, key_a) = env.streamer("podowner", "mine").await;
     let (_, _, key_b) = env.streamer("podother", "not mine").await;
-    let hash: String = sha2::Sha256::digest(key_a.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let worker = MediaWorker::build(
-        MediaConfig::from_args([
-            "--rtmp-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--apiserver-url",
-            &env.api,
-            "--internal-token",
-            "media-test",
-            "--media-dir",
-            dir.path().to_str().unwrap(),
-            "--ladder",
-            "240p",
-            "--x264-preset",
-            "ultrafast",
-            "--x264-preset-free",
-            "ultrafast",
-            "--redis-prefix",
-            &env.prefix,
-            "--stream-id",
-            &stream_a,
-            "--stream-key-hash",
-            &hash,
-        ])
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let rtmp = format!("rtmp://{}/live", worker.rtmp_addr());
-    let base = format!("http://{}", worker.http_addr());
-    tokio::spawn(worker.run_until_stopped(std::future::pending()));
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key_a);
+    let (rtmp, base, _dir) = env.per_stream_worker(&stream_a, &hash).await;
     let state_url = format!("{base}/internal/streams/{stream_a}");
     let state = |token: &'static str| {
         let req = env.http.get(&state_url).header("x-onair-internal-token", token);
@@ -488,42 +494,11 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
 /// key matches the Secret's hash, and refuses any other key without asking anyone.
 #[tokio::test]
 async fn a_per_stream_worker_trusts_its_secrets_hash_for_streams_the_apiserver_does_not_know() {
-    use sha2::Digest as _;
     let env = env().await;
     let key = "live_applied_with_kubectl_0123456789";
-    let hash: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let hash = onair_domain::contracts::stream_key::hash_hex(key);
     let stream = uuid::Uuid::new_v4().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let worker = MediaWorker::build(
-        MediaConfig::from_args([
-            "--rtmp-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--apiserver-url",
-            &env.api,
-            "--internal-token",
-            "media-test",
-            "--media-dir",
-            dir.path().to_str().unwrap(),
-            "--ladder",
-            "240p",
-            "--x264-preset-free",
-            "ultrafast",
-            "--redis-prefix",
-            &env.prefix,
-            "--stream-id",
-            &stream,
-            "--stream-key-hash",
-            &hash,
-        ])
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let rtmp = format!("rtmp://{}/live", worker.rtmp_addr());
-    let base = format!("http://{}", worker.http_addr());
-    tokio::spawn(worker.run_until_stopped(std::future::pending()));
+    let (rtmp, base, _dir) = env.per_stream_worker(&stream, &hash).await;
 
     let mut wrong = publish(&format!("{rtmp}/live_not_the_key"), 30);
     let refused = tokio::time::timeout(Duration::from_secs(10), wrong.wait()).await;

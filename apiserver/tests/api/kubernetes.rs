@@ -8,7 +8,6 @@ use http::{Method, StatusCode};
 use onair_apiserver::kubernetes::KubernetesOrchestrator;
 use onair_testkit::kube_fake::{FakeApi, Fault};
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 use crate::helpers::spawn_app_orchestrated;
 
@@ -46,7 +45,7 @@ async fn going_live_applies_a_livestream_and_a_secret_with_only_the_key_hash() {
     assert_eq!(spec["streamKeySecret"], json!({"name": format!("stream-{id}-key"), "key": "keyHash"}));
 
     let secret = fake.get(&format!("/api/v1/namespaces/streams/secrets/stream-{id}-key")).expect("Secret applied");
-    let hash: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
     assert_eq!(secret["stringData"]["keyHash"], hash.as_str());
     assert!(!secret.to_string().contains(&key), "the key itself never leaves the apiserver");
     assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "LiveStream");

@@ -75,6 +75,28 @@ pub mod http {
 }
 
 /// The Kubernetes custom resource's identity.
+/// How a stream key is identified outside the apiserver: the hex SHA-256 of the key, as the
+/// LiveStream's Secret holds it and a per-stream media worker checks it.
+pub mod stream_key {
+    use sha2::{Digest as _, Sha256};
+
+    pub fn hash_hex(key: &str) -> String {
+        to_hex(&Sha256::digest(key.as_bytes()))
+    }
+
+    pub fn to_hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn hashes_are_lowercase_hex_sha256() {
+            assert_eq!(super::hash_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        }
+    }
+}
+
 pub mod crd {
     pub const GROUP: &str = "onair.dev";
     pub const VERSION: &str = "v1alpha1";
