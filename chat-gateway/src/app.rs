@@ -161,6 +161,7 @@ impl ChatGateway {
 }
 
 fn router(state: ChatState, http_metrics: Arc<HttpMetrics>) -> Router {
+    let state_origins = state.config.allowed_origins.clone();
     let router = Router::new()
         .route("/ws/streams/{stream_id}/chat", get(ws::ws_handler))
         .route("/api/streams/{stream_id}/chat", post(rest::send_message).get(rest::get_history))
@@ -170,14 +171,33 @@ fn router(state: ChatState, http_metrics: Arc<HttpMetrics>) -> Router {
             "/api/channels/{channel_id}/moderators/{user_id}",
             put(rest::add_moderator).delete(rest::remove_moderator),
         )
-        .route("/api/channels/{channel_id}/chat-filters", post(rest::add_filter))
+        .route("/api/channels/{channel_id}/chat-filters", post(rest::add_filter).get(rest::filters))
+        .route("/api/channels/{channel_id}/chat-filters/{filter_id}", axum::routing::delete(rest::remove_filter))
+        .route("/api/channels/{channel_id}/chat-reports", get(rest::open_reports))
+        .route("/api/channels/{channel_id}/bans", get(rest::bans))
         .route("/api/channels/{channel_id}/moderation-log", get(rest::audit_log))
         .route("/healthz", get(onair_web::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(http_metrics, onair_web::track_metrics))
         .with_state(state);
-    onair_web::finish_router(router, onair_web::Limits::default())
+    let cors = cors_layer(&state_origins);
+    onair_web::finish_router(router, onair_web::Limits::default()).layer(cors)
+}
+
+/// Browsers on the web app's origin call the REST routes with a bearer token (no cookies):
+/// the allowed origins, or any when none are configured (the single-machine default).
+fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| http::HeaderValue::from_str(o.trim()).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([http::Method::GET, http::Method::POST, http::Method::PUT, http::Method::DELETE])
+        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
 }
 
 async fn readyz(State(state): State<ChatState>) -> impl IntoResponse {

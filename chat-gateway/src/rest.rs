@@ -596,3 +596,125 @@ pub async fn audit_log(
     .await?;
     Ok(Json(rows))
 }
+
+/// A report waiting for a moderator, with the message it is about.
+#[derive(Serialize, sqlx::FromRow)]
+pub struct OpenReport {
+    pub id: Uuid,
+    pub stream_id: Uuid,
+    pub message_id: Uuid,
+    pub reporter_id: Uuid,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub author_id: Option<Uuid>,
+    pub author_name: Option<String>,
+    pub text: Option<String>,
+}
+
+/// `GET /api/channels/{channel_id}/chat-reports`: unresolved reports on the channel's streams,
+/// newest first (owner, moderators, admins).
+pub async fn open_reports(
+    State(state): State<ChatState>,
+    AuthUser(claims): AuthUser,
+    Path(channel): Path<Uuid>,
+) -> ChatResult<Json<Vec<OpenReport>>> {
+    require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may read reports")
+        .await?;
+    let mut rows: Vec<OpenReport> = sqlx::query_as(
+        "SELECT r.id, r.stream_id, r.message_id, r.reporter_id, r.reason, r.created_at,
+                NULL::uuid AS author_id, NULL::text AS author_name, NULL::text AS text
+         FROM chat_reports r JOIN streams s ON s.id = r.stream_id
+         WHERE s.user_id = $1 AND r.resolved_at IS NULL
+         ORDER BY r.created_at DESC LIMIT 200",
+    )
+    .bind(channel)
+    .fetch_all(&state.db)
+    .await?;
+    // The messages live in the chat database (which may be a separate one).
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.message_id).collect();
+    let messages: Vec<(Uuid, Uuid, String, String)> =
+        sqlx::query_as("SELECT id, user_id, user_name, body FROM chat_messages WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&state.chat_db)
+            .await?;
+    for r in &mut rows {
+        if let Some((_, author, name, text)) = messages.iter().find(|m| m.0 == r.message_id) {
+            (r.author_id, r.author_name, r.text) = (Some(*author), Some(name.clone()), Some(text.clone()));
+        }
+    }
+    Ok(Json(rows))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct BanEntry {
+    pub user_id: Uuid,
+    pub username: String,
+    /// `None`: a ban; otherwise a timeout ending then.
+    pub until: Option<DateTime<Utc>>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /api/channels/{channel_id}/bans`: bans and running timeouts (owner, moderators, admins).
+pub async fn bans(
+    State(state): State<ChatState>,
+    AuthUser(claims): AuthUser,
+    Path(channel): Path<Uuid>,
+) -> ChatResult<Json<Vec<BanEntry>>> {
+    require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may list bans").await?;
+    let rows = sqlx::query_as(
+        "SELECT b.user_id, u.username, b.until, b.reason, b.created_at
+         FROM chat_bans b JOIN users u ON u.id = b.user_id
+         WHERE b.channel_id = $1 AND (b.until IS NULL OR b.until > now())
+         ORDER BY b.created_at DESC LIMIT 500",
+    )
+    .bind(channel)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(rows))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct FilterEntry {
+    pub id: Uuid,
+    pub pattern: String,
+    pub is_regex: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /api/channels/{channel_id}/chat-filters`: the channel's banned-word rules.
+pub async fn filters(
+    State(state): State<ChatState>,
+    AuthUser(claims): AuthUser,
+    Path(channel): Path<Uuid>,
+) -> ChatResult<Json<Vec<FilterEntry>>> {
+    require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may read filters")
+        .await?;
+    let rows = sqlx::query_as(
+        "SELECT id, pattern, is_regex, created_at FROM chat_filters WHERE channel_id = $1 ORDER BY created_at DESC",
+    )
+    .bind(channel)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(rows))
+}
+
+/// `DELETE /api/channels/{channel_id}/chat-filters/{filter_id}`.
+pub async fn remove_filter(
+    State(state): State<ChatState>,
+    AuthUser(claims): AuthUser,
+    Path((channel, filter)): Path<(Uuid, Uuid)>,
+) -> ChatResult<StatusCode> {
+    require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may change filters")
+        .await?;
+    let gone = sqlx::query("DELETE FROM chat_filters WHERE id = $1 AND channel_id = $2")
+        .bind(filter)
+        .bind(channel)
+        .execute(&state.db)
+        .await?;
+    if gone.rows_affected() == 0 {
+        return Err(ChatError::not_found("filter_not_found", "no such filter on this channel"));
+    }
+    refresh_channel_rooms(&state, UserId(channel)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

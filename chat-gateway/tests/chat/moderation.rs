@@ -261,3 +261,71 @@ async fn clear_and_reports() {
     wait_for(&mut ws, "clear").await;
     assert!(env.history(&stream).await.is_empty());
 }
+
+/// What the moderator view reads: open reports with their message, bans and timeouts, and the
+/// channel's filters (which can be removed) — staff only.
+#[tokio::test]
+async fn the_moderator_view_lists_reports_bans_and_filters() {
+    let env = env(1, &[]).await;
+    let owner = env.register("modview").await;
+    let rude = env.register("rude").await;
+    let viewer = env.register("tattler").await;
+    let stream = env.live_stream(&owner).await;
+    let (status, msg) = env
+        .rest(
+            0,
+            Method::POST,
+            &format!("/api/streams/{stream}/chat"),
+            Some(&rude.token),
+            Some(json!({"text": "you all stink"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{msg}");
+    let message_id = msg["id"].as_str().unwrap().to_owned();
+    let reports = format!("/api/channels/{}/chat-reports", owner.id);
+    // The message reaches history through the persister; the report shows its text once it has.
+    let (status, _) = env
+        .rest(
+            0,
+            Method::POST,
+            &format!("/api/streams/{stream}/chat/reports"),
+            Some(&viewer.token),
+            Some(json!({"message_id": message_id, "reason": "insults"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let listed = onair_testkit::eventually(Duration::from_secs(10), || async {
+        let (_, r) = env.rest(0, Method::GET, &reports, Some(&owner.token), None).await;
+        (r[0]["text"] == "you all stink").then_some(r)
+    })
+    .await;
+    assert_eq!((listed[0]["reason"].as_str(), listed[0]["author_name"].as_str()), (Some("insults"), Some("rude")));
+
+    env.moderate(0, &stream, &owner.token, json!({"action": "timeout", "user_id": rude.id, "seconds": 600})).await;
+    let (status, bans) =
+        env.rest(0, Method::GET, &format!("/api/channels/{}/bans", owner.id), Some(&owner.token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bans[0]["username"], "rude");
+    assert!(bans[0]["until"].is_string(), "a timeout has an end");
+
+    let filters = format!("/api/channels/{}/chat-filters", owner.id);
+    env.rest(0, Method::POST, &filters, Some(&owner.token), Some(json!({"pattern": "stink"}))).await;
+    let (_, list) = env.rest(0, Method::GET, &filters, Some(&owner.token), None).await;
+    assert_eq!(list[0]["pattern"], "stink");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+
+    for path in [&reports, &format!("/api/channels/{}/bans", owner.id), &filters] {
+        let (status, body) = env.rest(0, Method::GET, path, Some(&viewer.token), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        let (status, _) = env.rest(0, Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (status, _) = env.rest(0, Method::DELETE, &format!("{filters}/{id}"), Some(&viewer.token), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = env.rest(0, Method::DELETE, &format!("{filters}/{id}"), Some(&owner.token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = env.rest(0, Method::DELETE, &format!("{filters}/{id}"), Some(&owner.token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = env.rest(0, Method::GET, &filters, Some(&owner.token), None).await;
+    assert_eq!(list, json!([]));
+}
