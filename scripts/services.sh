@@ -73,4 +73,10 @@ command -v ffmpeg >/dev/null || apt_install ffmpeg
 # The demo stream burns a clock into the picture (drawtext needs a font).
 fc-list 2>/dev/null | grep -q . || apt_install fonts-dejavu-core fontconfig
 
+# --- browser tests (scripts/test.sh asks with --browser) -----------------------
+if [ "${1:-}" = "--browser" ]; then
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  [ -x /usr/bin/chromium ] || apt_install chromium
+fi
+
 log "ready: postgres :5432, redis :6379, nats :4222 (JetStream), $(ffmpeg -version | head -n 1 | cut -d' ' -f1-3)"

@@ -2,7 +2,7 @@
 # Run every test: unit tests and integration tests against real Postgres, Redis and NATS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/services.sh
+./scripts/services.sh --browser
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
@@ -11,3 +11,4 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+./scripts/browser-test.sh

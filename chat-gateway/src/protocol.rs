@@ -73,6 +73,8 @@ pub enum ServerFrame<'a> {
         stream_id: StreamId,
         slow_mode: u32,
         can_send: bool,
+        /// The socket's user is the owner, a moderator or an admin (clients show mod tools).
+        can_moderate: bool,
     },
     Message(&'a ChatMessage),
     /// Several events of one coalescing tick.

@@ -133,6 +133,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let media = tokio::spawn(media.run_until_stopped(stopped(stop_rx)));
 
     println!("onair is up:");
+    println!("  web app    http://{addr}/");
     println!("  API        http://{addr}/api   (OpenAPI: http://{addr}/api/openapi.json)");
     println!("  chat       ws://{chat_addr}/ws/streams/{{stream_id}}/chat");
     println!("  ingest     {ingest_url}/{{stream_key}}   (RTMP on {rtmp_addr})");

@@ -55,7 +55,6 @@ pub async fn serve(
     let mut res = (StatusCode::OK, Body::from(bytes)).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     // Playlists change every segment; segments never change once written.
     h.insert(
         header::CACHE_CONTROL,

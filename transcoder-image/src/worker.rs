@@ -467,8 +467,16 @@ impl MediaWorker {
                 }
             }
         });
+        // Players on other origins (the web app) read playlists, and the 404 a player gets
+        // before the first segment exists must be readable too.
+        let hls = Router::new().route("/hls/{stream_id}/{*path}", get(hls::serve)).layer(
+            tower_http::set_header::SetResponseHeaderLayer::overriding(
+                http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                http::HeaderValue::from_static("*"),
+            ),
+        );
         let router = Router::new()
-            .route("/hls/{stream_id}/{*path}", get(hls::serve))
+            .merge(hls)
             .route("/internal/streams/{stream_id}/stop", axum::routing::post(stop))
             .route("/internal/streams/{stream_id}", get(stream_state))
             .route("/healthz", get(onair_web::healthz))

@@ -504,8 +504,14 @@ async fn a_per_stream_worker_trusts_its_secrets_hash_for_streams_the_apiserver_d
     let refused = tokio::time::timeout(Duration::from_secs(10), wrong.wait()).await;
     assert!(refused.is_ok_and(|s| !s.unwrap().success()), "a key that does not match the hash is refused");
 
-    let _publisher = publish(&format!("{rtmp}/{key}"), 30);
     let playlist = format!("{base}/hls/{stream}/240p/index.m3u8");
+    // Before the first segment a player on another origin must still be able to read the 404.
+    let early = env.http.get(&playlist).send().await.unwrap();
+    assert_eq!(
+        (early.status().as_u16(), &early.headers()["access-control-allow-origin"]),
+        (404, &"*".parse().unwrap())
+    );
+    let _publisher = publish(&format!("{rtmp}/{key}"), 30);
     onair_testkit::eventually(Duration::from_secs(20), || async {
         get_text(&env.http, &playlist).await.map(|(_, t)| t).filter(|t| t.contains(".ts"))
     })

@@ -169,6 +169,16 @@ impl Env {
     }
 
     pub async fn connect(&self, gw: usize, stream: &str, token: Option<&str>) -> Socket {
+        self.connect_with_hello(gw, stream, token).await.0
+    }
+
+    /// Connect and return the socket with its `hello` frame.
+    pub async fn connect_with_hello(
+        &self,
+        gw: usize,
+        stream: &str,
+        token: Option<&str>,
+    ) -> (Socket, serde_json::Value) {
         let mut req =
             format!("{}/ws/streams/{stream}/chat", self.gateways[gw].ws).into_client_request().expect("request");
         let protocols = match token {
@@ -180,7 +190,7 @@ impl Env {
         assert_eq!(res.headers()["sec-websocket-protocol"], "onair.chat.v1");
         let hello = next_json(&mut ws).await;
         assert_eq!(hello["type"], "hello", "{hello}");
-        ws
+        (ws, hello)
     }
 
     pub async fn rest(

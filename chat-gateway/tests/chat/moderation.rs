@@ -271,6 +271,11 @@ async fn the_moderator_view_lists_reports_bans_and_filters() {
     let rude = env.register("rude").await;
     let viewer = env.register("tattler").await;
     let stream = env.live_stream(&owner).await;
+    // The first frame tells a client whether to show moderation tools.
+    for (who, token, can) in [("owner", &owner.token, true), ("viewer", &viewer.token, false)] {
+        let (_ws, hello) = env.connect_with_hello(0, &stream, Some(token)).await;
+        assert_eq!(hello["can_moderate"], can, "{who}: {hello}");
+    }
     let (status, msg) = env
         .rest(
             0,

@@ -1,0 +1,261 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { get, post, request, errorText, type Stream, type User } from "../api";
+import { ChatRoom, type ChatMessage, type RoomState } from "../chat";
+import { attach, goLive, setLevel, type PlayerState } from "../player";
+import { compact, uptime } from "../util";
+import { Ban, Clock, Flag, Fullscreen, Muted, Trash, Volume } from "../icons";
+
+function sessionId(): string {
+  let id = sessionStorage.getItem("onair.session");
+  if (!id) {
+    id = crypto.randomUUID().replace(/-/g, "");
+    sessionStorage.setItem("onair.session", id);
+  }
+  return id;
+}
+
+function Player({ stream }: { stream: Stream }) {
+  const video = useRef<HTMLVideoElement>(null);
+  const box = useRef<HTMLDivElement>(null);
+  const [ps, setPs] = useState<PlayerState | null>(null);
+  const [volume, setVolume] = useState(1);
+  const [muted, setMuted] = useState(false);
+  const live = stream.status === "live";
+  useEffect(() => {
+    // Segments exist once the stream is live; before that there is nothing to load.
+    if (!video.current || !stream.playback_url || !live) return;
+    return attach(video.current, stream.playback_url, setPs);
+  }, [stream.playback_url, live]);
+  useEffect(() => {
+    // "Still watching": counted among the viewers while the page is open and the stream is on.
+    if (!live) return;
+    const beat = () => post(`/api/streams/${stream.id}/heartbeat`, { session_id: sessionId() }).catch(() => {});
+    beat();
+    const t = setInterval(beat, 10_000);
+    return () => clearInterval(t);
+  }, [stream.id, live]);
+  useEffect(() => {
+    const v = video.current;
+    if (!v) return;
+    const on = () => setMuted(v.muted);
+    v.addEventListener("volumechange", on);
+    return () => v.removeEventListener("volumechange", on);
+  }, []);
+  if (!stream.playback_url) return <div class="player offline">This stream is offline.</div>;
+  return (
+    <div class="player" ref={box}>
+      <video ref={video} playsInline data-testid="video" onClick={() => video.current?.paused && video.current.play()} />
+      {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
+      <div class="controls">
+        <button
+          class={ps?.atEdge === false ? "edge behind" : "edge"}
+          onClick={() => video.current && goLive(video.current)}
+          title="Jump to the live edge"
+        >
+          <span class="live-dot" /> {ps?.atEdge === false ? "Go live" : "LIVE"}
+        </button>
+        <span class="latency" data-testid="latency" title="Delay behind the live edge">
+          {ps?.latency != null ? `${ps.latency.toFixed(1)} s behind` : ""}
+        </span>
+        <span class="spacer" />
+        <button class="icon" aria-label={muted ? "Unmute" : "Mute"} onClick={() => video.current && (video.current.muted = !video.current.muted)}>
+          {muted ? <Muted /> : <Volume />}
+        </button>
+        <input
+          type="range"
+          min="0"
+          max="1"
+          step="0.05"
+          value={volume}
+          aria-label="Volume"
+          onInput={(e) => {
+            const v = Number(e.currentTarget.value);
+            setVolume(v);
+            if (video.current) {
+              video.current.volume = v;
+              video.current.muted = v === 0;
+            }
+          }}
+        />
+        <select
+          aria-label="Quality"
+          data-testid="quality"
+          value={String(ps?.level ?? -1)}
+          onChange={(e) => {
+            const level = Number(e.currentTarget.value);
+            if (video.current) setLevel(video.current, level);
+            setPs((p) => (p ? { ...p, level } : p));
+          }}
+        >
+          <option value="-1">
+            Auto{ps && ps.level === -1 && ps.playingLevel >= 0 ? ` (${ps.levels.find((l) => l.index === ps.playingLevel)?.height ?? ""}p)` : ""}
+          </option>
+          {(ps?.levels ?? []).map((l) => (
+            <option key={l.index} value={String(l.index)}>
+              {l.height}p
+            </option>
+          ))}
+        </select>
+        <button class="icon" aria-label="Fullscreen" onClick={() => (document.fullscreenElement ? document.exitFullscreen() : box.current?.requestFullscreen())}>
+          <Fullscreen />
+        </button>
+      </div>
+    </div>
+  );
+}
+
+function Chat({ stream, me, onStaff }: { stream: Stream; me: User | null; onStaff: (staff: boolean) => void }) {
+  const [room, setRoom] = useState<RoomState | null>(null);
+  const [text, setText] = useState("");
+  const [notice, setNotice] = useState<string | null>(null);
+  const roomRef = useRef<ChatRoom | null>(null);
+  const list = useRef<HTMLOListElement>(null);
+  useEffect(() => {
+    const r = new ChatRoom(stream.id, setRoom);
+    roomRef.current = r;
+    r.open();
+    return () => r.close();
+  }, [stream.id, me?.id]);
+  const isStaff = !!room?.canModerate;
+  useEffect(() => onStaff(isStaff), [isStaff]);
+  useEffect(() => {
+    const l = list.current;
+    if (l && l.scrollHeight - l.scrollTop - l.clientHeight < 120) l.scrollTop = l.scrollHeight;
+  }, [room?.messages.length]);
+  const act = (action: Record<string, unknown>) =>
+    roomRef.current?.moderate(action).then(() => setNotice(null)).catch((e) => setNotice(errorText(e)));
+  const row = (m: ChatMessage) => (
+    <li key={m.id} class="msg" data-message={m.id}>
+      {m.user.badges.map((b) => (
+        <span key={b} class={`role ${b}`} title={b}>
+          {b === "owner" ? "★" : b === "moderator" ? "M" : "A"}
+        </span>
+      ))}
+      <b class="name">{m.user.name}</b> <span class="text">{m.text}</span>
+      {isStaff && m.user.id !== me?.id ? (
+        <span class="modtools">
+          <button aria-label="Delete message" title="Delete" onClick={() => act({ action: "delete", message_id: m.id })}><Trash /></button>
+          <button aria-label={`Time out ${m.user.name}`} title="Time out 10 minutes" onClick={() => act({ action: "timeout", user_id: m.user.id, seconds: 600 })}><Clock /></button>
+          <button aria-label={`Ban ${m.user.name}`} title="Ban" onClick={() => act({ action: "ban", user_id: m.user.id })}><Ban /></button>
+        </span>
+      ) : me && m.user.id !== me.id ? (
+        <span class="modtools">
+          <button aria-label="Report message" title="Report" onClick={() => roomRef.current?.report(m.id).then(() => setNotice("Reported. Thanks."))}><Flag /></button>
+        </span>
+      ) : null}
+    </li>
+  );
+  return (
+    <aside class="chat" aria-label="Chat">
+      <header>
+        <span>Stream chat</span>
+        <span class={room?.connected ? "conn on" : "conn"} data-testid="chat-status">
+          {room?.connected ? "connected" : "connecting…"}
+        </span>
+      </header>
+      <ol class="messages" ref={list} data-testid="chat-messages" aria-live="polite">
+        {(room?.messages ?? []).map(row)}
+      </ol>
+      {room?.slowMode ? <div class="notice">Slow mode: one message every {room.slowMode} s</div> : null}
+      {room?.error || notice ? (
+        <div class="error" role="alert" data-testid="chat-error">
+          {room?.error ?? notice}
+        </div>
+      ) : null}
+      {me ? (
+        <form
+          class="send"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const t = text.trim();
+            if (t && roomRef.current?.send(t)) setText("");
+          }}
+        >
+          <input
+            aria-label="Send a message"
+            placeholder={room?.ended ? "The stream has ended" : "Send a message"}
+            maxLength={500}
+            value={text}
+            disabled={room?.ended}
+            onInput={(e) => setText(e.currentTarget.value)}
+          />
+          <button class="primary" type="submit" disabled={room?.ended}>Chat</button>
+        </form>
+      ) : (
+        <p class="signin">
+          <a href="#/login">Log in</a> to chat.
+        </p>
+      )}
+    </aside>
+  );
+}
+
+export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
+  const [stream, setStream] = useState<Stream | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [following, setFollowing] = useState<boolean | null>(null);
+  const [isStaff, setStaff] = useState(false);
+  useEffect(() => {
+    let live = true;
+    const load = () =>
+      get<Stream>(`/api/streams/${streamId}`)
+        .then((s) => live && (setStream(s), setError(null)))
+        .catch((e) => live && setError(errorText(e)));
+    load();
+    const t = setInterval(load, 5000);
+    return () => {
+      live = false;
+      clearInterval(t);
+    };
+  }, [streamId]);
+  useEffect(() => {
+    if (!me || !stream) return;
+    get<{ items: { id: string }[] } | { id: string }[]>(`/api/users/${me.id}/following?limit=100`)
+      .then((f) => {
+        const items = Array.isArray(f) ? f : f.items;
+        setFollowing(items.some((u) => u.id === stream.streamer.id));
+      })
+      .catch(() => setFollowing(false));
+  }, [me?.id, stream?.streamer.id]);
+  if (error && !stream) return <p class="error page">{error}</p>;
+  if (!stream) return <div class="boot" aria-busy="true" />;
+  const name = stream.streamer.display_name || stream.streamer.username;
+  return (
+    <div class="watch">
+      <section class="stage">
+        <Player stream={stream} />
+        <div class="info">
+          <div class="avatar big" aria-hidden="true">{name.slice(0, 1).toUpperCase()}</div>
+          <div class="grow">
+            <h1 data-testid="stream-title">{stream.title}</h1>
+            <div class="sub">
+              <b>{name}</b> · <a href={`#/category/${stream.category}`}>{stream.category}</a>
+              {stream.tags.map((t) => (
+                <span class="tag" key={t}>{t}</span>
+              ))}
+            </div>
+          </div>
+          <div class="stats">
+            {stream.status === "live" ? <span class="badge live">LIVE</span> : <span class="badge">{stream.status}</span>}
+            <span data-testid="viewer-count">{compact(stream.viewers)} watching</span>
+            <span>{uptime(stream.started_at)}</span>
+            {me && me.id !== stream.streamer.id ? (
+              <button
+                class={following ? "" : "primary"}
+                onClick={() =>
+                  request(following ? "DELETE" : "PUT", `/api/users/${stream.streamer.id}/follow`)
+                    .then(() => setFollowing(!following))
+                    .catch((e) => setError(errorText(e)))
+                }
+              >
+                {following ? "Following" : "Follow"}
+              </button>
+            ) : null}
+            {isStaff ? <a class="button" href={`#/moderate/${stream.streamer.id}`}>Moderation</a> : null}
+          </div>
+        </div>
+      </section>
+      <Chat stream={stream} me={me} onStaff={setStaff} />
+    </div>
+  );
+}

@@ -1,0 +1,219 @@
+// The web app in a real browser (Debian's Chromium through playwright-core) against the
+// platform started exactly as `onair up` starts it. Run by scripts/test.sh (scripts/browser-test.sh).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { chromium } from "playwright-core";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const BIN = process.env.ONAIR_BIN ?? join(ROOT, "target/debug/onair");
+const ARTIFACTS = process.env.ONAIR_ARTIFACTS ?? join(ROOT, "e2e/artifacts");
+const DB = "onair_browser";
+const BASE = "http://127.0.0.1:8080";
+const RUN = Math.random().toString(36).slice(2, 8);
+
+let platform;
+let browser;
+const consoleErrors = [];
+
+function publish(url, secs = 90) {
+  // OBS stand-in: a 720p30 test pattern with a tone, H.264 + AAC over RTMP.
+  return spawn("ffmpeg", [
+    "-hide_banner", "-loglevel", "error", "-re",
+    "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+    "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
+    "-t", String(secs), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
+    "-c:a", "aac", "-f", "flv", url,
+  ], { stdio: "ignore" });
+}
+
+async function newPage(name) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 850 } });
+  const page = await context.newPage();
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(`${name}: ${m.text()}`));
+  page.on("pageerror", (e) => consoleErrors.push(`${name}: ${e}`));
+  page.on("dialog", (d) => d.accept());
+  return page;
+}
+
+async function registerAs(page, username) {
+  await page.goto(`${BASE}/#/register`);
+  await page.fill("input[name=username]", username);
+  await page.fill("input[name=email]", `${username}@example.com`);
+  await page.fill("input[name=password]", "correct horse battery");
+  await page.click("button[type=submit]");
+  await page.waitForURL(/#\/dashboard/);
+}
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  execFileSync("psql", ["-d", "postgres", "-qc", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`]);
+  const cwd = mkdtempSync(join(tmpdir(), "onair-browser-"));
+  platform = spawn(
+    BIN,
+    ["up", "--database-url", `postgres://localhost/${DB}`, "--web-dir", join(ROOT, "web/dist"),
+     "--redis-prefix", `browser${RUN}:`, "--nats-prefix", `browser${RUN}`],
+    { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } },
+  );
+  let out = "";
+  await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`onair up did not start:\n${out}`)), 60_000);
+    platform.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("  demo ")) (clearTimeout(timer), ok());
+    });
+    platform.stderr.on("data", (d) => (out += d));
+    platform.on("exit", (c) => fail(new Error(`onair up exited (${c}):\n${out}`)));
+  });
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  platform?.kill("SIGINT");
+  await new Promise((r) => (platform?.exitCode != null ? r() : platform?.on("exit", r)));
+});
+
+const state = {};
+
+test("a new streamer goes live from the dashboard and a viewer watches it play", { timeout: 120_000 }, async () => {
+  const streamer = await newPage("streamer");
+  await registerAs(streamer, `streamer_${RUN}`);
+  state.title = `Browser marathon ${RUN} speedrun`;
+  await streamer.fill("input[name=title]", state.title);
+  await streamer.selectOption("select[name=category]", "games");
+  await streamer.fill("input[name=tags]", "speedrun, browser");
+  await streamer.click("text=Start stream");
+  await streamer.waitForSelector("[data-testid=stream-status]:has-text('STARTING')");
+  await streamer.click("text=Reveal");
+  const key = (await streamer.textContent("[data-testid=stream-key]")).trim();
+  assert.match(key, /^live_/, "the key is shown once, right after it is made");
+  const ingest = (await streamer.textContent("[data-testid=ingest-url]")).trim();
+  state.publisher = publish(`${ingest}/${key}`, 150);
+  await streamer.waitForSelector("[data-testid=stream-status]:has-text('LIVE')", { timeout: 30_000 });
+  const href = await streamer.getAttribute("a:has-text('Open watch page')", "href");
+  state.streamId = href.split("/").pop();
+  state.streamer = streamer;
+
+  const viewer = await newPage("viewer");
+  const opened = Date.now();
+  await viewer.goto(`${BASE}/#/watch/${state.streamId}`);
+  await viewer.evaluate(() => {
+    window.__videoErrors = [];
+    const watch = () => {
+      const v = document.querySelector("video");
+      if (!v) return setTimeout(watch, 50);
+      v.addEventListener("error", () => window.__videoErrors.push(v.error?.message ?? "error"));
+      v.requestVideoFrameCallback?.(() => (window.__firstFrame = performance.now()));
+    };
+    watch();
+  });
+  await viewer.waitForFunction(() => document.querySelector("video")?.currentTime > 1, null, { timeout: 30_000 });
+  const t1 = await viewer.evaluate(() => document.querySelector("video").currentTime);
+  await viewer.waitForTimeout(2000);
+  const t2 = await viewer.evaluate(() => document.querySelector("video").currentTime);
+  assert.ok(t2 > t1 + 1, `currentTime advances (${t1} -> ${t2})`);
+  assert.deepEqual(await viewer.evaluate(() => window.__videoErrors), []);
+  const options = await viewer.$$eval("[data-testid=quality] option", (os) => os.map((o) => o.textContent.trim()));
+  assert.deepEqual(options.slice(1), ["720p", "480p", "360p"], `every ladder entry: ${options}`);
+  assert.match(options[0], /^Auto/);
+  // From navigation start to the first decoded frame painted (requestVideoFrameCallback), and
+  // to one second of playback, as the viewer's clock sees them.
+  state.firstFrameMs = Math.round(await viewer.evaluate(() => window.__firstFrame ?? NaN));
+  state.oneSecondMs = Date.now() - opened;
+  state.viewer = viewer;
+  await viewer.screenshot({ path: join(ARTIFACTS, "watch.png") });
+  await streamer.screenshot({ path: join(ARTIFACTS, "dashboard.png") });
+});
+
+test("chat goes both ways, a moderator's delete reaches everyone, a timeout shows inline", { timeout: 90_000 }, async () => {
+  const { streamer, streamId } = state;
+  const fan = await newPage("fan");
+  await registerAs(fan, `fan_${RUN}`);
+  await fan.goto(`${BASE}/#/watch/${streamId}`);
+  await streamer.goto(`${BASE}/#/watch/${streamId}`);
+  for (const p of [fan, streamer]) await p.waitForSelector("[data-testid=chat-status]:has-text('connected')");
+
+  await fan.fill("input[aria-label='Send a message']", `hello from the fan ${RUN}`);
+  await fan.press("input[aria-label='Send a message']", "Enter");
+  const fanMsg = streamer.locator(`[data-testid=chat-messages] li:has-text('hello from the fan ${RUN}')`);
+  await fanMsg.waitFor({ timeout: 10_000 });
+  await streamer.fill("input[aria-label='Send a message']", `welcome fan ${RUN}`);
+  await streamer.press("input[aria-label='Send a message']", "Enter");
+  await fan.locator(`[data-testid=chat-messages] li:has-text('welcome fan ${RUN}')`).waitFor({ timeout: 10_000 });
+  assert.equal(await fan.locator(`li:has-text('welcome fan ${RUN}') .role.owner`).count(), 1, "the owner's badge");
+
+  // The streamer moderates from the message's hover tools.
+  await fanMsg.hover();
+  await fanMsg.locator("button[aria-label='Delete message']").click();
+  await fan.locator(`[data-testid=chat-messages] li:has-text('hello from the fan ${RUN}')`).waitFor({ state: "detached", timeout: 10_000 });
+
+  await fan.fill("input[aria-label='Send a message']", `second try ${RUN}`);
+  await fan.press("input[aria-label='Send a message']", "Enter");
+  const second = streamer.locator(`[data-testid=chat-messages] li:has-text('second try ${RUN}')`);
+  await second.waitFor({ timeout: 10_000 });
+  await second.hover();
+  await second.locator(`button[aria-label^='Time out']`).click();
+  await fan.waitForTimeout(500);
+  await fan.fill("input[aria-label='Send a message']", "can I still talk?");
+  await fan.press("input[aria-label='Send a message']", "Enter");
+  const error = await fan.locator("[data-testid=chat-error]").textContent({ timeout: 10_000 });
+  assert.match(error, /timed out/i, `the refusal is shown inline: ${error}`);
+});
+
+test("search finds the stream, live now shows it with viewers, and it leaves after stop", { timeout: 90_000 }, async () => {
+  const { streamId, streamer } = state;
+  const visitor = await newPage("visitor");
+  await visitor.goto(`${BASE}/`);
+  await visitor.fill("input[aria-label='Search streams']", `marathon`);
+  await visitor.press("input[aria-label='Search streams']", "Enter");
+  await visitor.locator(`[data-stream='${streamId}']`).waitFor({ timeout: 10_000 });
+  await visitor.goto(`${BASE}/`);
+  const card = visitor.locator(`[data-testid=live-now] [data-stream='${streamId}']`);
+  await card.waitFor({ timeout: 10_000 });
+  // The viewer's page beats every 10 s; the count reaches the card within a refresh.
+  await visitor.waitForFunction(
+    (id) => /([1-9]\d*) watching/.test(document.querySelector(`[data-stream='${id}'] .viewers`)?.textContent ?? ""),
+    streamId,
+    { timeout: 30_000 },
+  );
+  await visitor.screenshot({ path: join(ARTIFACTS, "home.png") });
+
+  await streamer.goto(`${BASE}/#/dashboard`);
+  await streamer.click("text=End stream");
+  await streamer.waitForSelector("[data-testid=stream-status]:has-text('OFFLINE')", { timeout: 15_000 });
+  await card.waitFor({ state: "detached", timeout: 20_000 });
+  state.publisher.kill("SIGINT");
+});
+
+test("the phone layout works and no page logged an error", async () => {
+  const phone = await newPage("phone");
+  await phone.setViewportSize({ width: 390, height: 844 });
+  await phone.goto(`${BASE}/`);
+  await phone.waitForSelector("[data-testid=live-now]");
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `nothing wider than the phone (${overflow}px over)`);
+  await phone.screenshot({ path: join(ARTIFACTS, "home-phone.png") });
+  assert.deepEqual(consoleErrors, []);
+});
+
+test("page weight and time to first frame are recorded", () => {
+  const dir = join(ROOT, "web/dist/assets");
+  const js = readdirSync(dir).filter((f) => f.endsWith(".js"));
+  const gz = js.reduce((n, f) => n + gzipSync(readFileSync(join(dir, f)), { level: 9 }).length, 0);
+  const metrics = {
+    watch_js_gzip_kb: +(gz / 1024).toFixed(1),
+    first_frame_ms: state.firstFrameMs,
+    one_second_played_ms: state.oneSecondMs,
+  };
+  writeFileSync(join(ARTIFACTS, "metrics.json"), JSON.stringify(metrics, null, 2));
+  console.log("web metrics", metrics);
+  assert.ok(gz < 300 * 1024, `the watch page's JavaScript is under 300 KB gzipped (${metrics.watch_js_gzip_kb} KB)`);
+});
