@@ -86,6 +86,10 @@ const state = {};
 test("a new streamer goes live from the dashboard and a viewer watches it play", { timeout: 120_000 }, async () => {
   const streamer = await newPage("streamer");
   await registerAs(streamer, `streamer_${RUN}`);
+  // The session survives a reload: the refresh cookie signs the page back in.
+  await streamer.reload();
+  await streamer.waitForSelector(`header .who:has-text('streamer_${RUN}')`);
+  assert.equal(await streamer.evaluate(() => document.cookie), "", "no token is readable by scripts");
   state.title = `Browser marathon ${RUN} speedrun`;
   await streamer.fill("input[name=title]", state.title);
   await streamer.selectOption("select[name=category]", "games");

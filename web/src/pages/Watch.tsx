@@ -29,7 +29,14 @@ function Player({ stream }: { stream: Stream }) {
   useEffect(() => {
     // "Still watching": counted among the viewers while the page is open and the stream is on.
     if (!live) return;
-    const beat = () => post(`/api/streams/${stream.id}/heartbeat`, { session_id: sessionId() }).catch(() => {});
+    // A beacon: fire and forget, and a beat that races the stream's end is not an error.
+    const beat = () => {
+      const url = `/api/streams/${stream.id}/heartbeat`;
+      const body = JSON.stringify({ session_id: sessionId() });
+      if (!navigator.sendBeacon?.(url, new Blob([body], { type: "application/json" }))) {
+        post(url, JSON.parse(body)).catch(() => {});
+      }
+    };
     beat();
     const t = setInterval(beat, 10_000);
     return () => clearInterval(t);
