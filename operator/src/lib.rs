@@ -6,6 +6,7 @@ pub mod controller;
 pub mod desired;
 pub mod metrics;
 pub mod observe;
+pub mod scaling;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
