@@ -173,13 +173,13 @@ struct Report {
 }
 
 fn main() {
-    let budget = 150_000; // 150 cores for transcoding: tight at the evening peak
+    let budget = 80_000; // 80 cores for transcoding: tight at the evening peak
     let no_hysteresis = AudiencePolicy { full_at: 50, reduce_below: 50, hold: Duration::ZERO };
     let with = day(&AudiencePolicy::default(), budget);
     let without = day(&no_hysteresis, budget);
     let roomy = day(&AudiencePolicy::default(), u32::MAX / 2);
     let roomy_without = day(&no_hysteresis, u32::MAX / 2);
-    let starved = day(&AudiencePolicy::default(), 20_000);
+    let starved = day(&AudiencePolicy::default(), 10_000);
     let core_hours = |mm: u64| mm as f64 / 1000.0 / 60.0;
     let waited = |r: &Report| {
         let queued: Vec<u32> = r.waited.iter().copied().filter(|w| *w > 0).collect();
@@ -207,9 +207,9 @@ fn main() {
     for (name, r) in [
         ("audience ladder + hysteresis, no budget", &roomy),
         ("audience ladder, no hysteresis, no budget", &roomy_without),
-        ("audience ladder + hysteresis, 150-core budget", &with),
-        ("audience ladder, no hysteresis, 150-core budget", &without),
-        ("audience ladder + hysteresis, 20-core budget", &starved),
+        ("audience ladder + hysteresis, 80-core budget", &with),
+        ("audience ladder, no hysteresis, 80-core budget", &without),
+        ("audience ladder + hysteresis, 10-core budget", &starved),
     ] {
         let (n, max, mean) = waited(r);
         println!(

@@ -109,22 +109,10 @@ pub fn ladder_arg(ls: &LiveStream) -> String {
         .join(",")
 }
 
-/// CPU request when the spec names none: x264 needs about a core per 720p30 rendition at
-/// `veryfast` (bench/README.md), less below; a floor so small ladders still get a fair share.
+/// CPU request when the spec names none: what the autoscaler's cost model says the full
+/// ladder takes (measured, see `scaling::rendition_cost`), with a floor for tiny ladders.
 pub fn default_resources(ls: &LiveStream) -> ResourceRequirements {
-    let millicores: u32 = ls
-        .spec
-        .ladder
-        .resolve()
-        .iter()
-        .map(|r| match r.height {
-            h if h >= 1080 => 1500,
-            h if h >= 720 => 800,
-            h if h >= 480 => 400,
-            _ => 250,
-        })
-        .sum::<u32>()
-        .max(500);
+    let millicores = crate::scaling::cost(crate::scaling::LadderLevel::Full, &ls.spec.ladder.resolve()).max(250);
     ResourceRequirements {
         requests: Some(BTreeMap::from([
             ("cpu".into(), Quantity(format!("{millicores}m"))),
@@ -404,9 +392,9 @@ mod tests {
         );
         assert_eq!(env["ONAIR_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"]["name"], "onair-media");
         assert!(env.values().all(|e| e.get("value") != Some(&json!("t"))), "the internal token is never inlined");
-        // The 3-rendition default ladder asks for 1.45 cores.
+        // The 3-rendition default ladder asks for what the cost model says: 0.63 cores.
         let req = c.resources.as_ref().unwrap().requests.as_ref().unwrap();
-        assert_eq!(req["cpu"], Quantity("1450m".into()));
+        assert_eq!(req["cpu"], Quantity("630m".into()));
         assert_eq!(d.ingest_service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port, RTMP_PORT);
         assert_eq!(d.ingest_service.spec.as_ref().unwrap().type_.as_deref(), Some("ClusterIP"));
         assert_eq!(d.hls_service.metadata.name.as_deref(), Some("alice-hls"));

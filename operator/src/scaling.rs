@@ -19,20 +19,21 @@ pub enum LadderLevel {
     Full,
 }
 
-/// Millicores to encode one rendition in real time (x264 `veryfast`, 30 fps; bench/README.md
-/// "density": a 720p rendition takes a bit under a core).
+/// Millicores to encode one rendition in real time (x264 `veryfast`, 30 fps). Measured in
+/// bench/README.md "density": a 720p/480p/360p ladder takes 0.57 cores, ~0.37 cores per
+/// million pixels a frame, plus the source's decode; rounded up.
 pub fn rendition_cost(height: u32) -> u32 {
     match height {
-        h if h >= 1080 => 1500,
-        h if h >= 720 => 800,
-        h if h >= 480 => 400,
-        h if h >= 360 => 250,
-        _ => 150,
+        h if h >= 1080 => 800,
+        h if h >= 720 => 350,
+        h if h >= 480 => 160,
+        h if h >= 360 => 90,
+        _ => 60,
     }
 }
 
 /// Remuxing the source into HLS: no decode, no encode.
-pub const PASSTHROUGH_COST: u32 = 50;
+pub const PASSTHROUGH_COST: u32 = 30;
 
 /// The renditions encoded at `level` (the source passthrough comes on top), top first.
 pub fn renditions(level: LadderLevel, ladder: &[Rendition]) -> Vec<Rendition> {
@@ -260,9 +261,9 @@ mod tests {
         assert!(renditions(LadderLevel::Passthrough, &l).is_empty());
         assert_eq!(renditions(LadderLevel::Reduced, &l).iter().map(|r| r.height).collect::<Vec<_>>(), [360]);
         assert_eq!(renditions(LadderLevel::Full, &l).len(), 3);
-        assert_eq!(cost(LadderLevel::Passthrough, &l), 50);
-        assert_eq!(cost(LadderLevel::Reduced, &l), 300);
-        assert_eq!(cost(LadderLevel::Full, &l), 50 + 800 + 400 + 250);
+        assert_eq!(cost(LadderLevel::Passthrough, &l), 30);
+        assert_eq!(cost(LadderLevel::Reduced, &l), 30 + 90);
+        assert_eq!(cost(LadderLevel::Full, &l), 30 + 350 + 160 + 90, "the measured 0.57 cores, rounded up");
     }
 
     #[test]
@@ -331,14 +332,14 @@ mod tests {
     #[test]
     fn lower_tiers_are_degraded_before_anyone_is_refused_and_the_queue_is_tier_then_age() {
         use LadderLevel::*;
-        // Full costs 1500, reduced 300, passthrough 50.
+        // Full costs 630, reduced 120, passthrough 30.
         let d = [
             demand("free-old", StreamTier::Free, 1, true, Full),
             demand("partner", StreamTier::Partner, 9, true, Full),
             demand("free-new", StreamTier::Free, 5, false, Full),
         ];
-        // 1,650: the partner's full ladder (1,500) + two passthroughs (100) + 50 left.
-        let got = admit(1_650, &d);
+        // 700: the partner's full ladder (630) + two passthroughs (60) + 10 left.
+        let got = admit(700, &d);
         assert_eq!(
             got,
             [
@@ -354,7 +355,7 @@ mod tests {
             demand("free-a", StreamTier::Free, 3, false, Reduced),
             demand("partner-new", StreamTier::Partner, 8, false, Full),
         ];
-        let got = admit(60, &d);
+        let got = admit(40, &d);
         assert_eq!(
             got,
             [
