@@ -35,6 +35,7 @@ pub use conditions::{ConditionType, set_condition};
     printcolumn(name = "Channel", type_ = "string", json_path = ".spec.channel"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Viewers", type_ = "integer", json_path = ".status.viewers"),
+    printcolumn(name = "Ladder", type_ = "string", json_path = ".status.ladderLevel"),
     printcolumn(name = "Renditions", type_ = "string", json_path = ".status.renditions", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -207,6 +208,18 @@ impl Default for Scaling {
     }
 }
 
+/// How much of its ladder a stream gets. The source is always passed through (remuxed, not
+/// re-encoded), so even `Passthrough` plays.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum LadderLevel {
+    /// The source only: what a stream is degraded to when capacity runs out.
+    Passthrough,
+    /// The source plus the lowest rendition: a small audience.
+    Reduced,
+    /// The whole ladder.
+    Full,
+}
+
 /// Where a stream is in its life. Ordered as a stream normally moves through them.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub enum Phase {
@@ -269,6 +282,15 @@ pub struct LiveStreamStatus {
     pub renditions: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<String>,
+    /// How much of the ladder runs now (the autoscaler's decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder_level: Option<LadderLevel>,
+    /// When `ladderLevel` last changed (the hysteresis hold counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_since: Option<Time>,
+    /// Place in the capacity queue while `Queued` (1 is next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -31,6 +31,9 @@ impl MediaApi for IdleMedia {
     async fn report_ended(&self, _: uuid::Uuid) -> Result<(), String> {
         Ok(())
     }
+    async fn set_level(&self, _: &str, _: uuid::Uuid, _: onair_operator::scaling::LadderLevel) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 fn rss_kib() -> u64 {

@@ -52,6 +52,19 @@ pub struct OperatorConfig {
     /// Seconds between status refreshes (viewers, renditions) of running streams.
     #[arg(long, env = "ONAIR_OPERATOR_RESYNC_SECS", default_value_t = 15)]
     pub resync_secs: u64,
+    /// Transcode CPU budget for the streams this operator runs, in millicores; 0: no budget.
+    /// When it runs out, free streams drop to passthrough before new streams queue.
+    #[arg(long, env = "ONAIR_TRANSCODE_BUDGET", default_value_t = 0)]
+    pub transcode_budget_millicores: u32,
+    /// Viewers at which a free stream gets its full ladder.
+    #[arg(long, env = "ONAIR_FULL_LADDER_AT", default_value_t = 50)]
+    pub full_ladder_at: i64,
+    /// Viewers under which a full stream goes back to reduced (after the hold).
+    #[arg(long, env = "ONAIR_REDUCE_LADDER_BELOW", default_value_t = 20)]
+    pub reduce_ladder_below: i64,
+    /// Seconds a ladder level holds before it may step down.
+    #[arg(long, env = "ONAIR_LADDER_HOLD_SECS", default_value_t = 600)]
+    pub ladder_hold_secs: u64,
     /// Lease for leader election; empty disables it (one replica only).
     #[arg(long, env = "ONAIR_OPERATOR_LEASE", default_value = "onair-operator")]
     pub lease_name: String,
@@ -64,6 +77,18 @@ pub struct OperatorConfig {
 }
 
 impl OperatorConfig {
+    pub fn audience_policy(&self) -> crate::scaling::AudiencePolicy {
+        crate::scaling::AudiencePolicy {
+            full_at: self.full_ladder_at,
+            reduce_below: self.reduce_ladder_below,
+            hold: std::time::Duration::from_secs(self.ladder_hold_secs),
+        }
+    }
+
+    pub fn budget(&self) -> Option<u32> {
+        (self.transcode_budget_millicores > 0).then_some(self.transcode_budget_millicores)
+    }
+
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,

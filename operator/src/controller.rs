@@ -23,6 +23,8 @@ use crate::config::OperatorConfig;
 use crate::desired::{self, Desired};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed, PodObs, WorkerObs};
+use crate::plan::{self, Decision};
+use crate::scaling::{Admission, LadderLevel};
 
 /// The one field manager every object and status is applied with.
 pub const MANAGER: &str = "onair-operator";
@@ -70,6 +72,8 @@ pub trait MediaApi: Send + Sync + 'static {
     async fn stop(&self, base: &str, stream: uuid::Uuid) -> Result<(), String>;
     /// Tell the apiserver the stream ended (its row, its viewers' pages).
     async fn report_ended(&self, stream: uuid::Uuid) -> Result<(), String>;
+    /// Switch the running ladder (the worker restarts its encoder under the same publisher).
+    async fn set_level(&self, base: &str, stream: uuid::Uuid, level: LadderLevel) -> Result<(), String>;
 }
 
 pub struct HttpMediaApi {
@@ -115,6 +119,19 @@ impl MediaApi for HttpMediaApi {
         }
     }
 
+    async fn set_level(&self, base: &str, stream: uuid::Uuid, level: LadderLevel) -> Result<(), String> {
+        let res = self
+            .req(reqwest::Method::PUT, format!("{base}/internal/streams/{stream}/level"))
+            .json(&serde_json::json!({ "level": level }))
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("worker answered {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     async fn report_ended(&self, stream: uuid::Uuid) -> Result<(), String> {
         let url = format!("{}/internal/streams/{stream}/status", self.apiserver);
         let res = self.req(reqwest::Method::POST, url).json(&serde_json::json!({"status": "ended"})).send().await;
@@ -138,6 +155,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Bound on one reconcile's API calls, so a hung apiserver reads as an error and a retry.
     pub api_timeout: Duration,
+    /// The capacity plan, recomputed on a timer (`plan::plan`); reconciles only read it.
+    pub plan: std::sync::RwLock<HashMap<String, Decision>>,
 }
 
 impl Context {
@@ -152,7 +171,19 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             api_timeout: Duration::from_secs(30),
+            plan: Default::default(),
         }
+    }
+
+    /// The plan's decision for `ls`; before the first plan (or for a stream it has not seen
+    /// yet) it runs at what its audience earns.
+    pub fn decision(&self, ls: &LiveStream) -> Decision {
+        let planned = self.plan.read().unwrap_or_else(|e| e.into_inner()).get(&plan::key(ls)).copied();
+        planned.unwrap_or_else(|| {
+            let wanted =
+                plan::wanted(ls, &self.config.audience_policy(), k8s_openapi::jiff::Timestamp::now().as_second());
+            Decision { wanted, admission: Admission::Run(wanted) }
+        })
     }
 
     fn key(ls: &LiveStream) -> String {
@@ -282,7 +313,14 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
         end_stream(&ls, ctx).await?;
     }
 
-    let d: Desired = desired::desired(&ls, &ctx.config);
+    let decision = ctx.decision(&ls);
+    obs.decision = Some(decision);
+    // Queued: its objects exist, but no pod takes capacity until the plan admits it.
+    let queued = matches!(decision.admission, Admission::Queued(_)) && obs.pods.is_empty();
+    let mut d: Desired = desired::desired(&ls, &ctx.config);
+    if queued {
+        d.deployment.spec.replicas = Some(0);
+    }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
@@ -303,6 +341,25 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
         match ctx.media.state(&worker_base(&ls), ls.spec.stream_id).await {
             Ok(w) => obs.worker = Some(w),
             Err(e) => tracing::debug!(error = %e, "media worker state unavailable"),
+        }
+    }
+    // Apply the plan's ladder to a running worker that runs something else.
+    if let (Admission::Run(level), Some(w)) = (decision.admission, obs.worker.as_ref())
+        && w.level.is_some_and(|l| l != level)
+    {
+        match ctx.media.set_level(&worker_base(&ls), ls.spec.stream_id, level).await {
+            Ok(()) => {
+                let why = if level < decision.wanted {
+                    "the transcode budget is used up".to_string()
+                } else {
+                    format!("{} viewers", ls.status.as_ref().and_then(|s| s.viewers).unwrap_or(0))
+                };
+                let from = w.level.map(|l| format!("{l:?}")).unwrap_or_default();
+                publish(ctx, &ls, false, "LadderChanged", format!("{}: {from} -> {level:?} ({why})", ls.name_any()))
+                    .await;
+                ctx.metrics.scaling_decision(if level < decision.wanted { "capacity" } else { "audience" });
+            }
+            Err(e) => tracing::warn!(error = %e, "could not change the ladder"),
         }
     }
 

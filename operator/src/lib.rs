@@ -6,6 +6,7 @@ pub mod controller;
 pub mod desired;
 pub mod metrics;
 pub mod observe;
+pub mod plan;
 pub mod scaling;
 
 use std::sync::Arc;
@@ -177,24 +178,35 @@ pub async fn run_controller(
             Some(ObjectRef::<LiveStream>::new(&name).within(&pod.namespace()?))
         });
     let store = controller.store();
-    let counter = tokio::spawn(async move {
+    let planner_ctx = ctx.clone();
+    // The plan: every few seconds, from the cache (viewers come from the statuses the
+    // reconciles write from the workers' counts), never per request.
+    let planner = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            metrics.count(store.state().iter().map(|a| a.as_ref()));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let objects = store.state();
+            let refs: Vec<&LiveStream> = objects.iter().map(|a| a.as_ref()).collect();
+            let config = &planner_ctx.config;
+            let now = k8s_openapi::jiff::Timestamp::now().as_second();
+            let planned = plan::plan(refs.iter().copied(), config.budget(), &config.audience_policy(), now);
+            let (used, queued) = plan::usage(&refs, &planned);
+            metrics.planned(config.budget(), used, queued);
+            metrics.count(refs.iter().copied());
+            *planner_ctx.plan.write().unwrap_or_else(|e| e.into_inner()) = planned;
         }
     });
     controller
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
-        .run(controller::reconcile, controller::error_policy, ctx)
+        .run(controller::reconcile, controller::error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "controller event");
             }
         })
         .await;
-    counter.abort();
+    planner.abort();
     tracing::info!("controller stopped");
 }
 

@@ -32,7 +32,19 @@ pub struct Metrics {
     /// LiveStreams whose latest spec generation the operator has not reconciled yet.
     pub queue_depth: Gauge,
     pub leader: Gauge,
+    /// Transcode budget in millicores (0: none), and what the plan uses of it.
+    pub budget: Gauge,
+    pub budget_used: Gauge,
+    /// Streams waiting for capacity, by tier.
+    pub queued: Family<TierLabels, Gauge>,
+    /// Ladder changes applied, by reason (`audience`, `capacity`).
+    pub decisions: Family<ReasonLabels, Counter>,
     pub registry: Registry,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    pub tier: &'static str,
 }
 
 impl Metrics {
@@ -54,7 +66,27 @@ impl Metrics {
             queue_depth.clone(),
         );
         registry.register("leader", "1 while this replica holds the lease", leader.clone());
-        Self { reconciles, errors, duration, by_phase, queue_depth, leader, registry }
+        let budget = Gauge::default();
+        let budget_used = Gauge::default();
+        let queued = Family::<TierLabels, Gauge>::default();
+        let decisions = Family::<ReasonLabels, Counter>::default();
+        registry.register("transcode_budget_millicores", "Transcode CPU budget (0: none)", budget.clone());
+        registry.register("transcode_used_millicores", "Transcode CPU the plan runs", budget_used.clone());
+        registry.register("queued_streams", "LiveStreams waiting for capacity, by tier", queued.clone());
+        registry.register("scaling_decisions", "Ladder changes applied, by reason", decisions.clone());
+        Self {
+            reconciles,
+            errors,
+            duration,
+            by_phase,
+            queue_depth,
+            leader,
+            budget,
+            budget_used,
+            queued,
+            decisions,
+            registry,
+        }
     }
 
     pub fn observe_reconcile(&self, took: Duration, error: Option<String>) {
@@ -64,6 +96,18 @@ impl Metrics {
         if let Some(reason) = error {
             self.errors.get_or_create(&ReasonLabels { reason }).inc();
         }
+    }
+
+    pub fn scaling_decision(&self, reason: &str) {
+        self.decisions.get_or_create(&ReasonLabels { reason: reason.to_string() }).inc();
+    }
+
+    /// Record a plan's totals.
+    pub fn planned(&self, budget: Option<u32>, used: u64, queued: [u64; 2]) {
+        self.budget.set(i64::from(budget.unwrap_or(0)));
+        self.budget_used.set(used as i64);
+        self.queued.get_or_create(&TierLabels { tier: "partner" }).set(queued[0] as i64);
+        self.queued.get_or_create(&TierLabels { tier: "free" }).set(queued[1] as i64);
     }
 
     /// Recount phases and pending generations from the controller's cache.

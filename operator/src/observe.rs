@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
 use onair_crds::{ConditionType, LiveStream, LiveStreamStatus, Phase, set_condition};
 
+use crate::scaling::Admission;
+
 /// One media pod as the operator saw it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PodObs {
@@ -46,6 +48,9 @@ pub struct WorkerObs {
     pub stopped: bool,
     pub renditions: Vec<String>,
     pub viewers: i64,
+    /// The ladder level the worker runs (absent from workers that predate levels).
+    #[serde(default)]
+    pub level: Option<onair_crds::LadderLevel>,
 }
 
 /// Everything one reconcile looked at.
@@ -62,6 +67,8 @@ pub struct Observed {
     pub invalid: Option<(String, String)>,
     /// The media is being (or has been) stopped: suspend or deletion.
     pub stopping: bool,
+    /// The capacity plan's decision (none: no plan yet, run as the audience earns).
+    pub decision: Option<crate::plan::Decision>,
 }
 
 /// Waiting reasons that will not fix themselves without a person (or take long enough that
@@ -91,9 +98,31 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
         st.phase = Some(Phase::Failed);
         return finish(st, obs);
     }
-    set(ConditionType::Throttled, false, "WithinCapacity", String::new());
-
     let live_pods: Vec<&PodObs> = obs.pods.iter().filter(|p| !p.terminating).collect();
+    // Capacity: queued (nothing runs yet), degraded below what the audience earns, or fine.
+    st.queue_position = None;
+    match obs.decision.map(|d| (d.wanted, d.admission)) {
+        Some((_, Admission::Queued(pos))) if obs.pods.is_empty() && !obs.stopping => {
+            set(ConditionType::Throttled, true, "WaitingForCapacity", format!("position {pos} in the transcode queue"));
+            set(ConditionType::Ready, false, "WaitingForCapacity", "queued for transcode capacity".into());
+            st.phase = Some(Phase::Queued);
+            st.queue_position = Some(pos as u32);
+            return finish(st, obs);
+        }
+        Some((wanted, Admission::Run(level))) if level < wanted => set(
+            ConditionType::Throttled,
+            true,
+            "CapacityDegraded",
+            format!("running at {level:?}; the audience earns {wanted:?} but the transcode budget is used up"),
+        ),
+        _ => set(ConditionType::Throttled, false, "WithinCapacity", String::new()),
+    }
+    if let Some(Admission::Run(level)) = obs.decision.map(|d| d.admission)
+        && st.ladder_level != Some(level)
+    {
+        st.ladder_level = Some(level);
+        st.level_since = Some(now.clone());
+    }
     if obs.stopping {
         let running = !obs.pods.is_empty();
         st.phase = Some(if running { Phase::Ending } else { Phase::Ended });
@@ -124,7 +153,12 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
             let msg = format!("pod {}: {reason}: {}", p.name, p.waiting_message.clone().unwrap_or_default());
             set(ConditionType::Degraded, true, &reason, msg);
         }
-        None => set(ConditionType::Degraded, false, "AsSpecified", String::new()),
+        None => match obs.decision.map(|d| (d.wanted, d.admission)) {
+            Some((wanted, Admission::Run(level))) if level < wanted => {
+                set(ConditionType::Degraded, true, "CapacityDegraded", format!("{level:?} instead of {wanted:?}"))
+            }
+            _ => set(ConditionType::Degraded, false, "AsSpecified", String::new()),
+        },
     }
     if ready {
         set(ConditionType::Ready, true, "PodReady", format!("{} ready", live_pods.len()));
@@ -199,7 +233,8 @@ pub fn transition(ls: &LiveStream, new: &LiveStreamStatus) -> Option<(bool, Stri
         Phase::Starting => "media pod created".into(),
         Phase::Ending => "finishing the playlist".into(),
         Phase::Ended => "media stopped".into(),
-        Phase::Pending | Phase::Queued => String::new(),
+        Phase::Queued => format!("waiting for transcode capacity (position {})", new.queue_position.unwrap_or(0)),
+        Phase::Pending => String::new(),
     };
     Some((phase == Phase::Failed, phase.as_str().to_string(), format!("{}: {note}", ls.name_any())))
 }
@@ -242,6 +277,7 @@ mod tests {
             stopped: false,
             renditions: renditions.iter().map(|s| s.to_string()).collect(),
             viewers,
+            level: None,
         })
     }
 
@@ -404,5 +440,71 @@ mod tests {
                 terminating: false,
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod capacity_tests {
+    use super::*;
+    use crate::plan::Decision;
+    use crate::scaling::LadderLevel;
+    use serde_json::json;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn ls() -> LiveStream {
+        serde_json::from_value(json!({
+            "apiVersion": "onair.dev/v1alpha1", "kind": "LiveStream",
+            "metadata": {"name": "q", "namespace": "s", "generation": 1},
+            "spec": {"streamId": "0195e4a0-0000-7000-8000-000000000001", "userId": "0195e4a0-0000-7000-8000-000000000002",
+                     "channel": "q", "streamKeySecret": {"name": "k"}},
+        }))
+        .unwrap()
+    }
+
+    fn cond(st: &LiveStreamStatus, kind: ConditionType) -> (String, String) {
+        let c = onair_crds::conditions::condition(&st.conditions, kind).unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn a_queued_stream_says_its_place_and_runs_nothing() {
+        let obs = Observed {
+            decision: Some(Decision { wanted: LadderLevel::Reduced, admission: Admission::Queued(3) }),
+            ..Default::default()
+        };
+        let st = status(&ls(), &obs, at(1));
+        assert_eq!(st.phase, Some(Phase::Queued));
+        assert_eq!(st.queue_position, Some(3));
+        assert_eq!(cond(&st, ConditionType::Throttled), ("True".into(), "WaitingForCapacity".into()));
+        let (_, reason, note) = transition(&ls(), &st).unwrap();
+        assert_eq!(reason, "Queued");
+        assert!(note.contains("position 3"), "{note}");
+    }
+
+    #[test]
+    fn a_degraded_stream_records_its_level_and_why() {
+        let obs = Observed {
+            pods: vec![PodObs { name: "p".into(), ready: true, ..Default::default() }],
+            decision: Some(Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Passthrough) }),
+            ..Default::default()
+        };
+        let st = status(&ls(), &obs, at(5));
+        assert_eq!((st.ladder_level, st.level_since.clone()), (Some(LadderLevel::Passthrough), Some(at(5))));
+        assert_eq!(cond(&st, ConditionType::Throttled), ("True".into(), "CapacityDegraded".into()));
+        assert_eq!(cond(&st, ConditionType::Degraded), ("True".into(), "CapacityDegraded".into()));
+        // The level holds: its time does not move; capacity back: both conditions clear.
+        let mut again = ls();
+        again.status = Some(st);
+        let ok = Observed {
+            decision: Some(Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Full) }),
+            ..obs
+        };
+        let st2 = status(&again, &ok, at(50));
+        assert_eq!((st2.ladder_level, st2.level_since.clone()), (Some(LadderLevel::Full), Some(at(50))));
+        assert_eq!(cond(&st2, ConditionType::Throttled).0, "False");
+        assert_eq!(cond(&st2, ConditionType::Degraded).0, "False");
     }
 }

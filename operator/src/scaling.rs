@@ -7,17 +7,7 @@ use std::time::Duration;
 
 use onair_crds::{Rendition, StreamTier};
 
-/// How much of its ladder a stream gets. The source is always passed through (remuxed, not
-/// re-encoded), so even `Passthrough` plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LadderLevel {
-    /// The source only: what a stream is degraded to when capacity runs out.
-    Passthrough,
-    /// The source plus the lowest rendition (for viewers on slow links): a small audience.
-    Reduced,
-    /// The whole ladder.
-    Full,
-}
+pub use onair_crds::LadderLevel;
 
 /// Millicores to encode one rendition in real time (x264 `veryfast`, 30 fps). Measured in
 /// bench/README.md "density": a 720p/480p/360p ladder takes 0.57 cores, ~0.37 cores per

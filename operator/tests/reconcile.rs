@@ -10,6 +10,8 @@ use http::Method;
 use kube::runtime::controller::Action;
 use onair_crds::LiveStream;
 use onair_operator::observe::WorkerObs;
+use onair_operator::plan::Decision;
+use onair_operator::scaling::{Admission, LadderLevel};
 use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller};
 use onair_testkit::kube_fake::{self as fake, FakeApi, Fault};
 use serde_json::{Value, json};
@@ -35,6 +37,10 @@ impl MediaApi for FakeMedia {
     }
     async fn stop(&self, _: &str, stream: uuid::Uuid) -> Result<(), String> {
         self.calls.lock().unwrap().push(format!("stop {stream}"));
+        Ok(())
+    }
+    async fn set_level(&self, _: &str, stream: uuid::Uuid, level: LadderLevel) -> Result<(), String> {
+        self.calls.lock().unwrap().push(format!("level {stream} {level:?}"));
         Ok(())
     }
     async fn report_ended(&self, stream: uuid::Uuid) -> Result<(), String> {
@@ -199,6 +205,7 @@ async fn a_ready_pod_with_a_publisher_makes_the_stream_live() {
         stopped: false,
         renditions: vec!["720p".into(), "480p".into()],
         viewers: 42,
+        level: Some(LadderLevel::Full),
     });
     let action = env.reconcile(livestream(json!({"tier": "Partner"}), true)).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(15)), "live streams refresh viewers on the resync period");
@@ -365,4 +372,72 @@ async fn a_restarted_operator_converges_to_the_same_objects() {
         restarted.api.requests().iter().all(|r| r.method != Method::POST || r.path.contains("/events")),
         "nothing created by POST"
     );
+}
+
+#[tokio::test]
+async fn a_queued_stream_gets_its_objects_but_no_pod_until_admitted() {
+    let env = env().with_secret();
+    env.ctx
+        .plan
+        .write()
+        .unwrap()
+        .insert(format!("{NS}/alice"), Decision { wanted: LadderLevel::Reduced, admission: Admission::Queued(2) });
+    let action = env.reconcile(livestream(json!({}), true)).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)), "looked at again soon");
+    assert_eq!(env.applied("/deployments/alice-media")[0].body["spec"]["replicas"], 0);
+    let st = env.status();
+    assert_eq!((st["phase"].as_str(), st["queuePosition"].as_i64()), (Some("Queued"), Some(2)));
+    assert_eq!(env.condition("Throttled"), ("True".into(), "WaitingForCapacity".into()));
+    assert_eq!(env.events(), [("Queued".to_string(), "Normal".to_string())]);
+
+    // Capacity frees: the next plan admits it and the pod is asked for.
+    env.ctx.plan.write().unwrap().insert(
+        format!("{NS}/alice"),
+        Decision { wanted: LadderLevel::Reduced, admission: Admission::Run(LadderLevel::Reduced) },
+    );
+    env.api.take_requests();
+    env.again().await.unwrap();
+    assert_eq!(env.applied("/deployments/alice-media")[0].body["spec"]["replicas"], 1);
+    assert_eq!(env.status()["phase"], "Starting");
+    assert_eq!(env.status()["ladderLevel"], "Reduced");
+}
+
+#[tokio::test]
+async fn the_plans_ladder_is_applied_to_a_running_worker_with_an_event() {
+    let env = env().with_secret().with_pod(true);
+    *env.media.worker.lock().unwrap() = Some(WorkerObs {
+        publishing: true,
+        stopped: false,
+        renditions: vec!["360p".into()],
+        viewers: 80,
+        level: Some(LadderLevel::Reduced),
+    });
+    env.ctx.plan.write().unwrap().insert(
+        format!("{NS}/alice"),
+        Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Full) },
+    );
+    env.reconcile(livestream(json!({}), true)).await.unwrap();
+    let calls = env.media.calls.lock().unwrap().clone();
+    assert!(calls.contains(&format!("level {STREAM} Full")), "{calls:?}");
+    assert!(env.events().iter().any(|(r, _)| r == "LadderChanged"), "{:?}", env.events());
+    assert_eq!(env.status()["ladderLevel"], "Full");
+
+    // Degraded by the budget: the reason says so.
+    env.ctx.plan.write().unwrap().insert(
+        format!("{NS}/alice"),
+        Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Passthrough) },
+    );
+    *env.media.worker.lock().unwrap() = Some(WorkerObs {
+        publishing: true,
+        stopped: false,
+        renditions: vec!["720p".into()],
+        viewers: 80,
+        level: Some(LadderLevel::Full),
+    });
+    env.again().await.unwrap();
+    assert!(env.media.calls.lock().unwrap().contains(&format!("level {STREAM} Passthrough")));
+    assert_eq!(env.condition("Throttled"), ("True".into(), "CapacityDegraded".into()));
+    assert_eq!(env.condition("Degraded"), ("True".into(), "CapacityDegraded".into()));
+    let metrics = onair_telemetry::encode(&env.ctx.metrics.registry);
+    assert!(metrics.contains("onair_operator_scaling_decisions_total{reason=\"capacity\"} 1"), "{metrics}");
 }
