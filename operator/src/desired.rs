@@ -170,6 +170,9 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
             env("ONAIR_LADDER", ladder_arg(ls)),
             env("ONAIR_STREAM_ID", spec.stream_id.to_string()),
             env("ONAIR_TIER", if spec.tier == StreamTier::Partner { "partner" } else { "free" }),
+            // Where the encoder starts; the capacity plan moves it at run time (`PUT .../level`),
+            // so the pod template never changes with the audience.
+            env("ONAIR_INITIAL_LEVEL", format!("{:?}", crate::plan::initial_level(spec.tier)).to_lowercase()),
             env("ONAIR_LOG_FORMAT", "json"),
             secret_env("ONAIR_STREAM_KEY_HASH", &spec.stream_key_secret.name, &spec.stream_key_secret.key),
             secret_env("ONAIR_INTERNAL_TOKEN", &config.media_secret, "internal-token"),
@@ -386,6 +389,7 @@ mod tests {
         let env = env_of(&d);
         assert_eq!(env["ONAIR_LADDER"]["value"], "720p:3000k,480p:1400k,360p:800k");
         assert_eq!(env["ONAIR_STREAM_ID"]["value"], "0195e4a0-0000-7000-8000-000000000001");
+        assert_eq!(env["ONAIR_INITIAL_LEVEL"]["value"], "reduced", "a free stream starts at the reduced ladder");
         assert_eq!(
             env["ONAIR_STREAM_KEY_HASH"]["valueFrom"]["secretKeyRef"],
             json!({"name": "alice-key", "key": "keyHash", "optional": false})

@@ -6,6 +6,15 @@ use std::path::PathBuf;
 use onair_config::RedisArgs;
 use secrecy::SecretString;
 
+fn parse_level(s: &str) -> Result<crate::ladder::Level, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "passthrough" => Ok(crate::ladder::Level::Passthrough),
+        "reduced" => Ok(crate::ladder::Level::Reduced),
+        "full" => Ok(crate::ladder::Level::Full),
+        _ => Err("one of passthrough, reduced, full".into()),
+    }
+}
+
 fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s.to_owned()))
 }
@@ -61,6 +70,10 @@ pub struct MediaConfig {
     /// applied directly): `free` or `partner`, for the encoder preset.
     #[arg(long, env = "ONAIR_TIER", default_value = "free", value_parser = ["free", "partner"])]
     pub tier: String,
+    /// The ladder level a stream starts at (the operator sets `Reduced` for free streams and
+    /// changes it as the audience grows; one machine runs the full ladder).
+    #[arg(long, env = "ONAIR_INITIAL_LEVEL", default_value = "full", value_parser = parse_level)]
+    pub initial_level: crate::ladder::Level,
     /// A viewer session counts as watching for this many seconds after its last request.
     #[arg(long, env = "ONAIR_VIEWER_WINDOW", default_value_t = 30)]
     pub viewer_window_secs: u64,

@@ -72,6 +72,86 @@ pub fn fit_to_source(ladder: &[Rendition], source_height: Option<u32>) -> Vec<Re
     }
 }
 
+/// How much of the ladder a stream runs (the operator's autoscaler sets it; one machine runs
+/// `Full`). Names match the LiveStream status's `ladderLevel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Level {
+    /// The source remuxed into HLS, no encode.
+    Passthrough,
+    /// The lowest rendition only.
+    Reduced,
+    /// Every rendition.
+    Full,
+}
+
+impl Level {
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Passthrough,
+            1 => Self::Reduced,
+            _ => Self::Full,
+        }
+    }
+
+    /// The renditions encoded at this level from a (source-fitted) ladder; empty for passthrough.
+    pub fn pick(self, fitted: &[Rendition]) -> Vec<Rendition> {
+        match self {
+            Self::Passthrough => Vec::new(),
+            Self::Reduced => fitted.iter().min_by_key(|r| r.height).cloned().into_iter().collect(),
+            Self::Full => fitted.to_vec(),
+        }
+    }
+}
+
+/// The name of the passthrough variant (the source, remuxed).
+pub const SOURCE: &str = "source";
+
+/// ffmpeg arguments for passthrough: FLV on stdin -> the source's own H.264/AAC in HLS, no
+/// decode, no encode (segments cut at the publisher's keyframes).
+pub fn passthrough_args(dir: &str, has_audio: bool) -> Vec<String> {
+    let mut a: Vec<String> = ["-hide_banner", "-loglevel", "warning", "-stats_period", "1", "-progress", "pipe:2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(["-fflags", "+genpts", "-f", "flv", "-i", "pipe:0", "-map", "0:v:0"].iter().map(|s| s.to_string()));
+    if has_audio {
+        a.extend(["-map".into(), "0:a:0".into()]);
+    }
+    a.extend(["-c".into(), "copy".into()]);
+    a.extend(hls_output(dir, if has_audio { format!("v:0,a:0,name:{SOURCE}") } else { format!("v:0,name:{SOURCE}") }));
+    a
+}
+
+/// The HLS muxer settings every ladder shares, writing `{dir}/{variant}/index.m3u8`.
+fn hls_output(dir: &str, var_stream_map: String) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-f",
+        "hls",
+        "-hls_time",
+        "1",
+        "-hls_list_size",
+        "6",
+        "-hls_delete_threshold",
+        "4",
+        "-hls_flags",
+        "independent_segments+program_date_time+delete_segments+temp_file",
+        "-hls_segment_type",
+        "mpegts",
+        "-master_pl_name",
+        "master.m3u8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(["-var_stream_map".into(), var_stream_map]);
+    a.extend(["-hls_segment_filename".into(), format!("{dir}/%v/seg_%05d.ts"), format!("{dir}/%v/index.m3u8")]);
+    a
+}
+
 /// ffmpeg arguments: FLV on stdin -> keyframe-aligned HLS ladder in `dir`, 1 s segments.
 pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: bool) -> Vec<String> {
     let n = ladder.len();
@@ -149,28 +229,7 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: boo
         .enumerate()
         .map(|(i, r)| if has_audio { format!("v:{i},a:{i},name:{}", r.name) } else { format!("v:{i},name:{}", r.name) })
         .collect();
-    a.extend(
-        [
-            "-f",
-            "hls",
-            "-hls_time",
-            "1",
-            "-hls_list_size",
-            "6",
-            "-hls_delete_threshold",
-            "4",
-            "-hls_flags",
-            "independent_segments+program_date_time+delete_segments+temp_file",
-            "-hls_segment_type",
-            "mpegts",
-            "-master_pl_name",
-            "master.m3u8",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    a.extend(["-var_stream_map".into(), map.join(" ")]);
-    a.extend(["-hls_segment_filename".into(), format!("{dir}/%v/seg_%05d.ts"), format!("{dir}/%v/index.m3u8")]);
+    a.extend(hls_output(dir, map.join(" ")));
     a.extend(
         [
             "-map",
@@ -198,6 +257,20 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_pick_renditions_and_passthrough_copies_the_source() {
+        let l = parse_ladder("720p,480p,360p").unwrap();
+        assert_eq!(Level::Full.pick(&l).len(), 3);
+        assert_eq!(Level::Reduced.pick(&l).iter().map(|r| r.height).collect::<Vec<_>>(), [360]);
+        assert!(Level::Passthrough.pick(&l).is_empty());
+        for lv in [Level::Passthrough, Level::Reduced, Level::Full] {
+            assert_eq!(Level::from_u8(lv.as_u8()), lv);
+        }
+        let a = passthrough_args("/m/s", true).join(" ");
+        assert!(a.contains("-c copy") && a.contains("name:source") && !a.contains("libx264"), "{a}");
+        assert!(a.ends_with("/m/s/%v/index.m3u8"));
+    }
 
     #[test]
     fn ladders_parse_sort_and_never_upscale() {

@@ -22,7 +22,7 @@ use tokio::process::{Child, ChildStdin, Command};
 
 use crate::api::ApiClient;
 use crate::config::MediaConfig;
-use crate::ladder::{Rendition, ffmpeg_args, fit_to_source, parse_ladder};
+use crate::ladder::{Level, Rendition, ffmpeg_args, fit_to_source, parse_ladder};
 use crate::{flv, hls, rtmp};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,6 +62,40 @@ struct Slot {
     stopped: bool,
     /// What the running transcoder produces, top first (empty when none runs).
     renditions: Vec<String>,
+    /// Set on first use from the configured initial level.
+    level: Option<Arc<LevelCell>>,
+}
+
+impl Slot {
+    fn level(&mut self, initial: Level) -> Arc<LevelCell> {
+        self.level.get_or_insert_with(|| Arc::new(LevelCell::new(initial))).clone()
+    }
+}
+
+/// A stream's ladder level, set by the operator and read by its publisher on every write.
+#[derive(Debug)]
+pub struct LevelCell {
+    level: std::sync::atomic::AtomicU8,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl LevelCell {
+    fn new(level: Level) -> Self {
+        Self { level: level.as_u8().into(), generation: 0.into() }
+    }
+
+    pub fn get(&self) -> Level {
+        Level::from_u8(self.level.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set(&self, level: Level) {
+        self.level.store(level.as_u8(), std::sync::atomic::Ordering::Release);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// `GET /internal/streams/{id}`: what the operator observes about a stream on this worker.
@@ -73,6 +107,7 @@ pub struct StreamState {
     pub renditions: Vec<String>,
     /// Sessions that fetched media within the viewer window.
     pub viewers: i64,
+    pub level: Level,
 }
 
 pub struct Inner {
@@ -114,6 +149,9 @@ pub struct Publishing {
     awaiting_keyframe: bool,
     /// Recent transcoder restarts, for backoff and giving up.
     restarts: Vec<std::time::Instant>,
+    /// The level the operator wants, and the generation the running encoder was started at.
+    level: Arc<LevelCell>,
+    level_generation: u64,
 }
 
 struct Transcoder {
@@ -132,7 +170,11 @@ impl Publishing {
             self.audio_config = Some(data.to_vec());
         }
         if self.transcoder.is_none() {
+            self.level_generation = self.level.generation();
             self.transcoder = Some(state.start_transcoder(self).await?);
+        } else if kind == flv::VIDEO && flv::is_keyframe(data) && self.level.generation() != self.level_generation {
+            // A new level: a new encoder from this keyframe on, under the same publisher.
+            self.switch_level(state, ts).await?;
         }
         if self.awaiting_keyframe && kind == flv::VIDEO {
             if !flv::is_keyframe(data) {
@@ -146,6 +188,27 @@ impl Publishing {
             tracing::warn!(stream_id = %self.stream_id, error = %e, "transcoder exited; restarting");
             self.restart(state, ts).await?;
         }
+        Ok(())
+    }
+
+    /// Finish the running encoder (its last segments are written) and start one at the new
+    /// level. Not a failure: no backoff, not counted against the restart budget.
+    async fn switch_level(&mut self, state: &WorkerState, ts: u32) -> anyhow::Result<()> {
+        if let Some(mut old) = self.transcoder.take() {
+            drop(old.stdin);
+            if tokio::time::timeout(Duration::from_secs(5), old.child.wait()).await.is_err() {
+                let _ = old.child.kill().await;
+            }
+        }
+        self.level_generation = self.level.generation();
+        tracing::info!(stream_id = %self.stream_id, level = ?self.level.get(), "ladder level changed");
+        let mut t = state.start_transcoder(self).await?;
+        for (kind, config) in [(flv::VIDEO, &self.video_config), (flv::AUDIO, &self.audio_config)] {
+            if let Some(c) = config {
+                t.stdin.write_all(&flv::tag(kind, ts, c)).await?;
+            }
+        }
+        self.transcoder = Some(t);
         Ok(())
     }
 
@@ -239,6 +302,8 @@ impl WorkerState {
             audio_config: None,
             awaiting_keyframe: false,
             restarts: Vec::new(),
+            level: slot.level(self.config.initial_level),
+            level_generation: 0,
         })
     }
 
@@ -249,12 +314,22 @@ impl WorkerState {
             (Some(s), Some(q)) => Some(s.min(q)),
             (s, q) => s.or(q),
         };
-        let ladder = fit_to_source(&self.ladder, cap);
-        for r in &ladder {
-            tokio::fs::create_dir_all(dir.join(&r.name)).await?;
+        let level = p.level.get();
+        let ladder = level.pick(&fit_to_source(&self.ladder, cap));
+        let names: Vec<String> = if level == Level::Passthrough {
+            vec![crate::ladder::SOURCE.to_string()]
+        } else {
+            ladder.iter().map(|r| r.name.clone()).collect()
+        };
+        for n in &names {
+            tokio::fs::create_dir_all(dir.join(n)).await?;
         }
         let dir_str = dir.to_str().ok_or_else(|| anyhow::anyhow!("media dir is not UTF-8"))?;
-        let mut args = ffmpeg_args(&ladder, &p.preset, dir_str, p.has_audio);
+        let mut args = if level == Level::Passthrough {
+            crate::ladder::passthrough_args(dir_str, p.has_audio)
+        } else {
+            ffmpeg_args(&ladder, &p.preset, dir_str, p.has_audio)
+        };
         // A reconnect continues the same playlists, marked with a discontinuity; the end marker
         // is written by us once the stream is really over.
         if let Some(i) = args.iter().position(|a| a == "-hls_flags") {
@@ -273,9 +348,9 @@ impl WorkerState {
             tokio::spawn(watch_progress(self.clone(), p.stream_id, stderr));
         }
         stdin.write_all(&flv::header(p.has_audio, true)).await?;
-        tracing::info!(stream_id = %p.stream_id, renditions = ?ladder.iter().map(|r| &r.name).collect::<Vec<_>>(), "transcoder started");
+        tracing::info!(stream_id = %p.stream_id, renditions = ?names, "transcoder started");
         if let Some(slot) = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&p.stream_id) {
-            slot.renditions = ladder.iter().map(|r| r.name.clone()).collect();
+            slot.renditions = names;
         }
         Ok(Transcoder { child, stdin })
     }
@@ -479,6 +554,7 @@ impl MediaWorker {
             .merge(hls)
             .route("/internal/streams/{stream_id}/stop", axum::routing::post(stop))
             .route("/internal/streams/{stream_id}", get(stream_state))
+            .route("/internal/streams/{stream_id}/level", axum::routing::put(set_level))
             .route("/healthz", get(onair_web::healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
@@ -533,15 +609,54 @@ async fn stream_state(
     headers: http::HeaderMap,
 ) -> Result<axum::Json<StreamState>, onair_web::HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
-    let (publishing, stopped, renditions) = {
-        let slots = state.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.get(&stream).map(|s| (s.publishing, s.stopped, s.renditions.clone())).unwrap_or_default()
+    let (publishing, stopped, renditions, level) = {
+        let mut slots = state.slots.lock().unwrap_or_else(|e| e.into_inner());
+        match slots.get_mut(&stream) {
+            Some(s) => (s.publishing, s.stopped, s.renditions.clone(), s.level(state.config.initial_level).get()),
+            None => (false, false, Vec::new(), state.config.initial_level),
+        }
     };
     let key = onair_domain::contracts::redis_keys::viewer_sessions(&state.config.redis.redis_prefix, stream);
     let since = chrono::Utc::now().timestamp_millis() - (state.config.viewer_window_secs as i64) * 1000;
     let viewers: i64 =
         redis::cmd("ZCOUNT").arg(&key).arg(since).arg("+inf").query_async(&mut state.redis.clone()).await.unwrap_or(0);
-    Ok(axum::Json(StreamState { publishing, stopped, renditions, viewers }))
+    Ok(axum::Json(StreamState { publishing, stopped, renditions, viewers, level }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LevelBody {
+    level: Level,
+}
+
+/// `PUT /internal/streams/{id}/level` (internal token): the operator's autoscaler changes the
+/// ladder; a running encoder switches at the next keyframe, under the same publisher.
+async fn set_level(
+    State(state): State<WorkerState>,
+    axum::extract::Path(stream_id): axum::extract::Path<String>,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<http::StatusCode, onair_web::HttpError> {
+    let stream = internal_stream(&state, &headers, &stream_id)?;
+    let body: LevelBody = serde_json::from_slice(&body).map_err(|_| {
+        onair_web::HttpError::new(
+            http::StatusCode::BAD_REQUEST,
+            "invalid_level",
+            "expected {\"level\": \"Passthrough\" | \"Reduced\" | \"Full\"}",
+        )
+    })?;
+    let cell = state
+        .slots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(stream)
+        .or_default()
+        .level(state.config.initial_level);
+    if cell.get() != body.level {
+        cell.set(body.level);
+        tracing::info!(stream_id = %stream, level = ?body.level, "ladder level set");
+    }
+    Ok(http::StatusCode::NO_CONTENT)
 }
 
 /// Ready when Redis (viewer counting) answers: a pod that cannot count viewers still serves

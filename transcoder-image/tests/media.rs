@@ -103,36 +103,51 @@ impl Env {
     /// A worker as the operator runs it on Kubernetes: one stream, the key's hash from its
     /// Secret. (RTMP base, HTTP base, its media dir.)
     async fn per_stream_worker(&self, stream: &str, key_hash: &str) -> (String, String, tempfile::TempDir) {
+        self.per_stream_worker_with(stream, key_hash, &[]).await
+    }
+
+    /// As `per_stream_worker`, with more flags (a `--ladder` here replaces the default one).
+    async fn per_stream_worker_with(
+        &self,
+        stream: &str,
+        key_hash: &str,
+        extra: &[&str],
+    ) -> (String, String, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let worker = MediaWorker::build(
-            MediaConfig::from_args([
-                "--rtmp-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--apiserver-url",
-                &self.api,
-                "--internal-token",
-                "media-test",
-                "--media-dir",
-                dir.path().to_str().unwrap(),
-                "--ladder",
-                "240p",
-                "--x264-preset",
-                "ultrafast",
-                "--x264-preset-free",
-                "ultrafast",
-                "--redis-prefix",
-                &self.prefix,
-                "--stream-id",
-                stream,
-                "--stream-key-hash",
-                key_hash,
-            ])
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut args: Vec<String> = [
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--apiserver-url",
+            &self.api,
+            "--internal-token",
+            "media-test",
+            "--media-dir",
+            dir.path().to_str().unwrap(),
+            "--ladder",
+            "240p",
+            "--x264-preset",
+            "ultrafast",
+            "--x264-preset-free",
+            "ultrafast",
+            "--redis-prefix",
+            &self.prefix,
+            "--stream-id",
+            stream,
+            "--stream-key-hash",
+            key_hash,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for pair in extra.chunks(2) {
+            match args.iter().position(|a| a == pair[0]) {
+                Some(i) => args[i + 1] = pair[1].to_string(),
+                None => args.extend(pair.iter().map(|s| s.to_string())),
+            }
+        }
+        let worker = MediaWorker::build(MediaConfig::from_args(args).unwrap()).await.unwrap();
         let rtmp = format!("rtmp://{}/live", worker.rtmp_addr());
         let base = format!("http://{}", worker.http_addr());
         tokio::spawn(worker.run_until_stopped(std::future::pending()));
@@ -516,4 +531,69 @@ async fn a_per_stream_worker_trusts_its_secrets_hash_for_streams_the_apiserver_d
         get_text(&env.http, &playlist).await.map(|(_, t)| t).filter(|t| t.contains(".ts"))
     })
     .await;
+}
+
+/// The autoscaler's ladder levels, applied to a live stream: the encoder switches at a keyframe
+/// under the same publisher — lowest rendition only, the source remuxed without encoding, then
+/// the full ladder again.
+#[tokio::test]
+async fn ladder_levels_switch_under_the_same_publisher() {
+    let env = env().await;
+    let (_, stream, key) = env.streamer("leveled", "levels").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
+    let (rtmp, base, _dir) = env.per_stream_worker_with(&stream, &hash, &["--ladder", "360p,240p"]).await;
+    let state_url = format!("{base}/internal/streams/{stream}");
+    let level = |l: &str| {
+        let req = env
+            .http
+            .put(format!("{state_url}/level"))
+            .header("x-onair-internal-token", "media-test")
+            .body(format!("{{\"level\":\"{l}\"}}"));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let renditions = |want: Value| {
+        let url = state_url.clone();
+        let http = env.http.clone();
+        async move {
+            onair_testkit::eventually(Duration::from_secs(20), || {
+                let (url, http, want) = (url.clone(), http.clone(), want.clone());
+                async move {
+                    let v: Value = http
+                        .get(&url)
+                        .header("x-onair-internal-token", "media-test")
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
+                    (v["renditions"] == want).then_some(v)
+                }
+            })
+            .await
+        }
+    };
+    let mut publisher = publish(&format!("{rtmp}/{key}"), 60);
+    let full = renditions(json!(["360p", "240p"])).await;
+    assert_eq!(full["level"], "Full");
+
+    assert_eq!(level("Reduced").await, 204);
+    renditions(json!(["240p"])).await;
+    assert_eq!(level("Passthrough").await, 204);
+    let pass = renditions(json!(["source"])).await;
+    assert_eq!(pass["level"], "Passthrough");
+    let source = format!("{base}/hls/{stream}/source/index.m3u8");
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &source).await.map(|(_, t)| t).filter(|t| t.contains(".ts"))
+    })
+    .await;
+    assert_eq!(level("Full").await, 204);
+    renditions(json!(["360p", "240p"])).await;
+    assert!(publisher.try_wait().unwrap().is_none(), "the publisher stayed connected through every switch");
+    assert!(pass["publishing"] == true);
+
+    // Bad input: a clear refusal, nothing changed.
+    assert_eq!(level("Huge").await, 400);
+    let res = env.http.put(format!("{state_url}/level")).body("{\"level\":\"Full\"}").send().await.unwrap();
+    assert_eq!(res.status(), 401);
 }
