@@ -51,8 +51,6 @@ pub struct ApiConfig {
     #[arg(long, env = "ONAIR_PLAYBACK_BASE_URL", default_value = "http://127.0.0.1:8090/hls")]
     pub playback_base_url: String,
 
-    /// Take the client address from the last `X-Forwarded-For` entry, the one a trusted proxy in
-    /// front of us appended (only enable behind such a proxy).
     /// The chat gateway as browsers reach it (told to the web app by `GET /api/config`).
     #[arg(long, env = "ONAIR_CHAT_PUBLIC_URL", default_value = "http://127.0.0.1:8081")]
     pub chat_public_url: String,
@@ -66,6 +64,8 @@ pub struct ApiConfig {
     /// Namespace the Kubernetes orchestrator creates LiveStreams and key Secrets in.
     #[arg(long, env = "ONAIR_STREAMS_NAMESPACE", default_value = "default")]
     pub streams_namespace: String,
+    /// Take the client address from the last `X-Forwarded-For` entry, the one a trusted proxy in
+    /// front of us appended (only enable behind such a proxy).
     #[arg(long, env = "ONAIR_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
     /// Login attempts per client IP per minute.

@@ -85,9 +85,25 @@ impl Orchestrator for KubernetesOrchestrator {
         );
         ls.metadata.labels = Some(labels.clone());
         let params = PatchParams::apply(MANAGER).force();
+        // The key hash first, so the operator never sees a LiveStream without its Secret; then
+        // the LiveStream; then the Secret becomes owned by it (deleting the stream deletes it).
+        let secret = |owner: Option<OwnerReference>| Secret {
+            metadata: ObjectMeta {
+                name: Some(secret_name.clone()),
+                labels: Some(labels.clone()),
+                owner_references: owner.map(|o| vec![o]),
+                ..Default::default()
+            },
+            string_data: Some(BTreeMap::from([("keyHash".to_string(), spec.key_hash.clone())])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        self.secrets
+            .patch(&secret_name, &params, &Patch::Apply(&secret(None)))
+            .await
+            .map_err(|e| Self::error("Secret", e))?;
         let applied =
             self.api.patch(&name, &params, &Patch::Apply(&ls)).await.map_err(|e| Self::error("LiveStream", e))?;
-        // Owned by the LiveStream, so deleting the stream deletes its key hash too.
         let owner = OwnerReference {
             api_version: LiveStream::api_version(&()).into_owned(),
             kind: LiveStream::kind(&()).into_owned(),
@@ -96,19 +112,8 @@ impl Orchestrator for KubernetesOrchestrator {
             controller: Some(false),
             block_owner_deletion: Some(true),
         };
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(secret_name.clone()),
-                labels: Some(labels),
-                owner_references: Some(vec![owner]),
-                ..Default::default()
-            },
-            string_data: Some(BTreeMap::from([("keyHash".to_string(), spec.key_hash.clone())])),
-            type_: Some("Opaque".into()),
-            ..Default::default()
-        };
         self.secrets
-            .patch(&secret_name, &params, &Patch::Apply(&secret))
+            .patch(&secret_name, &params, &Patch::Apply(&secret(Some(owner))))
             .await
             .map_err(|e| Self::error("Secret", e))?;
         tracing::info!(stream_id = %spec.stream_id, livestream = %name, "LiveStream applied");

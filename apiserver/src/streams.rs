@@ -1,5 +1,7 @@
 //! Stream lifecycle: start, stop, read, edit, and a channel's past broadcasts.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -187,7 +189,11 @@ impl AppState {
                 let mut view = row.into_view(self);
                 if view.status.is_active() {
                     view.viewers = self.current_viewers(id).await.unwrap_or(view.viewers);
-                    view.media = self.orchestrator.media_status(id).await;
+                    // Bounded: a slow Kubernetes API must not hold every viewer of this stream.
+                    view.media = tokio::time::timeout(Duration::from_millis(500), self.orchestrator.media_status(id))
+                        .await
+                        .ok()
+                        .flatten();
                     if let Some(url) = view.media.as_ref().and_then(|m| m.playback_url.clone()) {
                         view.playback_url = Some(url);
                     }
@@ -245,8 +251,8 @@ async fn start_stream(
             (Some(k), prefix, hash)
         }
     };
-    let channel: String =
-        sqlx::query_scalar("SELECT username FROM users WHERE id = $1").bind(user.id().0).fetch_one(&mut *tx).await?;
+    // The token names the user; usernames do not change.
+    let channel = user.0.name.clone();
     let id = StreamId::new();
     sqlx::query(
         "INSERT INTO streams (id, user_id, title, category, tags, language, quality, streamer_name)

@@ -175,31 +175,33 @@ impl Context {
         }
     }
 
-    /// The plan's decision for `ls`; before the first plan (or for a stream it has not seen
-    /// yet) it runs at what its audience earns.
-    pub fn decision(&self, ls: &LiveStream) -> Decision {
+    /// The plan's decision for `ls`, and whether it comes from a plan. A stream the plan has
+    /// not seen yet waits for it when there is a budget (so nothing skips the queue), and runs
+    /// at what its audience earns when there is none.
+    pub fn decision(&self, ls: &LiveStream) -> (Decision, bool) {
         let planned = self.plan.read().unwrap_or_else(|e| e.into_inner()).get(&plan::key(ls)).copied();
-        planned.unwrap_or_else(|| {
-            let wanted =
-                plan::wanted(ls, &self.config.audience_policy(), k8s_openapi::jiff::Timestamp::now().as_second());
-            Decision { wanted, admission: Admission::Run(wanted) }
-        })
-    }
-
-    fn key(ls: &LiveStream) -> String {
-        format!("{}/{}", ls.namespace().unwrap_or_default(), ls.name_any())
+        match planned {
+            Some(d) => (d, true),
+            None => {
+                let now = k8s_openapi::jiff::Timestamp::now().as_second();
+                let wanted = plan::wanted(ls, &self.config.audience_policy(), now, None);
+                let admission =
+                    if self.config.budget().is_some() { Admission::Queued(0) } else { Admission::Run(wanted) };
+                (Decision { wanted, admission }, false)
+            }
+        }
     }
 
     /// 5 s, 10 s, 20 s, ... up to 5 minutes, per object.
     fn backoff(&self, ls: &LiveStream) -> Duration {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = f.entry(Self::key(ls)).or_default();
+        let n = f.entry(plan::key(ls)).or_default();
         *n = n.saturating_add(1);
         Duration::from_secs((5u64 << (*n - 1).min(6)).min(300))
     }
 
     fn succeeded(&self, ls: &LiveStream) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&Self::key(ls));
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&plan::key(ls));
     }
 }
 
@@ -313,7 +315,7 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
         end_stream(&ls, ctx).await?;
     }
 
-    let decision = ctx.decision(&ls);
+    let (decision, planned) = ctx.decision(&ls);
     obs.decision = Some(decision);
     // Queued: its objects exist, but no pod takes capacity until the plan admits it.
     let queued = matches!(decision.admission, Admission::Queued(_)) && obs.pods.is_empty();
@@ -329,7 +331,11 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
     ssa(&services, &desired::hls_name(&name), &d.hls_service).await?;
     match &d.pdb {
         Some(pdb) => drop(ssa(&pdbs, &desired::media_name(&name), pdb).await?),
-        None => delete_if_present(&pdbs, &desired::media_name(&name)).await?,
+        // Only a changed spec (a tier, a suspend) can leave a PDB behind: no DELETE per resync.
+        None if ls.status.as_ref().and_then(|s| s.observed_generation) != ls.metadata.generation => {
+            delete_if_present(&pdbs, &desired::media_name(&name)).await?
+        }
+        None => {}
     }
     if let Some(ing) = &d.ingress {
         let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
@@ -344,7 +350,7 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
         }
     }
     // Apply the plan's ladder to a running worker that runs something else.
-    if let (Admission::Run(level), Some(w)) = (decision.admission, obs.worker.as_ref())
+    if let (true, Admission::Run(level), Some(w)) = (planned, decision.admission, obs.worker.as_ref())
         && w.level.is_some_and(|l| l != level)
     {
         match ctx.media.set_level(&worker_base(&ls), ls.spec.stream_id, level).await {
@@ -364,7 +370,10 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
     }
 
     let status = write_status(&ls, ctx, &obs).await?;
-    ctx.succeeded(&ls);
+    // A Failed stream keeps its growing backoff: nothing to gain from looking every 5 s.
+    if status.phase != Some(Phase::Failed) {
+        ctx.succeeded(&ls);
+    }
     Ok(match status.phase {
         Some(Phase::Live | Phase::Ready) => Action::requeue(Duration::from_secs(ctx.config.resync_secs)),
         Some(Phase::Starting | Phase::Ending | Phase::Pending | Phase::Queued) => {

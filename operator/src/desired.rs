@@ -138,6 +138,11 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
 }
 
+/// The apiserver labels the LiveStreams it creates; a platform team's own have no row there.
+pub fn made_by_apiserver(ls: &LiveStream) -> bool {
+    ls.labels().get("app.kubernetes.io/managed-by").is_some_and(|m| m == "onair-apiserver")
+}
+
 /// Whether the media should run: not suspended. (Ending on deletion is the finalizer's job.)
 pub fn wants_media(ls: &LiveStream) -> bool {
     !ls.spec.suspend
@@ -170,6 +175,8 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
             env("ONAIR_LADDER", ladder_arg(ls)),
             env("ONAIR_STREAM_ID", spec.stream_id.to_string()),
             env("ONAIR_TIER", if spec.tier == StreamTier::Partner { "partner" } else { "free" }),
+            // Streams the apiserver made are confirmed by it too; others have only the hash.
+            env("ONAIR_TRUST_KEY_HASH", (!made_by_apiserver(ls)).to_string()),
             // Where the encoder starts; the capacity plan moves it at run time (`PUT .../level`),
             // so the pod template never changes with the audience.
             env("ONAIR_INITIAL_LEVEL", format!("{:?}", crate::plan::initial_level(spec.tier)).to_lowercase()),
@@ -390,6 +397,7 @@ mod tests {
         assert_eq!(env["ONAIR_LADDER"]["value"], "720p:3000k,480p:1400k,360p:800k");
         assert_eq!(env["ONAIR_STREAM_ID"]["value"], "0195e4a0-0000-7000-8000-000000000001");
         assert_eq!(env["ONAIR_INITIAL_LEVEL"]["value"], "reduced", "a free stream starts at the reduced ladder");
+        assert_eq!(env["ONAIR_TRUST_KEY_HASH"]["value"], "true", "not made by the apiserver: the hash decides");
         assert_eq!(
             env["ONAIR_STREAM_KEY_HASH"]["valueFrom"]["secretKeyRef"],
             json!({"name": "alice-key", "key": "keyHash", "optional": false})

@@ -182,17 +182,20 @@ pub async fn run_controller(
     // The plan: every few seconds, from the cache (viewers come from the statuses the
     // reconciles write from the workers' counts), never per request.
     let planner = tokio::spawn(async move {
+        // The first plan as soon as the cache holds every LiveStream, then every 5 s.
+        let _ = store.wait_until_ready().await;
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
             let objects = store.state();
             let refs: Vec<&LiveStream> = objects.iter().map(|a| a.as_ref()).collect();
             let config = &planner_ctx.config;
             let now = k8s_openapi::jiff::Timestamp::now().as_second();
-            let planned = plan::plan(refs.iter().copied(), config.budget(), &config.audience_policy(), now);
+            let previous = planner_ctx.plan.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let planned = plan::plan(refs.iter().copied(), config.budget(), &config.audience_policy(), now, &previous);
             let (used, queued) = plan::usage(&refs, &planned);
             metrics.planned(config.budget(), used, queued);
             metrics.count(refs.iter().copied());
             *planner_ctx.plan.write().unwrap_or_else(|e| e.into_inner()) = planned;
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
     controller

@@ -103,7 +103,12 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     st.queue_position = None;
     match obs.decision.map(|d| (d.wanted, d.admission)) {
         Some((_, Admission::Queued(pos))) if obs.pods.is_empty() && !obs.stopping => {
-            set(ConditionType::Throttled, true, "WaitingForCapacity", format!("position {pos} in the transcode queue"));
+            let msg = if pos == 0 {
+                "waiting for the next capacity plan".to_string()
+            } else {
+                format!("position {pos} in the transcode queue")
+            };
+            set(ConditionType::Throttled, true, "WaitingForCapacity", msg);
             set(ConditionType::Ready, false, "WaitingForCapacity", "queued for transcode capacity".into());
             st.phase = Some(Phase::Queued);
             st.queue_position = Some(pos as u32);

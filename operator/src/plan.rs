@@ -41,10 +41,13 @@ fn running(ls: &LiveStream) -> bool {
     )
 }
 
-/// The audience level `ls` earns now (`now_secs`: Unix seconds).
-pub fn wanted(ls: &LiveStream, policy: &AudiencePolicy, now_secs: i64) -> LadderLevel {
+/// The audience level `ls` earns now (`now_secs`: Unix seconds). `previous`: what the last plan
+/// said it earned — the hysteresis band works on that, not on the level the budget let it
+/// run at (a stream squeezed to passthrough still "holds" full in the band).
+pub fn wanted(ls: &LiveStream, policy: &AudiencePolicy, now_secs: i64, previous: Option<LadderLevel>) -> LadderLevel {
     let status = ls.status.as_ref();
-    let current = status.and_then(|s| s.ladder_level).unwrap_or_else(|| initial_level(ls.spec.tier));
+    let current =
+        previous.or_else(|| status.and_then(|s| s.ladder_level)).unwrap_or_else(|| initial_level(ls.spec.tier));
     let since = status.and_then(|s| s.level_since.as_ref()).map(|t| t.0.as_second()).unwrap_or(now_secs);
     let held = Duration::from_secs(now_secs.saturating_sub(since).max(0) as u64);
     let viewers = status.and_then(|s| s.viewers).unwrap_or(0);
@@ -58,12 +61,13 @@ pub fn plan<'a>(
     budget_millicores: Option<u32>,
     policy: &AudiencePolicy,
     now_secs: i64,
+    previous: &HashMap<String, Decision>,
 ) -> HashMap<String, Decision> {
     let mut wanted_by_key = HashMap::new();
     let mut demands = Vec::new();
     for ls in objects.into_iter().filter(|ls| takes_part(ls)) {
         let k = key(ls);
-        let w = wanted(ls, policy, now_secs);
+        let w = wanted(ls, policy, now_secs, previous.get(&k).map(|d| d.wanted));
         wanted_by_key.insert(k.clone(), w);
         demands.push(Demand {
             id: k,
@@ -138,7 +142,7 @@ mod tests {
             ls("new", "Free", 4, None, 0, None, 0),
             ls("ended", "Free", 5, Some("Ended"), 0, None, 0),
         ];
-        let p = plan(&objects, None, &AudiencePolicy::default(), now);
+        let p = plan(&objects, None, &AudiencePolicy::default(), now, &HashMap::new());
         let run = |k: &str| p[&format!("s/{k}")].admission;
         assert_eq!(run("quiet"), Admission::Run(LadderLevel::Reduced));
         assert_eq!(run("busy"), Admission::Run(LadderLevel::Full));
@@ -152,8 +156,13 @@ mod tests {
         let policy = AudiencePolicy::default();
         let recent = ls("a", "Free", 1, Some("Live"), 5, Some("Full"), 9_900);
         let old = ls("b", "Free", 1, Some("Live"), 5, Some("Full"), 1_000);
-        assert_eq!(wanted(&recent, &policy, 10_000), LadderLevel::Full, "held 100 s: stays");
-        assert_eq!(wanted(&old, &policy, 10_000), LadderLevel::Reduced, "held long: steps down");
+        assert_eq!(wanted(&recent, &policy, 10_000, None), LadderLevel::Full, "held 100 s: stays");
+        assert_eq!(wanted(&old, &policy, 10_000, None), LadderLevel::Reduced, "held long: steps down");
+        // Squeezed to passthrough by the budget, 30 viewers (inside the band): the last plan's
+        // "full" holds, it does not fall to reduced.
+        let squeezed = ls("c", "Free", 1, Some("Live"), 30, Some("Passthrough"), 9_990);
+        assert_eq!(wanted(&squeezed, &policy, 10_000, Some(LadderLevel::Full)), LadderLevel::Full);
+        assert_eq!(wanted(&squeezed, &policy, 10_000, None), LadderLevel::Reduced, "without the plan it would flap");
     }
 
     #[test]
@@ -164,7 +173,7 @@ mod tests {
             ls("partner-new", "Partner", 9, None, 0, None, 0),
         ];
         // Room for the running stream's passthrough only.
-        let p = plan(&objects, Some(40), &AudiencePolicy::default(), 10_000);
+        let p = plan(&objects, Some(40), &AudiencePolicy::default(), 10_000, &HashMap::new());
         assert_eq!(
             p["s/running"],
             Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Passthrough) }

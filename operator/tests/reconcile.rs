@@ -63,9 +63,13 @@ fn config() -> OperatorConfig {
 }
 
 fn env() -> Env {
+    env_with(config())
+}
+
+fn env_with(config: OperatorConfig) -> Env {
     let api = FakeApi::new();
     let media = Arc::new(FakeMedia::default());
-    let mut ctx = Context::new(api.client(), config(), media.clone(), Arc::new(Metrics::new()));
+    let mut ctx = Context::new(api.client(), config, media.clone(), Arc::new(Metrics::new()));
     ctx.api_timeout = Duration::from_millis(500);
     Env { api, media, ctx: Arc::new(ctx) }
 }
@@ -440,4 +444,18 @@ async fn the_plans_ladder_is_applied_to_a_running_worker_with_an_event() {
     assert_eq!(env.condition("Degraded"), ("True".into(), "CapacityDegraded".into()));
     let metrics = onair_telemetry::encode(&env.ctx.metrics.registry);
     assert!(metrics.contains("onair_operator_scaling_decisions_total{reason=\"capacity\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn with_a_budget_a_stream_the_plan_has_not_seen_waits_for_it() {
+    let mut config = config();
+    config.transcode_budget_millicores = 10_000;
+    let env = env_with(config).with_secret();
+    env.reconcile(livestream(json!({}), true)).await.unwrap();
+    assert_eq!(env.applied("/deployments/alice-media")[0].body["spec"]["replicas"], 0, "nothing skips the queue");
+    assert_eq!(env.status()["phase"], "Queued");
+    let msg =
+        env.status()["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Throttled").unwrap()["message"]
+            .clone();
+    assert_eq!(msg, "waiting for the next capacity plan");
 }

@@ -66,6 +66,11 @@ pub struct MediaConfig {
     /// a wrong key is refused here, before the apiserver is asked.
     #[arg(long, env = "ONAIR_STREAM_KEY_HASH")]
     pub stream_key_hash: Option<String>,
+    /// Let the key hash alone admit a publisher when the apiserver does not know the stream (a
+    /// LiveStream applied with kubectl, no apiserver row). Off: the apiserver must confirm the
+    /// key too, so a rotated key or an ended stream is refused even while the hash matches.
+    #[arg(long, env = "ONAIR_TRUST_KEY_HASH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_key_hash: bool,
     /// Tier of a per-stream pod's stream when the apiserver does not know it (a LiveStream
     /// applied directly): `free` or `partner`, for the encoder preset.
     #[arg(long, env = "ONAIR_TIER", default_value = "free", value_parser = ["free", "partner"])]

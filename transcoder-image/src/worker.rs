@@ -254,17 +254,18 @@ impl WorkerState {
             }
         }
         let owner = match (self.config.only_stream, &self.config.stream_key_hash) {
-            // A per-stream pod whose Secret's hash matched: the hash is the authority. The
-            // apiserver adds the streamer's quality when it knows the stream; a LiveStream
-            // applied directly with kubectl has no apiserver row and runs as specified.
+            // A per-stream pod whose Secret's hash matched. The apiserver still has the last
+            // word (a rotated key, an ended stream), unless this stream is one it does not know
+            // (a LiveStream applied with kubectl: `--trust-key-hash`).
             (Some(only), Some(_)) => match self.api.verify_key(key).await {
                 Ok(o) if o.stream_id.0 != only => return Err("other_stream"),
                 Ok(o) => o,
-                Err(_) => crate::api::KeyOwner {
+                Err(_) if self.config.trust_key_hash => crate::api::KeyOwner {
                     stream_id: StreamId(only),
                     tier: self.config.tier.clone(),
                     quality: "source".into(),
                 },
+                Err(r) => return Err(r.label()),
             },
             _ => {
                 let owner = self.api.verify_key(key).await.map_err(|r| r.label())?;

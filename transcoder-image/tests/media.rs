@@ -505,15 +505,15 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
     assert_eq!((stopped["stopped"].clone(), stopped["publishing"].clone()), (json!(true), json!(false)));
 }
 
-/// A LiveStream applied with kubectl has no apiserver stream: its pod takes the publisher whose
-/// key matches the Secret's hash, and refuses any other key without asking anyone.
+/// A LiveStream applied with kubectl has no apiserver stream: its pod (told to trust the hash)
+/// takes the publisher whose key matches the Secret's hash, and refuses any other key.
 #[tokio::test]
 async fn a_per_stream_worker_trusts_its_secrets_hash_for_streams_the_apiserver_does_not_know() {
     let env = env().await;
     let key = "live_applied_with_kubectl_0123456789";
     let hash = onair_domain::contracts::stream_key::hash_hex(key);
     let stream = uuid::Uuid::new_v4().to_string();
-    let (rtmp, base, _dir) = env.per_stream_worker(&stream, &hash).await;
+    let (rtmp, base, _dir) = env.per_stream_worker_with(&stream, &hash, &["--trust-key-hash", "true"]).await;
 
     let mut wrong = publish(&format!("{rtmp}/live_not_the_key"), 30);
     let refused = tokio::time::timeout(Duration::from_secs(10), wrong.wait()).await;
@@ -596,4 +596,19 @@ async fn ladder_levels_switch_under_the_same_publisher() {
     assert_eq!(level("Huge").await, 400);
     let res = env.http.put(format!("{state_url}/level")).body("{\"level\":\"Full\"}").send().await.unwrap();
     assert_eq!(res.status(), 401);
+}
+
+/// Without `--trust-key-hash` the apiserver has the last word: after the streamer rotates the
+/// key, the old one is refused even though the pod's Secret hash still matches it.
+#[tokio::test]
+async fn a_rotated_key_is_refused_by_a_per_stream_worker() {
+    let env = env().await;
+    let (token, stream, old_key) = env.streamer("rotator", "rotating").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&old_key);
+    let (rtmp, _base, _dir) = env.per_stream_worker(&stream, &hash).await;
+    let res = env.http.post(format!("{}/api/users/me/stream-key", env.api)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let mut stale = publish(&format!("{rtmp}/{old_key}"), 30);
+    let refused = tokio::time::timeout(Duration::from_secs(10), stale.wait()).await;
+    assert!(refused.is_ok_and(|s| !s.unwrap().success()), "the old key stops working at once");
 }

@@ -51,6 +51,8 @@ async fn going_live_applies_a_livestream_and_a_secret_with_only_the_key_hash() {
     assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "LiveStream");
     let applies: Vec<_> = fake.requests().into_iter().filter(|r| r.method == Method::PATCH).collect();
     assert!(applies.iter().all(|r| r.query.contains("fieldManager=onair-apiserver")), "{applies:?}");
+    let first = |kind: &str| applies.iter().position(|r| r.path.contains(kind)).unwrap();
+    assert!(first("/secrets/") < first("/livestreams/"), "the key hash exists before the operator sees the stream");
 
     // What the operator writes shows in the stream's public state.
     let (_, view) = app.get(&format!("/api/streams/{id}"), None).await;

@@ -74,7 +74,6 @@ pub mod http {
     pub const REFRESH_COOKIE: &str = "onair_refresh";
 }
 
-/// The Kubernetes custom resource's identity.
 /// How a stream key is identified outside the apiserver: the hex SHA-256 of the key, as the
 /// LiveStream's Secret holds it and a per-stream media worker checks it.
 pub mod stream_key {
@@ -97,6 +96,7 @@ pub mod stream_key {
     }
 }
 
+/// The Kubernetes custom resource's identity.
 pub mod crd {
     pub const GROUP: &str = "onair.dev";
     pub const VERSION: &str = "v1alpha1";
