@@ -72,29 +72,21 @@ impl Slot {
     }
 }
 
-/// A stream's ladder level, set by the operator and read by its publisher on every write.
+/// A stream's ladder level, set by the operator and read by its publisher on every keyframe.
 #[derive(Debug)]
-pub struct LevelCell {
-    level: std::sync::atomic::AtomicU8,
-    generation: std::sync::atomic::AtomicU64,
-}
+pub struct LevelCell(std::sync::atomic::AtomicU8);
 
 impl LevelCell {
     fn new(level: Level) -> Self {
-        Self { level: level.as_u8().into(), generation: 0.into() }
+        Self(level.as_u8().into())
     }
 
     pub fn get(&self) -> Level {
-        Level::from_u8(self.level.load(std::sync::atomic::Ordering::Acquire))
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Acquire)
+        Level::from_u8(self.0.load(std::sync::atomic::Ordering::Acquire))
     }
 
     fn set(&self, level: Level) {
-        self.level.store(level.as_u8(), std::sync::atomic::Ordering::Release);
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.store(level.as_u8(), std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -149,9 +141,9 @@ pub struct Publishing {
     awaiting_keyframe: bool,
     /// Recent transcoder restarts, for backoff and giving up.
     restarts: Vec<std::time::Instant>,
-    /// The level the operator wants, and the generation the running encoder was started at.
+    /// The level the operator wants, and the one the running encoder was started at.
     level: Arc<LevelCell>,
-    level_generation: u64,
+    running_level: Level,
 }
 
 struct Transcoder {
@@ -170,9 +162,9 @@ impl Publishing {
             self.audio_config = Some(data.to_vec());
         }
         if self.transcoder.is_none() {
-            self.level_generation = self.level.generation();
+            self.running_level = self.level.get();
             self.transcoder = Some(state.start_transcoder(self).await?);
-        } else if kind == flv::VIDEO && flv::is_keyframe(data) && self.level.generation() != self.level_generation {
+        } else if kind == flv::VIDEO && flv::is_keyframe(data) && self.level.get() != self.running_level {
             // A new level: a new encoder from this keyframe on, under the same publisher.
             self.switch_level(state, ts).await?;
         }
@@ -200,8 +192,14 @@ impl Publishing {
                 let _ = old.child.kill().await;
             }
         }
-        self.level_generation = self.level.generation();
-        tracing::info!(stream_id = %self.stream_id, level = ?self.level.get(), "ladder level changed");
+        self.running_level = self.level.get();
+        tracing::info!(stream_id = %self.stream_id, level = ?self.running_level, "ladder level changed");
+        self.start_with_config(state, ts).await
+    }
+
+    /// A new encoder fed the codec configuration first (it was sent once, at the publisher's
+    /// start), so it can decode what follows.
+    async fn start_with_config(&mut self, state: &WorkerState, ts: u32) -> anyhow::Result<()> {
         let mut t = state.start_transcoder(self).await?;
         for (kind, config) in [(flv::VIDEO, &self.video_config), (flv::AUDIO, &self.audio_config)] {
             if let Some(c) = config {
@@ -228,13 +226,7 @@ impl Publishing {
         tokio::time::sleep(Duration::from_millis(200 * (1 << self.restarts.len()))).await;
         self.restarts.push(now);
         state.metrics.restarts.inc();
-        let mut t = state.start_transcoder(self).await?;
-        for (kind, config) in [(flv::VIDEO, &self.video_config), (flv::AUDIO, &self.audio_config)] {
-            if let Some(c) = config {
-                t.stdin.write_all(&flv::tag(kind, ts, c)).await?;
-            }
-        }
-        self.transcoder = Some(t);
+        self.start_with_config(state, ts).await?;
         self.awaiting_keyframe = true;
         Ok(())
     }
@@ -304,7 +296,7 @@ impl WorkerState {
             awaiting_keyframe: false,
             restarts: Vec::new(),
             level: slot.level(self.config.initial_level),
-            level_generation: 0,
+            running_level: self.config.initial_level,
         })
     }
 
@@ -653,10 +645,8 @@ async fn set_level(
         .entry(stream)
         .or_default()
         .level(state.config.initial_level);
-    if cell.get() != body.level {
-        cell.set(body.level);
-        tracing::info!(stream_id = %stream, level = ?body.level, "ladder level set");
-    }
+    cell.set(body.level);
+    tracing::info!(stream_id = %stream, level = ?body.level, "ladder level set");
     Ok(http::StatusCode::NO_CONTENT)
 }
 
