@@ -56,9 +56,8 @@ impl AppState {
 
     /// Sessions seen within the viewer window.
     pub(crate) async fn current_viewers(&self, stream: StreamId) -> Result<i64, redis::RedisError> {
-        let key = redis_keys::viewer_sessions(&self.config.redis.redis_prefix, stream);
-        let since = Utc::now().timestamp_millis() - self.viewer_window().as_millis() as i64;
-        redis::cmd("ZCOUNT").arg(&key).arg(since).arg("+inf").query_async(&mut self.redis()).await
+        onair_infra::current_viewers(&mut self.redis(), &self.config.redis.redis_prefix, stream, self.viewer_window())
+            .await
     }
 }
 

@@ -47,7 +47,8 @@ pub struct WorkerObs {
     pub publishing: bool,
     pub stopped: bool,
     pub renditions: Vec<String>,
-    pub viewers: i64,
+    /// `None` when the worker could not count (the last count stands).
+    pub viewers: Option<i64>,
     /// The ladder level the worker runs (absent from workers that predate levels).
     #[serde(default)]
     pub level: Option<onair_crds::LadderLevel>,
@@ -197,7 +198,10 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     if publishing && st.started_at.is_none() {
         st.started_at = Some(now);
     }
-    st.viewers = Some(worker.map(|w| w.viewers).unwrap_or(0));
+    st.viewers = match worker {
+        Some(w) => w.viewers.or(st.viewers),
+        None => Some(0),
+    };
     st.renditions = renditions;
     finish(st, obs)
 }
@@ -281,7 +285,7 @@ mod tests {
             publishing,
             stopped: false,
             renditions: renditions.iter().map(|s| s.to_string()).collect(),
-            viewers,
+            viewers: Some(viewers),
             level: None,
         })
     }
@@ -387,6 +391,16 @@ mod tests {
         assert!(st2.renditions.is_empty());
         let (warning, reason, _) = transition(&ls(Some(again)), &st2).unwrap();
         assert_eq!((warning, reason.as_str()), (false, "Ready"));
+    }
+
+    #[test]
+    fn a_worker_that_cannot_count_keeps_the_last_count() {
+        let counted = Observed { pods: vec![pod(true, None, 0)], worker: worker(true, &["720p"], 40), ..Default::default() };
+        let st = status(&ls(None), &counted, at(1));
+        assert_eq!(st.viewers, Some(40));
+        let mut blind = counted.clone();
+        blind.worker.as_mut().unwrap().viewers = None;
+        assert_eq!(status(&ls(Some(st)), &blind, at(2)).viewers, Some(40), "not 0: the ladder must not step down");
     }
 
     #[test]

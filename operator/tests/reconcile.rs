@@ -208,7 +208,7 @@ async fn a_ready_pod_with_a_publisher_makes_the_stream_live() {
         publishing: true,
         stopped: false,
         renditions: vec!["720p".into(), "480p".into()],
-        viewers: 42,
+        viewers: Some(42),
         level: Some(LadderLevel::Full),
     });
     let action = env.reconcile(livestream(json!({"tier": "Partner"}), true)).await.unwrap();
@@ -413,7 +413,7 @@ async fn the_plans_ladder_is_applied_to_a_running_worker_with_an_event() {
         publishing: true,
         stopped: false,
         renditions: vec!["360p".into()],
-        viewers: 80,
+        viewers: Some(80),
         level: Some(LadderLevel::Reduced),
     });
     env.ctx.plan.write().unwrap().insert(
@@ -435,7 +435,7 @@ async fn the_plans_ladder_is_applied_to_a_running_worker_with_an_event() {
         publishing: true,
         stopped: false,
         renditions: vec!["720p".into()],
-        viewers: 80,
+        viewers: Some(80),
         level: Some(LadderLevel::Full),
     });
     env.again().await.unwrap();

@@ -97,8 +97,8 @@ pub struct StreamState {
     pub publishing: bool,
     pub stopped: bool,
     pub renditions: Vec<String>,
-    /// Sessions that fetched media within the viewer window.
-    pub viewers: i64,
+    /// Sessions that fetched media within the viewer window (`None`: Redis did not answer).
+    pub viewers: Option<i64>,
     pub level: Level,
 }
 
@@ -609,10 +609,13 @@ async fn stream_state(
             None => (false, false, Vec::new(), state.config.initial_level),
         }
     };
-    let key = onair_domain::contracts::redis_keys::viewer_sessions(&state.config.redis.redis_prefix, stream);
-    let since = chrono::Utc::now().timestamp_millis() - (state.config.viewer_window_secs as i64) * 1000;
-    let viewers: i64 =
-        redis::cmd("ZCOUNT").arg(&key).arg(since).arg("+inf").query_async(&mut state.redis.clone()).await.unwrap_or(0);
+    // `None` when Redis does not answer: the operator keeps its last count instead of reading
+    // "nobody is watching" and stepping the ladder down.
+    let window = Duration::from_secs(state.config.viewer_window_secs);
+    let viewers =
+        onair_infra::current_viewers(&mut state.redis.clone(), &state.config.redis.redis_prefix, stream, window)
+            .await
+            .ok();
     Ok(axum::Json(StreamState { publishing, stopped, renditions, viewers, level }))
 }
 

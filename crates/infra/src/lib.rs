@@ -76,3 +76,16 @@ pub async fn hit(
 ) -> redis::RedisResult<(u64, i64)> {
     redis::Script::new(HIT).key(key).arg(window_ms).invoke_async(conn).await
 }
+
+/// Concurrent viewers of `stream`: player sessions seen within `window` (heartbeats from the API,
+/// playlist fetches at the media origin; both write the same sorted set).
+pub async fn current_viewers(
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    stream: onair_domain::StreamId,
+    window: Duration,
+) -> redis::RedisResult<i64> {
+    let key = onair_domain::contracts::redis_keys::viewer_sessions(prefix, stream);
+    let since = chrono::Utc::now().timestamp_millis() - window.as_millis() as i64;
+    redis::cmd("ZCOUNT").arg(&key).arg(since).arg("+inf").query_async(redis).await
+}
