@@ -395,7 +395,8 @@ mod tests {
 
     #[test]
     fn a_worker_that_cannot_count_keeps_the_last_count() {
-        let counted = Observed { pods: vec![pod(true, None, 0)], worker: worker(true, &["720p"], 40), ..Default::default() };
+        let counted =
+            Observed { pods: vec![pod(true, None, 0)], worker: worker(true, &["720p"], 40), ..Default::default() };
         let st = status(&ls(None), &counted, at(1));
         assert_eq!(st.viewers, Some(40));
         let mut blind = counted.clone();
