@@ -39,6 +39,9 @@ enum Command {
     /// Run the Kubernetes operator (reconciles LiveStream resources; needs a kubeconfig or an
     /// in-cluster service account).
     Operator(onair_operator::OperatorConfig),
+    /// Run the RTMP ingest gateway: one address for every streamer, forwarding each publisher
+    /// to its stream's ingest pod after checking the key.
+    IngestGateway(onair_transcoder_image::GatewayConfig),
     /// Print the `LiveStream` CustomResourceDefinition as YAML (what `crds/livestream.yaml` holds).
     Crd,
 }
@@ -67,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
             worker.run_until_stopped(shutdown_signal()).await
         }
         Command::Operator(config) => onair_operator::run(config, shutdown_signal()).await,
+        Command::IngestGateway(config) => {
+            let gw = onair_transcoder_image::IngestGateway::build(config).await?;
+            gw.run_until_stopped(shutdown_signal()).await
+        }
         Command::Crd => {
             use std::io::Write as _;
             std::io::stdout().write_all(onair_crds::crd_yaml().as_bytes())?;

@@ -3,11 +3,13 @@
 mod api;
 mod config;
 mod flv;
+mod gateway;
 mod hls;
 mod ladder;
 mod rtmp;
 mod worker;
 
 pub use config::MediaConfig;
+pub use gateway::{GatewayConfig, IngestGateway};
 pub use ladder::{Rendition, parse_ladder};
 pub use worker::MediaWorker;

@@ -27,21 +27,9 @@ pub async fn handle(state: WorkerState, mut tcp: TcpStream, peer: std::net::Sock
 async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<Publishing>) -> anyhow::Result<()> {
     let read_timeout = std::time::Duration::from_secs(state.config.rtmp_read_timeout_secs.max(1));
     let mut buf = vec![0u8; 64 * 1024];
-    let mut handshake = Handshake::new(PeerType::Server);
-    let remaining = loop {
-        let n = tokio::time::timeout(read_timeout, tcp.read(&mut buf))
-            .await
-            .map_err(|_| anyhow::anyhow!("handshake stalled"))??;
-        if n == 0 {
-            return Ok(());
-        }
-        match handshake.process_bytes(&buf[..n]).map_err(|e| anyhow::anyhow!("handshake: {e:?}"))? {
-            HandshakeProcessResult::InProgress { response_bytes } => tcp.write_all(&response_bytes).await?,
-            HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
-                tcp.write_all(&response_bytes).await?;
-                break remaining_bytes;
-            }
-        }
+    let remaining = match server_handshake(tcp, &mut buf, read_timeout).await? {
+        Some(r) => r,
+        None => return Ok(()),
     };
     let (mut session, initial) =
         ServerSession::new(ServerSessionConfig::new()).map_err(|e| anyhow::anyhow!("session: {e:?}"))?;
@@ -87,6 +75,30 @@ async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<P
             return Ok(());
         }
         input.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The server side of the RTMP handshake; the bytes that followed it, or `None` if the peer left.
+pub async fn server_handshake(
+    tcp: &mut TcpStream,
+    buf: &mut [u8],
+    read_timeout: std::time::Duration,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let mut handshake = Handshake::new(PeerType::Server);
+    loop {
+        let n = tokio::time::timeout(read_timeout, tcp.read(buf))
+            .await
+            .map_err(|_| anyhow::anyhow!("handshake stalled"))??;
+        if n == 0 {
+            return Ok(None);
+        }
+        match handshake.process_bytes(&buf[..n]).map_err(|e| anyhow::anyhow!("handshake: {e:?}"))? {
+            HandshakeProcessResult::InProgress { response_bytes } => tcp.write_all(&response_bytes).await?,
+            HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
+                tcp.write_all(&response_bytes).await?;
+                return Ok(Some(remaining_bytes));
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use onair_apiserver::{Application, LocalOrchestrator};
 use onair_testkit::TestDb;
-use onair_transcoder_image::{MediaConfig, MediaWorker};
+use onair_transcoder_image::{GatewayConfig, IngestGateway, MediaConfig, MediaWorker};
 use serde_json::{Value, json};
 
 struct Env {
@@ -611,4 +611,56 @@ async fn a_rotated_key_is_refused_by_a_per_stream_worker() {
     let mut stale = publish(&format!("{rtmp}/{old_key}"), 30);
     let refused = tokio::time::timeout(Duration::from_secs(10), stale.wait()).await;
     assert!(refused.is_ok_and(|s| !s.unwrap().success()), "the old key stops working at once");
+}
+
+/// One RTMP address for every streamer: the gateway checks the key (a wrong one never reaches a
+/// pod), holds the publisher while the stream's pod is not up yet, then forwards the session to
+/// it message by message.
+#[tokio::test]
+async fn the_ingest_gateway_checks_keys_holds_publishers_and_forwards_to_the_pod() {
+    let env = env().await;
+    let (_, stream, key) = env.streamer("gated", "through the gateway").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
+    // The pod's address is known, but nothing listens there yet.
+    let pod = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let gw = IngestGateway::build(
+        GatewayConfig::from_args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--apiserver-url",
+            &env.api,
+            "--internal-token",
+            "media-test",
+            "--upstream",
+            &pod,
+            "--hold-secs",
+            "20",
+        ])
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let (gw_rtmp, gw_http) = (format!("rtmp://{}/live", gw.rtmp_addr()), format!("http://{}", gw.http_addr()));
+    tokio::spawn(gw.run_until_stopped(std::future::pending()));
+
+    let mut wrong = publish(&format!("{gw_rtmp}/live_not_a_key"), 30);
+    let refused = tokio::time::timeout(Duration::from_secs(10), wrong.wait()).await;
+    assert!(refused.is_ok_and(|s| !s.unwrap().success()), "a wrong key is refused at the gateway");
+
+    let mut publisher = publish(&format!("{gw_rtmp}/{key}"), 60);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(publisher.try_wait().unwrap().is_none(), "held, not refused, while the pod starts");
+    let (_pod_rtmp, pod_http, _dir) = env.per_stream_worker_with(&stream, &hash, &["--rtmp-listen", &pod]).await;
+    let playlist = format!("{pod_http}/hls/{stream}/240p/index.m3u8");
+    onair_testkit::eventually(Duration::from_secs(30), || async {
+        get_text(&env.http, &playlist).await.map(|(_, t)| t).filter(|t| t.contains(".ts"))
+    })
+    .await;
+    assert!(publisher.try_wait().unwrap().is_none(), "the publisher streams through the gateway");
+    let metrics = env.http.get(format!("{gw_http}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("onair_ingest_gateway_refused_total{reason=\"unknown_key\"} 1"), "{metrics}");
+    assert!(metrics.contains("onair_ingest_gateway_held_total 1"), "{metrics}");
+    assert!(metrics.contains("onair_ingest_gateway_forwarding 1"), "{metrics}");
 }
