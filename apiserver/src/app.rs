@@ -13,7 +13,6 @@ use onair_auth::KeyRing;
 use onair_web::HttpMetrics;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -156,7 +155,7 @@ fn api_router(state: AppState, http_metrics: Arc<HttpMetrics>) -> (Router, utoip
     doc.paths.paths.insert("/api/openapi.json".to_owned(), openapi_path_item());
     let doc_json = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
 
-    let cors = cors_layer(&state.config.cors_origins);
+    let cors = onair_web::cors_layer(&state.config.cors_origins, onair_web::CorsMode::ListedWithCredentials);
     let web_dir = state.config.web_dir.clone();
     let router = router
         .route(
@@ -201,22 +200,6 @@ fn openapi_path_item() -> utoipa::openapi::PathItem {
             .response("200", ResponseBuilder::new().description("OpenAPI 3.1 JSON").build())
             .build(),
     )
-}
-
-fn cors_layer(origins: &[String]) -> CorsLayer {
-    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::list(allowed))
-        .allow_methods([
-            http::Method::GET,
-            http::Method::POST,
-            http::Method::PATCH,
-            http::Method::PUT,
-            http::Method::DELETE,
-        ])
-        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
-        .allow_credentials(true)
-        .max_age(Duration::from_secs(600))
 }
 
 /// Chat partitions for yesterday through a week ahead; safe to run from every replica.

@@ -181,23 +181,9 @@ fn router(state: ChatState, http_metrics: Arc<HttpMetrics>) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(http_metrics, onair_web::track_metrics))
         .with_state(state);
-    let cors = cors_layer(&state_origins);
+    // Browsers on the web app's origin call the REST routes with a bearer token (no cookies).
+    let cors = onair_web::cors_layer(&state_origins, onair_web::CorsMode::ListedOrAny);
     onair_web::finish_router(router, onair_web::Limits::default()).layer(cors)
-}
-
-/// Browsers on the web app's origin call the REST routes with a bearer token (no cookies):
-/// the allowed origins, or any when none are configured (the single-machine default).
-fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
-    use tower_http::cors::{AllowOrigin, CorsLayer};
-    let allow = if origins.is_empty() {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| http::HeaderValue::from_str(o.trim()).ok()))
-    };
-    CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods([http::Method::GET, http::Method::POST, http::Method::PUT, http::Method::DELETE])
-        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
 }
 
 async fn readyz(State(state): State<ChatState>) -> impl IntoResponse {

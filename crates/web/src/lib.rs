@@ -73,3 +73,72 @@ pub fn finish_router(router: Router, limits: Limits) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
+
+/// Who may call a service from a browser on another origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorsMode {
+    /// Only the listed origins, with cookies (the apiserver's refresh cookie).
+    ListedWithCredentials,
+    /// The listed origins, or any when none are listed; bearer tokens only, no cookies.
+    ListedOrAny,
+}
+
+/// The CORS layer every service shares: JSON APIs with bearer tokens, preflights cached 10 min.
+pub fn cors_layer(origins: &[String], mode: CorsMode) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let listed: Vec<http::HeaderValue> =
+        origins.iter().filter_map(|o| http::HeaderValue::from_str(o.trim()).ok()).collect();
+    let allow = match mode {
+        CorsMode::ListedOrAny if listed.is_empty() => AllowOrigin::any(),
+        _ => AllowOrigin::list(listed),
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            http::Method::GET,
+            http::Method::POST,
+            http::Method::PATCH,
+            http::Method::PUT,
+            http::Method::DELETE,
+        ])
+        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
+        .allow_credentials(mode == CorsMode::ListedWithCredentials)
+        .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod cors_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tower::ServiceExt as _;
+
+    async fn preflight(mode: CorsMode, origins: &[&str], origin: &str) -> http::HeaderMap {
+        let origins: Vec<String> = origins.iter().map(|s| s.to_string()).collect();
+        let app = Router::new().route("/x", axum::routing::post(|| async { "ok" })).layer(cors_layer(&origins, mode));
+        let req = http::Request::builder()
+            .method("OPTIONS")
+            .uri("/x")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.oneshot(req).await.unwrap().headers().clone()
+    }
+
+    #[tokio::test]
+    async fn listed_origins_only_and_cookies_only_where_asked() {
+        let h = preflight(CorsMode::ListedWithCredentials, &["https://app.example"], "https://app.example").await;
+        assert_eq!(h["access-control-allow-origin"], "https://app.example");
+        assert_eq!(h["access-control-allow-credentials"], "true");
+        let h = preflight(CorsMode::ListedWithCredentials, &["https://app.example"], "https://evil.example").await;
+        assert!(h.get("access-control-allow-origin").is_none(), "an unlisted origin gets no grant");
+        let h = preflight(CorsMode::ListedWithCredentials, &[], "https://app.example").await;
+        assert!(h.get("access-control-allow-origin").is_none(), "none listed: none allowed with cookies");
+        let h = preflight(CorsMode::ListedOrAny, &[], "http://127.0.0.1:8080").await;
+        assert_eq!(h["access-control-allow-origin"], "*");
+        assert!(h.get("access-control-allow-credentials").is_none(), "bearer tokens only");
+        let h = preflight(CorsMode::ListedOrAny, &["https://app.example"], "https://evil.example").await;
+        assert!(h.get("access-control-allow-origin").is_none());
+    }
+}
