@@ -1,4 +1,5 @@
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
+import { usePolling } from "../hooks";
 import { get, type Category, type Page, type Stream, type User } from "../api";
 import { compact, navigate, thumbnail, uptime } from "../util";
 
@@ -27,24 +28,6 @@ export function StreamCard({ s }: { s: Stream }) {
   );
 }
 
-function usePolling<T>(load: () => Promise<T>, deps: unknown[]): [T | null, string | null] {
-  const [data, setData] = useState<T | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    let live = true;
-    const tick = () =>
-      load()
-        .then((d) => live && (setData(d), setError(null)))
-        .catch((e) => live && setError(e?.message ?? "could not load"));
-    tick();
-    const t = setInterval(tick, REFRESH_MS);
-    return () => {
-      live = false;
-      clearInterval(t);
-    };
-  }, deps);
-  return [data, error];
-}
 
 export function Home({ me, query, category }: { me: User | null; query?: string; category?: string }) {
   const [lang, setLang] = useState("");
@@ -54,11 +37,12 @@ export function Home({ me, query, category }: { me: User | null; query?: string;
   if (category) params.set("category", category);
   if (lang) params.set("language", lang);
   if (tag) params.set("tag", tag.trim().toLowerCase());
-  const [streams, error] = usePolling(() => get<Page<Stream>>(`/api/streams/search?${params}`), [query, category, lang, tag]);
-  const [categories] = usePolling(() => get<Category[]>("/api/categories"), []);
+  const [streams, error] = usePolling(() => get<Page<Stream>>(`/api/streams/search?${params}`), [query, category, lang, tag], REFRESH_MS);
+  const [categories] = usePolling(() => get<Category[]>("/api/categories"), [], REFRESH_MS);
   const [followed] = usePolling(
     () => (me ? get<Stream[]>("/api/users/me/following/live") : Promise.resolve([] as Stream[])),
     [me?.id],
+    REFRESH_MS,
   );
   const followedList = followed ?? [];
   const heading = query ? `Results for “${query}”` : category ? `Live in ${categories?.find((c) => c.slug === category)?.name ?? category}` : "Live now";

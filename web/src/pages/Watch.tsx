@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, post, request, errorText, type Stream, type User } from "../api";
 import { ChatRoom, type ChatMessage, type RoomState } from "../chat";
+import { usePolling } from "../hooks";
 import { attach, goLive, setLevel, type PlayerState } from "../player";
 import { compact, uptime } from "../util";
 import { Ban, Clock, Flag, Fullscreen, Muted, Trash, Volume } from "../icons";
@@ -198,23 +199,10 @@ function Chat({ stream, me, onStaff }: { stream: Stream; me: User | null; onStaf
 }
 
 export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
-  const [stream, setStream] = useState<Stream | null>(null);
+  const [stream, loadError] = usePolling(() => get<Stream>(`/api/streams/${streamId}`), [streamId], 5000);
   const [error, setError] = useState<string | null>(null);
   const [following, setFollowing] = useState<boolean | null>(null);
   const [isStaff, setStaff] = useState(false);
-  useEffect(() => {
-    let live = true;
-    const load = () =>
-      get<Stream>(`/api/streams/${streamId}`)
-        .then((s) => live && (setStream(s), setError(null)))
-        .catch((e) => live && setError(errorText(e)));
-    load();
-    const t = setInterval(load, 5000);
-    return () => {
-      live = false;
-      clearInterval(t);
-    };
-  }, [streamId]);
   useEffect(() => {
     if (!me || !stream) return;
     get<{ items: { id: string }[] } | { id: string }[]>(`/api/users/${me.id}/following?limit=100`)
@@ -224,7 +212,7 @@ export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
       })
       .catch(() => setFollowing(false));
   }, [me?.id, stream?.streamer.id]);
-  if (error && !stream) return <p class="error page">{error}</p>;
+  if (loadError && !stream) return <p class="error page">{loadError}</p>;
   if (!stream) return <div class="boot" aria-busy="true" />;
   const name = stream.streamer.display_name || stream.streamer.username;
   return (
@@ -259,6 +247,7 @@ export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
               </button>
             ) : null}
             {isStaff ? <a class="button" href={`#/moderate/${stream.streamer.id}`}>Moderation</a> : null}
+            {error ? <span class="error" role="alert">{error}</span> : null}
           </div>
         </div>
       </section>
