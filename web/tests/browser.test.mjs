@@ -3,7 +3,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -18,6 +18,7 @@ const RUN = Math.random().toString(36).slice(2, 8);
 
 let platform;
 let browser;
+let workdir;
 const consoleErrors = [];
 
 function publish(url, secs = 90) {
@@ -53,6 +54,7 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   execFileSync("psql", ["-d", "postgres", "-qc", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`]);
   const cwd = mkdtempSync(join(tmpdir(), "onair-browser-"));
+  workdir = cwd;
   platform = spawn(
     BIN,
     ["up", "--database-url", `postgres://localhost/${DB}`, "--web-dir", join(ROOT, "web/dist"),
@@ -79,6 +81,8 @@ after(async () => {
   await browser?.close();
   platform?.kill("SIGINT");
   await new Promise((r) => (platform?.exitCode != null ? r() : platform?.on("exit", r)));
+  // Keys, media segments and thumbnails of this run.
+  if (workdir) rmSync(workdir, { recursive: true, force: true });
 });
 
 const state = {};
