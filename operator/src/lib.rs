@@ -193,6 +193,14 @@ pub async fn run_controller(
             let planned = plan::plan(refs.iter().copied(), config.budget(), &config.audience_policy(), now, &previous);
             let (used, queued) = plan::usage(&refs, &planned);
             metrics.planned(config.budget(), used, queued);
+            metrics.per_stream(refs.iter().filter_map(|ls| match planned.get(&plan::key(ls)).map(|d| d.admission) {
+                Some(scaling::Admission::Run(level)) => Some((
+                    plan::key(ls),
+                    scaling::cost(level, &ls.spec.ladder.resolve()),
+                    ls.status.as_ref().map(|s| s.renditions.len()).unwrap_or(0),
+                )),
+                _ => None,
+            }));
             metrics.count(refs.iter().copied());
             *planner_ctx.plan.write().unwrap_or_else(|e| e.into_inner()) = planned;
             tokio::time::sleep(Duration::from_secs(5)).await;

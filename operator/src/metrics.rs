@@ -39,7 +39,16 @@ pub struct Metrics {
     pub queued: Family<TierLabels, Gauge>,
     /// Ladder changes applied, by reason (`audience`, `capacity`).
     pub decisions: Family<ReasonLabels, Counter>,
+    /// Per running stream: the plan's transcode cost and the renditions its worker reports.
+    pub stream_cost: Family<StreamLabels, Gauge>,
+    pub stream_renditions: Family<StreamLabels, Gauge>,
     pub registry: Registry,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    /// `namespace/name` of the LiveStream.
+    pub livestream: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,6 +83,14 @@ impl Metrics {
         registry.register("transcode_used_millicores", "Transcode CPU the plan runs", budget_used.clone());
         registry.register("queued_streams", "LiveStreams waiting for capacity, by tier", queued.clone());
         registry.register("scaling_decisions", "Ladder changes applied, by reason", decisions.clone());
+        let stream_cost = Family::<StreamLabels, Gauge>::default();
+        let stream_renditions = Family::<StreamLabels, Gauge>::default();
+        registry.register("stream_cost_millicores", "Planned transcode CPU per running stream", stream_cost.clone());
+        registry.register(
+            "stream_renditions",
+            "Renditions a running stream's worker produces",
+            stream_renditions.clone(),
+        );
         Self {
             reconciles,
             errors,
@@ -85,6 +102,8 @@ impl Metrics {
             budget_used,
             queued,
             decisions,
+            stream_cost,
+            stream_renditions,
             registry,
         }
     }
@@ -100,6 +119,16 @@ impl Metrics {
 
     pub fn scaling_decision(&self, reason: &str) {
         self.decisions.get_or_create(&ReasonLabels { reason: reason.to_string() }).inc();
+    }
+
+    /// Per-stream cost and renditions from a plan; streams that are gone drop out.
+    pub fn per_stream<'a>(&self, streams: impl Iterator<Item = (String, u32, usize)> + 'a) {
+        self.stream_cost.clear();
+        self.stream_renditions.clear();
+        for (livestream, cost, renditions) in streams {
+            self.stream_cost.get_or_create(&StreamLabels { livestream: livestream.clone() }).set(i64::from(cost));
+            self.stream_renditions.get_or_create(&StreamLabels { livestream }).set(renditions as i64);
+        }
     }
 
     /// Record a plan's totals.
@@ -145,5 +174,23 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_stream_series_follow_the_plan_and_drop_ended_streams() {
+        let m = Metrics::new();
+        m.per_stream([("s/a".to_string(), 630, 3), ("s/b".to_string(), 120, 1)].into_iter());
+        let text = onair_telemetry::encode(&m.registry);
+        assert!(text.contains("onair_operator_stream_cost_millicores{livestream=\"s/a\"} 630"), "{text}");
+        assert!(text.contains("onair_operator_stream_renditions{livestream=\"s/b\"} 1"), "{text}");
+        m.per_stream([("s/b".to_string(), 30, 1)].into_iter());
+        let text = onair_telemetry::encode(&m.registry);
+        assert!(!text.contains("livestream=\"s/a\""), "an ended stream's series is gone");
+        assert!(text.contains("onair_operator_stream_cost_millicores{livestream=\"s/b\"} 30"));
     }
 }
