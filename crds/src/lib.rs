@@ -288,6 +288,15 @@ pub struct LiveStreamStatus {
     /// When `ladderLevel` last changed (the hysteresis hold counts from here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_since: Option<Time>,
+    /// Since when the encoder has run slower than real time (cleared when it keeps up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_since: Option<Time>,
+    /// The highest level allowed after the encoder could not keep up, and since when: the top
+    /// of the ladder was shed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder_cap: Option<LadderLevel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_since: Option<Time>,
     /// Place in the capacity queue while `Queued` (1 is next).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<u32>,

@@ -443,6 +443,13 @@ async fn write_status(ls: &LiveStream, ctx: &Context, obs: &Observed) -> Result<
         });
         api.patch_status(&ls.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(body)).await?;
     }
+    let old_cap = ls.status.as_ref().and_then(|s| s.ladder_cap);
+    if let Some(cap) = status.ladder_cap.filter(|c| Some(*c) != old_cap) {
+        let note = format!("{}: the encoder fell behind real time; shed to {cap:?}", ls.name_any());
+        tracing::warn!(level = ?cap, "ladder shed: encoder too slow");
+        ctx.metrics.scaling_decision("slow_encode");
+        publish(ctx, ls, true, "Shed", note).await;
+    }
     if let Some((warning, reason, note)) = observe::transition(ls, &status) {
         tracing::info!(phase = %reason, "{note}");
         publish(ctx, ls, warning, &reason, note).await;

@@ -52,6 +52,8 @@ pub struct WorkerObs {
     /// The ladder level the worker runs (absent from workers that predate levels).
     #[serde(default)]
     pub level: Option<onair_crds::LadderLevel>,
+    #[serde(default)]
+    pub encode_speed: Option<f64>,
 }
 
 /// Everything one reconcile looked at.
@@ -83,6 +85,11 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     let generation = ls.metadata.generation;
     let mut st =
         LiveStreamStatus { observed_generation: generation, conditions: old.conditions.clone(), ..old.clone() };
+    // An encoder that cannot keep up loses the top of its ladder (see `shed_if_slow`).
+    let worker_ready = obs.pods.iter().any(|p| p.ready && !p.terminating);
+    let speed = obs.worker.as_ref().filter(|_| worker_ready && !obs.stopping).and_then(|w| w.encode_speed);
+    shed_if_slow(&mut st, speed, &now);
+    let cap = st.ladder_cap;
     let mut set = |kind, ok, reason: &str, message: String| {
         set_condition(&mut st.conditions, kind, ok, reason, message, generation, now.clone());
     };
@@ -154,6 +161,15 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     let renditions = worker.map(|w| w.renditions.clone()).unwrap_or_default();
 
     match failing {
+        None if cap.is_some() => set(
+            ConditionType::Degraded,
+            true,
+            "SlowEncode",
+            format!(
+                "the encoder fell behind real time; the ladder is capped at {}",
+                cap.map(|c| format!("{c:?}")).unwrap_or_default()
+            ),
+        ),
         Some(p) => {
             let reason = p.waiting_reason.clone().unwrap_or_default();
             let msg = format!("pod {}: {reason}: {}", p.name, p.waiting_message.clone().unwrap_or_default());
@@ -204,6 +220,41 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     };
     st.renditions = renditions;
     finish(st, obs)
+}
+
+/// How long an encoder may run slower than real time before the top of its ladder is shed.
+pub const SLOW_FOR: i64 = 30;
+/// How long a shed holds before the ladder may grow again.
+pub const SHED_HOLD: i64 = 600;
+
+/// An encoder under 1.0x for `SLOW_FOR` seconds loses its top level (the cap goes one below what
+/// runs); the cap lifts after `SHED_HOLD`.
+fn shed_if_slow(st: &mut LiveStreamStatus, speed: Option<f64>, now: &Time) {
+    let secs = |t: &Option<Time>| t.as_ref().map(|t| now.0.as_second() - t.0.as_second());
+    if secs(&st.cap_since).is_some_and(|s| s >= SHED_HOLD) {
+        st.ladder_cap = None;
+        st.cap_since = None;
+    }
+    match speed {
+        Some(s) if s < 1.0 => {
+            st.slow_since.get_or_insert_with(|| now.clone());
+            let level = st.ladder_level.unwrap_or(onair_crds::LadderLevel::Full);
+            let lower = match level {
+                onair_crds::LadderLevel::Full => Some(onair_crds::LadderLevel::Reduced),
+                _ => Some(onair_crds::LadderLevel::Passthrough),
+            };
+            if secs(&st.slow_since).is_some_and(|s| s >= SLOW_FOR)
+                && level > onair_crds::LadderLevel::Passthrough
+                && st.ladder_cap.is_none_or(|c| c >= level)
+            {
+                st.ladder_cap = lower;
+                st.cap_since = Some(now.clone());
+                st.slow_since = None;
+            }
+        }
+        Some(_) => st.slow_since = None,
+        None => {}
+    }
 }
 
 fn finish(mut st: LiveStreamStatus, obs: &Observed) -> LiveStreamStatus {
@@ -287,6 +338,7 @@ mod tests {
             renditions: renditions.iter().map(|s| s.to_string()).collect(),
             viewers: Some(viewers),
             level: None,
+            encode_speed: None,
         })
     }
 
@@ -526,5 +578,40 @@ mod capacity_tests {
         assert_eq!((st2.ladder_level, st2.level_since.clone()), (Some(LadderLevel::Full), Some(at(50))));
         assert_eq!(cond(&st2, ConditionType::Throttled).0, "False");
         assert_eq!(cond(&st2, ConditionType::Degraded).0, "False");
+    }
+}
+
+#[cfg(test)]
+mod shed_tests {
+    use super::*;
+    use onair_crds::LadderLevel;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn running(level: LadderLevel) -> LiveStreamStatus {
+        LiveStreamStatus { ladder_level: Some(level), ..Default::default() }
+    }
+
+    #[test]
+    fn a_slow_encoder_sheds_the_top_after_a_while_and_gets_it_back_after_the_hold() {
+        let mut st = running(LadderLevel::Full);
+        shed_if_slow(&mut st, Some(0.8), &at(0));
+        assert_eq!((st.slow_since.clone(), st.ladder_cap), (Some(at(0)), None), "one slow report is not enough");
+        shed_if_slow(&mut st, Some(1.2), &at(10));
+        assert_eq!(st.slow_since, None, "keeping up again resets the clock");
+        shed_if_slow(&mut st, Some(0.9), &at(20));
+        shed_if_slow(&mut st, Some(0.9), &at(20 + SLOW_FOR));
+        assert_eq!(st.ladder_cap, Some(LadderLevel::Reduced), "slow for {SLOW_FOR} s: the top is shed");
+        st.ladder_level = Some(LadderLevel::Reduced);
+        shed_if_slow(&mut st, Some(1.1), &at(100));
+        assert_eq!(st.ladder_cap, Some(LadderLevel::Reduced), "the cap holds");
+        shed_if_slow(&mut st, Some(1.1), &at(20 + SLOW_FOR + SHED_HOLD));
+        assert_eq!(st.ladder_cap, None, "after the hold the ladder may grow again");
+        let mut bottom = running(LadderLevel::Passthrough);
+        shed_if_slow(&mut bottom, Some(0.5), &at(0));
+        shed_if_slow(&mut bottom, Some(0.5), &at(SLOW_FOR));
+        assert_eq!(bottom.ladder_cap, None, "nothing below passthrough to shed");
     }
 }

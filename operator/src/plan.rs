@@ -51,7 +51,12 @@ pub fn wanted(ls: &LiveStream, policy: &AudiencePolicy, now_secs: i64, previous:
     let since = status.and_then(|s| s.level_since.as_ref()).map(|t| t.0.as_second()).unwrap_or(now_secs);
     let held = Duration::from_secs(now_secs.saturating_sub(since).max(0) as u64);
     let viewers = status.and_then(|s| s.viewers).unwrap_or(0);
-    scaling::audience_level(ls.spec.tier, viewers, current, held, policy)
+    let earned = scaling::audience_level(ls.spec.tier, viewers, current, held, policy);
+    // An encoder that could not keep up has its ladder capped for a while (observe::shed_if_slow).
+    match status.and_then(|s| s.ladder_cap) {
+        Some(cap) => earned.min(cap),
+        None => earned,
+    }
 }
 
 /// Plan every stream: `budget_millicores` `None` means no budget (everyone gets what their
@@ -163,6 +168,9 @@ mod tests {
         let squeezed = ls("c", "Free", 1, Some("Live"), 30, Some("Passthrough"), 9_990);
         assert_eq!(wanted(&squeezed, &policy, 10_000, Some(LadderLevel::Full)), LadderLevel::Full);
         assert_eq!(wanted(&squeezed, &policy, 10_000, None), LadderLevel::Reduced, "without the plan it would flap");
+        let mut capped = ls("d", "Partner", 1, Some("Live"), 900, Some("Full"), 0);
+        capped.status.as_mut().unwrap().ladder_cap = Some(LadderLevel::Reduced);
+        assert_eq!(wanted(&capped, &policy, 10_000, None), LadderLevel::Reduced, "a shed caps even a partner");
     }
 
     #[test]

@@ -210,6 +210,7 @@ async fn a_ready_pod_with_a_publisher_makes_the_stream_live() {
         renditions: vec!["720p".into(), "480p".into()],
         viewers: Some(42),
         level: Some(LadderLevel::Full),
+        encode_speed: None,
     });
     let action = env.reconcile(livestream(json!({"tier": "Partner"}), true)).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(15)), "live streams refresh viewers on the resync period");
@@ -415,6 +416,7 @@ async fn the_plans_ladder_is_applied_to_a_running_worker_with_an_event() {
         renditions: vec!["360p".into()],
         viewers: Some(80),
         level: Some(LadderLevel::Reduced),
+        encode_speed: None,
     });
     env.ctx.plan.write().unwrap().insert(
         format!("{NS}/alice"),
@@ -437,6 +439,7 @@ async fn the_plans_ladder_is_applied_to_a_running_worker_with_an_event() {
         renditions: vec!["720p".into()],
         viewers: Some(80),
         level: Some(LadderLevel::Full),
+        encode_speed: None,
     });
     env.again().await.unwrap();
     assert!(env.media.calls.lock().unwrap().contains(&format!("level {STREAM} Passthrough")));
@@ -458,4 +461,23 @@ async fn with_a_budget_a_stream_the_plan_has_not_seen_waits_for_it() {
         env.status()["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Throttled").unwrap()["message"]
             .clone();
     assert_eq!(msg, "waiting for the next capacity plan");
+}
+
+#[tokio::test]
+async fn an_encoder_that_keeps_falling_behind_is_shed_with_a_warning() {
+    let env = env().with_secret().with_pod(true);
+    *env.media.worker.lock().unwrap() = Some(WorkerObs {
+        publishing: true,
+        stopped: false,
+        renditions: vec!["720p".into(), "480p".into(), "360p".into()],
+        viewers: Some(200),
+        level: Some(LadderLevel::Full),
+        encode_speed: Some(0.7),
+    });
+    let mut obj = livestream(json!({"tier": "Partner"}), true);
+    obj["status"] = json!({"phase": "Live", "ladderLevel": "Full", "slowSince": "2020-01-01T00:00:00Z"});
+    env.reconcile(obj).await.unwrap();
+    assert_eq!(env.status()["ladderCap"], "Reduced");
+    assert_eq!(env.condition("Degraded"), ("True".into(), "SlowEncode".into()));
+    assert!(env.events().contains(&("Shed".to_string(), "Warning".to_string())), "{:?}", env.events());
 }

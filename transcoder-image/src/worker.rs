@@ -100,6 +100,8 @@ pub struct StreamState {
     /// Sessions that fetched media within the viewer window (`None`: Redis did not answer).
     pub viewers: Option<i64>,
     pub level: Level,
+    /// The encoder's last reported speed (1.0 = real time), while one runs.
+    pub encode_speed: Option<f64>,
 }
 
 pub struct Inner {
@@ -616,7 +618,9 @@ async fn stream_state(
         onair_infra::current_viewers(&mut state.redis.clone(), &state.config.redis.redis_prefix, stream, window)
             .await
             .ok();
-    Ok(axum::Json(StreamState { publishing, stopped, renditions, viewers, level }))
+    let labels = StreamLabels { stream_id: stream.to_string() };
+    let encode_speed = publishing.then(|| state.metrics.encode_speed.get_or_create(&labels).get()).filter(|s| *s > 0.0);
+    Ok(axum::Json(StreamState { publishing, stopped, renditions, viewers, level, encode_speed }))
 }
 
 #[derive(serde::Deserialize)]

@@ -488,7 +488,10 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
     let refused = tokio::time::timeout(Duration::from_secs(10), other.wait()).await;
     assert!(refused.is_ok_and(|s| !s.unwrap().success()), "another stream's publisher is refused");
     let idle: Value = state("media-test").await.json().await.unwrap();
-    assert_eq!(idle, json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full"}));
+    assert_eq!(
+        idle,
+        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encode_speed": null})
+    );
 
     let mut mine = publish(&format!("{rtmp}/{key_a}"), 60);
     let live = onair_testkit::eventually(Duration::from_secs(20), || async {
