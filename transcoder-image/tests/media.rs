@@ -490,7 +490,7 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
     let idle: Value = state("media-test").await.json().await.unwrap();
     assert_eq!(
         idle,
-        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encode_speed": null})
+        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null})
     );
 
     let mut mine = publish(&format!("{rtmp}/{key_a}"), 60);
