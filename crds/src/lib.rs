@@ -208,17 +208,8 @@ impl Default for Scaling {
     }
 }
 
-/// How much of its ladder a stream gets. The source is always passed through (remuxed, not
-/// re-encoded), so even `Passthrough` plays.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
-pub enum LadderLevel {
-    /// The source only: what a stream is degraded to when capacity runs out.
-    Passthrough,
-    /// The source plus the lowest rendition: a small audience.
-    Reduced,
-    /// The whole ladder.
-    Full,
-}
+/// How much of its ladder a stream gets (the operator decides it, the workers carry it out).
+pub use onair_domain::LadderLevel;
 
 /// Where a stream is in its life. Ordered as a stream normally moves through them.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use onair_config::RedisArgs;
 use secrecy::SecretString;
 
-fn parse_level(s: &str) -> Result<crate::ladder::Level, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "passthrough" => Ok(crate::ladder::Level::Passthrough),
-        "reduced" => Ok(crate::ladder::Level::Reduced),
-        "full" => Ok(crate::ladder::Level::Full),
-        _ => Err("one of passthrough, reduced, full".into()),
-    }
+/// What a media worker does. One machine runs `all`; on Kubernetes a stream has one `ingest`
+/// pod (the publisher, the source passed through, the HLS origin) and `transcode` pods, each
+/// encoding a subset of the ladder from the ingest pod's relay and uploading it to the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    All,
+    Ingest,
+    Transcode,
 }
 
 fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -77,11 +78,24 @@ pub struct MediaConfig {
     pub tier: String,
     /// The ladder level a stream starts at (the operator sets `Reduced` for free streams and
     /// changes it as the audience grows; one machine runs the full ladder).
-    #[arg(long, env = "ONAIR_INITIAL_LEVEL", default_value = "full", value_parser = parse_level)]
-    pub initial_level: crate::ladder::Level,
+    #[arg(long, env = "ONAIR_INITIAL_LEVEL", default_value = "full", value_parser = str::parse::<onair_domain::LadderLevel>)]
+    pub initial_level: onair_domain::LadderLevel,
     /// A viewer session counts as watching for this many seconds after its last request.
     #[arg(long, env = "ONAIR_VIEWER_WINDOW", default_value_t = 30)]
     pub viewer_window_secs: u64,
+    /// `all` (one process does everything), `ingest` or `transcode` (split roles, one stream).
+    #[arg(long, env = "ONAIR_MEDIA_ROLE", value_enum, default_value = "all")]
+    pub role: Role,
+    /// A transcode pod's renditions (`720p,480p`): the subset of `--ladder` it encodes.
+    #[arg(long, env = "ONAIR_RENDITIONS")]
+    pub renditions: Option<String>,
+    /// A transcode pod's name among the stream's transcoders (its master playlist part and its
+    /// reports to the origin).
+    #[arg(long = "transcoder-part", env = "ONAIR_TRANSCODER_PART", default_value = "t0")]
+    pub part: String,
+    /// A transcode pod's ingest pod: the source relay and the HLS origin it uploads to.
+    #[arg(long, env = "ONAIR_SOURCE_URL")]
+    pub source_url: Option<String>,
     #[command(flatten)]
     pub redis: RedisArgs,
 }

@@ -13,6 +13,7 @@ use onair_domain::contracts::redis_keys;
 use onair_web::HttpError;
 use serde::Deserialize;
 
+use crate::config::Role;
 use crate::worker::WorkerState;
 
 #[derive(Deserialize)]
@@ -46,8 +47,14 @@ pub async fn serve(
         return Err(not_found());
     }
     let ctype = content_type(&path).ok_or_else(not_found)?;
-    let file = state.config.media_dir.join(stream.to_string()).join(&rel);
-    let bytes = tokio::fs::read(&file).await.map_err(|_| not_found())?;
+    let stream_dir = state.config.media_dir.join(stream.to_string());
+    // An ingest pod's master playlist is made from the parts that are live right now.
+    let bytes = if path == "master.m3u8" && state.config.role == Role::Ingest {
+        let resolution = state.feed(stream).and_then(|f| f.resolution());
+        crate::origin::merged_master(&stream_dir, resolution).await.map(String::into_bytes).ok_or_else(not_found)?
+    } else {
+        tokio::fs::read(stream_dir.join(&rel)).await.map_err(|_| not_found())?
+    };
     let playlist = path.ends_with(".m3u8");
     if playlist && let Some(session) = q.session.as_deref().filter(|s| valid_session(s)) {
         record_viewer(&state, stream, session).await;

@@ -1,5 +1,7 @@
 //! The adaptive ladder: which renditions to encode and the ffmpeg arguments that make them.
 
+use onair_domain::LadderLevel;
+
 /// One rendition: its height and target bitrates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendition {
@@ -72,115 +74,137 @@ pub fn fit_to_source(ladder: &[Rendition], source_height: Option<u32>) -> Vec<Re
     }
 }
 
-/// How much of the ladder a stream runs (the operator's autoscaler sets it; one machine runs
-/// `Full`). Names match the LiveStream status's `ladderLevel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Level {
-    /// The source remuxed into HLS, no encode.
-    Passthrough,
-    /// The lowest rendition only.
-    Reduced,
-    /// Every rendition.
-    Full,
-}
-
-impl Level {
-    pub fn as_u8(self) -> u8 {
-        self as u8
-    }
-
-    pub fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::Passthrough,
-            1 => Self::Reduced,
-            _ => Self::Full,
-        }
-    }
-
-    /// The renditions encoded at this level from a (source-fitted) ladder; empty for passthrough.
-    pub fn pick(self, fitted: &[Rendition]) -> Vec<Rendition> {
-        match self {
-            Self::Passthrough => Vec::new(),
-            Self::Reduced => fitted.iter().min_by_key(|r| r.height).cloned().into_iter().collect(),
-            Self::Full => fitted.to_vec(),
-        }
+/// The renditions encoded at `level` from a (source-fitted) ladder; empty for passthrough.
+/// (One machine's `Reduced` is the lowest rendition alone: there is no separate source pod.)
+pub fn pick(level: LadderLevel, fitted: &[Rendition]) -> Vec<Rendition> {
+    match level {
+        LadderLevel::Passthrough => Vec::new(),
+        LadderLevel::Reduced => fitted.iter().min_by_key(|r| r.height).cloned().into_iter().collect(),
+        LadderLevel::Full => fitted.to_vec(),
     }
 }
 
 /// The name of the passthrough variant (the source, remuxed).
 pub const SOURCE: &str = "source";
 
-/// ffmpeg arguments for passthrough: FLV on stdin -> the source's own H.264/AAC in HLS, no
-/// decode, no encode (segments cut at the publisher's keyframes).
-pub fn passthrough_args(dir: &str, has_audio: bool) -> Vec<String> {
-    let mut a: Vec<String> = ["-hide_banner", "-loglevel", "warning", "-stats_period", "1", "-progress", "pipe:2"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    a.extend(["-fflags", "+genpts", "-f", "flv", "-i", "pipe:0", "-map", "0:v:0"].iter().map(|s| s.to_string()));
-    if has_audio {
-        a.extend(["-map".into(), "0:a:0".into()]);
+/// Where an encoder's HLS goes: the worker's own media dir, or (a transcode pod) its ingest
+/// pod's origin over HTTP.
+#[derive(Debug, Clone, Copy)]
+pub struct Output<'a> {
+    /// A folder, or the origin's upload URL for the stream.
+    pub dir: &'a str,
+    pub upload: Option<Upload<'a>>,
+    /// Keep the publisher's timestamps (`-copyts`): variants made by different processes (split
+    /// roles) then share one timeline, so players switch between them cleanly.
+    pub shared_clock: bool,
+    /// Also write `thumb.jpg` (the discovery thumbnail) next to the playlists.
+    pub thumbnail: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    /// The transcoder's name: its master playlist is `master-{part}.m3u8`.
+    pub part: &'a str,
+    pub token: &'a str,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// The input half every encoder shares: progress on stderr, FLV on stdin.
+fn input_args(out: &Output, decode_keyframes_only: bool) -> Vec<String> {
+    let mut a = strings(&["-hide_banner", "-loglevel", "warning", "-stats_period", "1", "-progress", "pipe:2"]);
+    // A restarted encoder overwrites the thumbnail its predecessor left (without `-y` ffmpeg
+    // refuses to start).
+    a.push("-y".into());
+    if decode_keyframes_only {
+        // Passthrough decodes only for the thumbnail, and a keyframe every few seconds is enough.
+        a.extend(strings(&["-skip_frame", "nokey"]));
     }
-    a.extend(["-c".into(), "copy".into()]);
-    a.extend(hls_output(dir, if has_audio { format!("v:0,a:0,name:{SOURCE}") } else { format!("v:0,name:{SOURCE}") }));
+    if out.shared_clock {
+        a.push("-copyts".into());
+    }
+    a.extend(strings(&["-fflags", "+genpts", "-f", "flv", "-i", "pipe:0"]));
+    a
+}
+
+/// The discovery thumbnail: the first frame at once, then one every 10 s, 360 px high.
+const THUMB_SELECT: &str = "select='isnan(prev_selected_t)+gte(t-prev_selected_t,10)',scale=-2:360";
+
+/// `thumb.jpg` from `source`: a filter graph output already selected and scaled, or the
+/// input's video (selected and scaled here).
+fn thumbnail_output(dir: &str, source: &str) -> Vec<String> {
+    let mut a = strings(&["-map", source]);
+    if source == "0:v:0" {
+        a.extend(["-vf".into(), THUMB_SELECT.into()]);
+    }
+    a.extend(strings(&["-fps_mode", "vfr", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2", "-update", "1"]));
+    a.extend(strings(&["-atomic_writing", "1"]));
+    a.push(format!("{dir}/thumb.jpg"));
+    a
+}
+
+/// ffmpeg arguments for passthrough: FLV on stdin -> the source's own H.264/AAC in HLS, no
+/// encode (segments cut at the publisher's keyframes); only keyframes are decoded, for the
+/// thumbnail.
+pub fn passthrough_args(out: &Output, has_audio: bool) -> Vec<String> {
+    let mut a = input_args(out, out.thumbnail);
+    a.extend(strings(&["-map", "0:v:0"]));
+    if has_audio {
+        a.extend(strings(&["-map", "0:a:0"]));
+    }
+    a.extend(strings(&["-c", "copy"]));
+    a.extend(hls_output(out, if has_audio { format!("v:0,a:0,name:{SOURCE}") } else { format!("v:0,name:{SOURCE}") }));
+    if out.thumbnail {
+        a.extend(thumbnail_output(out.dir, "0:v:0"));
+    }
     a
 }
 
 /// The HLS muxer settings every ladder shares, writing `{dir}/{variant}/index.m3u8`.
-fn hls_output(dir: &str, var_stream_map: String) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "-f",
-        "hls",
-        "-hls_time",
-        "1",
-        "-hls_list_size",
-        "6",
-        "-hls_delete_threshold",
-        "4",
-        "-hls_flags",
-        "independent_segments+program_date_time+delete_segments+temp_file",
-        "-hls_segment_type",
-        "mpegts",
-        "-master_pl_name",
-        "master.m3u8",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+fn hls_output(out: &Output, var_stream_map: String) -> Vec<String> {
+    let flags = match out.upload {
+        // Over HTTP a temporary file cannot be renamed; the origin writes atomically instead.
+        Some(_) => "independent_segments+program_date_time+delete_segments",
+        None => "independent_segments+program_date_time+delete_segments+temp_file",
+    };
+    let mut a = strings(&["-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_delete_threshold", "4"]);
+    a.extend(strings(&["-hls_flags", flags, "-hls_segment_type", "mpegts"]));
+    match out.upload {
+        Some(up) => {
+            a.extend(["-master_pl_name".into(), format!("master-{}.m3u8", up.part)]);
+            // Numbered from the clock: a restarted transcoder starts a new playlist (ffmpeg cannot
+            // read one back through the origin's token check) without reusing a segment name.
+            a.extend(strings(&["-hls_start_number_source", "epoch"]));
+            a.extend(strings(&["-method", "PUT", "-http_persistent", "1", "-ignore_io_errors", "1"]));
+            a.extend([
+                "-headers".into(),
+                format!("{}: {}\r\n", onair_domain::contracts::http::INTERNAL_TOKEN_HEADER, up.token),
+            ]);
+        }
+        None => a.extend(strings(&["-master_pl_name", "master.m3u8"])),
+    }
     a.extend(["-var_stream_map".into(), var_stream_map]);
+    let dir = out.dir;
     a.extend(["-hls_segment_filename".into(), format!("{dir}/%v/seg_%05d.ts"), format!("{dir}/%v/index.m3u8")]);
     a
 }
 
-/// ffmpeg arguments: FLV on stdin -> keyframe-aligned HLS ladder in `dir`, 1 s segments.
-pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: bool) -> Vec<String> {
+/// ffmpeg arguments: FLV on stdin -> keyframe-aligned HLS ladder, 1 s segments.
+pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, out: &Output, has_audio: bool) -> Vec<String> {
     let n = ladder.len();
-    let mut a: Vec<String> = [
-        "-hide_banner",
-        "-loglevel",
-        "warning",
-        "-stats_period",
-        "1",
-        "-progress",
-        "pipe:2",
-        "-fflags",
-        "+genpts",
-        "-f",
-        "flv",
-        "-i",
-        "pipe:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut a = input_args(out, false);
     let splits: String = (0..n).map(|i| format!("[s{i}]")).collect();
-    // One more branch of the source for the discovery thumbnail (a JPEG every 10 s).
-    let mut filter = format!("[0:v]split={}{splits}[th]", n + 1);
+    // One more branch of the source for the discovery thumbnail.
+    let thumb = if out.thumbnail { "[th]" } else { "" };
+    let mut filter = format!("[0:v]split={}{splits}{thumb}", n + usize::from(out.thumbnail));
     for (i, r) in ladder.iter().enumerate() {
         filter.push_str(&format!(";[s{i}]scale=-2:{}[v{i}]", r.height));
     }
-    // The first frame at once, then one every 10 s.
-    filter.push_str(";[th]select='isnan(prev_selected_t)+gte(t-prev_selected_t,10)',scale=-2:360[thumb]");
+    if out.thumbnail {
+        filter.push_str(&format!(";[th]{THUMB_SELECT}[thumb]"));
+    }
     a.extend(["-filter_complex".into(), filter]);
     for (i, r) in ladder.iter().enumerate() {
         a.extend(["-map".into(), format!("[v{i}]")]);
@@ -229,28 +253,10 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, dir: &str, has_audio: boo
         .enumerate()
         .map(|(i, r)| if has_audio { format!("v:{i},a:{i},name:{}", r.name) } else { format!("v:{i},name:{}", r.name) })
         .collect();
-    a.extend(hls_output(dir, map.join(" ")));
-    a.extend(
-        [
-            "-map",
-            "[thumb]",
-            "-fps_mode",
-            "vfr",
-            "-c:v",
-            "mjpeg",
-            "-q:v",
-            "5",
-            "-f",
-            "image2",
-            "-update",
-            "1",
-            "-atomic_writing",
-            "1",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    a.push(format!("{dir}/thumb.jpg"));
+    a.extend(hls_output(out, map.join(" ")));
+    if out.thumbnail {
+        a.extend(thumbnail_output(out.dir, "[thumb]"));
+    }
     a
 }
 
@@ -261,15 +267,14 @@ mod tests {
     #[test]
     fn levels_pick_renditions_and_passthrough_copies_the_source() {
         let l = parse_ladder("720p,480p,360p").unwrap();
-        assert_eq!(Level::Full.pick(&l).len(), 3);
-        assert_eq!(Level::Reduced.pick(&l).iter().map(|r| r.height).collect::<Vec<_>>(), [360]);
-        assert!(Level::Passthrough.pick(&l).is_empty());
-        for lv in [Level::Passthrough, Level::Reduced, Level::Full] {
-            assert_eq!(Level::from_u8(lv.as_u8()), lv);
-        }
-        let a = passthrough_args("/m/s", true).join(" ");
+        assert_eq!(pick(LadderLevel::Full, &l).len(), 3);
+        assert_eq!(pick(LadderLevel::Reduced, &l).iter().map(|r| r.height).collect::<Vec<_>>(), [360]);
+        assert!(pick(LadderLevel::Passthrough, &l).is_empty());
+        let a = passthrough_args(&local("/m/s"), true).join(" ");
         assert!(a.contains("-c copy") && a.contains("name:source") && !a.contains("libx264"), "{a}");
-        assert!(a.ends_with("/m/s/%v/index.m3u8"));
+        assert!(a.contains("/m/s/%v/index.m3u8") && a.ends_with("/m/s/thumb.jpg"), "{a}");
+        assert!(a.contains("-y -skip_frame nokey -fflags"), "decodes keyframes only, overwrites: {a}");
+        assert!(!a.contains("-copyts"), "one process makes every variant on one machine");
     }
 
     #[test]
@@ -293,7 +298,7 @@ mod tests {
     #[test]
     fn ffmpeg_args_align_keyframes_and_map_every_rendition() {
         let l = parse_ladder("720p,360p").unwrap();
-        let args = ffmpeg_args(&l, "veryfast", "/tmp/x", true).join(" ");
+        let args = ffmpeg_args(&l, "veryfast", &local("/tmp/x"), true).join(" ");
         assert!(args.contains("split=3[s0][s1][th]"));
         assert!(
             args.contains("gte(t-prev_selected_t,10)") && args.ends_with("/tmp/x/thumb.jpg"),
@@ -304,7 +309,31 @@ mod tests {
         assert!(args.contains("-tune zerolatency"));
         assert!(args.contains("-hls_time 1"));
         assert!(args.contains("independent_segments+program_date_time"));
-        let silent = ffmpeg_args(&l, "veryfast", "/tmp/x", false).join(" ");
+        assert!(args.contains("temp_file") && args.contains("-master_pl_name master.m3u8"));
+        let silent = ffmpeg_args(&l, "veryfast", &local("/tmp/x"), false).join(" ");
         assert!(silent.contains("-var_stream_map v:0,name:720p v:1,name:360p") && !silent.contains("0:a:0"));
+    }
+
+    fn local(dir: &str) -> Output<'_> {
+        Output { dir, upload: None, shared_clock: false, thumbnail: true }
+    }
+
+    #[test]
+    fn a_transcode_pod_uploads_its_part_on_the_shared_clock_without_a_thumbnail() {
+        let l = parse_ladder("480p").unwrap();
+        let out = Output {
+            dir: "http://ingest:8090/internal/streams/s/hls",
+            upload: Some(Upload { part: "t1", token: "tok" }),
+            shared_clock: true,
+            thumbnail: false,
+        };
+        let args = ffmpeg_args(&l, "superfast", &out, true);
+        let joined = args.join(" ");
+        assert!(joined.contains("-copyts -fflags +genpts"));
+        assert!(joined.contains("split=1[s0];[s0]scale=-2:480[v0]") && !joined.contains("thumb"), "{joined}");
+        assert!(joined.contains("-master_pl_name master-t1.m3u8 -hls_start_number_source epoch -method PUT"));
+        assert!(!joined.contains("temp_file"), "no renames over HTTP");
+        assert!(args.iter().any(|a| a == "x-onair-internal-token: tok\r\n"), "{joined}");
+        assert!(joined.ends_with("http://ingest:8090/internal/streams/s/hls/%v/index.m3u8"));
     }
 }

@@ -153,8 +153,8 @@ async fn on_event(
         }
         ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
             if let Some(p) = publishing.as_mut() {
-                p.source_height = metadata.video_height;
-                p.has_audio = metadata.audio_codec_id.is_some() || metadata.audio_sample_rate.is_some();
+                let has_audio = metadata.audio_codec_id.is_some() || metadata.audio_sample_rate.is_some();
+                p.set_metadata(metadata.video_width, metadata.video_height, has_audio);
             }
         }
         ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {

@@ -21,9 +21,12 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, Command};
 
 use crate::api::ApiClient;
-use crate::config::MediaConfig;
-use crate::ladder::{Level, Rendition, ffmpeg_args, fit_to_source, parse_ladder};
-use crate::{flv, hls, rtmp};
+use crate::config::{MediaConfig, Role};
+use crate::ladder::{Output, Rendition, Upload, ffmpeg_args, fit_to_source, parse_ladder, pick};
+use onair_domain::LadderLevel as Level;
+use crate::origin::{Reports, TranscoderState};
+use crate::relay::Feed;
+use crate::{flv, hls, origin, relay, rtmp};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -78,15 +81,16 @@ pub struct LevelCell(std::sync::atomic::AtomicU8);
 
 impl LevelCell {
     fn new(level: Level) -> Self {
-        Self(level.as_u8().into())
+        Self((level as u8).into())
     }
 
     pub fn get(&self) -> Level {
-        Level::from_u8(self.0.load(std::sync::atomic::Ordering::Acquire))
+        let v = self.0.load(std::sync::atomic::Ordering::Acquire);
+        Level::ALL.into_iter().find(|l| *l as u8 == v).unwrap_or(Level::Full)
     }
 
     fn set(&self, level: Level) {
-        self.0.store(level.as_u8(), std::sync::atomic::Ordering::Release);
+        self.0.store(level as u8, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -102,6 +106,9 @@ pub struct StreamState {
     pub level: Level,
     /// The encoder's last reported speed (1.0 = real time), while one runs.
     pub encode_speed: Option<f64>,
+    /// An ingest pod's transcode pods that reported lately (split roles).
+    #[serde(default)]
+    pub transcoders: Vec<TranscoderState>,
 }
 
 pub struct Inner {
@@ -112,6 +119,10 @@ pub struct Inner {
     pub registry: prometheus_client::registry::Registry,
     ladder: Vec<Rendition>,
     slots: Mutex<HashMap<StreamId, Slot>>,
+    /// An ingest pod's source relays, by stream (split roles).
+    feeds: Mutex<HashMap<StreamId, Arc<Feed>>>,
+    /// An ingest pod's transcoders, from their reports.
+    pub reports: Reports,
 }
 
 #[derive(Clone)]
@@ -146,6 +157,10 @@ pub struct Publishing {
     /// The level the operator wants, and the one the running encoder was started at.
     level: Arc<LevelCell>,
     running_level: Level,
+    /// An ingest pod's relay to its transcode pods.
+    feed: Option<Arc<Feed>>,
+    /// Nothing of this transcoder's renditions fits the source: it waits for the next one.
+    idle: bool,
 }
 
 struct Transcoder {
@@ -154,6 +169,15 @@ struct Transcoder {
 }
 
 impl Publishing {
+    /// The publisher's metadata: what the ladder is fitted to, and whether there is audio.
+    pub fn set_metadata(&mut self, width: Option<u32>, height: Option<u32>, has_audio: bool) {
+        self.source_height = height;
+        self.has_audio = has_audio;
+        if let Some(feed) = &self.feed {
+            feed.set_metadata(width, height, has_audio);
+        }
+    }
+
     /// Write one audio/video message; the transcoder starts with the first one, when the
     /// stream's metadata (size, audio) is known.
     pub async fn write(&mut self, state: &WorkerState, kind: u8, ts: u32, data: &[u8]) -> anyhow::Result<()> {
@@ -163,9 +187,16 @@ impl Publishing {
         } else if kind == flv::AUDIO && flv::is_aac_config(data) {
             self.audio_config = Some(data.to_vec());
         }
+        if let Some(feed) = &self.feed {
+            feed.push(kind, ts, data);
+        }
+        if self.idle {
+            return Ok(());
+        }
         if self.transcoder.is_none() {
             self.running_level = self.level.get();
-            self.transcoder = Some(state.start_transcoder(self).await?);
+            self.transcoder = state.start_transcoder(self).await?;
+            self.idle = self.transcoder.is_none();
         } else if kind == flv::VIDEO && flv::is_keyframe(data) && self.level.get() != self.running_level {
             // A new level: a new encoder from this keyframe on, under the same publisher.
             self.switch_level(state, ts).await?;
@@ -194,15 +225,23 @@ impl Publishing {
                 let _ = old.child.kill().await;
             }
         }
+        let before = state.renditions(self.stream_id);
         self.running_level = self.level.get();
         tracing::info!(stream_id = %self.stream_id, level = ?self.running_level, "ladder level changed");
-        self.start_with_config(state, ts).await
+        self.start_with_config(state, ts).await?;
+        // Renditions the new level dropped are over: players on them switch instead of waiting
+        // for segments that will not come.
+        let after = state.renditions(self.stream_id);
+        for gone in before.iter().filter(|r| !after.contains(r)) {
+            origin::end_playlist(&state.stream_dir(self.stream_id).join(gone).join("index.m3u8")).await;
+        }
+        Ok(())
     }
 
     /// A new encoder fed the codec configuration first (it was sent once, at the publisher's
     /// start), so it can decode what follows.
     async fn start_with_config(&mut self, state: &WorkerState, ts: u32) -> anyhow::Result<()> {
-        let mut t = state.start_transcoder(self).await?;
+        let Some(mut t) = state.start_transcoder(self).await? else { return Ok(()) };
         for (kind, config) in [(flv::VIDEO, &self.video_config), (flv::AUDIO, &self.audio_config)] {
             if let Some(c) = config {
                 t.stdin.write_all(&flv::tag(kind, ts, c)).await?;
@@ -222,7 +261,10 @@ impl Publishing {
         let now = std::time::Instant::now();
         self.restarts.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
         if self.restarts.len() >= 5 {
-            state.api.report(self.stream_id, StreamStatus::Failed).await;
+            // A transcode pod gives up on this source only; the ingest pod owns the status.
+            if state.config.role != Role::Transcode {
+                state.api.report(self.stream_id, StreamStatus::Failed).await;
+            }
             anyhow::bail!("transcoder keeps failing; giving up on this stream");
         }
         tokio::time::sleep(Duration::from_millis(200 * (1 << self.restarts.len()))).await;
@@ -239,8 +281,40 @@ impl WorkerState {
         self.config.media_dir.join(stream.to_string())
     }
 
+    /// What this process knows of a stream (no viewers, no transcoders: the handler adds them).
+    pub(crate) fn local_state(&self, stream: StreamId) -> StreamState {
+        let (publishing, stopped, renditions, level) = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            match slots.get_mut(&stream) {
+                Some(s) => (s.publishing, s.stopped, s.renditions.clone(), s.level(self.config.initial_level).get()),
+                None => (false, false, Vec::new(), self.config.initial_level),
+            }
+        };
+        let labels = StreamLabels { stream_id: stream.to_string() };
+        let encode_speed =
+            publishing.then(|| self.metrics.encode_speed.get_or_create(&labels).get()).filter(|s| *s > 0.0);
+        StreamState { publishing, stopped, renditions, viewers: None, level, encode_speed, transcoders: Vec::new() }
+    }
+
+    fn renditions(&self, stream: StreamId) -> Vec<String> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&stream)
+            .map(|s| s.renditions.clone())
+            .unwrap_or_default()
+    }
+
+    /// The relay of a stream this ingest pod is receiving.
+    pub fn feed(&self, stream: StreamId) -> Option<Arc<Feed>> {
+        self.feeds.lock().unwrap_or_else(|e| e.into_inner()).get(&stream).cloned()
+    }
+
     /// Check the key and take the stream's publisher slot; the reason on refusal.
     pub async fn begin_publish(&self, key: &str) -> Result<Publishing, &'static str> {
+        if self.config.role == Role::Transcode {
+            return Err("transcode_only");
+        }
         if let Some(expected) = &self.config.stream_key_hash {
             let got = onair_domain::contracts::stream_key::hash_hex(key);
             if !got.eq_ignore_ascii_case(expected.trim()) {
@@ -277,15 +351,38 @@ impl WorkerState {
         if slot.stopped {
             return Err("stream_stopped");
         }
+        let feed = (self.config.role == Role::Ingest).then(|| {
+            let feed = Arc::new(Feed::new(&owner.tier, &owner.quality));
+            self.feeds.lock().unwrap_or_else(|e| e.into_inner()).insert(owner.stream_id, feed.clone());
+            feed
+        });
+        Ok(self.take_slot(slot, owner.stream_id, &owner.tier, &owner.quality, feed))
+    }
+
+    /// A transcode pod's side of the relay: the source takes the stream's slot like a publisher.
+    pub fn begin_relay(&self, stream: StreamId, tier: &str, quality: &str) -> Publishing {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = slots.entry(stream).or_default();
+        self.take_slot(slot, stream, tier, quality, None)
+    }
+
+    fn take_slot(
+        &self,
+        slot: &mut Slot,
+        stream: StreamId,
+        tier: &str,
+        quality: &str,
+        feed: Option<Arc<Feed>>,
+    ) -> Publishing {
         slot.publishing = true;
         slot.generation += 1;
         self.metrics.publishers.inc();
-        Ok(Publishing {
-            stream_id: owner.stream_id,
+        Publishing {
+            stream_id: stream,
             generation: slot.generation,
             stop: slot.stop.clone(),
-            quality_cap: owner.quality.trim_end_matches('p').parse().ok(),
-            preset: if owner.tier == "partner" {
+            quality_cap: quality.trim_end_matches('p').parse().ok(),
+            preset: if tier == "partner" {
                 self.config.x264_preset.clone()
             } else {
                 self.config.x264_preset_free.clone()
@@ -299,31 +396,62 @@ impl WorkerState {
             restarts: Vec::new(),
             level: slot.level(self.config.initial_level),
             running_level: self.config.initial_level,
-        })
+            feed,
+            idle: false,
+        }
     }
 
-    async fn start_transcoder(&self, p: &Publishing) -> anyhow::Result<Transcoder> {
+    /// The encoder for what this worker makes of a stream: its level of the ladder (one
+    /// machine), the source remuxed (an ingest pod), or its share of the ladder uploaded to the
+    /// ingest pod (a transcode pod). `None`: nothing to make from this source.
+    async fn start_transcoder(&self, p: &Publishing) -> anyhow::Result<Option<Transcoder>> {
         let dir = self.stream_dir(p.stream_id);
         // The streamer's quality choice caps the ladder like a smaller source would.
         let cap = match (p.source_height, p.quality_cap) {
             (Some(s), Some(q)) => Some(s.min(q)),
             (s, q) => s.or(q),
         };
-        let level = p.level.get();
-        let ladder = level.pick(&fit_to_source(&self.ladder, cap));
+        let fitted = fit_to_source(&self.ladder, cap);
+        let (level, ladder) = match self.config.role {
+            Role::All => (p.level.get(), pick(p.level.get(), &fitted)),
+            Role::Ingest => (Level::Passthrough, Vec::new()),
+            Role::Transcode => (Level::Full, fitted),
+        };
+        if level != Level::Passthrough && ladder.is_empty() {
+            tracing::info!(stream_id = %p.stream_id, ?cap, "none of this transcoder's renditions fits the source");
+            return Ok(None);
+        }
         let names: Vec<String> = if level == Level::Passthrough {
             vec![crate::ladder::SOURCE.to_string()]
         } else {
             ladder.iter().map(|r| r.name.clone()).collect()
         };
-        for n in &names {
-            tokio::fs::create_dir_all(dir.join(n)).await?;
+        let upload_base = match (self.config.role, &self.config.source_url) {
+            (Role::Transcode, Some(url)) => {
+                Some(format!("{}/internal/streams/{}/hls", url.trim_end_matches('/'), p.stream_id))
+            }
+            _ => None,
+        };
+        if upload_base.is_none() {
+            for n in &names {
+                tokio::fs::create_dir_all(dir.join(n)).await?;
+            }
         }
         let dir_str = dir.to_str().ok_or_else(|| anyhow::anyhow!("media dir is not UTF-8"))?;
+        let token = {
+            use secrecy::ExposeSecret as _;
+            self.config.internal_token.expose_secret().to_owned()
+        };
+        let out = Output {
+            dir: upload_base.as_deref().unwrap_or(dir_str),
+            upload: upload_base.as_ref().map(|_| Upload { part: &self.config.part, token: &token }),
+            shared_clock: self.config.role != Role::All,
+            thumbnail: self.config.role != Role::Transcode,
+        };
         let mut args = if level == Level::Passthrough {
-            crate::ladder::passthrough_args(dir_str, p.has_audio)
+            crate::ladder::passthrough_args(&out, p.has_audio)
         } else {
-            ffmpeg_args(&ladder, &p.preset, dir_str, p.has_audio)
+            ffmpeg_args(&ladder, &p.preset, &out, p.has_audio)
         };
         // A reconnect continues the same playlists, marked with a discontinuity; the end marker
         // is written by us once the stream is really over.
@@ -347,13 +475,17 @@ impl WorkerState {
         if let Some(slot) = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&p.stream_id) {
             slot.renditions = names;
         }
-        Ok(Transcoder { child, stdin })
+        Ok(Some(Transcoder { child, stdin }))
     }
 
     /// The publisher is gone: finish the encoder, and end the stream unless it comes back
     /// within the grace period.
     pub async fn publisher_left(&self, mut p: Publishing) {
         self.metrics.publishers.dec();
+        // Dropping the relay ends every transcode pod's source response.
+        if p.feed.take().is_some() {
+            self.feeds.lock().unwrap_or_else(|e| e.into_inner()).remove(&p.stream_id);
+        }
         if let Some(mut t) = p.transcoder.take() {
             drop(t.stdin);
             if tokio::time::timeout(Duration::from_secs(10), t.child.wait()).await.is_err() {
@@ -371,6 +503,11 @@ impl WorkerState {
                 None => false,
             }
         };
+        if self.config.role == Role::Transcode {
+            // The source went away; the ingest pod decides whether the stream is over.
+            tracing::info!(stream_id = %p.stream_id, "source ended");
+            return;
+        }
         if stopped {
             // Stopped by the orchestrator: the apiserver already recorded the end.
             self.finish_playlists(p.stream_id).await;
@@ -391,6 +528,7 @@ impl WorkerState {
                 over
             };
             if over {
+                state.reports.forget(p.stream_id);
                 state.finish_playlists(p.stream_id).await;
                 state.api.report(p.stream_id, StreamStatus::Ended).await;
                 tracing::info!(stream_id = %p.stream_id, "stream ended after the reconnect grace period");
@@ -436,13 +574,7 @@ impl WorkerState {
         });
         let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { return };
         while let Ok(Some(e)) = entries.next_entry().await {
-            let playlist = e.path().join("index.m3u8");
-            if let Ok(mut text) = tokio::fs::read_to_string(&playlist).await
-                && !text.contains("#EXT-X-ENDLIST")
-            {
-                text.push_str("#EXT-X-ENDLIST\n");
-                let _ = tokio::fs::write(&playlist, text).await;
-            }
+            origin::end_playlist(&e.path().join("index.m3u8")).await;
         }
     }
 }
@@ -506,8 +638,27 @@ impl MediaWorker {
         let http = TcpListener::bind(config.http_listen)
             .await
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.http_listen))?;
-        let state =
-            WorkerState(Arc::new(Inner { config, api, redis, metrics, registry, ladder, slots: Mutex::default() }));
+        let mut ladder = ladder;
+        if config.role == Role::Transcode {
+            let (Some(_), Some(_)) = (config.only_stream, &config.source_url) else {
+                anyhow::bail!("a transcode worker needs --stream-id and --source-url");
+            };
+            if let Some(mine) = &config.renditions {
+                let mine = parse_ladder(mine).map_err(|e| anyhow::anyhow!("--renditions: {e}"))?;
+                ladder = mine;
+            }
+        }
+        let state = WorkerState(Arc::new(Inner {
+            config,
+            api,
+            redis,
+            metrics,
+            registry,
+            ladder,
+            slots: Mutex::default(),
+            feeds: Mutex::default(),
+            reports: Reports::default(),
+        }));
         Ok(Self { rtmp, http, state })
     }
 
@@ -545,8 +696,26 @@ impl MediaWorker {
                 http::HeaderValue::from_static("*"),
             ),
         );
+        let config = &self.state.config;
+        let follow = match (config.role, config.only_stream, config.source_url.clone()) {
+            (Role::Transcode, Some(stream), Some(url)) => {
+                Some(tokio::spawn(relay::follow(self.state.clone(), StreamId(stream), url)))
+            }
+            _ => None,
+        };
+        // Transcode pods upload segments: larger bodies than any other internal route.
+        let uploads = Router::new()
+            .route(
+                "/internal/streams/{stream_id}/hls/{*path}",
+                axum::routing::put(origin::upload).delete(origin::remove),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(origin::MAX_UPLOAD_BYTES));
         let router = Router::new()
             .merge(hls)
+            .merge(uploads)
+            .route("/internal/streams/{stream_id}/source", get(relay::serve))
+            .route("/internal/streams/{stream_id}/transcoders/{part}", axum::routing::post(origin::report))
+            .route("/internal/streams/{stream_id}/variants/{variant}/end", axum::routing::post(origin::end_variant))
             .route("/internal/streams/{stream_id}/stop", axum::routing::post(stop))
             .route("/internal/streams/{stream_id}", get(stream_state))
             .route("/internal/streams/{stream_id}/level", axum::routing::put(set_level))
@@ -558,12 +727,16 @@ impl MediaWorker {
         tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "media worker listening");
         let result = onair_web::serve(self.http, router, shutdown).await;
         accept.abort();
+        // A transcode pod going away kills its encoder with it (the child dies on drop).
+        if let Some(f) = follow {
+            f.abort();
+        }
         Ok(result?)
     }
 }
 
 /// The internal token check and the stream id of an internal route.
-fn internal_stream(
+pub(crate) fn internal_stream(
     state: &WorkerState,
     headers: &http::HeaderMap,
     stream_id: &str,
@@ -604,23 +777,21 @@ async fn stream_state(
     headers: http::HeaderMap,
 ) -> Result<axum::Json<StreamState>, onair_web::HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
-    let (publishing, stopped, renditions, level) = {
-        let mut slots = state.slots.lock().unwrap_or_else(|e| e.into_inner());
-        match slots.get_mut(&stream) {
-            Some(s) => (s.publishing, s.stopped, s.renditions.clone(), s.level(state.config.initial_level).get()),
-            None => (false, false, Vec::new(), state.config.initial_level),
-        }
-    };
+    let mut s = state.local_state(stream);
     // `None` when Redis does not answer: the operator keeps its last count instead of reading
     // "nobody is watching" and stepping the ladder down.
     let window = Duration::from_secs(state.config.viewer_window_secs);
-    let viewers =
+    s.viewers =
         onair_infra::current_viewers(&mut state.redis.clone(), &state.config.redis.redis_prefix, stream, window)
             .await
             .ok();
-    let labels = StreamLabels { stream_id: stream.to_string() };
-    let encode_speed = publishing.then(|| state.metrics.encode_speed.get_or_create(&labels).get()).filter(|s| *s > 0.0);
-    Ok(axum::Json(StreamState { publishing, stopped, renditions, viewers, level, encode_speed }))
+    // An ingest pod speaks for its stream: the source plus what its transcoders run.
+    s.transcoders = state.reports.live(stream);
+    let mut all: Vec<String> = s.transcoders.iter().flat_map(|t| t.renditions.iter().cloned()).collect();
+    all.sort_by_key(|r| std::cmp::Reverse(r.trim_end_matches('p').parse::<u32>().unwrap_or(0)));
+    all.dedup();
+    s.renditions.extend(all);
+    Ok(axum::Json(s))
 }
 
 #[derive(serde::Deserialize)]
@@ -669,4 +840,19 @@ async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
         [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         onair_telemetry::encode(&state.registry),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_level_cell_holds_every_level() {
+        let cell = LevelCell::new(Level::Reduced);
+        assert_eq!(cell.get(), Level::Reduced);
+        for l in Level::ALL {
+            cell.set(l);
+            assert_eq!(cell.get(), l);
+        }
+    }
 }

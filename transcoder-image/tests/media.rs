@@ -147,11 +147,58 @@ impl Env {
                 None => args.extend(pair.iter().map(|s| s.to_string())),
             }
         }
-        let worker = MediaWorker::build(MediaConfig::from_args(args).unwrap()).await.unwrap();
-        let rtmp = format!("rtmp://{}/live", worker.rtmp_addr());
-        let base = format!("http://{}", worker.http_addr());
-        tokio::spawn(worker.run_until_stopped(std::future::pending()));
+        let (rtmp, base) = spawn_worker(args, std::future::pending()).await;
         (rtmp, base, dir)
+    }
+
+    /// A transcode pod of `stream` making `renditions` from the ingest pod at `ingest`, until
+    /// the returned sender is dropped.
+    async fn transcoder(
+        &self,
+        stream: &str,
+        ingest: &str,
+        part: &str,
+        renditions: &str,
+    ) -> tokio::sync::oneshot::Sender<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = [
+            "--role",
+            "transcode",
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--apiserver-url",
+            &self.api,
+            "--internal-token",
+            "media-test",
+            "--media-dir",
+            dir.path().to_str().unwrap(),
+            "--ladder",
+            "360p,240p",
+            "--renditions",
+            renditions,
+            "--x264-preset-free",
+            "ultrafast",
+            "--redis-prefix",
+            &self.prefix,
+            "--stream-id",
+            stream,
+            "--source-url",
+            ingest,
+            "--transcoder-part",
+            part,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        spawn_worker(args, async move {
+            let _ = rx.await;
+            drop(dir);
+        })
+        .await;
+        tx
     }
 
     /// Register `name`, start a stream titled `title`: (access token, stream id, stream key).
@@ -189,6 +236,18 @@ impl Env {
 }
 
 use onair_testkit::publish_test_pattern as publish;
+
+/// Start a worker with these flags until `shutdown`: (RTMP base, HTTP base).
+async fn spawn_worker(
+    args: Vec<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (String, String) {
+    let worker = MediaWorker::build(MediaConfig::from_args(args).unwrap()).await.unwrap();
+    let rtmp = format!("rtmp://{}/live", worker.rtmp_addr());
+    let base = format!("http://{}", worker.http_addr());
+    tokio::spawn(worker.run_until_stopped(shutdown));
+    (rtmp, base)
+}
 
 async fn get_text(http: &reqwest::Client, url: &str) -> Option<(reqwest::header::HeaderMap, String)> {
     let res = http.get(url).send().await.ok()?;
@@ -490,7 +549,7 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
     let idle: Value = state("media-test").await.json().await.unwrap();
     assert_eq!(
         idle,
-        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null})
+        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null, "transcoders": []})
     );
 
     let mut mine = publish(&format!("{rtmp}/{key_a}"), 60);
@@ -666,4 +725,116 @@ async fn the_ingest_gateway_checks_keys_holds_publishers_and_forwards_to_the_pod
     assert!(metrics.contains("onair_ingest_gateway_refused_total{reason=\"unknown_key\"} 1"), "{metrics}");
     assert!(metrics.contains("onair_ingest_gateway_held_total 1"), "{metrics}");
     assert!(metrics.contains("onair_ingest_gateway_forwarding 1"), "{metrics}");
+}
+
+/// Split roles as the operator runs them: an ingest pod takes the publisher, remuxes the source
+/// and is the stream's origin; two transcode pods follow its relay, one rendition each, and
+/// upload to it. Viewers get one master playlist of what is live. Losing a transcode pod takes
+/// only its rendition away, its replacement brings it back, and a publisher that reconnects
+/// is followed by every transcoder.
+#[tokio::test]
+async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditions() {
+    let env = env().await;
+    let (_, stream, key) = env.streamer("splitter", "split roles").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
+    let (rtmp, ingest, dir) =
+        env.per_stream_worker_with(&stream, &hash, &["--role", "ingest", "--ladder", "360p,240p"]).await;
+    let source_url = format!("{ingest}/internal/streams/{stream}/source");
+    let early = env.http.get(&source_url).header("x-onair-internal-token", "media-test").send().await.unwrap();
+    assert_eq!(early.status(), 404, "no source before a publisher");
+    assert_eq!(env.http.get(&source_url).send().await.unwrap().status(), 401, "the relay needs the internal token");
+    let upload = env.http.put(format!("{ingest}/internal/streams/{stream}/hls/source/index.m3u8"));
+    let refused = upload.header("x-onair-internal-token", "media-test").body("#EXTM3U").send().await.unwrap();
+    assert_eq!(refused.status(), 400, "a transcoder cannot overwrite the source");
+
+    let _t0 = env.transcoder(&stream, &ingest, "t0", "360p").await;
+    let t1 = env.transcoder(&stream, &ingest, "t1", "240p").await;
+    let mut publisher = publish(&format!("{rtmp}/{key}"), 120);
+
+    let master_url = format!("{ingest}/hls/{stream}/master.m3u8");
+    let variants = |m: &str| {
+        let mut v: Vec<String> = m.lines().filter(|l| !l.starts_with('#')).map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    let all = ["240p/index.m3u8", "360p/index.m3u8", "source/index.m3u8"];
+    onair_testkit::eventually(Duration::from_secs(40), || async {
+        let (_, m) = get_text(&env.http, &master_url).await?;
+        (variants(&m) == all).then_some(())
+    })
+    .await;
+    // Every variant's segments come from the ingest pod's origin.
+    for v in ["source", "360p", "240p"] {
+        let (_, playlist) = get_text(&env.http, &format!("{ingest}/hls/{stream}/{v}/index.m3u8")).await.unwrap();
+        let seg = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
+        let res = env.http.get(format!("{ingest}/hls/{stream}/{v}/{seg}")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{v}/{seg}");
+        assert!(res.bytes().await.unwrap().len() > 1000);
+    }
+    let state_url = format!("{ingest}/internal/streams/{stream}");
+    let state = || async {
+        env.http
+            .get(&state_url)
+            .header("x-onair-internal-token", "media-test")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let s = onair_testkit::eventually(Duration::from_secs(10), || async {
+        let s = state().await;
+        s["transcoders"]
+            .as_array()
+            .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["encodeSpeed"].is_number()))
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(s["renditions"], json!(["source", "360p", "240p"]));
+    assert_eq!(
+        (s["transcoders"][0]["part"].clone(), s["transcoders"][0]["renditions"].clone()),
+        (json!("t0"), json!(["360p"]))
+    );
+    // The ingest pod makes the discovery thumbnail without encoding anything.
+    let thumb = dir.path().join(&stream).join("thumb.jpg");
+    onair_testkit::eventually(Duration::from_secs(15), || async { thumb.exists().then_some(()) }).await;
+
+    // The 240p pod is lost: new players are not offered 240p, 360p keeps going.
+    drop(t1);
+    let sequence =
+        |p: &str| p.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")).and_then(|n| n.parse::<u64>().ok());
+    let p360 = format!("{ingest}/hls/{stream}/360p/index.m3u8");
+    let before = sequence(&get_text(&env.http, &p360).await.unwrap().1).unwrap();
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        let (_, m) = get_text(&env.http, &master_url).await?;
+        (variants(&m) == ["360p/index.m3u8", "source/index.m3u8"]).then_some(())
+    })
+    .await;
+    let after = sequence(&get_text(&env.http, &p360).await.unwrap().1).unwrap();
+    assert!(after > before, "360p kept advancing while 240p was gone ({before} -> {after})");
+
+    // Its replacement brings 240p back.
+    let _t1 = env.transcoder(&stream, &ingest, "t1", "240p").await;
+    onair_testkit::eventually(Duration::from_secs(30), || async {
+        let (_, m) = get_text(&env.http, &master_url).await?;
+        (variants(&m) == all).then_some(())
+    })
+    .await;
+
+    // The publisher drops and reconnects (what an ingest pod's replacement also looks like to
+    // the transcoders): both follow the new source, on a new playlist marked discontinuous.
+    let p240 = format!("{ingest}/hls/{stream}/240p/index.m3u8");
+    let last =
+        |p: &str| p.lines().filter_map(|l| l.strip_prefix("seg_")?.strip_suffix(".ts")?.parse::<u64>().ok()).max();
+    publisher.kill().await.unwrap();
+    let _ = publisher.wait().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mark = last(&get_text(&env.http, &p240).await.unwrap().1).unwrap();
+    let _again = publish(&format!("{rtmp}/{key}"), 60);
+    onair_testkit::eventually(Duration::from_secs(30), || async {
+        let p = get_text(&env.http, &p240).await?.1;
+        (last(&p)? > mark && p.contains("#EXT-X-DISCONTINUITY")).then_some(())
+    })
+    .await;
 }

@@ -1,0 +1,395 @@
+//! The ingest pod as its stream's HLS origin when roles are split. Transcode pods upload their
+//! renditions here with ffmpeg's HLS muxer over HTTP (`PUT` playlists and segments, `DELETE`
+//! the ones that slid out), report what they run every few seconds, and viewers get one master
+//! playlist merged from the parts that are still live.
+
+use std::collections::HashMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{Path, State};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use onair_domain::StreamId;
+use onair_web::HttpError;
+
+use crate::worker::{WorkerState, internal_stream};
+
+/// A transcoder that has not reported for this long is gone (crashed, or removed by the
+/// operator): its renditions leave the merged master playlist.
+pub const REPORT_TTL: Duration = Duration::from_secs(15);
+/// A variant whose playlist has not changed for this long is not offered to new players.
+const STALE_VARIANT: Duration = Duration::from_secs(8);
+/// The largest upload: a 1 s segment of a 20 Mbps rendition is about 2.5 MB.
+pub const MAX_UPLOAD_BYTES: usize = 32 << 20;
+
+/// What a transcode pod says about itself (`POST /internal/streams/{id}/transcoders/{part}`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TranscoderReport {
+    pub renditions: Vec<String>,
+    pub encode_speed: Option<f64>,
+}
+
+/// A report as the operator reads it, with its part name.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscoderState {
+    pub part: String,
+    pub renditions: Vec<String>,
+    pub encode_speed: Option<f64>,
+}
+
+/// Reports by stream and part, with when they arrived.
+#[derive(Default)]
+pub struct Reports(std::sync::Mutex<HashMap<StreamId, Parts>>);
+
+/// A stream's transcoders by part name, with when each last reported.
+type Parts = HashMap<String, (Instant, TranscoderReport)>;
+
+impl Reports {
+    fn record(&self, stream: StreamId, part: String, report: TranscoderReport) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(stream)
+            .or_default()
+            .insert(part, (Instant::now(), report));
+    }
+
+    /// The live transcoders of a stream, by part name.
+    pub fn live(&self, stream: StreamId) -> Vec<TranscoderState> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(parts) = all.get_mut(&stream) else { return Vec::new() };
+        parts.retain(|_, (at, _)| at.elapsed() < REPORT_TTL);
+        let mut out: Vec<TranscoderState> = parts
+            .iter()
+            .map(|(part, (_, r))| TranscoderState {
+                part: part.clone(),
+                renditions: r.renditions.clone(),
+                encode_speed: r.encode_speed,
+            })
+            .collect();
+        out.sort_by(|a, b| a.part.cmp(&b.part));
+        out
+    }
+
+    pub fn forget(&self, stream: StreamId) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&stream);
+    }
+}
+
+fn is_part_name(s: &str) -> bool {
+    (1..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A rendition a transcoder may write: `720p`, never `source` (the ingest pod's own).
+fn is_rendition_name(s: &str) -> bool {
+    s.len() >= 4 && s.len() <= 5 && s.ends_with('p') && s[..s.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Where an upload may land below the stream's folder: a part's master playlist, or a
+/// rendition's playlist or segment. Anything else is refused (no `..`, no other files).
+pub fn upload_path(path: &str) -> Option<PathBuf> {
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(file), None, None) => {
+            let part = file.strip_prefix("master-")?.strip_suffix(".m3u8")?;
+            is_part_name(part).then(|| PathBuf::from(file))
+        }
+        (Some(variant), Some(file), None) if is_rendition_name(variant) => {
+            let segment = file
+                .strip_prefix("seg_")
+                .and_then(|f| f.strip_suffix(".ts"))
+                .is_some_and(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()));
+            (file == "index.m3u8" || segment).then(|| PathBuf::from(variant).join(file))
+        }
+        _ => None,
+    }
+}
+
+fn bad_path() -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, "invalid_path", "not a rendition playlist, segment or master part")
+}
+
+fn stream_file(state: &WorkerState, stream: StreamId, path: &str) -> Result<PathBuf, HttpError> {
+    let rel = upload_path(path).ok_or_else(bad_path)?;
+    Ok(state.config.media_dir.join(stream.to_string()).join(rel))
+}
+
+/// `PUT /internal/streams/{id}/hls/{*path}`: a transcoder's playlist or segment. Written to a
+/// temporary name and renamed, so a viewer never reads half a segment.
+pub async fn upload(
+    State(state): State<WorkerState>,
+    Path((stream_id, path)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, HttpError> {
+    let stream = internal_stream(&state, &headers, &stream_id)?;
+    let file = stream_file(&state, stream, &path)?;
+    let io = |e: std::io::Error| {
+        tracing::warn!(stream_id = %stream, error = %e, "upload failed");
+        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "could not store the upload")
+    };
+    if let Some(dir) = file.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    }
+    let tmp = file.with_extension(format!("{}.part", uuid::Uuid::new_v4().simple()));
+    tokio::fs::write(&tmp, &body).await.map_err(io)?;
+    tokio::fs::rename(&tmp, &file).await.map_err(io)?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE /internal/streams/{id}/hls/{*path}`: a segment that slid out of its playlist.
+pub async fn remove(
+    State(state): State<WorkerState>,
+    Path((stream_id, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, HttpError> {
+    let stream = internal_stream(&state, &headers, &stream_id)?;
+    let _ = tokio::fs::remove_file(stream_file(&state, stream, &path)?).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /internal/streams/{id}/transcoders/{part}`: a transcoder's renditions and speed.
+pub async fn report(
+    State(state): State<WorkerState>,
+    Path((stream_id, part)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, HttpError> {
+    let stream = internal_stream(&state, &headers, &stream_id)?;
+    if !is_part_name(&part) {
+        return Err(bad_path());
+    }
+    let report: TranscoderReport = serde_json::from_slice(&body).map_err(|_| {
+        HttpError::new(StatusCode::BAD_REQUEST, "invalid_report", "expected {\"renditions\": [..], \"encodeSpeed\": n}")
+    })?;
+    if report.renditions.len() > 16 || !report.renditions.iter().all(|r| is_rendition_name(r)) {
+        return Err(HttpError::new(StatusCode::BAD_REQUEST, "invalid_report", "renditions are names like 720p"));
+    }
+    state.reports.record(stream, part, report);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /internal/streams/{id}/variants/{variant}/end`: the operator took this rendition
+/// away; its playlist gets `EXT-X-ENDLIST`, so players on it switch instead of waiting.
+pub async fn end_variant(
+    State(state): State<WorkerState>,
+    Path((stream_id, variant)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, HttpError> {
+    let stream = internal_stream(&state, &headers, &stream_id)?;
+    if !is_rendition_name(&variant) {
+        return Err(bad_path());
+    }
+    end_playlist(&state.config.media_dir.join(stream.to_string()).join(&variant).join("index.m3u8")).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Append `#EXT-X-ENDLIST` to a media playlist, once.
+pub async fn end_playlist(playlist: &FsPath) {
+    if let Ok(mut text) = tokio::fs::read_to_string(playlist).await
+        && !text.contains("#EXT-X-ENDLIST")
+    {
+        text.push_str("#EXT-X-ENDLIST\n");
+        let _ = tokio::fs::write(playlist, text).await;
+    }
+}
+
+/// One `#EXT-X-STREAM-INF` entry of a master playlist.
+#[derive(Debug, Clone, PartialEq)]
+struct Variant {
+    attributes: String,
+    uri: String,
+    bandwidth: u64,
+}
+
+fn parse_master(text: &str) -> Vec<Variant> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    while let Some(line) = lines.next() {
+        if let Some(attributes) = line.strip_prefix("#EXT-X-STREAM-INF:")
+            && let Some(uri) = lines.next()
+        {
+            let bandwidth = attribute(attributes, "BANDWIDTH").and_then(|b| b.parse().ok()).unwrap_or(0);
+            out.push(Variant { attributes: attributes.to_owned(), uri: uri.to_owned(), bandwidth });
+        }
+    }
+    out
+}
+
+fn attribute<'a>(attributes: &'a str, name: &str) -> Option<&'a str> {
+    split_attributes(attributes).into_iter().find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `A=1,B="x,y"` into its items; quoted values (CODECS) may hold commas.
+fn split_attributes(attributes: &str) -> Vec<&str> {
+    let (mut out, mut start, mut quoted) = (Vec::new(), 0, false);
+    for (i, c) in attributes.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&attributes[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&attributes[start..]);
+    out
+}
+
+/// The peak bitrate of a variant's recent segments, from their sizes and `#EXTINF` durations:
+/// a remuxed source's master entry carries only what ffmpeg guessed (often the audio alone).
+async fn measured_bandwidth(variant_dir: &FsPath) -> Option<u64> {
+    let text = tokio::fs::read_to_string(variant_dir.join("index.m3u8")).await.ok()?;
+    let mut peak = 0f64;
+    let mut duration = None;
+    for line in text.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d.trim_end_matches(',').split(',').next().and_then(|d| d.parse::<f64>().ok());
+        } else if !line.starts_with('#')
+            && !line.trim().is_empty()
+            && let Some(d) = duration.take().filter(|d| *d > 0.1)
+            && let Ok(meta) = tokio::fs::metadata(variant_dir.join(line.trim())).await
+        {
+            peak = peak.max(meta.len() as f64 * 8.0 / d);
+        }
+    }
+    (peak > 0.0).then_some((peak * 1.1) as u64)
+}
+
+fn fresh(modified: std::io::Result<SystemTime>) -> bool {
+    modified.ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age < STALE_VARIANT)
+}
+
+/// Whether a media playlist is still being written: not ended, changed lately.
+async fn live_playlist(playlist: &FsPath) -> bool {
+    match tokio::fs::read_to_string(playlist).await {
+        Ok(t) => !t.contains("#EXT-X-ENDLIST") && fresh(tokio::fs::metadata(playlist).await.and_then(|m| m.modified())),
+        Err(_) => false,
+    }
+}
+
+/// The master playlist viewers get from an ingest pod: the source it remuxes plus every
+/// uploaded part's renditions whose playlists are live (updated lately, not ended), best first.
+/// The source's entry is made here: ffmpeg cannot know a remuxed stream's bitrate, so it is
+/// measured from the segments, and the size comes from the publisher's metadata.
+pub async fn merged_master(stream_dir: &FsPath, source_resolution: Option<(u32, u32)>) -> Option<String> {
+    let mut variants: Vec<Variant> = Vec::new();
+    let mut version = 3;
+    let source_dir = stream_dir.join(crate::ladder::SOURCE);
+    if live_playlist(&source_dir.join("index.m3u8")).await
+        && let Some(bandwidth) = measured_bandwidth(&source_dir).await
+    {
+        let mut attributes = format!("BANDWIDTH={bandwidth}");
+        if let Some((w, h)) = source_resolution {
+            attributes.push_str(&format!(",RESOLUTION={w}x{h}"));
+        }
+        variants.push(Variant { attributes, uri: format!("{}/index.m3u8", crate::ladder::SOURCE), bandwidth });
+    }
+    let mut entries = tokio::fs::read_dir(stream_dir).await.ok()?;
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("master-") && name.ends_with(".m3u8")) {
+            continue;
+        }
+        let Ok(text) = tokio::fs::read_to_string(e.path()).await else { continue };
+        if let Some(v) =
+            text.lines().find_map(|l| l.strip_prefix("#EXT-X-VERSION:")).and_then(|v| v.trim().parse().ok())
+        {
+            version = version.max(v);
+        }
+        for v in parse_master(&text) {
+            let Some(variant) = v.uri.strip_suffix("/index.m3u8").filter(|d| is_rendition_name(d)) else { continue };
+            if variants.iter().any(|o| o.uri == v.uri)
+                || !live_playlist(&stream_dir.join(variant).join("index.m3u8")).await
+            {
+                continue;
+            }
+            variants.push(v);
+        }
+    }
+    if variants.is_empty() {
+        return None;
+    }
+    variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
+    let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for v in variants {
+        out.push_str(&format!("#EXT-X-STREAM-INF:{}\n{}\n", v.attributes, v.uri));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_land_only_on_renditions_and_master_parts() {
+        assert_eq!(upload_path("720p/index.m3u8"), Some(PathBuf::from("720p/index.m3u8")));
+        assert_eq!(upload_path("720p/seg_1795490920.ts"), Some(PathBuf::from("720p/seg_1795490920.ts")));
+        assert_eq!(upload_path("master-t1.m3u8"), Some(PathBuf::from("master-t1.m3u8")));
+        for bad in [
+            "master.m3u8",
+            "source/index.m3u8",
+            "../x/index.m3u8",
+            "720p/../../etc",
+            "720p/seg_.ts",
+            "720p/seg_1.ts/x",
+            "720p/evil.sh",
+            "thumb.jpg",
+            "master-../x.m3u8",
+            "master-T1.m3u8",
+            "",
+        ] {
+            assert_eq!(upload_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn master_attributes_parse_with_quoted_commas() {
+        let v = parse_master(
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=515900,RESOLUTION=426x240,CODECS=\"avc1.42c015,mp4a.40.2\"\n240p/index.m3u8\n",
+        );
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].bandwidth, v[0].uri.as_str()), (515_900, "240p/index.m3u8"));
+        assert_eq!(attribute(&v[0].attributes, "CODECS"), Some("\"avc1.42c015,mp4a.40.2\""));
+        assert_eq!(attribute(&v[0].attributes, "RESOLUTION"), Some("426x240"));
+    }
+
+    #[tokio::test]
+    async fn the_merged_master_offers_live_parts_best_first_and_measures_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let write = |p: &str, s: &[u8]| {
+            let p = d.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, s).unwrap();
+        };
+        // ffmpeg's own master for the remuxed source is ignored (it has no bitrate to offer).
+        write("master.m3u8", b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=75900,RESOLUTION=1280x720\nsource/index.m3u8\n");
+        write("source/index.m3u8", b"#EXTM3U\n#EXTINF:1.000000,\nseg_00001.ts\n#EXTINF:2.000000,\nseg_00002.ts\n");
+        write("source/seg_00001.ts", &vec![0u8; 500_000]); // 4 Mbps
+        write("source/seg_00002.ts", &vec![0u8; 250_000]); // 1 Mbps
+        write(
+            "master-t0.m3u8",
+            b"#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360\n360p/index.m3u8\n",
+        );
+        write("360p/index.m3u8", b"#EXTM3U\n#EXTINF:1.0,\nseg_1.ts\n");
+        write(
+            "master-t1.m3u8",
+            b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720\n720p/index.m3u8\n\n#EXT-X-STREAM-INF:BANDWIDTH=1500000\n480p/index.m3u8\n",
+        );
+        write("720p/index.m3u8", b"#EXTM3U\n#EXTINF:1.0,\nseg_1.ts\n#EXT-X-ENDLIST\n"); // taken away
+        // 480p's part never uploaded its playlist (its pod died before the first segment).
+        let m = merged_master(d, Some((1280, 720))).await.unwrap();
+        let uris: Vec<&str> = m.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(uris, ["source/index.m3u8", "360p/index.m3u8"], "{m}");
+        assert!(m.contains("#EXT-X-VERSION:6"));
+        assert!(m.contains("BANDWIDTH=4400000,RESOLUTION=1280x720\nsource/"), "peak of the source's segments: {m}");
+        assert!(!m.contains("75900"));
+        assert_eq!(merged_master(&d.join("nothing"), None).await, None);
+    }
+}
