@@ -3,11 +3,12 @@
 //! the ones that slid out), report what they run every few seconds, and viewers get one master
 //! playlist merged from the parts that are still live.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path as FsPath, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{Path, State};
+use axum::response::IntoResponse as _;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use onair_domain::StreamId;
@@ -40,38 +41,68 @@ pub struct TranscoderState {
     pub encode_speed: Option<f64>,
 }
 
-/// Reports by stream and part, with when they arrived.
+/// An ingest pod's transcoders by stream: what each reported (and when), what the operator
+/// assigned each, and the renditions it took away (ended: their uploads are refused, so a
+/// transcoder still finishing cannot reopen a playlist players were told is over).
 #[derive(Default)]
-pub struct Reports(std::sync::Mutex<HashMap<StreamId, Parts>>);
+pub struct Transcoders(std::sync::Mutex<HashMap<StreamId, StreamTranscoders>>);
 
-/// A stream's transcoders by part name, with when each last reported.
-type Parts = HashMap<String, (Instant, TranscoderReport)>;
+#[derive(Default)]
+struct StreamTranscoders {
+    reports: HashMap<String, (Instant, TranscoderReport)>,
+    assignment: Option<HashMap<String, Vec<String>>>,
+    ended: HashSet<String>,
+}
 
-impl Reports {
-    fn record(&self, stream: StreamId, part: String, report: TranscoderReport) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(stream)
-            .or_default()
-            .insert(part, (Instant::now(), report));
+impl Transcoders {
+    fn with<T>(&self, stream: StreamId, f: impl FnOnce(&mut StreamTranscoders) -> T) -> T {
+        f(self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(stream).or_default())
+    }
+
+    /// Record a report; the part's assignment, when the operator gave one.
+    fn record(&self, stream: StreamId, part: String, report: TranscoderReport) -> Option<Vec<String>> {
+        self.with(stream, |s| {
+            let assigned = s.assignment.as_ref().map(|a| a.get(&part).cloned().unwrap_or_default());
+            s.reports.insert(part, (Instant::now(), report));
+            assigned
+        })
+    }
+
+    /// The operator's assignment; what it no longer has, it returns (to be ended).
+    fn assign(&self, stream: StreamId, parts: HashMap<String, Vec<String>>) -> Vec<String> {
+        self.with(stream, |s| {
+            let now: HashSet<&String> = parts.values().flatten().collect();
+            let gone: Vec<String> = match &s.assignment {
+                Some(old) => old.values().flatten().filter(|r| !now.contains(r)).cloned().collect(),
+                None => Vec::new(),
+            };
+            s.ended.retain(|r| !now.contains(r));
+            s.ended.extend(gone.iter().cloned());
+            s.assignment = Some(parts);
+            gone
+        })
+    }
+
+    fn is_ended(&self, stream: StreamId, variant: &str) -> bool {
+        self.with(stream, |s| s.ended.contains(variant))
     }
 
     /// The live transcoders of a stream, by part name.
     pub fn live(&self, stream: StreamId) -> Vec<TranscoderState> {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(parts) = all.get_mut(&stream) else { return Vec::new() };
-        parts.retain(|_, (at, _)| at.elapsed() < REPORT_TTL);
-        let mut out: Vec<TranscoderState> = parts
-            .iter()
-            .map(|(part, (_, r))| TranscoderState {
-                part: part.clone(),
-                renditions: r.renditions.clone(),
-                encode_speed: r.encode_speed,
-            })
-            .collect();
-        out.sort_by(|a, b| a.part.cmp(&b.part));
-        out
+        self.with(stream, |s| {
+            s.reports.retain(|_, (at, _)| at.elapsed() < REPORT_TTL);
+            let mut out: Vec<TranscoderState> = s
+                .reports
+                .iter()
+                .map(|(part, (_, r))| TranscoderState {
+                    part: part.clone(),
+                    renditions: r.renditions.clone(),
+                    encode_speed: r.encode_speed,
+                })
+                .collect();
+            out.sort_by(|a, b| a.part.cmp(&b.part));
+            out
+        })
     }
 
     pub fn forget(&self, stream: StreamId) {
@@ -127,6 +158,9 @@ pub async fn upload(
 ) -> Result<StatusCode, HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
     let file = stream_file(&state, stream, &path)?;
+    if path.split('/').next().is_some_and(|v| state.transcoders.is_ended(stream, v)) {
+        return Err(HttpError::new(StatusCode::GONE, "rendition_ended", "this rendition was taken away"));
+    }
     let io = |e: std::io::Error| {
         tracing::warn!(stream_id = %stream, error = %e, "upload failed");
         HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "could not store the upload")
@@ -151,13 +185,20 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /internal/streams/{id}/transcoders/{part}`: a transcoder's renditions and speed.
+/// The answer to a report: the renditions the operator assigned this part.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Assignment {
+    pub renditions: Vec<String>,
+}
+
+/// `POST /internal/streams/{id}/transcoders/{part}`: a transcoder's renditions and speed. The
+/// answer carries its assignment (204: the operator has not given one yet).
 pub async fn report(
     State(state): State<WorkerState>,
     Path((stream_id, part)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<StatusCode, HttpError> {
+) -> Result<axum::response::Response, HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
     if !is_part_name(&part) {
         return Err(bad_path());
@@ -168,22 +209,34 @@ pub async fn report(
     if report.renditions.len() > 16 || !report.renditions.iter().all(|r| is_rendition_name(r)) {
         return Err(HttpError::new(StatusCode::BAD_REQUEST, "invalid_report", "renditions are names like 720p"));
     }
-    state.reports.record(stream, part, report);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(match state.transcoders.record(stream, part, report) {
+        Some(renditions) => axum::Json(Assignment { renditions }).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
 }
 
-/// `POST /internal/streams/{id}/variants/{variant}/end`: the operator took this rendition
-/// away; its playlist gets `EXT-X-ENDLIST`, so players on it switch instead of waiting.
-pub async fn end_variant(
+/// `PUT /internal/streams/{id}/transcoders` (the operator): which part encodes which
+/// renditions, `{"t0": ["720p"], "t1": ["480p", "360p"]}`. Renditions no longer assigned are
+/// ended for their players.
+pub async fn assign(
     State(state): State<WorkerState>,
-    Path((stream_id, variant)): Path<(String, String)>,
+    Path(stream_id): Path<String>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Result<StatusCode, HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
-    if !is_rendition_name(&variant) {
-        return Err(bad_path());
+    let bad = || HttpError::new(StatusCode::BAD_REQUEST, "invalid_assignment", "expected {\"t0\": [\"720p\"], ...}");
+    let parts: HashMap<String, Vec<String>> = serde_json::from_slice(&body).map_err(|_| bad())?;
+    if parts.len() > 16
+        || !parts.iter().all(|(p, r)| is_part_name(p) && r.len() <= 16 && r.iter().all(|r| is_rendition_name(r)))
+    {
+        return Err(bad());
     }
-    end_playlist(&state.config.media_dir.join(stream.to_string()).join(&variant).join("index.m3u8")).await;
+    let dir = state.config.media_dir.join(stream.to_string());
+    for gone in state.transcoders.assign(stream, parts) {
+        tracing::info!(stream_id = %stream, rendition = %gone, "rendition taken away; its playlist ends");
+        end_playlist(&dir.join(&gone).join("index.m3u8")).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -291,7 +291,7 @@ async fn relay_once(
 }
 
 /// Every 2 s, tell the origin what this transcoder runs and how fast (the operator reads it
-/// from the ingest pod, one call per stream).
+/// from the ingest pod, one call per stream); the answer says what it should run.
 async fn report_loop(state: WorkerState, stream: StreamId, base: String, token: String, http: reqwest::Client) {
     let url = format!("{base}/internal/streams/{stream}/transcoders/{}", state.config.part);
     loop {
@@ -304,8 +304,13 @@ async fn report_loop(state: WorkerState, stream: StreamId, base: String, token: 
             .json(&report)
             .send()
             .await;
-        if let Err(e) = sent.and_then(|r| r.error_for_status()) {
-            tracing::debug!(stream_id = %stream, error = %e, "could not report to the origin");
+        match sent.and_then(|r| r.error_for_status()) {
+            Ok(r) if r.status() == http::StatusCode::OK => match r.json::<crate::origin::Assignment>().await {
+                Ok(a) => state.assign(a.renditions),
+                Err(e) => tracing::warn!(stream_id = %stream, error = %e, "unreadable assignment"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::debug!(stream_id = %stream, error = %e, "could not report to the origin"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

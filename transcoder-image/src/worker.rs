@@ -23,10 +23,10 @@ use tokio::process::{Child, ChildStdin, Command};
 use crate::api::ApiClient;
 use crate::config::{MediaConfig, Role};
 use crate::ladder::{Output, Rendition, Upload, ffmpeg_args, fit_to_source, parse_ladder, pick};
-use onair_domain::LadderLevel as Level;
-use crate::origin::{Reports, TranscoderState};
+use crate::origin::{TranscoderState, Transcoders};
 use crate::relay::Feed;
 use crate::{flv, hls, origin, relay, rtmp};
+use onair_domain::LadderLevel as Level;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -121,8 +121,10 @@ pub struct Inner {
     slots: Mutex<HashMap<StreamId, Slot>>,
     /// An ingest pod's source relays, by stream (split roles).
     feeds: Mutex<HashMap<StreamId, Arc<Feed>>>,
-    /// An ingest pod's transcoders, from their reports.
-    pub reports: Reports,
+    /// An ingest pod's transcoders: their reports and the operator's assignment.
+    pub transcoders: Transcoders,
+    /// A transcode pod's renditions, as the operator assigned them (through the ingest pod).
+    assigned: Mutex<Option<Vec<String>>>,
 }
 
 #[derive(Clone)]
@@ -154,13 +156,22 @@ pub struct Publishing {
     awaiting_keyframe: bool,
     /// Recent transcoder restarts, for backoff and giving up.
     restarts: Vec<std::time::Instant>,
-    /// The level the operator wants, and the one the running encoder was started at.
+    /// The level the operator wants (one machine).
     level: Arc<LevelCell>,
-    running_level: Level,
+    /// What the running encoder makes (empty: none runs), and whether one was ever started.
+    running: Vec<String>,
+    started: bool,
     /// An ingest pod's relay to its transcode pods.
     feed: Option<Arc<Feed>>,
-    /// Nothing of this transcoder's renditions fits the source: it waits for the next one.
-    idle: bool,
+}
+
+/// What a worker should make of a stream right now.
+struct Plan {
+    level: Level,
+    /// Renditions to encode (empty for passthrough).
+    ladder: Vec<Rendition>,
+    /// Variant names: the renditions', or the source's.
+    names: Vec<String>,
 }
 
 struct Transcoder {
@@ -190,16 +201,13 @@ impl Publishing {
         if let Some(feed) = &self.feed {
             feed.push(kind, ts, data);
         }
-        if self.idle {
-            return Ok(());
-        }
-        if self.transcoder.is_none() {
-            self.running_level = self.level.get();
+        if !self.started {
+            self.started = true;
             self.transcoder = state.start_transcoder(self).await?;
-            self.idle = self.transcoder.is_none();
-        } else if kind == flv::VIDEO && flv::is_keyframe(data) && self.level.get() != self.running_level {
-            // A new level: a new encoder from this keyframe on, under the same publisher.
-            self.switch_level(state, ts).await?;
+        } else if kind == flv::VIDEO && flv::is_keyframe(data) && state.plan(self).names != self.running {
+            // A new level, or new renditions for this transcode pod: a new encoder from this
+            // keyframe on, under the same publisher.
+            self.switch(state, ts).await?;
         }
         if self.awaiting_keyframe && kind == flv::VIDEO {
             if !flv::is_keyframe(data) {
@@ -216,24 +224,25 @@ impl Publishing {
         Ok(())
     }
 
-    /// Finish the running encoder (its last segments are written) and start one at the new
-    /// level. Not a failure: no backoff, not counted against the restart budget.
-    async fn switch_level(&mut self, state: &WorkerState, ts: u32) -> anyhow::Result<()> {
+    /// Finish the running encoder (its last segments are written) and start one for what is
+    /// wanted now. Not a failure: no backoff, not counted against the restart budget.
+    async fn switch(&mut self, state: &WorkerState, ts: u32) -> anyhow::Result<()> {
         if let Some(mut old) = self.transcoder.take() {
             drop(old.stdin);
             if tokio::time::timeout(Duration::from_secs(5), old.child.wait()).await.is_err() {
                 let _ = old.child.kill().await;
             }
         }
-        let before = state.renditions(self.stream_id);
-        self.running_level = self.level.get();
-        tracing::info!(stream_id = %self.stream_id, level = ?self.running_level, "ladder level changed");
+        let before = std::mem::take(&mut self.running);
         self.start_with_config(state, ts).await?;
-        // Renditions the new level dropped are over: players on them switch instead of waiting
-        // for segments that will not come.
-        let after = state.renditions(self.stream_id);
-        for gone in before.iter().filter(|r| !after.contains(r)) {
-            origin::end_playlist(&state.stream_dir(self.stream_id).join(gone).join("index.m3u8")).await;
+        tracing::info!(stream_id = %self.stream_id, from = ?before, to = ?self.running, "renditions changed");
+        // Renditions dropped here are over: players on them switch instead of waiting for
+        // segments that will not come. (A transcode pod's playlists live on the ingest pod,
+        // which ends them when the operator takes them away.)
+        if state.config.role == Role::All {
+            for gone in before.iter().filter(|r| !self.running.contains(r)) {
+                origin::end_playlist(&state.stream_dir(self.stream_id).join(gone).join("index.m3u8")).await;
+            }
         }
         Ok(())
     }
@@ -296,13 +305,14 @@ impl WorkerState {
         StreamState { publishing, stopped, renditions, viewers: None, level, encode_speed, transcoders: Vec::new() }
     }
 
-    fn renditions(&self, stream: StreamId) -> Vec<String> {
-        self.slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&stream)
-            .map(|s| s.renditions.clone())
-            .unwrap_or_default()
+    /// A transcode pod's new assignment (from its report's answer); the encoder switches at
+    /// the next keyframe.
+    pub fn assign(&self, renditions: Vec<String>) {
+        let mut a = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+        if a.as_ref() != Some(&renditions) {
+            tracing::info!(renditions = ?renditions, "renditions assigned");
+            *a = Some(renditions);
+        }
     }
 
     /// The relay of a stream this ingest pod is receiving.
@@ -395,17 +405,15 @@ impl WorkerState {
             awaiting_keyframe: false,
             restarts: Vec::new(),
             level: slot.level(self.config.initial_level),
-            running_level: self.config.initial_level,
+            running: Vec::new(),
+            started: false,
             feed,
-            idle: false,
         }
     }
 
-    /// The encoder for what this worker makes of a stream: its level of the ladder (one
-    /// machine), the source remuxed (an ingest pod), or its share of the ladder uploaded to the
-    /// ingest pod (a transcode pod). `None`: nothing to make from this source.
-    async fn start_transcoder(&self, p: &Publishing) -> anyhow::Result<Option<Transcoder>> {
-        let dir = self.stream_dir(p.stream_id);
+    /// What this worker makes of a stream: its level of the ladder (one machine), the source
+    /// remuxed (an ingest pod), or the renditions the operator assigned it (a transcode pod).
+    fn plan(&self, p: &Publishing) -> Plan {
         // The streamer's quality choice caps the ladder like a smaller source would.
         let cap = match (p.source_height, p.quality_cap) {
             (Some(s), Some(q)) => Some(s.min(q)),
@@ -415,17 +423,32 @@ impl WorkerState {
         let (level, ladder) = match self.config.role {
             Role::All => (p.level.get(), pick(p.level.get(), &fitted)),
             Role::Ingest => (Level::Passthrough, Vec::new()),
-            Role::Transcode => (Level::Full, fitted),
+            Role::Transcode => {
+                let mine = self.assigned.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mine = mine.unwrap_or_default();
+                (Level::Full, fitted.into_iter().filter(|r| mine.contains(&r.name)).collect())
+            }
         };
-        if level != Level::Passthrough && ladder.is_empty() {
-            tracing::info!(stream_id = %p.stream_id, ?cap, "none of this transcoder's renditions fits the source");
-            return Ok(None);
-        }
-        let names: Vec<String> = if level == Level::Passthrough {
+        let names = if level == Level::Passthrough {
             vec![crate::ladder::SOURCE.to_string()]
         } else {
             ladder.iter().map(|r| r.name.clone()).collect()
         };
+        Plan { level, ladder, names }
+    }
+
+    /// The encoder for the stream's plan, recorded as running. `None`: nothing to make (a
+    /// transcode pod with no renditions assigned, or none that fits the source).
+    async fn start_transcoder(&self, p: &mut Publishing) -> anyhow::Result<Option<Transcoder>> {
+        let Plan { level, ladder, names } = self.plan(p);
+        p.running = if level != Level::Passthrough && ladder.is_empty() { Vec::new() } else { names.clone() };
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).entry(p.stream_id).or_default().renditions =
+            p.running.clone();
+        if p.running.is_empty() {
+            tracing::info!(stream_id = %p.stream_id, "nothing to encode from this source for now");
+            return Ok(None);
+        }
+        let dir = self.stream_dir(p.stream_id);
         let upload_base = match (self.config.role, &self.config.source_url) {
             (Role::Transcode, Some(url)) => {
                 Some(format!("{}/internal/streams/{}/hls", url.trim_end_matches('/'), p.stream_id))
@@ -472,9 +495,6 @@ impl WorkerState {
         }
         stdin.write_all(&flv::header(p.has_audio, true)).await?;
         tracing::info!(stream_id = %p.stream_id, renditions = ?names, "transcoder started");
-        if let Some(slot) = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&p.stream_id) {
-            slot.renditions = names;
-        }
         Ok(Some(Transcoder { child, stdin }))
     }
 
@@ -528,7 +548,7 @@ impl WorkerState {
                 over
             };
             if over {
-                state.reports.forget(p.stream_id);
+                state.transcoders.forget(p.stream_id);
                 state.finish_playlists(p.stream_id).await;
                 state.api.report(p.stream_id, StreamStatus::Ended).await;
                 tracing::info!(stream_id = %p.stream_id, "stream ended after the reconnect grace period");
@@ -638,16 +658,21 @@ impl MediaWorker {
         let http = TcpListener::bind(config.http_listen)
             .await
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.http_listen))?;
-        let mut ladder = ladder;
-        if config.role == Role::Transcode {
-            let (Some(_), Some(_)) = (config.only_stream, &config.source_url) else {
-                anyhow::bail!("a transcode worker needs --stream-id and --source-url");
-            };
-            if let Some(mine) = &config.renditions {
-                let mine = parse_ladder(mine).map_err(|e| anyhow::anyhow!("--renditions: {e}"))?;
-                ladder = mine;
-            }
+        if config.role == Role::Transcode && (config.only_stream.is_none() || config.source_url.is_none()) {
+            anyhow::bail!("a transcode worker needs --stream-id and --source-url");
         }
+        // Until the operator says otherwise (through the ingest pod), the flag's renditions.
+        let assigned = match &config.renditions {
+            Some(list) => {
+                let names: Vec<String> =
+                    list.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
+                if let Some(n) = names.iter().find(|n| !ladder.iter().any(|r| &r.name == *n)) {
+                    anyhow::bail!("--renditions: {n} is not in the ladder");
+                }
+                Some(names)
+            }
+            None => None,
+        };
         let state = WorkerState(Arc::new(Inner {
             config,
             api,
@@ -657,7 +682,8 @@ impl MediaWorker {
             ladder,
             slots: Mutex::default(),
             feeds: Mutex::default(),
-            reports: Reports::default(),
+            transcoders: Transcoders::default(),
+            assigned: Mutex::new(assigned),
         }));
         Ok(Self { rtmp, http, state })
     }
@@ -714,8 +740,8 @@ impl MediaWorker {
             .merge(hls)
             .merge(uploads)
             .route("/internal/streams/{stream_id}/source", get(relay::serve))
+            .route("/internal/streams/{stream_id}/transcoders", axum::routing::put(origin::assign))
             .route("/internal/streams/{stream_id}/transcoders/{part}", axum::routing::post(origin::report))
-            .route("/internal/streams/{stream_id}/variants/{variant}/end", axum::routing::post(origin::end_variant))
             .route("/internal/streams/{stream_id}/stop", axum::routing::post(stop))
             .route("/internal/streams/{stream_id}", get(stream_state))
             .route("/internal/streams/{stream_id}/level", axum::routing::put(set_level))
@@ -786,7 +812,7 @@ async fn stream_state(
             .await
             .ok();
     // An ingest pod speaks for its stream: the source plus what its transcoders run.
-    s.transcoders = state.reports.live(stream);
+    s.transcoders = state.transcoders.live(stream);
     let mut all: Vec<String> = s.transcoders.iter().flat_map(|t| t.renditions.iter().cloned()).collect();
     all.sort_by_key(|r| std::cmp::Reverse(r.trim_end_matches('p').parse::<u32>().unwrap_or(0)));
     all.dedup();

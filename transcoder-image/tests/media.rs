@@ -800,6 +800,36 @@ async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditio
     let thumb = dir.path().join(&stream).join("thumb.jpg");
     onair_testkit::eventually(Duration::from_secs(15), || async { thumb.exists().then_some(()) }).await;
 
+    // The operator takes 240p away: its playlist ends for the players on it, new players are
+    // not offered it, and the transcoder still finishing cannot reopen it.
+    let assign = |body: Value| {
+        let req = env.http.put(format!("{state_url}/transcoders")).header("x-onair-internal-token", "media-test");
+        async move { req.json(&body).send().await.unwrap().status() }
+    };
+    assert_eq!(assign(json!({"t0": ["360p"], "t1": ["../etc"]})).await, 400);
+    assert_eq!(assign(json!({"t0": ["360p"], "t1": ["240p"]})).await, 204);
+    assert_eq!(assign(json!({"t0": ["360p"], "t1": []})).await, 204);
+    let p240 = format!("{ingest}/hls/{stream}/240p/index.m3u8");
+    let ended = get_text(&env.http, &p240).await.unwrap().1;
+    assert!(ended.ends_with("#EXT-X-ENDLIST\n"), "{ended}");
+    let (_, m) = get_text(&env.http, &master_url).await.unwrap();
+    assert_eq!(variants(&m), ["360p/index.m3u8", "source/index.m3u8"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(get_text(&env.http, &p240).await.unwrap().1.contains("#EXT-X-ENDLIST"), "nothing reopened it");
+    let s = onair_testkit::eventually(Duration::from_secs(10), || async {
+        let s = state().await;
+        (s["transcoders"][1]["renditions"] == json!([])).then_some(s)
+    })
+    .await;
+    assert_eq!(s["renditions"], json!(["source", "360p"]), "t1 stopped encoding at its next keyframe");
+    // Given back, it runs again (the same pod, no restart).
+    assert_eq!(assign(json!({"t0": ["360p"], "t1": ["240p"]})).await, 204);
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        let (_, m) = get_text(&env.http, &master_url).await?;
+        (variants(&m) == all).then_some(())
+    })
+    .await;
+
     // The 240p pod is lost: new players are not offered 240p, 360p keeps going.
     drop(t1);
     let sequence =
@@ -824,7 +854,6 @@ async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditio
 
     // The publisher drops and reconnects (what an ingest pod's replacement also looks like to
     // the transcoders): both follow the new source, on a new playlist marked discontinuous.
-    let p240 = format!("{ingest}/hls/{stream}/240p/index.m3u8");
     let last =
         |p: &str| p.lines().filter_map(|l| l.strip_prefix("seg_")?.strip_suffix(".ts")?.parse::<u64>().ok()).max();
     publisher.kill().await.unwrap();
