@@ -62,7 +62,7 @@ pub struct LiveStreamSpec {
     pub tier: StreamTier,
     #[serde(default)]
     pub scaling: Scaling,
-    /// Resources for the media pod; the operator's defaults when absent.
+    /// Resources for each transcode pod; the operator's cost model when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Stop the media (the playlist is ended, the pods go) without deleting the resource.
@@ -279,11 +279,11 @@ pub struct LiveStreamStatus {
     /// When `ladderLevel` last changed (the hysteresis hold counts from here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_since: Option<Time>,
-    /// Since when the encoder has run slower than real time (cleared when it keeps up).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slow_since: Option<Time>,
-    /// The highest level allowed after the encoder could not keep up, and since when: the top
-    /// of the ladder was shed.
+    /// The stream's transcode pods: what each encodes and how fast.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcoders: Vec<TranscoderStatus>,
+    /// The highest level allowed after a transcode pod could not keep up, and since when: the
+    /// top of the ladder was shed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ladder_cap: Option<LadderLevel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,6 +295,25 @@ pub struct LiveStreamStatus {
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Time>,
+}
+
+/// One of a stream's transcode pods, as the operator assigned it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscoderStatus {
+    /// Its part name (`t0`; its Deployment is `{name}-transcode-0`).
+    pub name: String,
+    /// The renditions it encodes, top first (changed at run time, without a restart).
+    pub renditions: Vec<String>,
+    /// The CPU it was given when it was made, in millicores (fixed for the pod's life).
+    #[serde(default)]
+    pub millicores: u32,
+    /// Its last reported encode speed (1.0 = real time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encode_speed: Option<f64>,
+    /// Since when it has run slower than real time (cleared when it keeps up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_since: Option<Time>,
 }
 
 /// The CustomResourceDefinition as YAML, as committed in `crds/livestream.yaml`.

@@ -84,8 +84,19 @@ async fn a_livestream_goes_live_on_a_real_cluster_and_back() {
         .or_else(|| ready.status.as_ref().and_then(|s| s.ingest_url.clone()))
         .expect("an ingest URL");
     let mut publisher = onair_testkit::publish_test_pattern(&format!("{ingest}/{key}"), 120);
-    let live = wait_phase(&api, "e2e", Phase::Live, Duration::from_secs(60)).await;
-    assert!(!live.status.unwrap().renditions.is_empty(), "renditions are reported while live");
+    wait_phase(&api, "e2e", Phase::Live, Duration::from_secs(60)).await;
+    // The ingest pod passes the source through; a free stream's transcode pod adds the lowest
+    // rendition (the ingest pod hands it its assignment).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let st = api.get("e2e").await.unwrap().status.unwrap_or_default();
+        if st.renditions.contains(&"source".to_string()) && st.renditions.contains(&"360p".to_string()) {
+            assert_eq!(st.transcoders.len(), 1, "{:?}", st.transcoders);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "source and 360p never both ran: {:?}", st.renditions);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 
     api.patch("e2e", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": true}}))).await.unwrap();
     let ended = wait_phase(&api, "e2e", Phase::Ended, Duration::from_secs(120)).await;
@@ -95,7 +106,7 @@ async fn a_livestream_goes_live_on_a_real_cluster_and_back() {
     api.delete("e2e", &DeleteParams::default()).await.unwrap();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while api.get_opt("e2e").await.unwrap().is_some() || deployments.get_opt("e2e-media").await.unwrap().is_some() {
+    while api.get_opt("e2e").await.unwrap().is_some() || deployments.get_opt("e2e-ingest").await.unwrap().is_some() {
         assert!(tokio::time::Instant::now() < deadline, "the LiveStream and its media objects are deleted");
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

@@ -31,7 +31,7 @@ impl MediaApi for IdleMedia {
     async fn report_ended(&self, _: uuid::Uuid) -> Result<(), String> {
         Ok(())
     }
-    async fn set_level(&self, _: &str, _: uuid::Uuid, _: onair_operator::scaling::LadderLevel) -> Result<(), String> {
+    async fn assign(&self, _: &str, _: uuid::Uuid, _: &onair_operator::controller::Assignment) -> Result<(), String> {
         Ok(())
     }
 }

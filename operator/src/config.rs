@@ -56,6 +56,10 @@ pub struct OperatorConfig {
     /// When it runs out, free streams drop to passthrough before new streams queue.
     #[arg(long, env = "ONAIR_TRANSCODE_BUDGET", default_value_t = 0)]
     pub transcode_budget_millicores: u32,
+    /// Millicores of renditions one transcode pod takes before the next rendition gets another
+    /// pod (each pod decodes the source once: fewer, fuller pods decode less).
+    #[arg(long, env = "ONAIR_TRANSCODE_POD_MILLICORES", default_value_t = 2000)]
+    pub transcode_pod_millicores: u32,
     /// Viewers at which a free stream gets its full ladder.
     #[arg(long, env = "ONAIR_FULL_LADDER_AT", default_value_t = 50)]
     pub full_ladder_at: i64,

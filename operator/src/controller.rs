@@ -23,8 +23,9 @@ use crate::config::OperatorConfig;
 use crate::desired::{self, Desired};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed, PodObs, WorkerObs};
+use crate::parts;
 use crate::plan::{self, Decision};
-use crate::scaling::{Admission, LadderLevel};
+use crate::scaling::{Admission, Part, Rebalance};
 
 /// The one field manager every object and status is applied with.
 pub const MANAGER: &str = "onair-operator";
@@ -63,6 +64,9 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Renditions by transcode part (`{"t0": ["720p"]}`).
+pub type Assignment = std::collections::BTreeMap<String, Vec<String>>;
+
 /// The media worker's internal routes and the apiserver's, as the operator uses them; a trait
 /// so tests can stand in for pods that do not exist.
 #[async_trait::async_trait]
@@ -72,8 +76,9 @@ pub trait MediaApi: Send + Sync + 'static {
     async fn stop(&self, base: &str, stream: uuid::Uuid) -> Result<(), String>;
     /// Tell the apiserver the stream ended (its row, its viewers' pages).
     async fn report_ended(&self, stream: uuid::Uuid) -> Result<(), String>;
-    /// Switch the running ladder (the worker restarts its encoder under the same publisher).
-    async fn set_level(&self, base: &str, stream: uuid::Uuid, level: LadderLevel) -> Result<(), String>;
+    /// Which transcode pod encodes which renditions, through the stream's ingest pod; the
+    /// renditions no longer assigned end there (`EXT-X-ENDLIST`) for the players on them.
+    async fn assign(&self, base: &str, stream: uuid::Uuid, parts: &Assignment) -> Result<(), String>;
 }
 
 pub struct HttpMediaApi {
@@ -119,12 +124,9 @@ impl MediaApi for HttpMediaApi {
         }
     }
 
-    async fn set_level(&self, base: &str, stream: uuid::Uuid, level: LadderLevel) -> Result<(), String> {
-        let res = self
-            .req(reqwest::Method::PUT, format!("{base}/internal/streams/{stream}/level"))
-            .json(&serde_json::json!({ "level": level }))
-            .send()
-            .await;
+    async fn assign(&self, base: &str, stream: uuid::Uuid, parts: &Assignment) -> Result<(), String> {
+        let url = format!("{base}/internal/streams/{stream}/transcoders");
+        let res = self.req(reqwest::Method::PUT, url).json(parts).send().await;
         match res {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(format!("worker answered {}", r.status())),
@@ -315,18 +317,42 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
         end_stream(&ls, ctx).await?;
     }
 
-    let (decision, planned) = ctx.decision(&ls);
+    let (decision, _) = ctx.decision(&ls);
     obs.decision = Some(decision);
     // Queued: its objects exist, but no pod takes capacity until the plan admits it.
     let queued = matches!(decision.admission, Admission::Queued(_)) && obs.pods.is_empty();
-    let mut d: Desired = desired::desired(&ls, &ctx.config);
+    // The ingest pod speaks for the stream: publisher, viewers, and its transcoders' reports.
+    if !obs.stopping && obs.pods.iter().any(|p| p.ready && p.is_ingest()) {
+        match ctx.media.state(&worker_base(&ls), ls.spec.stream_id).await {
+            Ok(w) => obs.worker = Some(w),
+            Err(e) => tracing::debug!(error = %e, "media worker state unavailable"),
+        }
+    }
+    // Which transcode pods run which renditions, at the level the plan admitted.
+    let level = match decision.admission {
+        Admission::Run(level) if !obs.stopping => Some(level),
+        _ => None,
+    };
+    obs.parts = parts::plan(&ls, level, obs.worker.as_ref(), ctx.config.transcode_pod_millicores, &now());
+    let assigned: Vec<Part> = obs.parts.parts.iter().map(parts::part).collect();
+    let mut d: Desired = desired::desired(&ls, &ctx.config, &assigned);
     if queued {
-        d.deployment.spec.replicas = Some(0);
+        d.ingest.spec.replicas = Some(0);
     }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-    ssa(&deployments, &desired::media_name(&name), &d.deployment).await?;
+    ssa(&deployments, &desired::ingest_name(&name), &d.ingest).await?;
+    for t in &d.transcoders {
+        ssa(&deployments, &t.name_any(), t).await?;
+    }
+    // Transcode pods no longer assigned anything go (their renditions moved or ended).
+    let running = deployments.list(&ListParams::default().labels(&desired::transcoders_selector_string(&ls))).await?;
+    for old in running.items.iter().map(|dep| dep.name_any()) {
+        if !d.transcoders.iter().any(|t| t.name_any() == old) {
+            delete_if_present(&deployments, &old).await?;
+        }
+    }
     let ingest = ssa(&services, &desired::ingest_name(&name), &d.ingest_service).await?;
     ssa(&services, &desired::hls_name(&name), &d.hls_service).await?;
     match &d.pdb {
@@ -343,33 +369,37 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
     }
     obs.ingest_url = Some(ingest_url(&ls, &ingest, &ctx.config));
 
-    if !obs.stopping && obs.pods.iter().any(|p| p.ready) {
-        match ctx.media.state(&worker_base(&ls), ls.spec.stream_id).await {
-            Ok(w) => obs.worker = Some(w),
-            Err(e) => tracing::debug!(error = %e, "media worker state unavailable"),
+    // The ingest pod hands each transcode pod its renditions (they switch at a keyframe, no
+    // restart) and ends the renditions taken away.
+    if obs.worker.is_some() {
+        let assignment = assigned.iter().map(|p| (p.name.clone(), p.renditions.clone())).collect();
+        if let Err(e) = ctx.media.assign(&worker_base(&ls), ls.spec.stream_id, &assignment).await {
+            tracing::info!(error = %e, "could not hand the transcoders their renditions");
         }
     }
-    // Apply the plan's ladder to a running worker that runs something else.
-    if let (true, Admission::Run(level), Some(w)) = (planned, decision.admission, obs.worker.as_ref())
-        && w.level.is_some_and(|l| l != level)
-    {
-        match ctx.media.set_level(&worker_base(&ls), ls.spec.stream_id, level).await {
-            Ok(()) => {
-                let why = if level < decision.wanted {
-                    "the transcode budget is used up".to_string()
-                } else {
-                    format!("{} viewers", ls.status.as_ref().and_then(|s| s.viewers).unwrap_or(0))
-                };
-                let from = w.level.map(|l| format!("{l:?}")).unwrap_or_default();
-                publish(ctx, &ls, false, "LadderChanged", format!("{}: {from} -> {level:?} ({why})", ls.name_any()))
-                    .await;
-                ctx.metrics.scaling_decision(if level < decision.wanted { "capacity" } else { "audience" });
-            }
-            Err(e) => tracing::warn!(error = %e, "could not change the ladder"),
+    for r in &obs.parts.rebalanced {
+        if let Rebalance::Move { rendition, from, to } = r {
+            let to = to.as_deref().unwrap_or("a new pod");
+            let note = format!("{name}: transcoder {from} fell behind real time; {rendition} moved to {to}");
+            tracing::warn!(rendition = %rendition, from = %from, "rendition moved off a slow transcoder");
+            ctx.metrics.scaling_decision("slow_encode_move");
+            publish(ctx, &ls, true, "Rebalanced", note).await;
         }
     }
 
     let status = write_status(&ls, ctx, &obs).await?;
+    let before = ls.status.as_ref().and_then(|s| s.ladder_level);
+    if let (Some(from), Some(to)) = (before, status.ladder_level)
+        && from != to
+    {
+        let why = if to < decision.wanted {
+            "the transcode budget is used up".to_string()
+        } else {
+            format!("{} viewers", status.viewers.unwrap_or(0))
+        };
+        publish(ctx, &ls, false, "LadderChanged", format!("{name}: {from:?} -> {to:?} ({why})")).await;
+        ctx.metrics.scaling_decision(if to < decision.wanted { "capacity" } else { "audience" });
+    }
     // A Failed stream keeps its growing backoff: nothing to gain from looking every 5 s.
     if status.phase != Some(Phase::Failed) {
         ctx.succeeded(&ls);

@@ -1,7 +1,9 @@
-//! What a `LiveStream` should have running, as pure functions of its spec and the operator's
-//! configuration: the media Deployment, its two Services, a PodDisruptionBudget for partner
-//! streams and, when configured, the playback Ingress. Applied with Server-Side Apply, so these
-//! are full intents: whatever is left out here is removed from the live object.
+//! What a `LiveStream` should have running, as pure functions of its spec, the operator's
+//! configuration and the autoscaler's assignment of renditions to pods: the ingest Deployment
+//! (the publisher, the source passed through, the stream's HLS origin), one Deployment per
+//! transcode pod, the RTMP and HLS Services in front of the ingest pod, a PodDisruptionBudget
+//! for partner streams and, when configured, the playback Ingress. Applied with Server-Side
+//! Apply, so these are full intents: whatever is left out here is removed from the live object.
 
 use std::collections::BTreeMap;
 
@@ -23,23 +25,30 @@ use kube::{Resource as _, ResourceExt as _};
 use onair_crds::{LiveStream, StreamTier};
 
 use crate::config::OperatorConfig;
+use crate::scaling::Part;
 
 pub const RTMP_PORT: i32 = 1935;
 pub const HTTP_PORT: i32 = 8090;
 pub const MEDIA_DIR: &str = "/var/lib/onair/media";
 /// The image's non-root user (see transcoder-image/Dockerfile).
 pub const MEDIA_UID: i64 = 10001;
-/// Names get `-ingest`/`-media` suffixes and must stay DNS labels (63 characters).
+/// Names get suffixes up to `-transcode-15` and must stay DNS labels (63 characters).
 pub const MAX_NAME_LEN: usize = 50;
 
 pub const LABEL_STREAM_ID: &str = "onair.dev/stream-id";
 pub const LABEL_LIVESTREAM: &str = "onair.dev/livestream";
+/// `ingest` or `transcode`.
+pub const LABEL_ROLE: &str = "onair.dev/role";
+/// A transcode pod's part (`t0`).
+pub const LABEL_PART: &str = "onair.dev/part";
 pub const MANAGED_BY: &str = "onair-operator";
 
 /// Every object made for one LiveStream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
-    pub deployment: Deployment,
+    pub ingest: Deployment,
+    /// One per transcode pod, in part order.
+    pub transcoders: Vec<Deployment>,
     pub ingest_service: Service,
     pub hls_service: Service,
     pub pdb: Option<PodDisruptionBudget>,
@@ -50,11 +59,16 @@ pub struct Desired {
 pub fn media_name(name: &str) -> String {
     format!("{name}-media")
 }
+/// The RTMP Service and the ingest Deployment.
 pub fn ingest_name(name: &str) -> String {
     format!("{name}-ingest")
 }
 pub fn hls_name(name: &str) -> String {
     format!("{name}-hls")
+}
+/// A transcode pod's Deployment: part `t3` is `{name}-transcode-3`.
+pub fn transcode_name(name: &str, part: &str) -> String {
+    format!("{name}-transcode-{}", part.trim_start_matches('t'))
 }
 
 /// The labels on every object (and pod) of a LiveStream.
@@ -66,7 +80,22 @@ pub fn labels(ls: &LiveStream) -> BTreeMap<String, String> {
     l
 }
 
-/// The labels that pick a LiveStream's pods.
+/// The labels that pick one role's pods (and a transcode pod's part).
+fn role_selector(ls: &LiveStream, role: &str, part: Option<&str>) -> BTreeMap<String, String> {
+    let mut l = selector(ls);
+    l.insert(LABEL_ROLE.into(), role.into());
+    if let Some(p) = part {
+        l.insert(LABEL_PART.into(), p.into());
+    }
+    l
+}
+
+/// Which transcode Deployments belong to `ls` (to find the ones no longer wanted).
+pub fn transcoders_selector_string(ls: &LiveStream) -> String {
+    role_selector(ls, "transcode", None).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+/// The labels that pick all of a LiveStream's pods.
 pub fn selector(ls: &LiveStream) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "onair-media".to_string()),
@@ -109,19 +138,26 @@ pub fn ladder_arg(ls: &LiveStream) -> String {
         .join(",")
 }
 
-/// CPU request when the spec names none: what the autoscaler's cost model says the full
-/// ladder takes (measured, see `scaling::rendition_cost`), with a floor for tiny ladders.
-pub fn default_resources(ls: &LiveStream) -> ResourceRequirements {
-    let millicores = crate::scaling::cost(crate::scaling::LadderLevel::Full, &ls.spec.ladder.resolve()).max(250);
+fn resources(millicores: u32, memory: &str, memory_limit: &str) -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([
             ("cpu".into(), Quantity(format!("{millicores}m"))),
-            ("memory".into(), Quantity("256Mi".into())),
+            ("memory".into(), Quantity(memory.into())),
         ])),
-        limits: Some(BTreeMap::from([("memory".into(), Quantity("1Gi".into()))])),
+        limits: Some(BTreeMap::from([("memory".into(), Quantity(memory_limit.into()))])),
         ..Default::default()
     }
 }
+
+/// A transcode pod's CPU request when the spec names none: what the autoscaler's cost model
+/// said its renditions take when it was made (see `scaling::assign`). It does not follow later
+/// changes of its renditions: a changed pod template would restart the pod.
+pub fn transcode_resources(part: &Part) -> ResourceRequirements {
+    resources(part.millicores.max(crate::scaling::MIN_POD_MILLICORES), "256Mi", "1Gi")
+}
+
+/// The ingest pod remuxes (no encode) and decodes a keyframe now and then for the thumbnail.
+pub const INGEST_MILLICORES: u32 = 100;
 
 fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
@@ -148,8 +184,15 @@ pub fn wants_media(ls: &LiveStream) -> bool {
     !ls.spec.suspend
 }
 
-pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
-    let name = ls.name_any();
+/// One media worker Deployment: the hardened pod every role shares, with the role's flags.
+fn worker(
+    ls: &LiveStream,
+    config: &OperatorConfig,
+    name: String,
+    select: BTreeMap<String, String>,
+    role_env: Vec<EnvVar>,
+    resources: ResourceRequirements,
+) -> Deployment {
     let spec = &ls.spec;
     let http_probe = |path: &str, period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
@@ -162,36 +205,33 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
         timeout_seconds: Some(2),
         ..Default::default()
     };
+    let mut env_vars = vec![
+        env("ONAIR_RTMP_LISTEN", format!("0.0.0.0:{RTMP_PORT}")),
+        env("ONAIR_MEDIA_LISTEN", format!("0.0.0.0:{HTTP_PORT}")),
+        env("ONAIR_APISERVER_URL", config.apiserver_url.clone()),
+        env("ONAIR_MEDIA_DIR", MEDIA_DIR),
+        env("ONAIR_STREAM_ID", spec.stream_id.to_string()),
+        env("ONAIR_TIER", if spec.tier == StreamTier::Partner { "partner" } else { "free" }),
+        env("ONAIR_LOG_FORMAT", "json"),
+    ];
+    env_vars.extend(role_env);
+    env_vars.extend([
+        secret_env("ONAIR_INTERNAL_TOKEN", &config.media_secret, "internal-token"),
+        secret_env("ONAIR_REDIS_URL", &config.media_secret, "redis-url"),
+    ]);
     let container = Container {
         name: "media".into(),
         image: Some(config.media_image.clone()),
         image_pull_policy: Some(config.image_pull_policy.clone()),
         args: Some(vec!["media".into()]),
-        env: Some(vec![
-            env("ONAIR_RTMP_LISTEN", format!("0.0.0.0:{RTMP_PORT}")),
-            env("ONAIR_MEDIA_LISTEN", format!("0.0.0.0:{HTTP_PORT}")),
-            env("ONAIR_APISERVER_URL", config.apiserver_url.clone()),
-            env("ONAIR_MEDIA_DIR", MEDIA_DIR),
-            env("ONAIR_LADDER", ladder_arg(ls)),
-            env("ONAIR_STREAM_ID", spec.stream_id.to_string()),
-            env("ONAIR_TIER", if spec.tier == StreamTier::Partner { "partner" } else { "free" }),
-            // Streams the apiserver made are confirmed by it too; others have only the hash.
-            env("ONAIR_TRUST_KEY_HASH", (!made_by_apiserver(ls)).to_string()),
-            // Where the encoder starts; the capacity plan moves it at run time (`PUT .../level`),
-            // so the pod template never changes with the audience.
-            env("ONAIR_INITIAL_LEVEL", format!("{:?}", crate::plan::initial_level(spec.tier)).to_lowercase()),
-            env("ONAIR_LOG_FORMAT", "json"),
-            secret_env("ONAIR_STREAM_KEY_HASH", &spec.stream_key_secret.name, &spec.stream_key_secret.key),
-            secret_env("ONAIR_INTERNAL_TOKEN", &config.media_secret, "internal-token"),
-            secret_env("ONAIR_REDIS_URL", &config.media_secret, "redis-url"),
-        ]),
+        env: Some(env_vars),
         ports: Some(vec![
             ContainerPort { name: Some("rtmp".into()), container_port: RTMP_PORT, ..Default::default() },
             ContainerPort { name: Some("http".into()), container_port: HTTP_PORT, ..Default::default() },
         ]),
         readiness_probe: Some(http_probe("/readyz", 2, 3)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
-        resources: Some(spec.resources.clone().unwrap_or_else(|| default_resources(ls))),
+        resources: Some(resources),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -205,13 +245,22 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
         ]),
         ..Default::default()
     };
-    let pod_labels = labels(ls);
-    let deployment = Deployment {
-        metadata: meta(ls, media_name(&name)),
+    let mut pod_labels = labels(ls);
+    pod_labels.extend(select.clone());
+    let empty_dir = |name: &str, size: &str| Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource { size_limit: Some(Quantity(size.into())), ..Default::default() }),
+        ..Default::default()
+    };
+    // The Deployment carries its role (and part) too: the operator finds its transcoders by it.
+    let mut metadata = meta(ls, name);
+    metadata.labels.get_or_insert_with(BTreeMap::new).extend(select.clone());
+    Deployment {
+        metadata,
         spec: DeploymentSpec {
             replicas: Some(if wants_media(ls) { 1 } else { 0 }),
-            selector: LabelSelector { match_labels: Some(selector(ls)), ..Default::default() },
-            // One publisher, one pod: never two workers racing for the same stream.
+            selector: LabelSelector { match_labels: Some(select), ..Default::default() },
+            // One publisher, one pod (one part, one pod): never two workers racing.
             strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(pod_labels), ..Default::default() }),
@@ -228,36 +277,58 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
                         seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
                         ..Default::default()
                     }),
-                    volumes: Some(vec![
-                        Volume {
-                            name: "media".into(),
-                            empty_dir: Some(EmptyDirVolumeSource {
-                                size_limit: Some(Quantity("2Gi".into())),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource {
-                                size_limit: Some(Quantity("64Mi".into())),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                    ]),
+                    volumes: Some(vec![empty_dir("media", "2Gi"), empty_dir("tmp", "64Mi")]),
                     ..Default::default()
                 }),
             },
             ..Default::default()
         },
         status: None,
-    };
+    }
+}
+
+/// Everything `ls` should have, with its renditions assigned to transcode pods as `parts` says.
+pub fn desired(ls: &LiveStream, config: &OperatorConfig, parts: &[Part]) -> Desired {
+    let name = ls.name_any();
+    let spec = &ls.spec;
+    let ingest = worker(
+        ls,
+        config,
+        ingest_name(&name),
+        role_selector(ls, "ingest", None),
+        vec![
+            env("ONAIR_MEDIA_ROLE", "ingest"),
+            // Streams the apiserver made are confirmed by it too; others have only the hash.
+            env("ONAIR_TRUST_KEY_HASH", (!made_by_apiserver(ls)).to_string()),
+            secret_env("ONAIR_STREAM_KEY_HASH", &spec.stream_key_secret.name, &spec.stream_key_secret.key),
+        ],
+        resources(INGEST_MILLICORES, "128Mi", "512Mi"),
+    );
+    let source_url =
+        format!("http://{}.{}.svc:{HTTP_PORT}", hls_name(&name), ls.namespace().unwrap_or_else(|| "default".into()));
+    let transcoders = parts
+        .iter()
+        .map(|part| {
+            worker(
+                ls,
+                config,
+                transcode_name(&name, &part.name),
+                role_selector(ls, "transcode", Some(&part.name)),
+                vec![
+                    env("ONAIR_MEDIA_ROLE", "transcode"),
+                    env("ONAIR_LADDER", ladder_arg(ls)),
+                    env("ONAIR_TRANSCODER_PART", part.name.clone()),
+                    env("ONAIR_SOURCE_URL", source_url.clone()),
+                ],
+                spec.resources.clone().unwrap_or_else(|| transcode_resources(part)),
+            )
+        })
+        .collect();
     let service = |svc_name: String, type_: &str, port_name: &str, port: i32| Service {
         metadata: meta(ls, svc_name),
         spec: Some(ServiceSpec {
             type_: Some(type_.into()),
-            selector: Some(selector(ls)),
+            selector: Some(role_selector(ls, "ingest", None)),
             ports: Some(vec![ServicePort {
                 name: Some(port_name.into()),
                 port,
@@ -272,8 +343,9 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
     let ingest_service = service(ingest_name(&name), &config.ingest_service_type, "rtmp", RTMP_PORT);
     let hls_service = service(hls_name(&name), "ClusterIP", "http", HTTP_PORT);
     // A partner's live stream is not evicted by a voluntary disruption (a node drain waits for
-    // the broadcast to end or for the drain's timeout); free streams are restarted elsewhere and
-    // their publisher reconnects.
+    // the broadcast to end or for the drain's timeout): neither its ingest pod nor its transcode
+    // pods. Free streams are restarted elsewhere: the publisher reconnects through the gateway,
+    // and viewers keep the source and the other renditions while a transcode pod moves.
     let pdb = (spec.tier == StreamTier::Partner && wants_media(ls)).then(|| PodDisruptionBudget {
         metadata: meta(ls, media_name(&name)),
         spec: Some(PodDisruptionBudgetSpec {
@@ -307,7 +379,7 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig) -> Desired {
         }),
         status: None,
     });
-    Desired { deployment, ingest_service, hls_service, pdb, ingress }
+    Desired { ingest, transcoders, ingest_service, hls_service, pdb, ingress }
 }
 
 /// What the operator itself refuses in a spec the schema let through (an object created
@@ -365,61 +437,96 @@ mod tests {
         .unwrap()
     }
 
-    fn env_of(d: &Desired) -> BTreeMap<String, serde_json::Value> {
-        let c = &d.deployment.spec.template.spec.as_ref().unwrap().containers[0];
+    fn env_of(dep: &Deployment) -> BTreeMap<String, serde_json::Value> {
+        let c = &dep.spec.template.spec.as_ref().unwrap().containers[0];
         c.env.iter().flatten().map(|e| (e.name.clone(), serde_json::to_value(e).unwrap())).collect()
     }
 
+    fn part(name: &str, renditions: &[&str]) -> Part {
+        let renditions: Vec<String> = renditions.iter().map(|r| r.to_string()).collect();
+        let millicores = renditions.iter().map(|r| crate::scaling::cost_of(r)).sum();
+        Part { name: name.into(), renditions, millicores }
+    }
+
+    fn cpu(dep: &Deployment) -> Quantity {
+        let c = &dep.spec.template.spec.as_ref().unwrap().containers[0];
+        c.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"].clone()
+    }
+
     #[test]
-    fn a_default_stream_gets_a_hardened_media_pod_and_two_services() {
-        let d = desired(&ls(json!({})), &config());
-        let dep = &d.deployment;
-        assert_eq!(dep.metadata.name.as_deref(), Some("alice-media"));
-        assert_eq!(dep.metadata.namespace.as_deref(), Some("streams"));
-        let owner = &dep.metadata.owner_references.as_ref().unwrap()[0];
+    fn a_default_stream_gets_a_hardened_ingest_pod_transcode_pods_and_two_services() {
+        let stream = ls(json!({}));
+        let parts = [part("t0", &["720p", "480p"]), part("t1", &["360p"])];
+        let d = desired(&stream, &config(), &parts);
+        let ingest = &d.ingest;
+        assert_eq!(ingest.metadata.name.as_deref(), Some("alice-ingest"));
+        assert_eq!(ingest.metadata.namespace.as_deref(), Some("streams"));
+        let owner = &ingest.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("LiveStream", "u-1", Some(true)));
-        let spec = &dep.spec;
-        assert_eq!(spec.replicas, Some(1));
-        assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
-        let pod = spec.template.spec.as_ref().unwrap();
-        let c = &pod.containers[0];
-        assert_eq!(c.image.as_deref(), Some("onair:test"));
-        let sc = c.security_context.as_ref().unwrap();
-        assert_eq!(
-            (sc.read_only_root_filesystem, sc.run_as_non_root, sc.allow_privilege_escalation),
-            (Some(true), Some(true), Some(false))
-        );
-        assert_eq!(sc.capabilities.as_ref().unwrap().drop, Some(vec!["ALL".to_string()]));
-        assert_eq!(pod.security_context.as_ref().unwrap().run_as_user, Some(MEDIA_UID));
-        assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/readyz"));
-        assert_eq!(c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/healthz"));
-        let env = env_of(&d);
-        assert_eq!(env["ONAIR_LADDER"]["value"], "720p:3000k,480p:1400k,360p:800k");
-        assert_eq!(env["ONAIR_STREAM_ID"]["value"], "0195e4a0-0000-7000-8000-000000000001");
-        assert_eq!(env["ONAIR_INITIAL_LEVEL"]["value"], "reduced", "a free stream starts at the reduced ladder");
+        for dep in std::iter::once(ingest).chain(&d.transcoders) {
+            let spec = &dep.spec;
+            assert_eq!(spec.replicas, Some(1));
+            assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+            let pod = spec.template.spec.as_ref().unwrap();
+            let c = &pod.containers[0];
+            assert_eq!(c.image.as_deref(), Some("onair:test"));
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(
+                (sc.read_only_root_filesystem, sc.run_as_non_root, sc.allow_privilege_escalation),
+                (Some(true), Some(true), Some(false))
+            );
+            assert_eq!(sc.capabilities.as_ref().unwrap().drop, Some(vec!["ALL".to_string()]));
+            assert_eq!(pod.security_context.as_ref().unwrap().run_as_user, Some(MEDIA_UID));
+            assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/readyz"));
+            let env = env_of(dep);
+            assert_eq!(env["ONAIR_STREAM_ID"]["value"], "0195e4a0-0000-7000-8000-000000000001");
+            assert_eq!(env["ONAIR_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"]["name"], "onair-media");
+            assert!(env.values().all(|e| e.get("value") != Some(&json!("t"))), "the internal token is never inlined");
+            // The pod template's labels satisfy its own selector.
+            let labels = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+            for (k, v) in spec.selector.match_labels.as_ref().unwrap() {
+                assert_eq!(labels.get(k), Some(v), "{k}");
+            }
+            assert_eq!(labels["app.kubernetes.io/managed-by"], MANAGED_BY);
+            assert_eq!(labels[LABEL_STREAM_ID], "0195e4a0-0000-7000-8000-000000000001");
+        }
+        let env = env_of(ingest);
+        assert_eq!(env["ONAIR_MEDIA_ROLE"]["value"], "ingest");
         assert_eq!(env["ONAIR_TRUST_KEY_HASH"]["value"], "true", "not made by the apiserver: the hash decides");
         assert_eq!(
             env["ONAIR_STREAM_KEY_HASH"]["valueFrom"]["secretKeyRef"],
             json!({"name": "alice-key", "key": "keyHash", "optional": false})
         );
-        assert_eq!(env["ONAIR_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"]["name"], "onair-media");
-        assert!(env.values().all(|e| e.get("value") != Some(&json!("t"))), "the internal token is never inlined");
-        // The 3-rendition default ladder asks for what the cost model says: 0.63 cores.
-        let req = c.resources.as_ref().unwrap().requests.as_ref().unwrap();
-        assert_eq!(req["cpu"], Quantity("630m".into()));
+        assert_eq!(cpu(ingest), Quantity("100m".into()), "the ingest pod only remuxes");
+
+        let names: Vec<_> = d.transcoders.iter().map(|t| t.metadata.name.clone().unwrap()).collect();
+        assert_eq!(names, ["alice-transcode-0", "alice-transcode-1"]);
+        let t0 = env_of(&d.transcoders[0]);
+        assert_eq!(t0["ONAIR_MEDIA_ROLE"]["value"], "transcode");
+        assert!(!t0.contains_key("ONAIR_RENDITIONS"), "renditions come at run time: changing them restarts nothing");
+        assert_eq!(t0["ONAIR_TRANSCODER_PART"]["value"], "t0");
+        assert_eq!(t0["ONAIR_SOURCE_URL"]["value"], "http://alice-hls.streams.svc:8090");
+        assert_eq!(t0["ONAIR_LADDER"]["value"], "720p:3000k,480p:1400k,360p:800k");
+        assert!(!t0.contains_key("ONAIR_STREAM_KEY_HASH"), "a transcode pod never sees the key");
+        // CPU requests follow the cost model: 350m + 160m, and 90m (with a 100m floor).
+        assert_eq!(
+            (cpu(&d.transcoders[0]), cpu(&d.transcoders[1])),
+            (Quantity("510m".into()), Quantity("100m".into()))
+        );
+        let t1_select = d.transcoders[1].spec.selector.match_labels.as_ref().unwrap();
+        assert_eq!((t1_select[LABEL_ROLE].as_str(), t1_select[LABEL_PART].as_str()), ("transcode", "t1"));
+
+        // Both Services reach the ingest pod only.
+        for svc in [&d.ingest_service, &d.hls_service] {
+            let select = svc.spec.as_ref().unwrap().selector.as_ref().unwrap();
+            assert_eq!(select[LABEL_ROLE], "ingest");
+        }
         assert_eq!(d.ingest_service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port, RTMP_PORT);
         assert_eq!(d.ingest_service.spec.as_ref().unwrap().type_.as_deref(), Some("ClusterIP"));
         assert_eq!(d.hls_service.metadata.name.as_deref(), Some("alice-hls"));
-        assert_eq!(d.hls_service.spec.as_ref().unwrap().selector.as_ref(), Some(&selector(&ls(json!({})))));
         assert!(d.pdb.is_none(), "free streams get no PDB");
         assert!(d.ingress.is_none(), "no Ingress unless a class is configured");
-        for l in
-            [&dep.metadata.labels, &d.ingest_service.metadata.labels, &spec.template.metadata.as_ref().unwrap().labels]
-        {
-            let l = l.as_ref().unwrap();
-            assert_eq!(l["app.kubernetes.io/managed-by"], MANAGED_BY);
-            assert_eq!(l[LABEL_STREAM_ID], "0195e4a0-0000-7000-8000-000000000001");
-        }
+        assert!(desired(&stream, &config(), &[]).transcoders.is_empty(), "passthrough: the ingest pod alone");
     }
 
     #[test]
@@ -443,15 +550,20 @@ mod tests {
             ),
         ];
         for (case, spec, ladder, replicas, pdb) in table {
-            let d = desired(&ls(spec), &config());
-            assert_eq!(env_of(&d)["ONAIR_LADDER"]["value"], ladder, "{case}");
-            assert_eq!(d.deployment.spec.replicas, replicas, "{case}");
+            let d = desired(&ls(spec), &config(), &[part("t0", &["360p"])]);
+            assert_eq!(env_of(&d.transcoders[0])["ONAIR_LADDER"]["value"], ladder, "{case}");
+            assert_eq!(d.ingest.spec.replicas, replicas, "{case}");
+            assert_eq!(d.transcoders[0].spec.replicas, replicas, "{case}");
             assert_eq!(d.pdb.is_some(), pdb, "{case}");
+            if let Some(pdb) = d.pdb {
+                let select = pdb.spec.unwrap().selector.unwrap().match_labels.unwrap();
+                assert!(!select.contains_key(LABEL_ROLE), "a partner's PDB covers every pod of the stream");
+            }
         }
         let custom = ls(json!({"resources": {"requests": {"cpu": "3"}}}));
-        let d = desired(&custom, &config());
-        let c = &d.deployment.spec.template.spec.as_ref().unwrap().containers[0];
-        assert_eq!(c.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"], Quantity("3".into()));
+        let d = desired(&custom, &config(), &[part("t0", &["360p"])]);
+        assert_eq!(cpu(&d.transcoders[0]), Quantity("3".into()), "the spec's resources are per transcode pod");
+        assert_eq!(cpu(&d.ingest), Quantity("100m".into()));
     }
 
     #[test]
@@ -459,7 +571,7 @@ mod tests {
         let mut config = config();
         config.playback_ingress_class = "nginx".into();
         config.playback_host = "onair.example.com".into();
-        let d = desired(&ls(json!({})), &config);
+        let d = desired(&ls(json!({})), &config, &[]);
         let ing = d.ingress.unwrap();
         let rule = &ing.spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
         assert_eq!(rule.host.as_deref(), Some("onair.example.com"));

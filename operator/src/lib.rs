@@ -6,6 +6,7 @@ pub mod controller;
 pub mod desired;
 pub mod metrics;
 pub mod observe;
+pub mod parts;
 pub mod plan;
 pub mod scaling;
 

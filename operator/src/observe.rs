@@ -19,6 +19,8 @@ pub struct PodObs {
     pub waiting_message: Option<String>,
     /// The pod is going away (deleted, evicted).
     pub terminating: bool,
+    /// `ingest` or `transcode` (its role label).
+    pub role: Option<String>,
 }
 
 impl PodObs {
@@ -36,7 +38,13 @@ impl PodObs {
             waiting_reason: waiting.and_then(|w| w.reason.clone()),
             waiting_message: waiting.and_then(|w| w.message.clone()),
             terminating: pod.metadata.deletion_timestamp.is_some(),
+            role: pod.labels().get(crate::desired::LABEL_ROLE).cloned(),
         }
+    }
+
+    /// The pod that takes the publisher and serves the stream.
+    pub fn is_ingest(&self) -> bool {
+        self.role.as_deref() != Some("transcode")
     }
 }
 
@@ -49,10 +57,19 @@ pub struct WorkerObs {
     pub renditions: Vec<String>,
     /// `None` when the worker could not count (the last count stands).
     pub viewers: Option<i64>,
-    /// The ladder level the worker runs (absent from workers that predate levels).
     #[serde(default)]
-    pub level: Option<onair_crds::LadderLevel>,
+    pub encode_speed: Option<f64>,
+    /// The stream's transcode pods that reported to the ingest pod lately.
     #[serde(default)]
+    pub transcoders: Vec<TranscoderObs>,
+}
+
+/// A transcode pod as the ingest pod heard from it.
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscoderObs {
+    pub part: String,
+    pub renditions: Vec<String>,
     pub encode_speed: Option<f64>,
 }
 
@@ -72,6 +89,8 @@ pub struct Observed {
     pub stopping: bool,
     /// The capacity plan's decision (none: no plan yet, run as the audience earns).
     pub decision: Option<crate::plan::Decision>,
+    /// The transcode pods and what happened to them (`parts::plan`).
+    pub parts: crate::parts::PartsPlan,
 }
 
 /// Waiting reasons that will not fix themselves without a person (or take long enough that
@@ -85,10 +104,9 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     let generation = ls.metadata.generation;
     let mut st =
         LiveStreamStatus { observed_generation: generation, conditions: old.conditions.clone(), ..old.clone() };
-    // An encoder that cannot keep up loses the top of its ladder (see `shed_if_slow`).
-    let worker_ready = obs.pods.iter().any(|p| p.ready && !p.terminating);
-    let speed = obs.worker.as_ref().filter(|_| worker_ready && !obs.stopping).and_then(|w| w.encode_speed);
-    shed_if_slow(&mut st, speed, &now);
+    // A transcode pod that cannot keep up with its only rendition sheds the top of the ladder.
+    shed_if_slow(&mut st, obs.parts.shed && !obs.stopping, &now);
+    st.transcoders = obs.parts.parts.clone();
     let cap = st.ladder_cap;
     let mut set = |kind, ok, reason: &str, message: String| {
         set_condition(&mut st.conditions, kind, ok, reason, message, generation, now.clone());
@@ -107,6 +125,7 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
         return finish(st, obs);
     }
     let live_pods: Vec<&PodObs> = obs.pods.iter().filter(|p| !p.terminating).collect();
+    let ingest_pods: Vec<&&PodObs> = live_pods.iter().filter(|p| p.is_ingest()).collect();
     // Capacity: queued (nothing runs yet), degraded below what the audience earns, or fine.
     st.queue_position = None;
     match obs.decision.map(|d| (d.wanted, d.admission)) {
@@ -155,7 +174,7 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     let failing = live_pods
         .iter()
         .find(|p| p.waiting_reason.as_deref().is_some_and(|r| FAILING.contains(&r)) && !(p.ready && p.restarts == 0));
-    let ready = live_pods.iter().any(|p| p.ready);
+    let ready = ingest_pods.iter().any(|p| p.ready);
     let worker = obs.worker.as_ref().filter(|_| ready);
     let publishing = worker.is_some_and(|w| w.publishing);
     let renditions = worker.map(|w| w.renditions.clone()).unwrap_or_default();
@@ -183,7 +202,8 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
         },
     }
     if ready {
-        set(ConditionType::Ready, true, "PodReady", format!("{} ready", live_pods.len()));
+        let running = live_pods.iter().filter(|p| p.ready).count();
+        set(ConditionType::Ready, true, "PodReady", format!("{running} of {} pods ready", live_pods.len()));
     } else if let Some(p) = failing {
         set(
             ConditionType::Ready,
@@ -222,38 +242,26 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     finish(st, obs)
 }
 
-/// How long an encoder may run slower than real time before the top of its ladder is shed.
+/// How long a transcode pod may run slower than real time before the operator acts.
 pub const SLOW_FOR: i64 = 30;
 /// How long a shed holds before the ladder may grow again.
 pub const SHED_HOLD: i64 = 600;
 
-/// An encoder under 1.0x for `SLOW_FOR` seconds loses its top level (the cap goes one below what
-/// runs); the cap lifts after `SHED_HOLD`.
-fn shed_if_slow(st: &mut LiveStreamStatus, speed: Option<f64>, now: &Time) {
-    let secs = |t: &Option<Time>| t.as_ref().map(|t| now.0.as_second() - t.0.as_second());
-    if secs(&st.cap_since).is_some_and(|s| s >= SHED_HOLD) {
+/// `shed`: a transcode pod could not keep up with its only rendition (see `parts::plan`): the
+/// cap goes one below what runs. The cap lifts after `SHED_HOLD`.
+fn shed_if_slow(st: &mut LiveStreamStatus, shed: bool, now: &Time) {
+    let held = st.cap_since.as_ref().map(|t| now.0.as_second() - t.0.as_second());
+    if held.is_some_and(|s| s >= SHED_HOLD) {
         st.ladder_cap = None;
         st.cap_since = None;
     }
-    match speed {
-        Some(s) if s < 1.0 => {
-            st.slow_since.get_or_insert_with(|| now.clone());
-            let level = st.ladder_level.unwrap_or(onair_crds::LadderLevel::Full);
-            let lower = match level {
-                onair_crds::LadderLevel::Full => Some(onair_crds::LadderLevel::Reduced),
-                _ => Some(onair_crds::LadderLevel::Passthrough),
-            };
-            if secs(&st.slow_since).is_some_and(|s| s >= SLOW_FOR)
-                && level > onair_crds::LadderLevel::Passthrough
-                && st.ladder_cap.is_none_or(|c| c >= level)
-            {
-                st.ladder_cap = lower;
-                st.cap_since = Some(now.clone());
-                st.slow_since = None;
-            }
-        }
-        Some(_) => st.slow_since = None,
-        None => {}
+    let level = st.ladder_level.unwrap_or(onair_crds::LadderLevel::Full);
+    if shed && level > onair_crds::LadderLevel::Passthrough && st.ladder_cap.is_none_or(|c| c >= level) {
+        st.ladder_cap = Some(match level {
+            onair_crds::LadderLevel::Full => onair_crds::LadderLevel::Reduced,
+            _ => onair_crds::LadderLevel::Passthrough,
+        });
+        st.cap_since = Some(now.clone());
     }
 }
 
@@ -328,6 +336,7 @@ mod tests {
             waiting_reason: waiting.map(str::to_string),
             waiting_message: waiting.map(|w| format!("{w} details")),
             terminating: false,
+            role: Some("ingest".into()),
         }
     }
 
@@ -337,8 +346,7 @@ mod tests {
             stopped: false,
             renditions: renditions.iter().map(|s| s.to_string()).collect(),
             viewers: Some(viewers),
-            level: None,
-            encode_speed: None,
+            ..Default::default()
         })
     }
 
@@ -492,7 +500,7 @@ mod tests {
     #[test]
     fn pod_observations_come_from_pod_status() {
         let p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "alice-media-1"},
+            "metadata": {"name": "alice-transcode-0-x", "labels": {"onair.dev/role": "transcode"}},
             "status": {
                 "conditions": [{"type": "Ready", "status": "False"}],
                 "containerStatuses": [{"name": "media", "image": "x", "imageID": "", "ready": false, "restartCount": 2,
@@ -504,14 +512,16 @@ mod tests {
         assert_eq!(
             o,
             PodObs {
-                name: "alice-media-1".into(),
+                name: "alice-transcode-0-x".into(),
                 ready: false,
                 restarts: 2,
                 waiting_reason: Some("CrashLoopBackOff".into()),
                 waiting_message: Some("back-off 40s".into()),
                 terminating: false,
+                role: Some("transcode".into()),
             }
         );
+        assert!(!o.is_ingest());
     }
 }
 
@@ -595,23 +605,21 @@ mod shed_tests {
     }
 
     #[test]
-    fn a_slow_encoder_sheds_the_top_after_a_while_and_gets_it_back_after_the_hold() {
+    fn a_shed_caps_the_ladder_below_what_runs_until_the_hold_passes() {
         let mut st = running(LadderLevel::Full);
-        shed_if_slow(&mut st, Some(0.8), &at(0));
-        assert_eq!((st.slow_since.clone(), st.ladder_cap), (Some(at(0)), None), "one slow report is not enough");
-        shed_if_slow(&mut st, Some(1.2), &at(10));
-        assert_eq!(st.slow_since, None, "keeping up again resets the clock");
-        shed_if_slow(&mut st, Some(0.9), &at(20));
-        shed_if_slow(&mut st, Some(0.9), &at(20 + SLOW_FOR));
-        assert_eq!(st.ladder_cap, Some(LadderLevel::Reduced), "slow for {SLOW_FOR} s: the top is shed");
+        shed_if_slow(&mut st, false, &at(0));
+        assert_eq!(st.ladder_cap, None, "nothing to shed");
+        shed_if_slow(&mut st, true, &at(10));
+        assert_eq!((st.ladder_cap, st.cap_since.clone()), (Some(LadderLevel::Reduced), Some(at(10))));
         st.ladder_level = Some(LadderLevel::Reduced);
-        shed_if_slow(&mut st, Some(1.1), &at(100));
+        shed_if_slow(&mut st, false, &at(100));
         assert_eq!(st.ladder_cap, Some(LadderLevel::Reduced), "the cap holds");
-        shed_if_slow(&mut st, Some(1.1), &at(20 + SLOW_FOR + SHED_HOLD));
+        shed_if_slow(&mut st, true, &at(200));
+        assert_eq!(st.ladder_cap, Some(LadderLevel::Passthrough), "still too slow at reduced: down again");
+        shed_if_slow(&mut st, false, &at(200 + SHED_HOLD));
         assert_eq!(st.ladder_cap, None, "after the hold the ladder may grow again");
         let mut bottom = running(LadderLevel::Passthrough);
-        shed_if_slow(&mut bottom, Some(0.5), &at(0));
-        shed_if_slow(&mut bottom, Some(0.5), &at(SLOW_FOR));
+        shed_if_slow(&mut bottom, true, &at(0));
         assert_eq!(bottom.ladder_cap, None, "nothing below passthrough to shed");
     }
 }

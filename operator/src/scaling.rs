@@ -77,65 +77,158 @@ pub fn audience_level(
     }
 }
 
-/// Pack renditions (name, millicores) into pods of `capacity` millicores: first fit,
-/// largest first. A rendition larger than a pod gets a pod of its own.
-pub fn pack(renditions: &[(String, u32)], capacity: u32) -> Vec<Vec<String>> {
-    let mut items: Vec<&(String, u32)> = renditions.iter().collect();
-    items.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut pods: Vec<(u32, Vec<String>)> = Vec::new();
-    for (name, c) in items {
-        match pods.iter_mut().find(|(used, _)| used + c <= capacity) {
-            Some((used, names)) => {
-                *used += c;
-                names.push(name.clone());
+/// One transcode pod of a stream: a stable name (`t0`, `t1`, ...), the renditions it encodes
+/// (top first), and the CPU it was given when it was made. Its renditions change at run time
+/// (the worker switches at a keyframe); its CPU request does not (that would restart the pod),
+/// so a pod only takes more renditions within what it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub name: String,
+    pub renditions: Vec<String>,
+    pub millicores: u32,
+}
+
+/// The smallest CPU request a transcode pod gets.
+pub const MIN_POD_MILLICORES: u32 = 100;
+
+/// The lowest `t{n}` not taken.
+fn fresh_name(parts: &[Part]) -> String {
+    (0..).map(|n| format!("t{n}")).find(|n| parts.iter().all(|p| &p.name != n)).unwrap_or_default()
+}
+
+/// `720p` -> its measured cost.
+pub fn cost_of(rendition: &str) -> u32 {
+    rendition_cost(height(rendition))
+}
+
+fn load(part: &Part) -> u32 {
+    part.renditions.iter().map(|r| cost_of(r)).sum()
+}
+
+/// Assign the wanted renditions to transcode pods. What already runs stays where it runs:
+/// renditions no longer wanted leave their pods and pods left empty go. New renditions go
+/// first-fit, largest first, into a pod that has room (a running pod within the CPU it was
+/// given, a pod made in this pass within `capacity`), else into a new pod. Between `min` and
+/// `max` pods: below `min` a new rendition opens a pod of its own; at `max` it joins the least
+/// loaded pod. A rendition larger than `capacity` gets a pod of its own.
+pub fn assign(wanted: &[String], capacity: u32, current: &[Part], min: usize, max: usize) -> Vec<Part> {
+    let max = max.max(1);
+    let mut parts: Vec<Part> = current
+        .iter()
+        .map(|p| Part {
+            renditions: p.renditions.iter().filter(|r| wanted.contains(r)).cloned().collect(),
+            ..p.clone()
+        })
+        .filter(|p| !p.renditions.is_empty())
+        .collect();
+    let made_before = parts.len();
+    let mut new: Vec<&String> = wanted.iter().filter(|n| !parts.iter().any(|p| p.renditions.contains(n))).collect();
+    new.sort_by(|a, b| cost_of(b).cmp(&cost_of(a)).then_with(|| a.cmp(b)));
+    for name in new {
+        let c = cost_of(name);
+        let room = |i: usize, p: &Part| load(p) + c <= if i < made_before { p.millicores } else { capacity };
+        let fits = parts.iter().enumerate().position(|(i, p)| room(i, p));
+        let at = match fits {
+            Some(i) if parts.len() >= min => i,
+            _ if parts.len() < max => {
+                parts.push(Part { name: fresh_name(&parts), renditions: Vec::new(), millicores: 0 });
+                parts.len() - 1
             }
-            None => pods.push((*c, vec![name.clone()])),
+            _ => (0..parts.len()).min_by_key(|&i| load(&parts[i])).unwrap_or(0),
+        };
+        parts[at].renditions.push(name.clone());
+    }
+    for (i, p) in parts.iter_mut().enumerate() {
+        p.renditions.sort_by_key(|r| std::cmp::Reverse(height(r)));
+        if i >= made_before {
+            p.millicores = load(p).max(MIN_POD_MILLICORES);
         }
     }
-    pods.into_iter().map(|(_, n)| n).collect()
+    parts.sort_by(|a, b| a.name.cmp(&b.name));
+    parts
+}
+
+/// `720p` -> 720 (ordering renditions top first).
+fn height(rendition: &str) -> u32 {
+    rendition.trim_end_matches('p').parse().unwrap_or(0)
 }
 
 /// One transcode pod as it reports itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodLoad {
-    pub name: String,
-    /// (rendition, millicores)
-    pub renditions: Vec<(String, u32)>,
-    /// 1.0 = real time; under 1.0 the pod falls behind.
-    pub encode_speed: f64,
+    pub part: Part,
+    /// Whether it has run slower than real time for long enough to act on.
+    pub slow: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rebalance {
-    /// Move a rendition to a pod with room.
-    Move { rendition: String, from: String, to: String },
-    /// No pod has room: stop encoding the rendition (viewers keep the others).
+    /// Move a rendition to a pod with room (`to: None`: a new pod of its own).
+    Move { rendition: String, from: String, to: Option<String> },
+    /// A pod encoding a single rendition cannot keep up with it: shed the top of the ladder
+    /// (viewers keep the source and what else runs).
     Shed { rendition: String, from: String },
 }
 
-/// For every pod encoding slower than real time, take its most expensive rendition away: to
-/// the pod with the most room that can take it (by declared costs), else shed it.
-pub fn rebalance(pods: &[PodLoad], capacity: u32) -> Vec<Rebalance> {
-    let mut used: Vec<u32> = pods.iter().map(|p| p.renditions.iter().map(|r| r.1).sum()).collect();
+/// For every slow pod: move its most expensive rendition away — to the healthy pod with the
+/// most room that can take it (within the CPU it was given), else to a new pod (within `max`
+/// pods) — or, when it encodes only that rendition, shed it.
+pub fn rebalance(pods: &[PodLoad], max: usize) -> Vec<Rebalance> {
+    let mut used: Vec<u32> = pods.iter().map(|p| load(&p.part)).collect();
+    let mut count = pods.len();
     let mut out = Vec::new();
-    for (i, pod) in pods.iter().enumerate() {
-        if pod.encode_speed >= 1.0 || pod.renditions.len() <= 1 {
+    for (i, pod) in pods.iter().enumerate().filter(|(_, p)| p.slow) {
+        let from = pod.part.name.clone();
+        let Some(name) = pod.part.renditions.iter().max_by_key(|r| cost_of(r)).cloned() else { continue };
+        if pod.part.renditions.len() == 1 {
+            out.push(Rebalance::Shed { rendition: name, from });
             continue;
         }
-        let Some((name, c)) = pod.renditions.iter().max_by_key(|r| r.1).cloned() else { continue };
+        let c = cost_of(&name);
         let target = (0..pods.len())
-            .filter(|&j| j != i && pods[j].encode_speed >= 1.0 && used[j] + c <= capacity)
+            .filter(|&j| j != i && !pods[j].slow && used[j] + c <= pods[j].part.millicores)
             .min_by_key(|&j| used[j]);
         used[i] -= c;
-        match target {
+        let to = match target {
             Some(j) => {
                 used[j] += c;
-                out.push(Rebalance::Move { rendition: name, from: pod.name.clone(), to: pods[j].name.clone() });
+                Some(pods[j].part.name.clone())
             }
-            None => out.push(Rebalance::Shed { rendition: name, from: pod.name.clone() }),
-        }
+            None if count < max => {
+                count += 1;
+                None
+            }
+            None => {
+                out.push(Rebalance::Shed { rendition: name, from });
+                continue;
+            }
+        };
+        out.push(Rebalance::Move { rendition: name, from, to });
     }
     out
+}
+
+/// The pods after the moves (a move to a new pod opens one, given what the rendition costs).
+pub fn apply_moves(parts: &[Part], moves: &[Rebalance]) -> Vec<Part> {
+    let mut parts = parts.to_vec();
+    for m in moves {
+        let Rebalance::Move { rendition, from, to } = m else { continue };
+        if let Some(p) = parts.iter_mut().find(|p| &p.name == from) {
+            p.renditions.retain(|r| r != rendition);
+        }
+        let at = match to.as_ref().and_then(|t| parts.iter().position(|p| &p.name == t)) {
+            Some(i) => i,
+            None => {
+                let millicores = cost_of(rendition).max(MIN_POD_MILLICORES);
+                parts.push(Part { name: fresh_name(&parts), renditions: Vec::new(), millicores });
+                parts.len() - 1
+            }
+        };
+        parts[at].renditions.push(rendition.clone());
+        parts[at].renditions.sort_by_key(|r| std::cmp::Reverse(height(r)));
+    }
+    parts.retain(|p| !p.renditions.is_empty());
+    parts
 }
 
 /// One stream asking for transcode capacity.
@@ -256,55 +349,124 @@ mod tests {
         assert_eq!(cost(LadderLevel::Full, &l), 30 + 350 + 160 + 90, "the measured 0.57 cores, rounded up");
     }
 
+    fn wanted(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn parts(items: &[(&str, &[&str], u32)]) -> Vec<Part> {
+        items.iter().map(|(n, r, m)| Part { name: n.to_string(), renditions: wanted(r), millicores: *m }).collect()
+    }
+
     #[test]
-    fn packing_is_first_fit_largest_first() {
-        let r = |n: &str, c| (n.to_string(), c);
-        type Case<'a> = (&'a str, Vec<(String, u32)>, u32, Vec<Vec<&'a str>>);
+    fn renditions_pack_into_pods_first_fit_largest_first_and_stay_where_they_run() {
+        // Costs: 1080p 800, 720p 350, 480p 160, 360p 90.
+        let full = wanted(&["1080p", "720p", "480p", "360p"]);
+        type Case<'a> = (&'a str, Vec<String>, u32, Vec<Part>, (usize, usize), Vec<Part>);
         let table: Vec<Case> = vec![
             (
                 "all in one",
-                vec![r("720p", 800), r("480p", 400), r("360p", 250)],
+                wanted(&["720p", "480p", "360p"]),
                 2000,
-                vec![vec!["720p", "480p", "360p"]],
+                vec![],
+                (1, 4),
+                parts(&[("t0", &["720p", "480p", "360p"], 600)]),
             ),
             (
                 "two pods",
-                vec![r("1080p", 1500), r("720p", 800), r("480p", 400), r("360p", 250)],
-                2000,
-                vec![vec!["1080p", "480p"], vec!["720p", "360p"]],
+                full.clone(),
+                1000,
+                vec![],
+                (1, 4),
+                parts(&[("t0", &["1080p", "480p"], 960), ("t1", &["720p", "360p"], 440)]),
             ),
             (
                 "oversized gets its own pod",
-                vec![r("2160p", 3000), r("360p", 250)],
-                2000,
-                vec![vec!["2160p"], vec!["360p"]],
+                wanted(&["1080p", "360p"]),
+                500,
+                vec![],
+                (1, 4),
+                parts(&[("t0", &["1080p"], 800), ("t1", &["360p"], 100)]),
             ),
-            ("nothing", vec![], 2000, vec![]),
+            ("nothing wanted, no pods", vec![], 2000, parts(&[("t0", &["360p"], 100)]), (1, 4), vec![]),
+            (
+                "growing from reduced: 360p stays, its pod takes nothing beyond what it was given",
+                full.clone(),
+                2000,
+                parts(&[("t3", &["360p"], 100)]),
+                (1, 4),
+                parts(&[("t0", &["1080p", "720p", "480p"], 1310), ("t3", &["360p"], 100)]),
+            ),
+            (
+                "a running pod takes what fits in its request",
+                wanted(&["480p", "360p"]),
+                2000,
+                parts(&[("t0", &["360p"], 300)]),
+                (1, 4),
+                parts(&[("t0", &["480p", "360p"], 300)]),
+            ),
+            (
+                "shrinking to reduced empties and removes pods; requests stay",
+                wanted(&["360p"]),
+                2000,
+                parts(&[("t0", &["1080p", "480p"], 960), ("t1", &["720p", "360p"], 440)]),
+                (1, 4),
+                parts(&[("t1", &["360p"], 440)]),
+            ),
+            (
+                "at most max pods: the rest joins the least loaded",
+                full.clone(),
+                500,
+                vec![],
+                (1, 2),
+                parts(&[("t0", &["1080p"], 800), ("t1", &["720p", "480p", "360p"], 600)]),
+            ),
+            (
+                "at least min pods",
+                wanted(&["720p", "480p", "360p"]),
+                2000,
+                vec![],
+                (3, 4),
+                parts(&[("t0", &["720p"], 350), ("t1", &["480p"], 160), ("t2", &["360p"], 100)]),
+            ),
         ];
-        for (case, items, cap, want) in table {
-            let got = pack(&items, cap);
-            let want: Vec<Vec<String>> = want.into_iter().map(|p| p.into_iter().map(String::from).collect()).collect();
-            assert_eq!(got, want, "{case}");
+        for (case, wanted, cap, current, (min, max), want) in table {
+            assert_eq!(assign(&wanted, cap, &current, min, max), want, "{case}");
         }
     }
 
     #[test]
     fn a_slow_pod_moves_its_top_rendition_or_sheds_it() {
-        let pod = |n: &str, r: Vec<(&str, u32)>, speed| PodLoad {
-            name: n.into(),
-            renditions: r.into_iter().map(|(a, b)| (a.to_string(), b)).collect(),
-            encode_speed: speed,
+        let pod = |n: &str, r: &[&str], millicores, slow| PodLoad {
+            part: Part { name: n.into(), renditions: wanted(r), millicores },
+            slow,
         };
-        let moved =
-            rebalance(&[pod("a", vec![("720p", 800), ("480p", 400)], 0.8), pod("b", vec![("360p", 250)], 1.3)], 2000);
-        assert_eq!(moved, [Rebalance::Move { rendition: "720p".into(), from: "a".into(), to: "b".into() }]);
-        let shed =
-            rebalance(&[pod("a", vec![("720p", 800), ("480p", 400)], 0.8), pod("b", vec![("1080p", 1500)], 1.2)], 2000);
-        assert_eq!(shed, [Rebalance::Shed { rendition: "720p".into(), from: "a".into() }]);
-        let healthy = rebalance(&[pod("a", vec![("720p", 800), ("480p", 400)], 1.05)], 2000);
-        assert!(healthy.is_empty());
-        let single = rebalance(&[pod("a", vec![("720p", 800)], 0.7)], 2000);
-        assert!(single.is_empty(), "a pod's last rendition is not shed by this rule");
+        let to_b = rebalance(&[pod("a", &["720p", "480p"], 510, true), pod("b", &["360p"], 1000, false)], 4);
+        assert_eq!(to_b, [Rebalance::Move { rendition: "720p".into(), from: "a".into(), to: Some("b".into()) }]);
+        let full = [pod("a", &["720p", "480p"], 510, true), pod("b", &["360p"], 100, false)];
+        assert_eq!(
+            rebalance(&full, 4),
+            [Rebalance::Move { rendition: "720p".into(), from: "a".into(), to: None }],
+            "no pod has room: a new one"
+        );
+        assert_eq!(
+            rebalance(&full, 2),
+            [Rebalance::Shed { rendition: "720p".into(), from: "a".into() }],
+            "no room and no more pods allowed: shed"
+        );
+        assert!(rebalance(&[pod("a", &["720p", "480p"], 510, false)], 4).is_empty());
+        assert_eq!(
+            rebalance(&[pod("a", &["720p"], 350, true)], 4),
+            [Rebalance::Shed { rendition: "720p".into(), from: "a".into() }],
+            "a pod with one rendition cannot give it away"
+        );
+        let moved = apply_moves(
+            &parts(&[("t0", &["720p", "480p"], 510), ("t1", &["360p"], 300)]),
+            &[
+                Rebalance::Move { rendition: "720p".into(), from: "t0".into(), to: None },
+                Rebalance::Move { rendition: "480p".into(), from: "t0".into(), to: Some("t1".into()) },
+            ],
+        );
+        assert_eq!(moved, parts(&[("t1", &["480p", "360p"], 300), ("t2", &["720p"], 350)]), "t0 emptied and gone");
     }
 
     fn demand(id: &str, tier: StreamTier, since: i64, running: bool, wanted: LadderLevel) -> Demand {

@@ -111,9 +111,12 @@ fn every_env_var_the_chart_and_operator_set_is_read_by_the_code() {
         "spec": {"streamId": "0195e4a0-0000-7000-8000-000000000001", "userId": "0195e4a0-0000-7000-8000-000000000002",
                  "channel": "a", "streamKeySecret": {"name": "k"}}}))
     .unwrap();
-    let d = desired::desired(&ls, &config);
-    for e in d.deployment.spec.template.spec.as_ref().unwrap().containers[0].env.iter().flatten() {
-        set.insert(e.name.clone());
+    let part = onair_operator::scaling::Part { name: "t0".into(), renditions: vec!["360p".into()], millicores: 100 };
+    let d = desired::desired(&ls, &config, &[part]);
+    for dep in std::iter::once(&d.ingest).chain(&d.transcoders) {
+        for e in dep.spec.template.spec.as_ref().unwrap().containers[0].env.iter().flatten() {
+            set.insert(e.name.clone());
+        }
     }
     assert!(set.len() > 20, "found the env vars: {set:?}");
     let unknown: Vec<_> = set.iter().filter(|n| !declared.contains(*n)).collect();
@@ -176,9 +179,11 @@ fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
         "spec": {"streamId": "0195e4a0-0000-7000-8000-000000000001", "userId": "0195e4a0-0000-7000-8000-000000000002",
                  "channel": "a", "streamKeySecret": {"name": "k"}, "tier": "Partner"}}))
     .unwrap();
-    let d = desired::desired(&ls, &config);
+    let part = onair_operator::scaling::Part { name: "t0".into(), renditions: vec!["360p".into()], millicores: 100 };
+    let d = desired::desired(&ls, &config, &[part]);
     let objects = [
-        serde_json::to_value(&d.deployment).unwrap(),
+        serde_json::to_value(&d.ingest).unwrap(),
+        serde_json::to_value(&d.transcoders[0]).unwrap(),
         serde_json::to_value(&d.ingest_service).unwrap(),
         serde_json::to_value(&d.hls_service).unwrap(),
         serde_json::to_value(d.pdb.as_ref().unwrap()).unwrap(),
@@ -194,6 +199,8 @@ fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
         assert_eq!(obj["metadata"]["ownerReferences"][0]["kind"], "LiveStream");
     }
     assert!(allows(&cluster, "policy", "poddisruptionbudgets", "delete"), "a PDB no longer wanted is deleted");
+    assert!(allows(&cluster, "apps", "deployments", "delete"), "a transcode pod no longer wanted is deleted");
+    assert!(allows(&cluster, "apps", "deployments", "list"), "the operator finds a stream's transcoders");
     for (group, resource, verb) in [
         ("onair.dev", "livestreams", "watch"),
         ("onair.dev", "livestreams", "list"),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::Method;
 use kube::runtime::controller::Action;
 use onair_crds::LiveStream;
-use onair_operator::observe::WorkerObs;
+use onair_operator::observe::{TranscoderObs, WorkerObs};
 use onair_operator::plan::Decision;
 use onair_operator::scaling::{Admission, LadderLevel};
 use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller};
@@ -39,8 +39,8 @@ impl MediaApi for FakeMedia {
         self.calls.lock().unwrap().push(format!("stop {stream}"));
         Ok(())
     }
-    async fn set_level(&self, _: &str, stream: uuid::Uuid, level: LadderLevel) -> Result<(), String> {
-        self.calls.lock().unwrap().push(format!("level {stream} {level:?}"));
+    async fn assign(&self, _: &str, stream: uuid::Uuid, parts: &controller::Assignment) -> Result<(), String> {
+        self.calls.lock().unwrap().push(format!("assign {stream} {}", serde_json::to_string(parts).unwrap()));
         Ok(())
     }
     async fn report_ended(&self, stream: uuid::Uuid) -> Result<(), String> {
@@ -101,11 +101,12 @@ impl Env {
 
     fn with_pod(self, ready: bool) -> Self {
         self.api.put(
-            "/api/v1/namespaces/streams/pods/alice-media-1",
+            "/api/v1/namespaces/streams/pods/alice-ingest-1",
             json!({"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": "alice-media-1", "namespace": NS, "labels": {
+                   "metadata": {"name": "alice-ingest-1", "namespace": NS, "labels": {
                        "app.kubernetes.io/name": "onair-media", "app.kubernetes.io/component": "media",
-                       "app.kubernetes.io/instance": "alice", "onair.dev/livestream": "alice"}},
+                       "app.kubernetes.io/instance": "alice", "onair.dev/livestream": "alice",
+                       "onair.dev/role": "ingest"}},
                    "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}}),
         );
         self
@@ -170,7 +171,7 @@ async fn apply_creates_the_media_objects_and_writes_status_and_events() {
     let action = env.reconcile(livestream(json!({}), true)).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(5)), "starting streams are looked at again soon");
 
-    let dep = env.applied("/deployments/alice-media");
+    let dep = env.applied("/deployments/alice-ingest");
     assert_eq!(dep.len(), 1);
     assert!(
         dep[0].query.contains("fieldManager=onair-operator") && dep[0].query.contains("force=true"),
@@ -181,6 +182,12 @@ async fn apply_creates_the_media_objects_and_writes_status_and_events() {
     assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
     assert_eq!(body["metadata"]["labels"]["onair.dev/stream-id"], STREAM);
     assert_eq!(body["spec"]["replicas"], 1);
+    // A free stream without a plan starts at what it earns (reduced): one transcode pod, 360p.
+    let transcode = env.applied("/deployments/alice-transcode-0");
+    assert_eq!(transcode.len(), 1);
+    let env_vars = transcode[0].body["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    assert!(env_vars.as_array().unwrap().contains(&json!({"name": "ONAIR_TRANSCODER_PART", "value": "t0"})));
+    assert_eq!(env.status()["transcoders"], json!([{"name": "t0", "renditions": ["360p"], "millicores": 100}]));
     assert_eq!(env.applied("/services/alice-ingest").len(), 1);
     assert_eq!(env.applied("/services/alice-hls").len(), 1);
     assert!(env.api.requests().iter().any(|r| r.method == Method::DELETE && r.path.contains("poddisruptionbudgets")));
@@ -207,24 +214,30 @@ async fn a_ready_pod_with_a_publisher_makes_the_stream_live() {
     *env.media.worker.lock().unwrap() = Some(WorkerObs {
         publishing: true,
         stopped: false,
-        renditions: vec!["720p".into(), "480p".into()],
+        renditions: vec!["source".into(), "720p".into(), "480p".into()],
         viewers: Some(42),
-        level: Some(LadderLevel::Full),
-        encode_speed: None,
+        ..Default::default()
     });
     let action = env.reconcile(livestream(json!({"tier": "Partner"}), true)).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(15)), "live streams refresh viewers on the resync period");
     let st = env.status();
     assert_eq!(st["phase"], "Live");
     assert_eq!(st["viewers"], 42);
-    assert_eq!(st["renditions"], json!(["720p", "480p"]));
-    assert_eq!(st["pods"], json!(["alice-media-1"]));
+    assert_eq!(st["renditions"], json!(["source", "720p", "480p"]));
+    assert_eq!(st["pods"], json!(["alice-ingest-1"]));
     assert!(st["startedAt"].is_string());
     assert_eq!(env.condition("IngestConnected").0, "True");
     assert_eq!(env.condition("Transcoding").0, "True");
     assert_eq!(env.applied("/poddisruptionbudgets/alice-media").len(), 1, "partner streams get a PDB");
     let calls = env.media.calls.lock().unwrap().clone();
-    assert_eq!(calls, ["state http://alice-hls.streams.svc:8090".to_string()]);
+    assert_eq!(
+        calls,
+        [
+            "state http://alice-hls.streams.svc:8090".to_string(),
+            format!("assign {STREAM} {{\"t0\":[\"720p\",\"480p\",\"360p\"]}}"),
+        ],
+        "a partner gets the full ladder, handed to its transcoder through the ingest pod"
+    );
     assert_eq!(env.events(), [("Live".to_string(), "Normal".to_string())]);
 }
 
@@ -275,13 +288,14 @@ async fn suspend_ends_the_stream_then_scales_the_media_to_zero() {
         [format!("stop {STREAM}"), format!("ended {STREAM}")],
         "playlist finished, then the apiserver told"
     );
-    let dep = env.applied("/deployments/alice-media");
+    let dep = env.applied("/deployments/alice-ingest");
     assert_eq!(dep[0].body["spec"]["replicas"], 0);
+    assert!(env.applied("/deployments/alice-transcode").is_empty(), "nothing transcodes a stopped stream");
     assert_eq!(env.status()["phase"], "Ending");
     assert_eq!(env.events(), [("Ending".to_string(), "Normal".to_string())]);
 
     // The pod is gone: Ended, with an end time; no second stop.
-    env.api.remove("/api/v1/namespaces/streams/pods/alice-media-1");
+    env.api.remove("/api/v1/namespaces/streams/pods/alice-ingest-1");
     env.api.take_requests();
     let action = env.again().await.unwrap();
     assert_eq!(action, Action::await_change());
@@ -389,7 +403,8 @@ async fn a_queued_stream_gets_its_objects_but_no_pod_until_admitted() {
         .insert(format!("{NS}/alice"), Decision { wanted: LadderLevel::Reduced, admission: Admission::Queued(2) });
     let action = env.reconcile(livestream(json!({}), true)).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(5)), "looked at again soon");
-    assert_eq!(env.applied("/deployments/alice-media")[0].body["spec"]["replicas"], 0);
+    assert_eq!(env.applied("/deployments/alice-ingest")[0].body["spec"]["replicas"], 0);
+    assert!(env.applied("/deployments/alice-transcode").is_empty(), "no transcoder takes capacity while queued");
     let st = env.status();
     assert_eq!((st["phase"].as_str(), st["queuePosition"].as_i64()), (Some("Queued"), Some(2)));
     assert_eq!(env.condition("Throttled"), ("True".into(), "WaitingForCapacity".into()));
@@ -402,47 +417,67 @@ async fn a_queued_stream_gets_its_objects_but_no_pod_until_admitted() {
     );
     env.api.take_requests();
     env.again().await.unwrap();
-    assert_eq!(env.applied("/deployments/alice-media")[0].body["spec"]["replicas"], 1);
+    assert_eq!(env.applied("/deployments/alice-ingest")[0].body["spec"]["replicas"], 1);
+    assert_eq!(env.applied("/deployments/alice-transcode-0").len(), 1);
     assert_eq!(env.status()["phase"], "Starting");
     assert_eq!(env.status()["ladderLevel"], "Reduced");
 }
 
 #[tokio::test]
-async fn the_plans_ladder_is_applied_to_a_running_worker_with_an_event() {
+async fn the_plans_ladder_becomes_transcode_pods_with_an_event() {
     let env = env().with_secret().with_pod(true);
     *env.media.worker.lock().unwrap() = Some(WorkerObs {
         publishing: true,
-        stopped: false,
-        renditions: vec!["360p".into()],
+        renditions: vec!["source".into(), "360p".into()],
         viewers: Some(80),
-        level: Some(LadderLevel::Reduced),
-        encode_speed: None,
+        ..Default::default()
     });
     env.ctx.plan.write().unwrap().insert(
         format!("{NS}/alice"),
         Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Full) },
     );
-    env.reconcile(livestream(json!({}), true)).await.unwrap();
+    let mut obj = livestream(json!({"scaling": {"minTranscoders": 1, "maxTranscoders": 4}}), true);
+    obj["status"] = json!({"phase": "Live", "ladderLevel": "Reduced",
+                           "transcoders": [{"name": "t0", "renditions": ["360p"], "millicores": 100}]});
+    env.reconcile(obj).await.unwrap();
+    // 360p stays on its pod (its request has no room for more); the rest gets a new pod.
     let calls = env.media.calls.lock().unwrap().clone();
-    assert!(calls.contains(&format!("level {STREAM} Full")), "{calls:?}");
+    assert!(calls.contains(&format!("assign {STREAM} {{\"t0\":[\"360p\"],\"t1\":[\"720p\",\"480p\"]}}")), "{calls:?}");
+    assert!(
+        env.applied("/deployments/alice-transcode-0").len() == 1
+            && env.applied("/deployments/alice-transcode-1").len() == 1
+    );
+    let t1 = &env.applied("/deployments/alice-transcode-1")[0].body;
+    assert_eq!(t1["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "510m");
     assert!(env.events().iter().any(|(r, _)| r == "LadderChanged"), "{:?}", env.events());
     assert_eq!(env.status()["ladderLevel"], "Full");
 
-    // Degraded by the budget: the reason says so.
+    // Degraded by the budget to passthrough: the transcode pods go, the reason says so.
     env.ctx.plan.write().unwrap().insert(
         format!("{NS}/alice"),
         Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Passthrough) },
     );
-    *env.media.worker.lock().unwrap() = Some(WorkerObs {
-        publishing: true,
-        stopped: false,
-        renditions: vec!["720p".into()],
-        viewers: Some(80),
-        level: Some(LadderLevel::Full),
-        encode_speed: None,
-    });
+    for name in ["alice-transcode-0", "alice-transcode-1"] {
+        let applied = env.applied(&format!("/deployments/{name}"))[0].body.clone();
+        env.api.put(&format!("/apis/apps/v1/namespaces/streams/deployments/{name}"), applied);
+    }
+    env.media.calls.lock().unwrap().clear();
     env.again().await.unwrap();
-    assert!(env.media.calls.lock().unwrap().contains(&format!("level {STREAM} Passthrough")));
+    let deleted: Vec<String> = env
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == Method::DELETE && r.path.contains("/deployments/"))
+        .map(|r| r.path.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert!(
+        deleted.contains(&"alice-transcode-0".to_string()) && deleted.contains(&"alice-transcode-1".to_string()),
+        "{deleted:?}"
+    );
+    assert!(
+        env.media.calls.lock().unwrap().contains(&format!("assign {STREAM} {{}}")),
+        "the ingest pod ends their renditions"
+    );
     assert_eq!(env.condition("Throttled"), ("True".into(), "CapacityDegraded".into()));
     assert_eq!(env.condition("Degraded"), ("True".into(), "CapacityDegraded".into()));
     let metrics = onair_telemetry::encode(&env.ctx.metrics.registry);
@@ -455,7 +490,7 @@ async fn with_a_budget_a_stream_the_plan_has_not_seen_waits_for_it() {
     config.transcode_budget_millicores = 10_000;
     let env = env_with(config).with_secret();
     env.reconcile(livestream(json!({}), true)).await.unwrap();
-    assert_eq!(env.applied("/deployments/alice-media")[0].body["spec"]["replicas"], 0, "nothing skips the queue");
+    assert_eq!(env.applied("/deployments/alice-ingest")[0].body["spec"]["replicas"], 0, "nothing skips the queue");
     assert_eq!(env.status()["phase"], "Queued");
     let msg =
         env.status()["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Throttled").unwrap()["message"]
@@ -463,19 +498,51 @@ async fn with_a_budget_a_stream_the_plan_has_not_seen_waits_for_it() {
     assert_eq!(msg, "waiting for the next capacity plan");
 }
 
-#[tokio::test]
-async fn an_encoder_that_keeps_falling_behind_is_shed_with_a_warning() {
-    let env = env().with_secret().with_pod(true);
-    *env.media.worker.lock().unwrap() = Some(WorkerObs {
+fn slow_worker(speed: f64) -> WorkerObs {
+    WorkerObs {
         publishing: true,
-        stopped: false,
-        renditions: vec!["720p".into(), "480p".into(), "360p".into()],
+        renditions: vec!["source".into(), "720p".into(), "480p".into(), "360p".into()],
         viewers: Some(200),
-        level: Some(LadderLevel::Full),
-        encode_speed: Some(0.7),
-    });
+        transcoders: vec![TranscoderObs {
+            part: "t0".into(),
+            renditions: vec!["720p".into(), "480p".into(), "360p".into()],
+            encode_speed: Some(speed),
+        }],
+        ..Default::default()
+    }
+}
+
+fn slow_status() -> Value {
+    json!({"phase": "Live", "ladderLevel": "Full", "transcoders": [
+        {"name": "t0", "renditions": ["720p", "480p", "360p"], "millicores": 600, "slowSince": "2020-01-01T00:00:00Z"}]})
+}
+
+#[tokio::test]
+async fn a_transcoder_that_keeps_falling_behind_moves_its_top_rendition_to_a_new_pod() {
+    let env = env().with_secret().with_pod(true);
+    *env.media.worker.lock().unwrap() = Some(slow_worker(0.7));
+    let mut obj = livestream(json!({"tier": "Partner", "scaling": {"minTranscoders": 1, "maxTranscoders": 2}}), true);
+    obj["status"] = slow_status();
+    env.reconcile(obj).await.unwrap();
+    let st = env.status();
+    assert_eq!(st["transcoders"][0]["renditions"], json!(["480p", "360p"]));
+    assert_eq!(
+        (st["transcoders"][1]["name"].clone(), st["transcoders"][1]["renditions"].clone()),
+        (json!("t1"), json!(["720p"]))
+    );
+    assert_eq!(env.applied("/deployments/alice-transcode-1").len(), 1);
+    assert!(env.events().contains(&("Rebalanced".to_string(), "Warning".to_string())), "{:?}", env.events());
+    assert_eq!(st["ladderCap"], Value::Null, "nothing shed");
+    let metrics = onair_telemetry::encode(&env.ctx.metrics.registry);
+    assert!(metrics.contains("onair_operator_scaling_decisions_total{reason=\"slow_encode_move\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_transcoder_that_keeps_falling_behind_with_nowhere_to_go_sheds_with_a_warning() {
+    let env = env().with_secret().with_pod(true);
+    *env.media.worker.lock().unwrap() = Some(slow_worker(0.7));
     let mut obj = livestream(json!({"tier": "Partner"}), true);
-    obj["status"] = json!({"phase": "Live", "ladderLevel": "Full", "slowSince": "2020-01-01T00:00:00Z"});
+    obj["status"] = slow_status();
     env.reconcile(obj).await.unwrap();
     assert_eq!(env.status()["ladderCap"], "Reduced");
     assert_eq!(env.condition("Degraded"), ("True".into(), "SlowEncode".into()));

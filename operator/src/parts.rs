@@ -1,0 +1,187 @@
+//! A stream's transcode pods: which renditions each encodes, kept where they run across
+//! reconciles, with a slow pod's top rendition moved to another pod or shed. A pure function of
+//! the last status, the level the plan admitted and what the transcoders report, so every path
+//! is a table test; the controller applies the result.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use onair_crds::{LiveStream, TranscoderStatus};
+
+use crate::observe::{SLOW_FOR, WorkerObs};
+use crate::scaling::{self, LadderLevel, Part, PodLoad, Rebalance};
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PartsPlan {
+    /// The transcode pods to run, in name order (the status's `transcoders`).
+    pub parts: Vec<TranscoderStatus>,
+    /// What moved or was shed this time (for Events and metrics).
+    pub rebalanced: Vec<Rebalance>,
+    /// A pod could not keep up with its only rendition: the top of the ladder is shed.
+    pub shed: bool,
+}
+
+/// The renditions `level` runs, named as the workers name them.
+fn wanted(level: LadderLevel, ls: &LiveStream) -> Vec<String> {
+    scaling::renditions(level, &ls.spec.ladder.resolve()).iter().map(|r| format!("{}p", r.height)).collect()
+}
+
+pub fn part(t: &TranscoderStatus) -> Part {
+    Part { name: t.name.clone(), renditions: t.renditions.clone(), millicores: t.millicores }
+}
+
+/// `level`: what the plan lets the stream run (`None`: nothing transcodes: queued, stopping).
+/// `capacity`: millicores one transcode pod may take.
+pub fn plan(
+    ls: &LiveStream,
+    level: Option<LadderLevel>,
+    worker: Option<&WorkerObs>,
+    capacity: u32,
+    now: &Time,
+) -> PartsPlan {
+    let previous = ls.status.as_ref().map(|s| s.transcoders.clone()).unwrap_or_default();
+    let scaling = &ls.spec.scaling;
+    let (min, max) = (scaling.min_transcoders as usize, scaling.max_transcoders as usize);
+    // What each pod says now: a speed under real time starts (or continues) its slow spell.
+    let tracked: Vec<TranscoderStatus> = previous
+        .iter()
+        .map(|p| {
+            let report = worker.and_then(|w| w.transcoders.iter().find(|t| t.part == p.name));
+            let speed = report.and_then(|t| t.encode_speed).map(|s| (s * 100.0).round() / 100.0);
+            let slow_since = match speed {
+                Some(s) if s < 1.0 => p.slow_since.clone().or_else(|| Some(now.clone())),
+                Some(_) => None,
+                // Not reporting (starting, or gone): neither slow nor recovered.
+                None => p.slow_since.clone(),
+            };
+            TranscoderStatus { encode_speed: speed.or(p.encode_speed), slow_since, ..p.clone() }
+        })
+        .collect();
+    let slow_long =
+        |t: &TranscoderStatus| t.slow_since.as_ref().is_some_and(|s| now.0.as_second() - s.0.as_second() >= SLOW_FOR);
+    let loads: Vec<PodLoad> = tracked.iter().map(|t| PodLoad { part: part(t), slow: slow_long(t) }).collect();
+    let rebalanced = if level.is_some() { scaling::rebalance(&loads, max) } else { Vec::new() };
+    let shed = rebalanced.iter().any(|r| matches!(r, Rebalance::Shed { .. }));
+    let current: Vec<Part> = tracked.iter().map(part).collect();
+    let moved = scaling::apply_moves(&current, &rebalanced);
+    let wanted = level.map(|l| wanted(l, ls)).unwrap_or_default();
+    let assigned = scaling::assign(&wanted, capacity, &moved, min, max);
+    let parts = assigned
+        .into_iter()
+        .map(|a| match tracked.iter().find(|t| t.name == a.name && t.renditions == a.renditions) {
+            // Unchanged: its speed and slow spell carry on. Changed or new: a fresh start.
+            Some(t) => t.clone(),
+            None => TranscoderStatus {
+                name: a.name,
+                renditions: a.renditions,
+                millicores: a.millicores,
+                encode_speed: None,
+                slow_since: None,
+            },
+        })
+        .collect();
+    PartsPlan { parts, rebalanced, shed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::TranscoderObs;
+    use serde_json::json;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap())
+    }
+
+    fn ls(transcoders: serde_json::Value, scaling: serde_json::Value) -> LiveStream {
+        serde_json::from_value(json!({
+            "apiVersion": "onair.dev/v1alpha1", "kind": "LiveStream",
+            "metadata": {"name": "alice", "namespace": "streams"},
+            "spec": {"streamId": "0195e4a0-0000-7000-8000-000000000001", "userId": "0195e4a0-0000-7000-8000-000000000002",
+                     "channel": "alice", "streamKeySecret": {"name": "k"}, "scaling": scaling},
+            "status": {"transcoders": transcoders},
+        }))
+        .unwrap()
+    }
+
+    fn worker(reports: &[(&str, f64)]) -> WorkerObs {
+        WorkerObs {
+            publishing: true,
+            transcoders: reports
+                .iter()
+                .map(|(p, s)| TranscoderObs { part: p.to_string(), renditions: vec![], encode_speed: Some(*s) })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn names(p: &PartsPlan) -> Vec<(String, Vec<String>)> {
+        p.parts.iter().map(|t| (t.name.clone(), t.renditions.clone())).collect()
+    }
+
+    fn pair(name: &str, r: &[&str]) -> (String, Vec<String>) {
+        (name.into(), r.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn the_level_decides_the_renditions_and_pods_keep_theirs() {
+        let scale = json!({"minTranscoders": 1, "maxTranscoders": 4});
+        let fresh = ls(json!([]), scale.clone());
+        let reduced = plan(&fresh, Some(LadderLevel::Reduced), None, 2000, &at(0));
+        assert_eq!(names(&reduced), [pair("t0", &["360p"])]);
+        let full = plan(&fresh, Some(LadderLevel::Full), None, 2000, &at(0));
+        assert_eq!(names(&full), [pair("t0", &["720p", "480p", "360p"])]);
+        assert!(plan(&fresh, Some(LadderLevel::Passthrough), None, 2000, &at(0)).parts.is_empty());
+
+        // Growing: 360p stays on its pod, the rest joins where it fits.
+        let running =
+            ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 100, "encodeSpeed": 1.4}]), scale.clone());
+        let grown = plan(&running, Some(LadderLevel::Full), Some(&worker(&[("t0", 1.3)])), 2000, &at(0));
+        assert_eq!(names(&grown), [pair("t0", &["360p"]), pair("t1", &["720p", "480p"])]);
+        assert_eq!((grown.parts[0].encode_speed, grown.parts[1].millicores), (Some(1.3), 510));
+        // Shrinking: pods left with nothing go.
+        let big =
+            ls(json!([{"name": "t0", "renditions": ["480p", "360p"]}, {"name": "t1", "renditions": ["720p"]}]), scale);
+        let shrunk = plan(&big, Some(LadderLevel::Reduced), None, 500, &at(0));
+        assert_eq!(names(&shrunk), [pair("t0", &["360p"])]);
+        assert!(plan(&big, None, None, 500, &at(0)).parts.is_empty(), "queued or stopping: no transcode pods");
+    }
+
+    #[test]
+    fn a_pod_slow_for_long_enough_moves_its_top_rendition_or_sheds() {
+        let scale = json!({"minTranscoders": 1, "maxTranscoders": 4});
+        let both = json!([{"name": "t0", "renditions": ["720p", "480p"], "millicores": 510}, {"name": "t1", "renditions": ["360p"], "millicores": 1000}]);
+        let stream = ls(both.clone(), scale.clone());
+        let first = plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.8), ("t1", 1.2)])), 2000, &at(0));
+        assert_eq!(first.parts[0].slow_since, Some(at(0)), "the slow spell starts");
+        assert_eq!(names(&first), [pair("t0", &["720p", "480p"]), pair("t1", &["360p"])], "not yet: nothing moves");
+        assert!(first.rebalanced.is_empty());
+
+        let slow = json!([
+            {"name": "t0", "renditions": ["720p", "480p"], "millicores": 510, "slowSince": at(0)},
+            {"name": "t1", "renditions": ["360p"], "millicores": 1000},
+        ]);
+        let stream = ls(slow.clone(), scale.clone());
+        let recovered = plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 1.1)])), 2000, &at(SLOW_FOR));
+        assert_eq!(recovered.parts[0].slow_since, None, "keeping up again ends the spell");
+        let moved =
+            plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.9), ("t1", 1.2)])), 2000, &at(SLOW_FOR));
+        assert_eq!(
+            moved.rebalanced,
+            [Rebalance::Move { rendition: "720p".into(), from: "t0".into(), to: Some("t1".into()) }]
+        );
+        assert_eq!(names(&moved), [pair("t0", &["480p"]), pair("t1", &["720p", "360p"])]);
+        assert!(!moved.shed, "a move keeps every rendition");
+        assert!(moved.parts.iter().all(|p| p.slow_since.is_none()), "moved pods start over");
+
+        // No pod has room and no more pods are allowed: shed.
+        let tight = json!([
+            {"name": "t0", "renditions": ["720p", "480p"], "millicores": 510, "slowSince": at(0)},
+            {"name": "t1", "renditions": ["360p"], "millicores": 100},
+        ]);
+        let tight = ls(tight, json!({"minTranscoders": 1, "maxTranscoders": 2}));
+        let shed = plan(&tight, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.9)])), 2000, &at(SLOW_FOR));
+        assert!(shed.shed);
+        // A pod with a single rendition that cannot keep up sheds too.
+        let single = ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 100, "slowSince": at(0)}]), scale);
+        assert!(plan(&single, Some(LadderLevel::Reduced), Some(&worker(&[("t0", 0.5)])), 2000, &at(SLOW_FOR)).shed);
+    }
+}
