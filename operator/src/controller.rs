@@ -65,7 +65,7 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Renditions by transcode part (`{"t0": ["720p"]}`).
-pub type Assignment = std::collections::BTreeMap<String, Vec<String>>;
+pub use onair_domain::contracts::media::Parts as Assignment;
 
 /// The media worker's internal routes and the apiserver's, as the operator uses them; a trait
 /// so tests can stand in for pods that do not exist.

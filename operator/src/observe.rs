@@ -48,30 +48,9 @@ impl PodObs {
     }
 }
 
-/// What the media worker says about its stream (`GET /internal/streams/{id}`).
-#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerObs {
-    pub publishing: bool,
-    pub stopped: bool,
-    pub renditions: Vec<String>,
-    /// `None` when the worker could not count (the last count stands).
-    pub viewers: Option<i64>,
-    #[serde(default)]
-    pub encode_speed: Option<f64>,
-    /// The stream's transcode pods that reported to the ingest pod lately.
-    #[serde(default)]
-    pub transcoders: Vec<TranscoderObs>,
-}
-
-/// A transcode pod as the ingest pod heard from it.
-#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TranscoderObs {
-    pub part: String,
-    pub renditions: Vec<String>,
-    pub encode_speed: Option<f64>,
-}
+/// What the stream's ingest pod says about it (`GET /internal/streams/{id}`), and about each of
+/// its transcode pods: the worker's own contract types.
+pub use onair_domain::contracts::media::{StreamState as WorkerObs, TranscoderState as TranscoderObs};
 
 /// Everything one reconcile looked at.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -15,6 +15,7 @@ use onair_domain::StreamId;
 use onair_web::HttpError;
 
 use crate::worker::{WorkerState, internal_stream};
+use onair_domain::contracts::media::{Assignment, Parts, TranscoderReport, TranscoderState};
 
 /// A transcoder that has not reported for this long is gone (crashed, or removed by the
 /// operator): its renditions leave the merged master playlist.
@@ -23,23 +24,6 @@ pub const REPORT_TTL: Duration = Duration::from_secs(15);
 const STALE_VARIANT: Duration = Duration::from_secs(8);
 /// The largest upload: a 1 s segment of a 20 Mbps rendition is about 2.5 MB.
 pub const MAX_UPLOAD_BYTES: usize = 32 << 20;
-
-/// What a transcode pod says about itself (`POST /internal/streams/{id}/transcoders/{part}`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TranscoderReport {
-    pub renditions: Vec<String>,
-    pub encode_speed: Option<f64>,
-}
-
-/// A report as the operator reads it, with its part name.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct TranscoderState {
-    pub part: String,
-    pub renditions: Vec<String>,
-    pub encode_speed: Option<f64>,
-}
 
 /// An ingest pod's transcoders by stream: what each reported (and when), what the operator
 /// assigned each, and the renditions it took away (ended: their uploads are refused, so a
@@ -50,7 +34,7 @@ pub struct Transcoders(std::sync::Mutex<HashMap<StreamId, StreamTranscoders>>);
 #[derive(Default)]
 struct StreamTranscoders {
     reports: HashMap<String, (Instant, TranscoderReport)>,
-    assignment: Option<HashMap<String, Vec<String>>>,
+    assignment: Option<Parts>,
     ended: HashSet<String>,
 }
 
@@ -69,7 +53,7 @@ impl Transcoders {
     }
 
     /// The operator's assignment; what it no longer has, it returns (to be ended).
-    fn assign(&self, stream: StreamId, parts: HashMap<String, Vec<String>>) -> Vec<String> {
+    fn assign(&self, stream: StreamId, parts: Parts) -> Vec<String> {
         self.with(stream, |s| {
             let now: HashSet<&String> = parts.values().flatten().collect();
             let gone: Vec<String> = match &s.assignment {
@@ -185,12 +169,6 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The answer to a report: the renditions the operator assigned this part.
-#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct Assignment {
-    pub renditions: Vec<String>,
-}
-
 /// `POST /internal/streams/{id}/transcoders/{part}`: a transcoder's renditions and speed. The
 /// answer carries its assignment (204: the operator has not given one yet).
 pub async fn report(
@@ -226,7 +204,7 @@ pub async fn assign(
 ) -> Result<StatusCode, HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
     let bad = || HttpError::new(StatusCode::BAD_REQUEST, "invalid_assignment", "expected {\"t0\": [\"720p\"], ...}");
-    let parts: HashMap<String, Vec<String>> = serde_json::from_slice(&body).map_err(|_| bad())?;
+    let parts: Parts = serde_json::from_slice(&body).map_err(|_| bad())?;
     if parts.len() > 16
         || !parts.iter().all(|(p, r)| is_part_name(p) && r.len() <= 16 && r.iter().all(|r| is_rendition_name(r)))
     {

@@ -19,8 +19,8 @@ use onair_web::HttpError;
 use tokio::sync::broadcast;
 
 use crate::flv;
-use crate::origin::TranscoderReport;
 use crate::worker::{WorkerState, internal_stream};
+use onair_domain::contracts::media::{Assignment, TranscoderReport};
 
 /// Live tags a slow subscriber may fall behind by before it is cut off (and reconnects at the
 /// next keyframe): about 15 s of 30 fps video with audio.
@@ -305,7 +305,7 @@ async fn report_loop(state: WorkerState, stream: StreamId, base: String, token: 
             .send()
             .await;
         match sent.and_then(|r| r.error_for_status()) {
-            Ok(r) if r.status() == http::StatusCode::OK => match r.json::<crate::origin::Assignment>().await {
+            Ok(r) if r.status() == http::StatusCode::OK => match r.json::<Assignment>().await {
                 Ok(a) => state.assign(a.renditions),
                 Err(e) => tracing::warn!(stream_id = %stream, error = %e, "unreadable assignment"),
             },

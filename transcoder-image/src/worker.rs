@@ -23,10 +23,11 @@ use tokio::process::{Child, ChildStdin, Command};
 use crate::api::ApiClient;
 use crate::config::{MediaConfig, Role};
 use crate::ladder::{Output, Rendition, Upload, ffmpeg_args, fit_to_source, parse_ladder, pick};
-use crate::origin::{TranscoderState, Transcoders};
+use crate::origin::Transcoders;
 use crate::relay::Feed;
 use crate::{flv, hls, origin, relay, rtmp};
 use onair_domain::LadderLevel as Level;
+use onair_domain::contracts::media::StreamState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -92,23 +93,6 @@ impl LevelCell {
     fn set(&self, level: Level) {
         self.0.store(level as u8, std::sync::atomic::Ordering::Release);
     }
-}
-
-/// `GET /internal/streams/{id}`: what the operator observes about a stream on this worker.
-#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StreamState {
-    pub publishing: bool,
-    pub stopped: bool,
-    pub renditions: Vec<String>,
-    /// Sessions that fetched media within the viewer window (`None`: Redis did not answer).
-    pub viewers: Option<i64>,
-    pub level: Level,
-    /// The encoder's last reported speed (1.0 = real time), while one runs.
-    pub encode_speed: Option<f64>,
-    /// An ingest pod's transcode pods that reported lately (split roles).
-    #[serde(default)]
-    pub transcoders: Vec<TranscoderState>,
 }
 
 pub struct Inner {
@@ -302,7 +286,15 @@ impl WorkerState {
         let labels = StreamLabels { stream_id: stream.to_string() };
         let encode_speed =
             publishing.then(|| self.metrics.encode_speed.get_or_create(&labels).get()).filter(|s| *s > 0.0);
-        StreamState { publishing, stopped, renditions, viewers: None, level, encode_speed, transcoders: Vec::new() }
+        StreamState {
+            publishing,
+            stopped,
+            renditions,
+            viewers: None,
+            level: Some(level),
+            encode_speed,
+            transcoders: Vec::new(),
+        }
     }
 
     /// A transcode pod's new assignment (from its report's answer); the encoder switches at

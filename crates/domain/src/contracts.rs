@@ -74,6 +74,81 @@ pub mod http {
     pub const REFRESH_COOKIE: &str = "onair_refresh";
 }
 
+/// The media worker's internal routes as the operator and a stream's transcode pods use them:
+/// one set of types on both sides, so the contract cannot drift.
+pub mod media {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use crate::LadderLevel;
+
+    /// `GET /internal/streams/{id}`: what the operator observes about a stream.
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StreamState {
+        pub publishing: bool,
+        pub stopped: bool,
+        /// What runs, top first (an ingest pod: the source plus its transcoders' renditions).
+        pub renditions: Vec<String>,
+        /// Sessions that fetched media within the viewer window (`None`: Redis did not answer,
+        /// and the last count stands).
+        pub viewers: Option<i64>,
+        /// The ladder level a single-process worker runs.
+        #[serde(default)]
+        pub level: Option<LadderLevel>,
+        /// The encoder's last reported speed (1.0 = real time), while one runs.
+        #[serde(default)]
+        pub encode_speed: Option<f64>,
+        /// An ingest pod's transcode pods that reported lately.
+        #[serde(default)]
+        pub transcoders: Vec<TranscoderState>,
+    }
+
+    /// A transcode pod as its ingest pod last heard from it.
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TranscoderState {
+        /// Its part name (`t0`).
+        pub part: String,
+        pub renditions: Vec<String>,
+        pub encode_speed: Option<f64>,
+    }
+
+    /// `POST /internal/streams/{id}/transcoders/{part}`: a transcode pod's report.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct TranscoderReport {
+        pub renditions: Vec<String>,
+        pub encode_speed: Option<f64>,
+    }
+
+    /// The answer to a report: the renditions the operator assigned that part.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Assignment {
+        pub renditions: Vec<String>,
+    }
+
+    /// `PUT /internal/streams/{id}/transcoders`: renditions by part, `{"t0": ["720p"]}`.
+    pub type Parts = BTreeMap<String, Vec<String>>;
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn an_older_worker_s_state_still_reads() {
+            let s: StreamState =
+                serde_json::from_str(r#"{"publishing":true,"stopped":false,"renditions":["360p"],"viewers":null}"#)
+                    .unwrap();
+            assert_eq!((s.level, s.transcoders.len(), s.viewers), (None, 0, None));
+            let wire = serde_json::to_value(StreamState { encode_speed: Some(1.5), ..Default::default() }).unwrap();
+            assert_eq!(wire["encodeSpeed"], 1.5, "camelCase on the wire");
+            assert!(serde_json::from_str::<TranscoderReport>(r#"{"renditions":[],"encodeSpeed":1,"x":1}"#).is_err());
+        }
+    }
+}
+
 /// How a stream key is identified outside the apiserver: the hex SHA-256 of the key, as the
 /// LiveStream's Secret holds it and a per-stream media worker checks it.
 pub mod stream_key {
