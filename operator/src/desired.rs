@@ -444,7 +444,8 @@ mod tests {
 
     fn part(name: &str, renditions: &[&str]) -> Part {
         let renditions: Vec<String> = renditions.iter().map(|r| r.to_string()).collect();
-        let millicores = renditions.iter().map(|r| crate::scaling::cost_of(r)).sum();
+        let millicores =
+            crate::scaling::SOURCE_DECODE_COST + renditions.iter().map(|r| crate::scaling::cost_of(r)).sum::<u32>();
         Part { name: name.into(), renditions, millicores }
     }
 
@@ -508,10 +509,10 @@ mod tests {
         assert_eq!(t0["ONAIR_SOURCE_URL"]["value"], "http://alice-hls.streams.svc:8090");
         assert_eq!(t0["ONAIR_LADDER"]["value"], "720p:3000k,480p:1400k,360p:800k");
         assert!(!t0.contains_key("ONAIR_STREAM_KEY_HASH"), "a transcode pod never sees the key");
-        // CPU requests follow the cost model: 350m + 160m, and 90m (with a 100m floor).
+        // CPU requests follow the cost model: the source's decode (60m) + 350m + 160m; 60m + 90m.
         assert_eq!(
             (cpu(&d.transcoders[0]), cpu(&d.transcoders[1])),
-            (Quantity("510m".into()), Quantity("100m".into()))
+            (Quantity("570m".into()), Quantity("150m".into()))
         );
         let t1_select = d.transcoders[1].spec.selector.match_labels.as_ref().unwrap();
         assert_eq!((t1_select[LABEL_ROLE].as_str(), t1_select[LABEL_PART].as_str()), ("transcode", "t1"));

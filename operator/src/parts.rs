@@ -136,7 +136,7 @@ mod tests {
             ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 100, "encodeSpeed": 1.4}]), scale.clone());
         let grown = plan(&running, Some(LadderLevel::Full), Some(&worker(&[("t0", 1.3)])), 2000, &at(0));
         assert_eq!(names(&grown), [pair("t0", &["360p"]), pair("t1", &["720p", "480p"])]);
-        assert_eq!((grown.parts[0].encode_speed, grown.parts[1].millicores), (Some(1.3), 510));
+        assert_eq!((grown.parts[0].encode_speed, grown.parts[1].millicores), (Some(1.3), 570));
         // Shrinking: pods left with nothing go.
         let big =
             ls(json!([{"name": "t0", "renditions": ["480p", "360p"]}, {"name": "t1", "renditions": ["720p"]}]), scale);

@@ -22,8 +22,15 @@ pub fn rendition_cost(height: u32) -> u32 {
     }
 }
 
-/// Remuxing the source into HLS: no decode, no encode.
+/// The ingest pod: remuxing the source into HLS (no encode; a keyframe decoded now and then for
+/// the thumbnail). Measured 13 millicores for a 720p30 3 Mbps source (bench/README.md, "split
+/// roles"); kept at 30 for bigger sources.
 pub const PASSTHROUGH_COST: u32 = 30;
+
+/// Every transcode pod decodes the source once, whatever it encodes: measured 56 millicores for
+/// a 720p30 source (bench/README.md, "split roles"); rounded up. This is why renditions are
+/// packed into few pods.
+pub const SOURCE_DECODE_COST: u32 = 60;
 
 /// The renditions encoded at `level` (the source passthrough comes on top), top first.
 pub fn renditions(level: LadderLevel, ladder: &[Rendition]) -> Vec<Rendition> {
@@ -34,9 +41,10 @@ pub fn renditions(level: LadderLevel, ladder: &[Rendition]) -> Vec<Rendition> {
     }
 }
 
-/// Millicores a stream needs at `level`.
+/// Millicores a stream needs at `level`, its renditions in one transcode pod.
 pub fn cost(level: LadderLevel, ladder: &[Rendition]) -> u32 {
-    PASSTHROUGH_COST + renditions(level, ladder).iter().map(|r| rendition_cost(r.height)).sum::<u32>()
+    let encode: u32 = renditions(level, ladder).iter().map(|r| rendition_cost(r.height)).sum();
+    PASSTHROUGH_COST + if encode > 0 { SOURCE_DECODE_COST + encode } else { 0 }
 }
 
 /// When the audience earns the full ladder, with a gap and a hold so it does not flap.
@@ -101,8 +109,9 @@ pub fn cost_of(rendition: &str) -> u32 {
     rendition_cost(height(rendition))
 }
 
+/// What a transcode pod takes: the source's decode plus its renditions.
 fn load(part: &Part) -> u32 {
-    part.renditions.iter().map(|r| cost_of(r)).sum()
+    SOURCE_DECODE_COST + part.renditions.iter().map(|r| cost_of(r)).sum::<u32>()
 }
 
 /// Assign the wanted renditions to transcode pods. What already runs stays where it runs:
@@ -219,7 +228,7 @@ pub fn apply_moves(parts: &[Part], moves: &[Rebalance]) -> Vec<Part> {
         let at = match to.as_ref().and_then(|t| parts.iter().position(|p| &p.name == t)) {
             Some(i) => i,
             None => {
-                let millicores = cost_of(rendition).max(MIN_POD_MILLICORES);
+                let millicores = (SOURCE_DECODE_COST + cost_of(rendition)).max(MIN_POD_MILLICORES);
                 parts.push(Part { name: fresh_name(&parts), renditions: Vec::new(), millicores });
                 parts.len() - 1
             }
@@ -345,8 +354,8 @@ mod tests {
         assert_eq!(renditions(LadderLevel::Reduced, &l).iter().map(|r| r.height).collect::<Vec<_>>(), [360]);
         assert_eq!(renditions(LadderLevel::Full, &l).len(), 3);
         assert_eq!(cost(LadderLevel::Passthrough, &l), 30);
-        assert_eq!(cost(LadderLevel::Reduced, &l), 30 + 90);
-        assert_eq!(cost(LadderLevel::Full, &l), 30 + 350 + 160 + 90, "the measured 0.57 cores, rounded up");
+        assert_eq!(cost(LadderLevel::Reduced, &l), 30 + 60 + 90, "passthrough, the transcode pod's decode, 360p");
+        assert_eq!(cost(LadderLevel::Full, &l), 30 + 60 + 350 + 160 + 90, "the measured 0.57 cores, rounded up");
     }
 
     fn wanted(items: &[&str]) -> Vec<String> {
@@ -359,7 +368,7 @@ mod tests {
 
     #[test]
     fn renditions_pack_into_pods_first_fit_largest_first_and_stay_where_they_run() {
-        // Costs: 1080p 800, 720p 350, 480p 160, 360p 90.
+        // Costs: 1080p 800, 720p 350, 480p 160, 360p 90, plus 60 per pod for the source's decode.
         let full = wanted(&["1080p", "720p", "480p", "360p"]);
         type Case<'a> = (&'a str, Vec<String>, u32, Vec<Part>, (usize, usize), Vec<Part>);
         let table: Vec<Case> = vec![
@@ -369,7 +378,7 @@ mod tests {
                 2000,
                 vec![],
                 (1, 4),
-                parts(&[("t0", &["720p", "480p", "360p"], 600)]),
+                parts(&[("t0", &["720p", "480p", "360p"], 660)]),
             ),
             (
                 "two pods",
@@ -377,7 +386,7 @@ mod tests {
                 1000,
                 vec![],
                 (1, 4),
-                parts(&[("t0", &["1080p", "480p"], 960), ("t1", &["720p", "360p"], 440)]),
+                parts(&[("t0", &["1080p", "360p"], 950), ("t1", &["720p", "480p"], 570)]),
             ),
             (
                 "oversized gets its own pod",
@@ -385,7 +394,7 @@ mod tests {
                 500,
                 vec![],
                 (1, 4),
-                parts(&[("t0", &["1080p"], 800), ("t1", &["360p"], 100)]),
+                parts(&[("t0", &["1080p"], 860), ("t1", &["360p"], 150)]),
             ),
             ("nothing wanted, no pods", vec![], 2000, parts(&[("t0", &["360p"], 100)]), (1, 4), vec![]),
             (
@@ -394,15 +403,15 @@ mod tests {
                 2000,
                 parts(&[("t3", &["360p"], 100)]),
                 (1, 4),
-                parts(&[("t0", &["1080p", "720p", "480p"], 1310), ("t3", &["360p"], 100)]),
+                parts(&[("t0", &["1080p", "720p", "480p"], 1370), ("t3", &["360p"], 100)]),
             ),
             (
                 "a running pod takes what fits in its request",
                 wanted(&["480p", "360p"]),
                 2000,
-                parts(&[("t0", &["360p"], 300)]),
+                parts(&[("t0", &["360p"], 320)]),
                 (1, 4),
-                parts(&[("t0", &["480p", "360p"], 300)]),
+                parts(&[("t0", &["480p", "360p"], 320)]),
             ),
             (
                 "shrinking to reduced empties and removes pods; requests stay",
@@ -418,7 +427,7 @@ mod tests {
                 500,
                 vec![],
                 (1, 2),
-                parts(&[("t0", &["1080p"], 800), ("t1", &["720p", "480p", "360p"], 600)]),
+                parts(&[("t0", &["1080p"], 860), ("t1", &["720p", "480p", "360p"], 660)]),
             ),
             (
                 "at least min pods",
@@ -426,7 +435,7 @@ mod tests {
                 2000,
                 vec![],
                 (3, 4),
-                parts(&[("t0", &["720p"], 350), ("t1", &["480p"], 160), ("t2", &["360p"], 100)]),
+                parts(&[("t0", &["720p"], 410), ("t1", &["480p"], 220), ("t2", &["360p"], 150)]),
             ),
         ];
         for (case, wanted, cap, current, (min, max), want) in table {
@@ -466,7 +475,7 @@ mod tests {
                 Rebalance::Move { rendition: "480p".into(), from: "t0".into(), to: Some("t1".into()) },
             ],
         );
-        assert_eq!(moved, parts(&[("t1", &["480p", "360p"], 300), ("t2", &["720p"], 350)]), "t0 emptied and gone");
+        assert_eq!(moved, parts(&[("t1", &["480p", "360p"], 300), ("t2", &["720p"], 410)]), "t0 emptied and gone");
     }
 
     fn demand(id: &str, tier: StreamTier, since: i64, running: bool, wanted: LadderLevel) -> Demand {
@@ -484,14 +493,14 @@ mod tests {
     #[test]
     fn lower_tiers_are_degraded_before_anyone_is_refused_and_the_queue_is_tier_then_age() {
         use LadderLevel::*;
-        // Full costs 630, reduced 120, passthrough 30.
+        // Full costs 690, reduced 180, passthrough 30.
         let d = [
             demand("free-old", StreamTier::Free, 1, true, Full),
             demand("partner", StreamTier::Partner, 9, true, Full),
             demand("free-new", StreamTier::Free, 5, false, Full),
         ];
-        // 700: the partner's full ladder (630) + two passthroughs (60) + 10 left.
-        let got = admit(700, &d);
+        // 760: the partner's full ladder (690) + two passthroughs (60) + 10 left.
+        let got = admit(760, &d);
         assert_eq!(
             got,
             [

@@ -187,7 +187,7 @@ async fn apply_creates_the_media_objects_and_writes_status_and_events() {
     assert_eq!(transcode.len(), 1);
     let env_vars = transcode[0].body["spec"]["template"]["spec"]["containers"][0]["env"].clone();
     assert!(env_vars.as_array().unwrap().contains(&json!({"name": "ONAIR_TRANSCODER_PART", "value": "t0"})));
-    assert_eq!(env.status()["transcoders"], json!([{"name": "t0", "renditions": ["360p"], "millicores": 100}]));
+    assert_eq!(env.status()["transcoders"], json!([{"name": "t0", "renditions": ["360p"], "millicores": 150}]));
     assert_eq!(env.applied("/services/alice-ingest").len(), 1);
     assert_eq!(env.applied("/services/alice-hls").len(), 1);
     assert!(env.api.requests().iter().any(|r| r.method == Method::DELETE && r.path.contains("poddisruptionbudgets")));
@@ -448,7 +448,7 @@ async fn the_plans_ladder_becomes_transcode_pods_with_an_event() {
             && env.applied("/deployments/alice-transcode-1").len() == 1
     );
     let t1 = &env.applied("/deployments/alice-transcode-1")[0].body;
-    assert_eq!(t1["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "510m");
+    assert_eq!(t1["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "570m");
     assert!(env.events().iter().any(|(r, _)| r == "LadderChanged"), "{:?}", env.events());
     assert_eq!(env.status()["ladderLevel"], "Full");
 

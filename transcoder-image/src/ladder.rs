@@ -178,16 +178,19 @@ fn hls_output(out: &Output, var_stream_map: String) -> Vec<String> {
             // read one back through the origin's token check) without reusing a segment name.
             a.extend(strings(&["-hls_start_number_source", "epoch"]));
             a.extend(strings(&["-method", "PUT", "-http_persistent", "1", "-ignore_io_errors", "1"]));
-            a.extend([
-                "-headers".into(),
-                format!("{}: {}\r\n", onair_domain::contracts::http::INTERNAL_TOKEN_HEADER, up.token),
-            ]);
+            let token = onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
+            let part = crate::origin::TRANSCODER_PART_HEADER;
+            a.extend(["-headers".into(), format!("{token}: {}\r\n{part}: {}\r\n", up.token, up.part)]);
         }
         None => a.extend(strings(&["-master_pl_name", "master.m3u8"])),
     }
     a.extend(["-var_stream_map".into(), var_stream_map]);
     let dir = out.dir;
-    a.extend(["-hls_segment_filename".into(), format!("{dir}/%v/seg_%05d.ts"), format!("{dir}/%v/index.m3u8")]);
+    let segment = match out.upload {
+        Some(up) => format!("{dir}/%v/seg_{}_%05d.ts", up.part),
+        None => format!("{dir}/%v/seg_%05d.ts"),
+    };
+    a.extend(["-hls_segment_filename".into(), segment, format!("{dir}/%v/index.m3u8")]);
     a
 }
 
@@ -333,7 +336,8 @@ mod tests {
         assert!(joined.contains("split=1[s0];[s0]scale=-2:480[v0]") && !joined.contains("thumb"), "{joined}");
         assert!(joined.contains("-master_pl_name master-t1.m3u8 -hls_start_number_source epoch -method PUT"));
         assert!(!joined.contains("temp_file"), "no renames over HTTP");
-        assert!(args.iter().any(|a| a == "x-onair-internal-token: tok\r\n"), "{joined}");
+        assert!(args.iter().any(|a| a == "x-onair-internal-token: tok\r\nx-onair-transcoder-part: t1\r\n"), "{joined}");
+        assert!(joined.contains("/s/hls/%v/seg_t1_%05d.ts"), "{joined}");
         assert!(joined.ends_with("http://ingest:8090/internal/streams/s/hls/%v/index.m3u8"));
     }
 }

@@ -17,6 +17,9 @@ use onair_web::HttpError;
 use crate::worker::{WorkerState, internal_stream};
 use onair_domain::contracts::media::{Assignment, Parts, TranscoderReport, TranscoderState};
 
+/// Which transcode pod an upload comes from (ffmpeg sends it with the internal token).
+pub const TRANSCODER_PART_HEADER: &str = "x-onair-transcoder-part";
+
 /// A transcoder that has not reported for this long is gone (crashed, or removed by the
 /// operator): its renditions leave the merged master playlist.
 pub const REPORT_TTL: Duration = Duration::from_secs(15);
@@ -71,6 +74,16 @@ impl Transcoders {
         self.with(stream, |s| s.ended.contains(variant))
     }
 
+    /// Whether `part` may upload `variant`: its master part always, a rendition when the
+    /// assignment gives it to that part (or there is no assignment yet).
+    fn may_write(&self, stream: StreamId, part: &str, variant: &str) -> bool {
+        !is_rendition_name(variant)
+            || self.with(stream, |s| match &s.assignment {
+                None => true,
+                Some(a) => a.get(part).is_some_and(|r| r.iter().any(|r| r == variant)),
+            })
+    }
+
     /// The live transcoders of a stream, by part name.
     pub fn live(&self, stream: StreamId) -> Vec<TranscoderState> {
         self.with(stream, |s| {
@@ -113,10 +126,14 @@ pub fn upload_path(path: &str) -> Option<PathBuf> {
             is_part_name(part).then(|| PathBuf::from(file))
         }
         (Some(variant), Some(file), None) if is_rendition_name(variant) => {
+            // `seg_{part}_{n}.ts`: two pods that both made a rendition (one taking it over)
+            // never write the same segment name.
+            let number = |n: &str| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit());
             let segment = file
                 .strip_prefix("seg_")
                 .and_then(|f| f.strip_suffix(".ts"))
-                .is_some_and(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()));
+                .and_then(|f| f.split_once('_'))
+                .is_some_and(|(part, n)| is_part_name(part) && number(n));
             (file == "index.m3u8" || segment).then(|| PathBuf::from(variant).join(file))
         }
         _ => None,
@@ -142,8 +159,16 @@ pub async fn upload(
 ) -> Result<StatusCode, HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
     let file = stream_file(&state, stream, &path)?;
-    if path.split('/').next().is_some_and(|v| state.transcoders.is_ended(stream, v)) {
+    let variant = path.split('/').next().unwrap_or_default();
+    if state.transcoders.is_ended(stream, variant) {
         return Err(HttpError::new(StatusCode::GONE, "rendition_ended", "this rendition was taken away"));
+    }
+    // While a rendition moves between pods, only the pod it is assigned to writes it.
+    let part = headers.get(TRANSCODER_PART_HEADER).and_then(|v| v.to_str().ok());
+    if let Some(part) = part
+        && !state.transcoders.may_write(stream, part, variant)
+    {
+        return Err(HttpError::new(StatusCode::CONFLICT, "not_assigned", "this rendition is assigned to another part"));
     }
     let io = |e: std::io::Error| {
         tracing::warn!(stream_id = %stream, error = %e, "upload failed");
@@ -360,7 +385,7 @@ mod tests {
     #[test]
     fn uploads_land_only_on_renditions_and_master_parts() {
         assert_eq!(upload_path("720p/index.m3u8"), Some(PathBuf::from("720p/index.m3u8")));
-        assert_eq!(upload_path("720p/seg_1795490920.ts"), Some(PathBuf::from("720p/seg_1795490920.ts")));
+        assert_eq!(upload_path("720p/seg_t1_1795490920.ts"), Some(PathBuf::from("720p/seg_t1_1795490920.ts")));
         assert_eq!(upload_path("master-t1.m3u8"), Some(PathBuf::from("master-t1.m3u8")));
         for bad in [
             "master.m3u8",
@@ -368,6 +393,9 @@ mod tests {
             "../x/index.m3u8",
             "720p/../../etc",
             "720p/seg_.ts",
+            "720p/seg_t1_.ts",
+            "720p/seg_1795490920.ts",
+            "720p/seg_T1_1.ts",
             "720p/seg_1.ts/x",
             "720p/evil.sh",
             "thumb.jpg",

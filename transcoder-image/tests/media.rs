@@ -808,6 +808,16 @@ async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditio
     };
     assert_eq!(assign(json!({"t0": ["360p"], "t1": ["../etc"]})).await, 400);
     assert_eq!(assign(json!({"t0": ["360p"], "t1": ["240p"]})).await, 204);
+    let intruder = env
+        .http
+        .put(format!("{ingest}/internal/streams/{stream}/hls/240p/index.m3u8"))
+        .header("x-onair-internal-token", "media-test")
+        .header("x-onair-transcoder-part", "t0")
+        .body("#EXTM3U\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(intruder.status(), 409, "only the part a rendition is assigned to writes it");
     assert_eq!(assign(json!({"t0": ["360p"], "t1": []})).await, 204);
     let p240 = format!("{ingest}/hls/{stream}/240p/index.m3u8");
     let ended = get_text(&env.http, &p240).await.unwrap().1;
@@ -854,8 +864,7 @@ async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditio
 
     // The publisher drops and reconnects (what an ingest pod's replacement also looks like to
     // the transcoders): both follow the new source, on a new playlist marked discontinuous.
-    let last =
-        |p: &str| p.lines().filter_map(|l| l.strip_prefix("seg_")?.strip_suffix(".ts")?.parse::<u64>().ok()).max();
+    let last = |p: &str| p.lines().filter_map(|l| l.strip_suffix(".ts")?.rsplit('_').next()?.parse::<u64>().ok()).max();
     publisher.kill().await.unwrap();
     let _ = publisher.wait().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
