@@ -161,7 +161,7 @@ impl Env {
         renditions: &str,
     ) -> tokio::sync::oneshot::Sender<()> {
         let dir = tempfile::tempdir().unwrap();
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "--role",
             "transcode",
             "--rtmp-listen",
@@ -176,8 +176,6 @@ impl Env {
             dir.path().to_str().unwrap(),
             "--ladder",
             "360p,240p",
-            "--renditions",
-            renditions,
             "--x264-preset-free",
             "ultrafast",
             "--redis-prefix",
@@ -192,6 +190,10 @@ impl Env {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // Empty: no flag, the pod waits for the operator's assignment.
+        if !renditions.is_empty() {
+            args.extend(["--renditions".to_string(), renditions.to_string()]);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         spawn_worker(args, async move {
             let _ = rx.await;
@@ -875,4 +877,77 @@ async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditio
         (last(&p)? > mark && p.contains("#EXT-X-DISCONTINUITY")).then_some(())
     })
     .await;
+}
+
+/// An ingest pod replaced mid-stream (a new process at the same address that knows nothing):
+/// the publisher reconnects to it (through the gateway on Kubernetes), and the transcode pod
+/// follows the new source with the renditions it was last given, before any new assignment.
+#[tokio::test]
+async fn a_replaced_ingest_pod_is_followed_by_its_transcoders_with_their_renditions() {
+    let env = env().await;
+    let (_, stream, key) = env.streamer("replaced", "replaced ingest").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let ingest_pod = |dir: &std::path::Path| -> Vec<String> {
+        [
+            "--role",
+            "ingest",
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            &http,
+            "--apiserver-url",
+            &env.api,
+            "--internal-token",
+            "media-test",
+            "--media-dir",
+            dir.to_str().unwrap(),
+            "--ladder",
+            "360p,240p",
+            "--redis-prefix",
+            &env.prefix,
+            "--stream-id",
+            &stream,
+            "--stream-key-hash",
+            &hash,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
+    let (rtmp_a, base) = spawn_worker(ingest_pod(dir_a.path()), async move {
+        let _ = stopped_a.await;
+    })
+    .await;
+    let _t0 = env.transcoder(&stream, &base, "t0", "").await;
+    let assigned = env
+        .http
+        .put(format!("{base}/internal/streams/{stream}/transcoders"))
+        .header("x-onair-internal-token", "media-test")
+        .json(&json!({"t0": ["240p"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assigned.status(), 204);
+    let mut publisher = publish(&format!("{rtmp_a}/{key}"), 60);
+    let p240 = format!("{base}/hls/{stream}/240p/index.m3u8");
+    let segments = || async {
+        let p = get_text(&env.http, &p240).await?.1;
+        p.contains(".ts").then_some(p)
+    };
+    onair_testkit::eventually(Duration::from_secs(30), segments).await;
+
+    // The ingest pod goes away with its publisher; its replacement starts empty.
+    publisher.kill().await.unwrap();
+    let _ = publisher.wait().await;
+    drop(stop_a);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rtmp_b, _) = spawn_worker(ingest_pod(dir_b.path()), std::future::pending()).await;
+    assert!(get_text(&env.http, &p240).await.is_none(), "the new pod has nothing yet");
+    let _again = publish(&format!("{rtmp_b}/{key}"), 60);
+    onair_testkit::eventually(Duration::from_secs(30), segments).await;
+    let (_, master) = get_text(&env.http, &format!("{base}/hls/{stream}/master.m3u8")).await.unwrap();
+    assert!(master.contains("240p/index.m3u8") && master.contains("source/index.m3u8"), "{master}");
 }
