@@ -223,6 +223,9 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
 
 /// How long a transcode pod may run slower than real time before the operator acts.
 pub const SLOW_FOR: i64 = 30;
+/// Slower than this is falling behind. Not 1.0: ffmpeg's `speed` is averaged from its start,
+/// so an encoder fed live sits just under 1.0 (its start-up second) while keeping up.
+pub const SLOW_SPEED: f64 = 0.9;
 /// How long a shed holds before the ladder may grow again.
 pub const SHED_HOLD: i64 = 600;
 

@@ -6,7 +6,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use onair_crds::{LiveStream, TranscoderStatus};
 
-use crate::observe::{SLOW_FOR, WorkerObs};
+use crate::observe::{SLOW_FOR, SLOW_SPEED, WorkerObs};
 use crate::scaling::{self, LadderLevel, Part, PodLoad, Rebalance};
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -47,7 +47,7 @@ pub fn plan(
             let report = worker.and_then(|w| w.transcoders.iter().find(|t| t.part == p.name));
             let speed = report.and_then(|t| t.encode_speed).map(|s| (s * 100.0).round() / 100.0);
             let slow_since = match speed {
-                Some(s) if s < 1.0 => p.slow_since.clone().or_else(|| Some(now.clone())),
+                Some(s) if s < SLOW_SPEED => p.slow_since.clone().or_else(|| Some(now.clone())),
                 Some(_) => None,
                 // Not reporting (starting, or gone): neither slow nor recovered.
                 None => p.slow_since.clone(),
@@ -60,6 +60,15 @@ pub fn plan(
     let loads: Vec<PodLoad> = tracked.iter().map(|t| PodLoad { part: part(t), slow: slow_long(t) }).collect();
     let rebalanced = if level.is_some() { scaling::rebalance(&loads, max) } else { Vec::new() };
     let shed = rebalanced.iter().any(|r| matches!(r, Rebalance::Shed { .. }));
+    // A pod that shed starts a new spell: the next shed needs another `SLOW_FOR` at the lower
+    // level, not the next reconcile.
+    let tracked: Vec<TranscoderStatus> = tracked
+        .into_iter()
+        .map(|t| {
+            let shed_here = rebalanced.iter().any(|r| matches!(r, Rebalance::Shed { from, .. } if *from == t.name));
+            TranscoderStatus { slow_since: if shed_here { None } else { t.slow_since.clone() }, ..t }
+        })
+        .collect();
     let current: Vec<Part> = tracked.iter().map(part).collect();
     let moved = scaling::apply_moves(&current, &rebalanced);
     let wanted = level.map(|l| wanted(l, ls)).unwrap_or_default();
@@ -163,7 +172,7 @@ mod tests {
         let recovered = plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 1.1)])), 2000, &at(SLOW_FOR));
         assert_eq!(recovered.parts[0].slow_since, None, "keeping up again ends the spell");
         let moved =
-            plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.9), ("t1", 1.2)])), 2000, &at(SLOW_FOR));
+            plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.8), ("t1", 1.2)])), 2000, &at(SLOW_FOR));
         assert_eq!(
             moved.rebalanced,
             [Rebalance::Move { rendition: "720p".into(), from: "t0".into(), to: Some("t1".into()) }]
@@ -178,10 +187,16 @@ mod tests {
             {"name": "t1", "renditions": ["360p"], "millicores": 100},
         ]);
         let tight = ls(tight, json!({"minTranscoders": 1, "maxTranscoders": 2}));
-        let shed = plan(&tight, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.9)])), 2000, &at(SLOW_FOR));
+        let shed = plan(&tight, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.8)])), 2000, &at(SLOW_FOR));
         assert!(shed.shed);
-        // A pod with a single rendition that cannot keep up sheds too.
-        let single = ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 100, "slowSince": at(0)}]), scale);
-        assert!(plan(&single, Some(LadderLevel::Reduced), Some(&worker(&[("t0", 0.5)])), 2000, &at(SLOW_FOR)).shed);
+        // A pod with a single rendition that cannot keep up sheds too, and its spell starts over.
+        let single = ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 150, "slowSince": at(0)}]), scale);
+        let first = plan(&single, Some(LadderLevel::Reduced), Some(&worker(&[("t0", 0.5)])), 2000, &at(SLOW_FOR));
+        assert!(first.shed);
+        assert_eq!(first.parts[0].slow_since, None, "no second shed on the next reconcile");
+        // Just under real time is keeping up (ffmpeg's speed is averaged from its start).
+        let steady = ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 150}]), json!({}));
+        let fine = plan(&steady, Some(LadderLevel::Reduced), Some(&worker(&[("t0", 0.97)])), 2000, &at(0));
+        assert_eq!(fine.parts[0].slow_since, None);
     }
 }

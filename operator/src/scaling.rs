@@ -119,7 +119,8 @@ fn load(part: &Part) -> u32 {
 /// first-fit, largest first, into a pod that has room (a running pod within the CPU it was
 /// given, a pod made in this pass within `capacity`), else into a new pod. Between `min` and
 /// `max` pods: below `min` a new rendition opens a pod of its own; at `max` it joins the least
-/// loaded pod. A rendition larger than `capacity` gets a pod of its own.
+/// loaded pod made in this pass (else the least loaded). A rendition larger than `capacity`
+/// gets a pod of its own. Lowering `max` does not take running pods away.
 pub fn assign(wanted: &[String], capacity: u32, current: &[Part], min: usize, max: usize) -> Vec<Part> {
     let max = max.max(1);
     let mut parts: Vec<Part> = current
@@ -143,7 +144,12 @@ pub fn assign(wanted: &[String], capacity: u32, current: &[Part], min: usize, ma
                 parts.push(Part { name: fresh_name(&parts), renditions: Vec::new(), millicores: 0 });
                 parts.len() - 1
             }
-            _ => (0..parts.len()).min_by_key(|&i| load(&parts[i])).unwrap_or(0),
+            // At `max`: a pod made in this pass grows with it; a running pod's request is fixed,
+            // so one is overcommitted only when there is no new pod (its speed then says so).
+            _ => (made_before..parts.len())
+                .min_by_key(|&i| load(&parts[i]))
+                .or_else(|| (0..parts.len()).min_by_key(|&i| load(&parts[i])))
+                .unwrap_or(0),
         };
         parts[at].renditions.push(name.clone());
     }
@@ -428,6 +434,14 @@ mod tests {
                 vec![],
                 (1, 2),
                 parts(&[("t0", &["1080p"], 860), ("t1", &["720p", "480p", "360p"], 660)]),
+            ),
+            (
+                "at max, a new pod grows rather than overcommitting a running one",
+                wanted(&["720p", "480p", "360p"]),
+                500,
+                parts(&[("t0", &["360p"], 150)]),
+                (1, 2),
+                parts(&[("t0", &["360p"], 150), ("t1", &["720p", "480p"], 570)]),
             ),
             (
                 "at least min pods",

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path as FsPath, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse as _;
@@ -42,8 +42,14 @@ struct StreamTranscoders {
 }
 
 impl Transcoders {
+    /// For writes: the stream's entry, made if absent.
     fn with<T>(&self, stream: StreamId, f: impl FnOnce(&mut StreamTranscoders) -> T) -> T {
         f(self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(stream).or_default())
+    }
+
+    /// For reads: nothing is made for a stream nobody wrote about.
+    fn read<T>(&self, stream: StreamId, f: impl FnOnce(&mut StreamTranscoders) -> T) -> Option<T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&stream).map(f)
     }
 
     /// Record a report; the part's assignment, when the operator gave one.
@@ -70,23 +76,33 @@ impl Transcoders {
         })
     }
 
-    fn is_ended(&self, stream: StreamId, variant: &str) -> bool {
-        self.with(stream, |s| s.ended.contains(variant))
+    /// The stream is over: every rendition is ended, so a transcoder still flushing cannot
+    /// reopen a playlist players were told is finished.
+    pub fn end_all(&self, stream: StreamId, variants: impl IntoIterator<Item = String>) {
+        self.with(stream, |s| s.ended.extend(variants));
     }
 
-    /// Whether `part` may upload `variant`: its master part always, a rendition when the
-    /// assignment gives it to that part (or there is no assignment yet).
-    fn may_write(&self, stream: StreamId, part: &str, variant: &str) -> bool {
-        !is_rendition_name(variant)
-            || self.with(stream, |s| match &s.assignment {
-                None => true,
-                Some(a) => a.get(part).is_some_and(|r| r.iter().any(|r| r == variant)),
-            })
+    fn is_ended(&self, stream: StreamId, variant: &str) -> bool {
+        self.read(stream, |s| s.ended.contains(variant)).unwrap_or(false)
+    }
+
+    /// Whether `part` may write `file` (a path below the stream): its own master part, or a
+    /// rendition the assignment gives it (any, before there is an assignment).
+    fn may_write(&self, stream: StreamId, part: &str, file: &str) -> bool {
+        let variant = file.split('/').next().unwrap_or_default();
+        if !is_rendition_name(variant) {
+            return file == format!("master-{part}.m3u8");
+        }
+        self.read(stream, |s| match &s.assignment {
+            None => true,
+            Some(a) => a.get(part).is_some_and(|r| r.iter().any(|r| r == variant)),
+        })
+        .unwrap_or(true)
     }
 
     /// The live transcoders of a stream, by part name.
     pub fn live(&self, stream: StreamId) -> Vec<TranscoderState> {
-        self.with(stream, |s| {
+        self.read(stream, |s| {
             s.reports.retain(|_, (at, _)| at.elapsed() < REPORT_TTL);
             let mut out: Vec<TranscoderState> = s
                 .reports
@@ -100,6 +116,7 @@ impl Transcoders {
             out.sort_by(|a, b| a.part.cmp(&b.part));
             out
         })
+        .unwrap_or_default()
     }
 
     pub fn forget(&self, stream: StreamId) {
@@ -157,19 +174,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, HttpError> {
-    let stream = internal_stream(&state, &headers, &stream_id)?;
-    let file = stream_file(&state, stream, &path)?;
-    let variant = path.split('/').next().unwrap_or_default();
-    if state.transcoders.is_ended(stream, variant) {
-        return Err(HttpError::new(StatusCode::GONE, "rendition_ended", "this rendition was taken away"));
-    }
-    // While a rendition moves between pods, only the pod it is assigned to writes it.
-    let part = headers.get(TRANSCODER_PART_HEADER).and_then(|v| v.to_str().ok());
-    if let Some(part) = part
-        && !state.transcoders.may_write(stream, part, variant)
-    {
-        return Err(HttpError::new(StatusCode::CONFLICT, "not_assigned", "this rendition is assigned to another part"));
-    }
+    let (stream, file) = writable(&state, &headers, &stream_id, &path)?;
     let io = |e: std::io::Error| {
         tracing::warn!(stream_id = %stream, error = %e, "upload failed");
         HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "could not store the upload")
@@ -189,9 +194,37 @@ pub async fn remove(
     Path((stream_id, path)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, HttpError> {
-    let stream = internal_stream(&state, &headers, &stream_id)?;
-    let _ = tokio::fs::remove_file(stream_file(&state, stream, &path)?).await;
+    let (_, file) = writable(&state, &headers, &stream_id, &path)?;
+    let _ = tokio::fs::remove_file(file).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The checks every upload and delete passes: the token, the path, the part (a header ffmpeg
+/// sends), a rendition not taken away, and (while one moves between pods) only the part it is
+/// assigned to.
+fn writable(
+    state: &WorkerState,
+    headers: &HeaderMap,
+    stream_id: &str,
+    path: &str,
+) -> Result<(StreamId, PathBuf), HttpError> {
+    let stream = internal_stream(state, headers, stream_id)?;
+    let file = stream_file(state, stream, path)?;
+    let part = headers.get(TRANSCODER_PART_HEADER).and_then(|v| v.to_str().ok()).filter(|p| is_part_name(p));
+    let Some(part) = part else {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_part",
+            "uploads name their transcoder part in x-onair-transcoder-part",
+        ));
+    };
+    if state.transcoders.is_ended(stream, path.split('/').next().unwrap_or_default()) {
+        return Err(HttpError::new(StatusCode::GONE, "rendition_ended", "this rendition was taken away"));
+    }
+    if !state.transcoders.may_write(stream, part, path) {
+        return Err(HttpError::new(StatusCode::CONFLICT, "not_assigned", "this part may not write that file"));
+    }
+    Ok((stream, file))
 }
 
 /// `POST /internal/streams/{id}/transcoders/{part}`: a transcoder's renditions and speed. The
@@ -230,7 +263,10 @@ pub async fn assign(
     let stream = internal_stream(&state, &headers, &stream_id)?;
     let bad = || HttpError::new(StatusCode::BAD_REQUEST, "invalid_assignment", "expected {\"t0\": [\"720p\"], ...}");
     let parts: Parts = serde_json::from_slice(&body).map_err(|_| bad())?;
+    let all: Vec<&String> = parts.values().flatten().collect();
+    let unique = all.iter().collect::<HashSet<_>>().len() == all.len();
     if parts.len() > 16
+        || !unique
         || !parts.iter().all(|(p, r)| is_part_name(p) && r.len() <= 16 && r.iter().all(|r| is_rendition_name(r)))
     {
         return Err(bad());
@@ -243,13 +279,17 @@ pub async fn assign(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Append `#EXT-X-ENDLIST` to a media playlist, once.
+/// Append `#EXT-X-ENDLIST` to a media playlist, once (written aside and renamed: a player never
+/// reads half a playlist).
 pub async fn end_playlist(playlist: &FsPath) {
     if let Ok(mut text) = tokio::fs::read_to_string(playlist).await
         && !text.contains("#EXT-X-ENDLIST")
     {
         text.push_str("#EXT-X-ENDLIST\n");
-        let _ = tokio::fs::write(playlist, text).await;
+        let tmp = playlist.with_extension("m3u8.end");
+        if tokio::fs::write(&tmp, text).await.is_ok() {
+            let _ = tokio::fs::rename(&tmp, playlist).await;
+        }
     }
 }
 
@@ -316,16 +356,19 @@ async fn measured_bandwidth(variant_dir: &FsPath) -> Option<u64> {
     (peak > 0.0).then_some((peak * 1.1) as u64)
 }
 
-fn fresh(modified: std::io::Result<SystemTime>) -> bool {
-    modified.ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age < STALE_VARIANT)
-}
-
-/// Whether a media playlist is still being written: not ended, changed lately.
+/// Whether a media playlist is still being written: not ended, and changed within the
+/// longer of `STALE_VARIANT` and three target durations (a source with long keyframe intervals
+/// has long segments).
 async fn live_playlist(playlist: &FsPath) -> bool {
-    match tokio::fs::read_to_string(playlist).await {
-        Ok(t) => !t.contains("#EXT-X-ENDLIST") && fresh(tokio::fs::metadata(playlist).await.and_then(|m| m.modified())),
-        Err(_) => false,
-    }
+    let Ok(text) = tokio::fs::read_to_string(playlist).await else { return false };
+    let target = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .and_then(|d| d.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    let window = STALE_VARIANT.max(Duration::from_secs(target.saturating_mul(3)));
+    let age = tokio::fs::metadata(playlist).await.and_then(|m| m.modified()).ok().and_then(|m| m.elapsed().ok());
+    !text.contains("#EXT-X-ENDLIST") && age.is_some_and(|a| a < window)
 }
 
 /// The master playlist viewers get from an ingest pod: the source it remuxes plus every

@@ -110,6 +110,11 @@ impl Feed {
                 if started && c.gop_bytes + data.len() <= MAX_GOP_BYTES {
                     c.gop_bytes += data.len();
                     c.gop.push(tag.clone());
+                } else if started {
+                    // Too long a GOP to hold: a subscriber would get it with a hole. Nothing
+                    // until the next keyframe instead.
+                    c.gop.clear();
+                    c.gop_bytes = 0;
                 }
             }
         }
@@ -369,5 +374,16 @@ mod tests {
             matches!(sub.rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)),
             "the publisher leaving ends it"
         );
+
+        // A GOP too long to hold is dropped whole: no subscriber starts mid-GOP.
+        let long = Feed::new("free", "source");
+        long.push(flv::VIDEO, 0, &[0x17, 1]);
+        let big = vec![0x27; MAX_GOP_BYTES / 2 + 1];
+        long.push(flv::VIDEO, 33, &big);
+        assert!(long.subscribe().is_some());
+        long.push(flv::VIDEO, 66, &big);
+        assert!(long.subscribe().is_none(), "over the limit: wait for the next keyframe");
+        long.push(flv::VIDEO, 99, &[0x17, 1]);
+        assert_eq!(long.subscribe().unwrap().preamble.len(), 1);
     }
 }

@@ -540,7 +540,6 @@ impl WorkerState {
                 over
             };
             if over {
-                state.transcoders.forget(p.stream_id);
                 state.finish_playlists(p.stream_id).await;
                 state.api.report(p.stream_id, StreamStatus::Ended).await;
                 tracing::info!(stream_id = %p.stream_id, "stream ended after the reconnect grace period");
@@ -580,13 +579,25 @@ impl WorkerState {
                 }
                 publishing
             };
-            if !publishing && tokio::fs::remove_dir_all(&later).await.is_ok() {
-                tracing::info!(stream_id = %stream, "ended stream's media removed");
+            if !publishing {
+                state.transcoders.forget(stream);
+                if tokio::fs::remove_dir_all(&later).await.is_ok() {
+                    tracing::info!(stream_id = %stream, "ended stream's media removed");
+                }
             }
         });
         let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { return };
+        let mut variants = Vec::new();
         while let Ok(Some(e)) = entries.next_entry().await {
-            origin::end_playlist(&e.path().join("index.m3u8")).await;
+            if e.path().join("index.m3u8").exists() {
+                variants.push(e.path());
+            }
+        }
+        // Transcode pods still flushing their last segments must not reopen what ends here.
+        let names = variants.iter().filter_map(|v| v.file_name()?.to_str().map(str::to_owned));
+        self.transcoders.end_all(stream, names);
+        for v in variants {
+            origin::end_playlist(&v.join("index.m3u8")).await;
         }
     }
 }
@@ -770,9 +781,14 @@ pub(crate) fn internal_stream(
             "internal routes need the internal token",
         ));
     }
-    stream_id
+    let stream: StreamId = stream_id
         .parse()
-        .map_err(|_| onair_web::HttpError::new(http::StatusCode::BAD_REQUEST, "invalid_path", "not a stream id"))
+        .map_err(|_| onair_web::HttpError::new(http::StatusCode::BAD_REQUEST, "invalid_path", "not a stream id"))?;
+    // A per-stream pod knows one stream: nothing is made or kept for any other.
+    if state.config.only_stream.is_some_and(|only| only != stream.0) {
+        return Err(onair_web::HttpError::new(http::StatusCode::NOT_FOUND, "unknown_stream", "not this pod's stream"));
+    }
+    Ok(stream)
 }
 
 /// `POST /internal/streams/{id}/stop` (internal token): what the orchestrators call when a

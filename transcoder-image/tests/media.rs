@@ -820,6 +820,28 @@ async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditio
         .await
         .unwrap();
     assert_eq!(intruder.status(), 409, "only the part a rendition is assigned to writes it");
+    let put = |path: &str, part: Option<&str>| {
+        let mut req = env
+            .http
+            .put(format!("{ingest}/internal/streams/{stream}/hls/{path}"))
+            .header("x-onair-internal-token", "media-test")
+            .body("#EXTM3U\n");
+        if let Some(p) = part {
+            req = req.header("x-onair-transcoder-part", p);
+        }
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(put("240p/index.m3u8", None).await, 400, "an upload names its part");
+    assert_eq!(put("master-t1.m3u8", Some("t0")).await, 409, "a part writes only its own master part");
+    let other = uuid::Uuid::new_v4();
+    let elsewhere = env
+        .http
+        .get(format!("{ingest}/internal/streams/{other}"))
+        .header("x-onair-internal-token", "media-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404, "a per-stream pod knows only its stream");
     assert_eq!(assign(json!({"t0": ["360p"], "t1": []})).await, 204);
     let p240 = format!("{ingest}/hls/{stream}/240p/index.m3u8");
     let ended = get_text(&env.http, &p240).await.unwrap().1;
