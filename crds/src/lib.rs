@@ -279,6 +279,9 @@ pub struct LiveStreamStatus {
     /// When `ladderLevel` last changed (the hysteresis hold counts from here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_since: Option<Time>,
+    /// The publisher's picture height, as last seen: no rendition is made above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_height: Option<u32>,
     /// The stream's transcode pods: what each encodes and how fast.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transcoders: Vec<TranscoderStatus>,

@@ -218,6 +218,8 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
         None => Some(0),
     };
     st.renditions = renditions;
+    // Kept across a publisher's reconnect, so the transcode pods do not come and go with it.
+    st.source_height = worker.and_then(|w| w.source_height).or(st.source_height);
     finish(st, obs)
 }
 
@@ -407,7 +409,7 @@ mod tests {
     fn live_status_carries_renditions_viewers_and_start_time() {
         let obs = Observed {
             pods: vec![pod(true, None, 0)],
-            worker: worker(true, &["720p", "480p"], 12),
+            worker: worker(true, &["720p", "480p"], 12).map(|w| WorkerObs { source_height: Some(720), ..w }),
             ingest_url: Some("rtmp://1.2.3.4:1935/live".into()),
             playback_url: Some("https://x/hls/1/master.m3u8".into()),
             ..Default::default()
@@ -431,6 +433,7 @@ mod tests {
         let st2 = status(&ls(Some(again.clone())), &left, at(300));
         assert_eq!(st2.phase, Some(Phase::Ready));
         assert!(st2.renditions.is_empty());
+        assert_eq!((st.source_height, st2.source_height), (Some(720), Some(720)), "kept while the publisher is away");
         let (warning, reason, _) = transition(&ls(Some(again)), &st2).unwrap();
         assert_eq!((warning, reason.as_str()), (false, "Ready"));
     }

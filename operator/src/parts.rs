@@ -19,9 +19,14 @@ pub struct PartsPlan {
     pub shed: bool,
 }
 
-/// The renditions `level` runs, named as the workers name them.
-fn wanted(level: LadderLevel, ls: &LiveStream) -> Vec<String> {
-    scaling::renditions(level, &ls.spec.ladder.resolve()).iter().map(|r| format!("{}p", r.height)).collect()
+/// The renditions `level` runs, named as the workers name them, none above the source (the
+/// workers would not encode it, and its pod would sit idle with CPU reserved).
+fn wanted(level: LadderLevel, ls: &LiveStream, source_height: Option<u32>) -> Vec<String> {
+    scaling::renditions(level, &ls.spec.ladder.resolve())
+        .iter()
+        .filter(|r| source_height.is_none_or(|h| r.height <= h))
+        .map(|r| format!("{}p", r.height))
+        .collect()
 }
 
 pub fn part(t: &TranscoderStatus) -> Part {
@@ -71,7 +76,8 @@ pub fn plan(
         .collect();
     let current: Vec<Part> = tracked.iter().map(part).collect();
     let moved = scaling::apply_moves(&current, &rebalanced);
-    let wanted = level.map(|l| wanted(l, ls)).unwrap_or_default();
+    let source = worker.and_then(|w| w.source_height).or(ls.status.as_ref().and_then(|s| s.source_height));
+    let wanted = level.map(|l| wanted(l, ls, source)).unwrap_or_default();
     let assigned = scaling::assign(&wanted, capacity, &moved, min, max);
     let parts = assigned
         .into_iter()
@@ -139,6 +145,14 @@ mod tests {
         let full = plan(&fresh, Some(LadderLevel::Full), None, 2000, &at(0));
         assert_eq!(names(&full), [pair("t0", &["720p", "480p", "360p"])]);
         assert!(plan(&fresh, Some(LadderLevel::Passthrough), None, 2000, &at(0)).parts.is_empty());
+        // Nothing above the source: a 480p publisher gets 480p and 360p, as last seen when it
+        // is between connections.
+        let small = WorkerObs { source_height: Some(480), ..worker(&[]) };
+        let fitted = plan(&fresh, Some(LadderLevel::Full), Some(&small), 2000, &at(0));
+        assert_eq!(names(&fitted), [pair("t0", &["480p", "360p"])]);
+        let mut seen = fresh.clone();
+        seen.status.get_or_insert_with(Default::default).source_height = Some(480);
+        assert_eq!(names(&plan(&seen, Some(LadderLevel::Full), None, 2000, &at(0))), [pair("t0", &["480p", "360p"])]);
 
         // Growing: 360p stays on its pod, the rest joins where it fits.
         let running =

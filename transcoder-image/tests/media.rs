@@ -551,7 +551,7 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
     let idle: Value = state("media-test").await.json().await.unwrap();
     assert_eq!(
         idle,
-        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null, "transcoders": []})
+        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null, "transcoders": [], "sourceHeight": null})
     );
 
     let mut mine = publish(&format!("{rtmp}/{key_a}"), 60);
@@ -794,6 +794,7 @@ async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditio
     })
     .await;
     assert_eq!(s["renditions"], json!(["source", "360p", "240p"]));
+    assert_eq!(s["sourceHeight"], 360, "the operator sizes the ladder to the source");
     assert_eq!(
         (s["transcoders"][0]["part"].clone(), s["transcoders"][0]["renditions"].clone()),
         (json!("t0"), json!(["360p"]))

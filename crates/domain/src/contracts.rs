@@ -103,6 +103,9 @@ pub mod media {
         /// An ingest pod's transcode pods that reported lately.
         #[serde(default)]
         pub transcoders: Vec<TranscoderState>,
+        /// The publisher's picture height, while one publishes (no rendition is made above it).
+        #[serde(default)]
+        pub source_height: Option<u32>,
     }
 
     /// A transcode pod as its ingest pod last heard from it.
