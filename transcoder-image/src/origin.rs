@@ -39,6 +39,9 @@ struct StreamTranscoders {
     reports: HashMap<String, (Instant, TranscoderReport)>,
     assignment: Option<Parts>,
     ended: HashSet<String>,
+    /// Held while a playlist is uploaded and while renditions are ended, so an upload that
+    /// passed the checks cannot land after the end marker.
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Transcoders {
@@ -74,6 +77,11 @@ impl Transcoders {
             s.assignment = Some(parts);
             gone
         })
+    }
+
+    /// The stream's gate (see `StreamTranscoders::gate`).
+    pub fn gate(&self, stream: StreamId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.with(stream, |s| s.gate.clone())
     }
 
     /// The stream is over: every rendition is ended, so a transcoder still flushing cannot
@@ -174,6 +182,9 @@ pub async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, HttpError> {
+    let gate = state.transcoders.gate(internal_stream(&state, &headers, &stream_id)?);
+    // Playlists are checked and written under the gate; segments need not be.
+    let _held = if path.ends_with(".m3u8") { Some(gate.lock().await) } else { None };
     let (stream, file) = writable(&state, &headers, &stream_id, &path)?;
     let io = |e: std::io::Error| {
         tracing::warn!(stream_id = %stream, error = %e, "upload failed");
@@ -272,6 +283,8 @@ pub async fn assign(
         return Err(bad());
     }
     let dir = state.config.media_dir.join(stream.to_string());
+    let gate = state.transcoders.gate(stream);
+    let _held = gate.lock().await;
     for gone in state.transcoders.assign(stream, parts) {
         tracing::info!(stream_id = %stream, rendition = %gone, "rendition taken away; its playlist ends");
         end_playlist(&dir.join(&gone).join("index.m3u8")).await;

@@ -594,6 +594,8 @@ impl WorkerState {
             }
         }
         // Transcode pods still flushing their last segments must not reopen what ends here.
+        let gate = self.transcoders.gate(stream);
+        let _held = gate.lock().await;
         let names = variants.iter().filter_map(|v| v.file_name()?.to_str().map(str::to_owned));
         self.transcoders.end_all(stream, names);
         for v in variants {
