@@ -219,9 +219,9 @@ pub enum Phase {
     Pending,
     /// Waiting for capacity.
     Queued,
-    /// The media pod is created and not ready yet.
+    /// The pods are created; the ingest pod is not ready yet.
     Starting,
-    /// The media pod is ready and waits for the publisher.
+    /// The ingest pod is ready and waits for the publisher.
     Ready,
     /// A publisher is connected and renditions are being produced.
     Live,

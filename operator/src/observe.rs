@@ -191,7 +191,7 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
             format!("pod {} is not starting", p.name),
         );
     } else {
-        set(ConditionType::Ready, false, "PodStarting", "waiting for the media pod".into());
+        set(ConditionType::Ready, false, "PodStarting", "waiting for the ingest pod".into());
     }
     if publishing {
         set(ConditionType::IngestConnected, true, "PublisherConnected", String::new());
@@ -281,8 +281,8 @@ pub fn transition(ls: &LiveStream, new: &LiveStreamStatus) -> Option<(bool, Stri
             }
         }
         Phase::Live => format!("publisher connected; renditions {}", new.renditions.join(",")),
-        Phase::Ready => "media pod ready; waiting for the publisher".into(),
-        Phase::Starting => "media pod created".into(),
+        Phase::Ready => "ingest pod ready; waiting for the publisher".into(),
+        Phase::Starting => "media pods created".into(),
         Phase::Ending => "finishing the playlist".into(),
         Phase::Ended => "media stopped".into(),
         Phase::Queued => format!("waiting for transcode capacity (position {})", new.queue_position.unwrap_or(0)),
