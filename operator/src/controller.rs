@@ -346,12 +346,12 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
     for t in &d.transcoders {
         ssa(&deployments, &t.name_any(), t).await?;
     }
-    // Transcode pods no longer assigned anything go (their renditions moved or ended).
-    let running = deployments.list(&ListParams::default().labels(&desired::transcoders_selector_string(&ls))).await?;
-    for old in running.items.iter().map(|dep| dep.name_any()) {
-        if !d.transcoders.iter().any(|t| t.name_any() == old) {
-            delete_if_present(&deployments, &old).await?;
-        }
+    // Transcode pods no longer assigned anything go (their renditions moved or ended). The
+    // last status says which ran: no LIST per reconcile (40k streams resyncing every 15 s
+    // would be thousands of LISTs a second).
+    let before = ls.status.as_ref().map(|s| s.transcoders.as_slice()).unwrap_or_default();
+    for old in before.iter().filter(|t| !assigned.iter().any(|a| a.name == t.name)) {
+        delete_if_present(&deployments, &desired::transcode_name(&name, &old.name)).await?;
     }
     let ingest = ssa(&services, &desired::ingest_name(&name), &d.ingest_service).await?;
     ssa(&services, &desired::hls_name(&name), &d.hls_service).await?;

@@ -90,11 +90,6 @@ fn role_selector(ls: &LiveStream, role: &str, part: Option<&str>) -> BTreeMap<St
     l
 }
 
-/// Which transcode Deployments belong to `ls` (to find the ones no longer wanted).
-pub fn transcoders_selector_string(ls: &LiveStream) -> String {
-    role_selector(ls, "transcode", None).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-}
-
 /// The labels that pick all of a LiveStream's pods.
 pub fn selector(ls: &LiveStream) -> BTreeMap<String, String> {
     BTreeMap::from([

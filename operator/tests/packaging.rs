@@ -200,7 +200,7 @@ fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
     }
     assert!(allows(&cluster, "policy", "poddisruptionbudgets", "delete"), "a PDB no longer wanted is deleted");
     assert!(allows(&cluster, "apps", "deployments", "delete"), "a transcode pod no longer wanted is deleted");
-    assert!(allows(&cluster, "apps", "deployments", "list"), "the operator finds a stream's transcoders");
+    assert!(allows(&cluster, "apps", "deployments", "list"), "the controller watches the Deployments it owns");
     for (group, resource, verb) in [
         ("onair.dev", "livestreams", "watch"),
         ("onair.dev", "livestreams", "list"),
