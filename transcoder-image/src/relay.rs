@@ -232,9 +232,10 @@ pub async fn follow(state: WorkerState, stream: StreamId, source_url: String) {
     let token = state.config.internal_token.expose_secret().to_owned();
     let base = source_url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build().unwrap_or_default();
-    // Reports stop with the relay (the pod shutting down): the origin then lets this part go.
-    let reports = tokio::spawn(report_loop(state.clone(), stream, base.clone(), token.clone(), http.clone()));
-    let _stop_reports = AbortOnDrop(reports);
+    // Reports stop with the relay (the pod shutting down; a JoinSet aborts its tasks when
+    // dropped): the origin then lets this part go.
+    let mut reports = tokio::task::JoinSet::new();
+    reports.spawn(report_loop(state.clone(), stream, base.clone(), token.clone(), http.clone()));
     let mut waited = Duration::from_millis(250);
     loop {
         match relay_once(&state, stream, &base, &token, &http).await {
@@ -245,14 +246,6 @@ pub async fn follow(state: WorkerState, stream: StreamId, source_url: String) {
             }
         }
         tokio::time::sleep(waited).await;
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -114,6 +114,15 @@ impl Env {
         extra: &[&str],
     ) -> (String, String, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
+        let mut flags = vec!["--stream-key-hash", key_hash];
+        flags.extend_from_slice(extra);
+        let (rtmp, base) = spawn_worker(self.worker_args(dir.path(), stream, &flags), std::future::pending()).await;
+        (rtmp, base, dir)
+    }
+
+    /// The flags every per-stream worker here shares (ports chosen by the OS, a 240p ladder,
+    /// the fastest preset); `extra` pairs replace or add flags.
+    fn worker_args(&self, dir: &std::path::Path, stream: &str, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = [
             "--rtmp-listen",
             "127.0.0.1:0",
@@ -124,7 +133,7 @@ impl Env {
             "--internal-token",
             "media-test",
             "--media-dir",
-            dir.path().to_str().unwrap(),
+            dir.to_str().unwrap(),
             "--ladder",
             "240p",
             "--x264-preset",
@@ -135,8 +144,6 @@ impl Env {
             &self.prefix,
             "--stream-id",
             stream,
-            "--stream-key-hash",
-            key_hash,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -147,8 +154,7 @@ impl Env {
                 None => args.extend(pair.iter().map(|s| s.to_string())),
             }
         }
-        let (rtmp, base) = spawn_worker(args, std::future::pending()).await;
-        (rtmp, base, dir)
+        args
     }
 
     /// A transcode pod of `stream` making `renditions` from the ingest pod at `ingest`, until
@@ -161,39 +167,13 @@ impl Env {
         renditions: &str,
     ) -> tokio::sync::oneshot::Sender<()> {
         let dir = tempfile::tempdir().unwrap();
-        let mut args: Vec<String> = [
-            "--role",
-            "transcode",
-            "--rtmp-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--apiserver-url",
-            &self.api,
-            "--internal-token",
-            "media-test",
-            "--media-dir",
-            dir.path().to_str().unwrap(),
-            "--ladder",
-            "360p,240p",
-            "--x264-preset-free",
-            "ultrafast",
-            "--redis-prefix",
-            &self.prefix,
-            "--stream-id",
-            stream,
-            "--source-url",
-            ingest,
-            "--transcoder-part",
-            part,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut flags =
+            vec!["--role", "transcode", "--ladder", "360p,240p", "--source-url", ingest, "--transcoder-part", part];
         // Empty: no flag, the pod waits for the operator's assignment.
         if !renditions.is_empty() {
-            args.extend(["--renditions".to_string(), renditions.to_string()]);
+            flags.extend(["--renditions", renditions]);
         }
+        let args = self.worker_args(dir.path(), stream, &flags);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         spawn_worker(args, async move {
             let _ = rx.await;
@@ -911,32 +891,9 @@ async fn a_replaced_ingest_pod_is_followed_by_its_transcoders_with_their_renditi
     let (_, stream, key) = env.streamer("replaced", "replaced ingest").await;
     let hash = onair_domain::contracts::stream_key::hash_hex(&key);
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let ingest_pod = |dir: &std::path::Path| -> Vec<String> {
-        [
-            "--role",
-            "ingest",
-            "--rtmp-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            &http,
-            "--apiserver-url",
-            &env.api,
-            "--internal-token",
-            "media-test",
-            "--media-dir",
-            dir.to_str().unwrap(),
-            "--ladder",
-            "360p,240p",
-            "--redis-prefix",
-            &env.prefix,
-            "--stream-id",
-            &stream,
-            "--stream-key-hash",
-            &hash,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    let ingest_pod = |dir: &std::path::Path| {
+        let flags = ["--role", "ingest", "--http-listen", &http, "--ladder", "360p,240p", "--stream-key-hash", &hash];
+        env.worker_args(dir, &stream, &flags)
     };
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
