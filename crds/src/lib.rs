@@ -92,7 +92,7 @@ fn default_key_hash_key() -> String {
 pub struct Ladder {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<LadderPreset>,
-    /// Top first; names are unique, heights strictly decreasing.
+    /// Names and heights are unique; any order (players get them top first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 8))]
     #[x_kube(
@@ -319,9 +319,71 @@ pub struct TranscoderStatus {
     pub slow_since: Option<Time>,
 }
 
+/// The CustomResourceDefinition a real API server accepts as written: the derived schema with
+/// two things a Kubernetes server reads differently from JSON Schema fixed up.
+///
+/// - An optional enum (`Option<Phase>`) is `nullable: true` with an `enum` list; the API server
+///   checks an explicit `null` against that list (OpenAPI 3.0 semantics), so `null` must be in it
+///   or `{"preset": null}` (what some tools send to clear a field) is refused.
+/// - schemars names Rust integer widths (`uint32`); Kubernetes knows only `int32`/`int64`
+///   and warns on anything else, so unsigned widths become the signed format that holds them
+///   (the schema's `minimum` keeps them non-negative).
+pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    let mut crd = LiveStream::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            let mut value = serde_json::to_value(&*schema).unwrap_or_default();
+            kubernetes_schema(&mut value);
+            if let Ok(fixed) = serde_json::from_value(value) {
+                *schema = fixed;
+            }
+        }
+    }
+    crd
+}
+
+/// Walk a derived JSON schema and rewrite what Kubernetes reads differently (see [`crd`]).
+fn kubernetes_schema(node: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(map) = node else {
+        if let Value::Array(items) = node {
+            items.iter_mut().for_each(kubernetes_schema);
+        }
+        return;
+    };
+    if map.get("nullable") == Some(&Value::Bool(true))
+        && let Some(Value::Array(values)) = map.get_mut("enum")
+        && !values.contains(&Value::Null)
+    {
+        values.push(Value::Null);
+    }
+    if let Some(Value::String(format)) = map.get("format") {
+        match kubernetes_int_format(format) {
+            Some(k8s) => drop(map.insert("format".into(), Value::String(k8s.into()))),
+            None if format.starts_with("int") || format.starts_with("uint") => drop(map.remove("format")),
+            None => {}
+        }
+    }
+    for (key, child) in map.iter_mut() {
+        // `enum` and `default` hold data, not schemas.
+        if key != "enum" && key != "default" && key != "example" {
+            kubernetes_schema(child);
+        }
+    }
+}
+
+/// The Kubernetes integer format that holds a schemars integer format, if any.
+fn kubernetes_int_format(format: &str) -> Option<&'static str> {
+    match format {
+        "int32" | "int8" | "int16" | "uint8" | "uint16" => Some("int32"),
+        "int64" | "uint32" => Some("int64"),
+        _ => None,
+    }
+}
+
 /// The CustomResourceDefinition as YAML, as committed in `crds/livestream.yaml`.
 pub fn crd_yaml() -> String {
-    let crd = LiveStream::crd();
+    let crd = crd();
     let body = serde_saphyr::to_string(&crd).unwrap_or_else(|e| format!("# cannot render the CRD: {e}\n"));
     format!("# Generated from crds/src/lib.rs by `onair crd`; do not edit.\n---\n{body}")
 }
@@ -361,7 +423,7 @@ mod tests {
 
     #[test]
     fn identity_matches_the_domain_contract() {
-        let crd = LiveStream::crd();
+        let crd = crd();
         assert_eq!(crd.spec.group, "onair.dev");
         assert_eq!(crd.spec.names.kind, "LiveStream");
         assert_eq!(crd.spec.names.short_names, Some(vec!["lst".to_string()]));
@@ -376,7 +438,7 @@ mod tests {
     #[test]
     fn conditions_merge_by_type_and_defaults_are_in_the_schema() {
         let yaml = crd_yaml();
-        let v: serde_json::Value = serde_json::to_value(LiveStream::crd()).unwrap();
+        let v: serde_json::Value = serde_json::to_value(crd()).unwrap();
         let status = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
         let conditions = &status["properties"]["conditions"];
         assert_eq!(conditions["x-kubernetes-list-type"], "map");
@@ -457,5 +519,62 @@ mod tests {
         s["suspend"] = json!(true);
         s["tier"] = json!("Partner");
         assert!(object(s).validate_cel_update(&old).is_ok(), "suspend and tier may change");
+    }
+
+    /// Every schema node of the CRD, depth first.
+    fn nodes(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                out.push(v.clone());
+                m.iter().filter(|(k, _)| *k != "enum" && *k != "default").for_each(|(_, c)| nodes(c, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|c| nodes(c, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_nullable_enum_accepts_an_explicit_null() {
+        let v = serde_json::to_value(crd()).unwrap();
+        let mut all = Vec::new();
+        nodes(&v["spec"]["versions"][0]["schema"]["openAPIV3Schema"], &mut all);
+        let enums: Vec<_> = all.iter().filter(|n| n["nullable"] == true && n.get("enum").is_some()).collect();
+        assert!(enums.len() >= 4, "preset, phase, ladderLevel, ladderCap at least: {}", enums.len());
+        for e in enums {
+            assert!(e["enum"].as_array().unwrap().contains(&serde_json::Value::Null), "{e}");
+        }
+    }
+
+    #[test]
+    fn formats_are_ones_kubernetes_knows() {
+        let v = serde_json::to_value(crd()).unwrap();
+        let mut all = Vec::new();
+        nodes(&v, &mut all);
+        let known = ["int32", "int64", "float", "double", "byte", "date", "date-time", "password", "uuid"];
+        for n in all {
+            if let Some(f) = n.get("format").and_then(|f| f.as_str()) {
+                assert!(known.contains(&f), "format {f} is not one Kubernetes knows: {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_ladder_text_says_what_the_schema_enforces() {
+        // The rule only demands unique heights; the operator sorts (resolve), so any order runs.
+        let v = serde_json::to_value(crd()).unwrap();
+        let renditions = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["ladder"]
+            ["properties"]["renditions"];
+        let text = renditions["description"].as_str().unwrap();
+        assert!(!text.contains("decreasing"), "the schema does not enforce an order: {text}");
+        let mut s = spec();
+        s["ladder"] = json!({"renditions": [
+            {"name": "360p", "height": 360, "videoBitrateKbps": 800},
+            {"name": "720p", "height": 720, "videoBitrateKbps": 3000},
+            {"name": "480p", "height": 480, "videoBitrateKbps": 1400},
+        ]});
+        let ls = object(s);
+        assert!(ls.validate_cel().is_ok());
+        let heights: Vec<_> = ls.spec.ladder.resolve().into_iter().map(|r| r.height).collect();
+        assert_eq!(heights, [720, 480, 360]);
     }
 }

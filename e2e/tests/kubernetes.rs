@@ -1,8 +1,8 @@
 //! The real-cluster suite: runs when `KUBECONFIG` points at a reachable cluster with the chart
 //! installed (README "Running on Kubernetes"), and says plainly that it skipped otherwise.
 //!
-//! It applies the CRD, creates a key Secret and a LiveStream, waits for Ready, publishes RTMP to
-//! the stream's ingest URL (the ingest Service must be reachable from here: a LoadBalancer, or
+//! It applies the CRD and, in the README install's stream namespace, creates a key Secret and a
+//! LiveStream, waits for Ready, publishes RTMP to the stream's ingest URL (the ingest Service must be reachable from here: a LoadBalancer, or
 //! `ONAIR_E2E_INGEST_URL` after a `kubectl port-forward`), waits for Live with renditions,
 //! suspends it and waits for Ended, then deletes it and waits until its objects are gone.
 
@@ -13,12 +13,16 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt as _};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use onair_crds::{LiveStream, Phase};
 use serde_json::json;
 
-const NS: &str = "onair-e2e";
+/// The stream namespace of the README's install (`streams.namespaces={onair-streams}`): the
+/// operator watches it and nothing else. Override with `ONAIR_E2E_NAMESPACE` for another install.
+fn namespace() -> String {
+    std::env::var("ONAIR_E2E_NAMESPACE").unwrap_or_else(|_| "onair-streams".into())
+}
 
 async fn cluster() -> Option<Client> {
     if std::env::var_os("KUBECONFIG").is_none() {
@@ -56,21 +60,23 @@ async fn a_livestream_goes_live_on_a_real_cluster_and_back() {
     let Some(client) = cluster().await else { return };
     let pp = PatchParams::apply("onair-e2e").force();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("livestreams.onair.dev", &pp, &Patch::Apply(LiveStream::crd())).await.unwrap();
+    crds.patch("livestreams.onair.dev", &pp, &Patch::Apply(onair_crds::crd())).await.unwrap();
+    let ns = namespace();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let _ = namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap())
-        .await;
+    assert!(
+        namespaces.get_opt(&ns).await.unwrap().is_some(),
+        "namespace {ns} does not exist: install the chart as the README says, or set ONAIR_E2E_NAMESPACE"
+    );
 
     let key = format!("live_e2e_{}", uuid::Uuid::new_v4().simple());
     let hash = onair_domain::contracts::stream_key::hash_hex(&key);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "e2e-key"}, "stringData": {"keyHash": hash}}))
     .unwrap();
     secrets.patch("e2e-key", &pp, &Patch::Apply(&secret)).await.unwrap();
 
-    let api: Api<LiveStream> = Api::namespaced(client.clone(), NS);
+    let api: Api<LiveStream> = Api::namespaced(client.clone(), &ns);
     let ls: LiveStream = serde_json::from_value(json!({"apiVersion": "onair.dev/v1alpha1", "kind": "LiveStream",
         "metadata": {"name": "e2e"},
         "spec": {"streamId": uuid::Uuid::new_v4(), "userId": uuid::Uuid::new_v4(), "channel": "e2e",
@@ -104,7 +110,7 @@ async fn a_livestream_goes_live_on_a_real_cluster_and_back() {
     let _ = publisher.kill().await;
 
     api.delete("e2e", &DeleteParams::default()).await.unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while api.get_opt("e2e").await.unwrap().is_some() || deployments.get_opt("e2e-ingest").await.unwrap().is_some() {
         assert!(tokio::time::Instant::now() < deadline, "the LiveStream and its media objects are deleted");
