@@ -6,9 +6,14 @@ cd "$(dirname "$0")/.."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
+# Every object the operator and apiserver generate, dumped by their tests for the validators.
+export ONAIR_K8S_OBJECTS_DIR="${CARGO_TARGET_DIR:-$PWD/target}/k8s-objects"
+rm -rf "$ONAIR_K8S_OBJECTS_DIR"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+# The chart and those objects through helm 3 and 4, kubernetes-validate and the CRD's CEL rules.
+./scripts/k8s-checks.sh "$ONAIR_K8S_OBJECTS_DIR"
 ./scripts/browser-test.sh

@@ -44,6 +44,9 @@ enum Command {
     IngestGateway(onair_transcoder_image::GatewayConfig),
     /// Print the `LiveStream` CustomResourceDefinition as YAML (what `crds/livestream.yaml` holds).
     Crd,
+    /// Create the internal token Secret with a random token unless it exists (the chart's
+    /// pre-install hook; never changes an existing token).
+    InternalToken(onair_operator::internal_token::InternalTokenArgs),
 }
 
 #[tokio::main]
@@ -74,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             let gw = onair_transcoder_image::IngestGateway::build(config).await?;
             gw.run_until_stopped(shutdown_signal()).await
         }
+        Command::InternalToken(args) => onair_operator::internal_token::run(args).await,
         Command::Crd => {
             use std::io::Write as _;
             std::io::stdout().write_all(onair_crds::crd_yaml().as_bytes())?;

@@ -10,9 +10,10 @@ fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct OperatorConfig {
-    /// Namespace to watch; empty watches every namespace the RBAC allows.
-    #[arg(long, env = "ONAIR_OPERATOR_NAMESPACE", default_value = "")]
-    pub namespace: String,
+    /// The stream namespaces to watch, comma-separated; empty watches every namespace (the
+    /// chart's `streams.watchAllNamespaces`, which needs a ClusterRole).
+    #[arg(long, env = "ONAIR_OPERATOR_NAMESPACES", value_delimiter = ',', default_value = "")]
+    pub namespaces: Vec<String>,
     /// Address for `/metrics`, `/healthz` and `/readyz`.
     #[arg(long = "listen", env = "ONAIR_OPERATOR_LISTEN", default_value = "0.0.0.0:8083")]
     pub listen: SocketAddr,
@@ -28,9 +29,13 @@ pub struct OperatorConfig {
     #[arg(long, env = "ONAIR_INTERNAL_TOKEN", value_parser = secret)]
     pub internal_token: SecretString,
     /// The Secret (in each LiveStream's namespace) media pods read `internal-token` and
-    /// `redis-url` from; the chart creates it.
+    /// `redis-url` from. The operator writes it into every namespace it runs a stream in, so a
+    /// namespace needs nothing but its LiveStreams (and no token is rendered by Helm).
     #[arg(long, env = "ONAIR_MEDIA_SECRET", default_value = "onair-media")]
     pub media_secret: String,
+    /// Redis as media pods reach it (viewer counts), written into the media Secret.
+    #[arg(long = "redis-url", env = "ONAIR_REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = secret)]
+    pub media_redis_url: SecretString,
     /// Service type of each stream's RTMP Service (ClusterIP, NodePort or LoadBalancer).
     #[arg(long, env = "ONAIR_INGEST_SERVICE_TYPE", default_value = "ClusterIP", value_parser = ["ClusterIP", "NodePort", "LoadBalancer"])]
     pub ingest_service_type: String,
@@ -81,6 +86,13 @@ pub struct OperatorConfig {
 }
 
 impl OperatorConfig {
+    /// The namespaces to watch, or `None` for all of them.
+    pub fn watched_namespaces(&self) -> Option<Vec<String>> {
+        let list: Vec<String> =
+            self.namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+        (!list.is_empty()).then_some(list)
+    }
+
     pub fn audience_policy(&self) -> crate::scaling::AudiencePolicy {
         crate::scaling::AudiencePolicy {
             full_at: self.full_ladder_at,

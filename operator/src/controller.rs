@@ -159,7 +159,13 @@ pub struct Context {
     pub api_timeout: Duration,
     /// The capacity plan, recomputed on a timer (`plan::plan`); reconciles only read it.
     pub plan: std::sync::RwLock<HashMap<String, Decision>>,
+    /// When the media Secret was last applied, per namespace: once per `MEDIA_SECRET_REFRESH`,
+    /// not once per reconcile.
+    media_secrets: Mutex<HashMap<String, Instant>>,
 }
+
+/// How often the media Secret of a namespace is re-applied (a deleted or edited one comes back).
+const MEDIA_SECRET_REFRESH: Duration = Duration::from_secs(60);
 
 impl Context {
     pub fn new(client: Client, config: OperatorConfig, media: Arc<dyn MediaApi>, metrics: Arc<Metrics>) -> Self {
@@ -174,6 +180,7 @@ impl Context {
             failures: Mutex::default(),
             api_timeout: Duration::from_secs(30),
             plan: Default::default(),
+            media_secrets: Mutex::default(),
         }
     }
 
@@ -306,6 +313,8 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
         return Ok(Action::requeue(ctx.backoff(&ls)));
     }
 
+    ensure_media_secret(&ns, ctx).await?;
+
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let listed = pods.list(&ListParams::default().labels(&desired::selector_string(&ls))).await?;
     obs.pods = listed.items.iter().map(PodObs::from_pod).collect();
@@ -412,6 +421,19 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
         Some(Phase::Failed) => Action::requeue(ctx.backoff(&ls)),
         Some(Phase::Ended) | None => Action::await_change(),
     })
+}
+
+/// Apply the namespace's media Secret unless done in the last `MEDIA_SECRET_REFRESH`.
+async fn ensure_media_secret(ns: &str, ctx: &Context) -> Result<()> {
+    let fresh = |at: Option<&Instant>| at.is_some_and(|t| t.elapsed() < MEDIA_SECRET_REFRESH);
+    if fresh(ctx.media_secrets.lock().unwrap_or_else(|e| e.into_inner()).get(ns)) {
+        return Ok(());
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    ssa(&secrets, &ctx.config.media_secret, &desired::media_secret(ns, &ctx.config)).await?;
+    ctx.media_secrets.lock().unwrap_or_else(|e| e.into_inner()).insert(ns.to_string(), Instant::now());
+    tracing::debug!(namespace = %ns, secret = %ctx.config.media_secret, "media Secret applied");
+    Ok(())
 }
 
 /// The public RTMP base: configured, else the load balancer's address, else cluster DNS.

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret,
+    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
@@ -23,6 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource as _, ResourceExt as _};
 use onair_crds::{LiveStream, StreamTier};
+use secrecy::ExposeSecret as _;
 
 use crate::config::OperatorConfig;
 use crate::scaling::Part;
@@ -53,6 +55,33 @@ pub struct Desired {
     pub hls_service: Service,
     pub pdb: Option<PodDisruptionBudget>,
     pub ingress: Option<Ingress>,
+}
+
+/// Keys of the media Secret every media pod reads (`secret_env` below).
+pub const MEDIA_SECRET_TOKEN_KEY: &str = "internal-token";
+pub const MEDIA_SECRET_REDIS_KEY: &str = "redis-url";
+
+/// The Secret media pods in `namespace` read the internal token and Redis from. Shared by
+/// every stream of the namespace, so owned by none of them (it outlives each stream).
+pub fn media_secret(namespace: &str, config: &OperatorConfig) -> Secret {
+    let bytes = |s: &str| ByteString(s.as_bytes().to_vec());
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(config.media_secret.clone()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(BTreeMap::from([
+                ("app.kubernetes.io/managed-by".to_string(), MANAGED_BY.to_string()),
+                ("app.kubernetes.io/part-of".to_string(), "onair".to_string()),
+            ])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            (MEDIA_SECRET_TOKEN_KEY.to_string(), bytes(config.internal_token.expose_secret())),
+            (MEDIA_SECRET_REDIS_KEY.to_string(), bytes(config.media_redis_url.expose_secret())),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
 }
 
 /// Object names for a LiveStream called `name`.
@@ -211,8 +240,8 @@ fn worker(
     ];
     env_vars.extend(role_env);
     env_vars.extend([
-        secret_env("ONAIR_INTERNAL_TOKEN", &config.media_secret, "internal-token"),
-        secret_env("ONAIR_REDIS_URL", &config.media_secret, "redis-url"),
+        secret_env("ONAIR_INTERNAL_TOKEN", &config.media_secret, MEDIA_SECRET_TOKEN_KEY),
+        secret_env("ONAIR_REDIS_URL", &config.media_secret, MEDIA_SECRET_REDIS_KEY),
     ]);
     let container = Container {
         name: "media".into(),

@@ -4,11 +4,14 @@
 pub mod config;
 pub mod controller;
 pub mod desired;
+pub mod internal_token;
 pub mod metrics;
 pub mod observe;
 pub mod parts;
 pub mod plan;
+pub mod rbac;
 pub mod scaling;
+pub mod scope;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +63,8 @@ pub async fn run(
     let server = tokio::spawn(onair_web::serve(listener, router, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
-    tracing::info!(listen = %config.listen, namespace = %config.namespace, "operator starting");
+    let namespaces = config.watched_namespaces().map(|n| n.join(",")).unwrap_or_else(|| "*".into());
+    tracing::info!(listen = %config.listen, %namespaces, "operator starting");
 
     if config.lease_name.is_empty() {
         health.ready.store(true, Ordering::SeqCst);
@@ -156,37 +160,65 @@ where
     }
 }
 
-/// The controller: LiveStreams, their Deployments and their pods (for readiness and waiting
-/// reasons) feed one queue; runs until `stop`.
+/// The controllers, one per watched namespace (or one over all): LiveStreams, their
+/// Deployments and their pods (for readiness and waiting reasons) feed each queue; one context
+/// and one capacity plan over all of them; runs until `stop`.
 pub async fn run_controller(
     client: Client,
     config: OperatorConfig,
     metrics: Arc<Metrics>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let (lss, deployments, pods): (Api<LiveStream>, Api<Deployment>, Api<Pod>) = if config.namespace.is_empty() {
-        (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
-    } else {
-        let ns = &config.namespace;
-        (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns))
-    };
+    let watched = config.watched_namespaces();
+    scope::report_unwatched(client.clone(), watched.as_deref(), &metrics).await;
     let managed = format!("app.kubernetes.io/managed-by={}", desired::MANAGED_BY);
-    let ctx = Arc::new(Context::new(client, config.clone(), Arc::new(HttpMediaApi::new(&config)), metrics.clone()));
-    let controller = Controller::new(lss, watcher::Config::default().any_semantic())
-        .owns(deployments, watcher::Config::default().labels(&managed))
-        .watches(pods, watcher::Config::default().labels(&managed), |pod: Pod| {
-            let name = pod.labels().get(desired::LABEL_LIVESTREAM)?.clone();
-            Some(ObjectRef::<LiveStream>::new(&name).within(&pod.namespace()?))
-        });
-    let store = controller.store();
+    let ctx =
+        Arc::new(Context::new(client.clone(), config.clone(), Arc::new(HttpMediaApi::new(&config)), metrics.clone()));
+    let mut stores = Vec::new();
+    let mut runs = Vec::new();
+    for scope in scope::scopes(watched) {
+        let (lss, deployments, pods): (Api<LiveStream>, Api<Deployment>, Api<Pod>) = match &scope {
+            None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+        };
+        let controller = Controller::new(lss, watcher::Config::default().any_semantic())
+            .owns(deployments, watcher::Config::default().labels(&managed))
+            .watches(pods, watcher::Config::default().labels(&managed), |pod: Pod| {
+                let name = pod.labels().get(desired::LABEL_LIVESTREAM)?.clone();
+                Some(ObjectRef::<LiveStream>::new(&name).within(&pod.namespace()?))
+            });
+        stores.push(controller.store());
+        let mut stop = stop.clone();
+        let scope_name = scope.unwrap_or_else(|| "*".into());
+        runs.push(
+            controller
+                .graceful_shutdown_on(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .run(controller::reconcile, controller::error_policy, ctx.clone())
+                .for_each(move |res| {
+                    if let Err(e) = res {
+                        tracing::debug!(namespace = %scope_name, error = %e, "controller event");
+                    }
+                    futures::future::ready(())
+                }),
+        );
+    }
     let planner_ctx = ctx.clone();
-    // The plan: every few seconds, from the cache (viewers come from the statuses the
-    // reconciles write from the workers' counts), never per request.
+    // The plan: every few seconds, from the caches (viewers come from the statuses the
+    // reconciles write from the workers' counts), never per request; one budget for every
+    // namespace.
     let planner = tokio::spawn(async move {
-        // The first plan as soon as the cache holds every LiveStream, then every 5 s.
-        let _ = store.wait_until_ready().await;
+        // The first plan as soon as the caches hold every LiveStream, then every 5 s.
+        for store in &stores {
+            let _ = store.wait_until_ready().await;
+        }
         loop {
-            let objects = store.state();
+            let objects: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
             let refs: Vec<&LiveStream> = objects.iter().map(|a| a.as_ref()).collect();
             let config = &planner_ctx.config;
             let now = k8s_openapi::jiff::Timestamp::now().as_second();
@@ -207,17 +239,7 @@ pub async fn run_controller(
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
-    controller
-        .graceful_shutdown_on(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .run(controller::reconcile, controller::error_policy, ctx.clone())
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "controller event");
-            }
-        })
-        .await;
+    futures::future::join_all(runs).await;
     planner.abort();
     tracing::info!("controller stopped");
 }

@@ -42,6 +42,8 @@ pub struct Metrics {
     /// Per running stream: the plan's transcode cost and the renditions its worker reports.
     pub stream_cost: Family<StreamLabels, Gauge>,
     pub stream_renditions: Family<StreamLabels, Gauge>,
+    /// LiveStreams in namespaces this operator does not watch (they never run), per namespace.
+    pub unwatched: Family<NamespaceLabels, Gauge>,
     pub registry: Registry,
 }
 
@@ -49,6 +51,11 @@ pub struct Metrics {
 pub struct StreamLabels {
     /// `namespace/name` of the LiveStream.
     pub livestream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    pub namespace: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,7 +98,14 @@ impl Metrics {
             "Renditions a running stream's worker produces",
             stream_renditions.clone(),
         );
+        let unwatched = Family::<NamespaceLabels, Gauge>::default();
+        registry.register(
+            "unwatched_livestreams",
+            "LiveStreams in namespaces this operator does not watch (they never run), at start-up",
+            unwatched.clone(),
+        );
         Self {
+            unwatched,
             reconciles,
             errors,
             duration,
@@ -128,6 +142,14 @@ impl Metrics {
         for (livestream, cost, renditions) in streams {
             self.stream_cost.get_or_create(&StreamLabels { livestream: livestream.clone() }).set(i64::from(cost));
             self.stream_renditions.get_or_create(&StreamLabels { livestream }).set(renditions as i64);
+        }
+    }
+
+    /// LiveStreams per namespace that no controller of this operator watches.
+    pub fn unwatched(&self, per_namespace: &std::collections::BTreeMap<String, usize>) {
+        self.unwatched.clear();
+        for (namespace, n) in per_namespace {
+            self.unwatched.get_or_create(&NamespaceLabels { namespace: namespace.clone() }).set(*n as i64);
         }
     }
 

@@ -149,29 +149,77 @@ fn documents(file: &str) -> Vec<Value> {
         .collect()
 }
 
-fn rules(file: &str, kind: &str) -> Vec<(String, String, BTreeSet<String>)> {
-    let docs = documents(file);
-    let role = docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("{kind} in {file}"));
-    let mut out = Vec::new();
-    for r in role["rules"].as_array().unwrap() {
-        let verbs: BTreeSet<String> =
-            r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-        for g in r["apiGroups"].as_array().unwrap() {
-            for res in r["resources"].as_array().unwrap() {
-                out.push((g.as_str().unwrap().to_string(), res.as_str().unwrap().to_string(), verbs.clone()));
+/// One granted permission: group, resource, verb, and the names it is limited to.
+type Perm = (String, String, String, Vec<String>);
+
+fn perms(rules: &Value) -> BTreeSet<Perm> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    };
+    let mut out = BTreeSet::new();
+    for r in rules.as_array().unwrap() {
+        let names = strings(&r["resourceNames"]);
+        for g in strings(&r["apiGroups"]) {
+            for res in strings(&r["resources"]) {
+                for verb in strings(&r["verbs"]) {
+                    out.insert((g.clone(), res.clone(), verb, names.clone()));
+                }
             }
         }
     }
     out
 }
 
-fn allows(rules: &[(String, String, BTreeSet<String>)], group: &str, resource: &str, verb: &str) -> bool {
-    rules.iter().any(|(g, r, v)| g == group && r == resource && v.contains(verb))
+fn code_perms(grants: &[onair_operator::rbac::Grant]) -> BTreeSet<Perm> {
+    let mut out = BTreeSet::new();
+    for g in grants {
+        for v in g.verbs {
+            let names =
+                g.names.iter().map(|n| if n.starts_with('{') { "x".to_string() } else { n.to_string() }).collect();
+            out.insert((g.group.to_string(), g.resource.to_string(), v.to_string(), names));
+        }
+    }
+    out
+}
+
+/// The rules of the document of `kind` named `name` (template expressions read as `x`).
+fn rules(file: &str, kind: &str, name: &str) -> BTreeSet<Perm> {
+    let docs = documents(file);
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"].as_str().unwrap_or_default().ends_with(name))
+        .unwrap_or_else(|| panic!("{kind} *{name} in {file}"));
+    perms(&role["rules"])
+}
+
+/// The operator's per-namespace rules: the `onair.operatorStreamRules` block, used by the Role
+/// in each stream namespace and by the ClusterRole when watching all.
+fn operator_stream_rules() -> BTreeSet<Perm> {
+    let text = read("charts/onair/templates/operator.yaml");
+    let block = text.split(r#"{{- define "onair.operatorStreamRules" -}}"#).nth(1).unwrap();
+    let block = block.split("{{- end }}").next().unwrap();
+    perms(&serde_saphyr::from_str::<Value>(block).unwrap())
 }
 
 #[test]
-fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
-    let cluster = rules("operator.yaml", "ClusterRole");
+fn the_operators_roles_grant_exactly_what_its_code_needs() {
+    use onair_operator::rbac;
+    let stream = operator_stream_rules();
+    let want = code_perms(rbac::STREAM_NAMESPACE);
+    let extra: Vec<_> = stream.difference(&want).collect();
+    let missing: Vec<_> = want.difference(&stream).collect();
+    assert!(extra.is_empty() && missing.is_empty(), "chart grants unused: {extra:?}; chart lacks: {missing:?}");
+    let text = read("charts/onair/templates/operator.yaml");
+    assert_eq!(
+        text.matches(r#"include "onair.operatorStreamRules""#).count(),
+        2,
+        "one Role per stream namespace, or the ClusterRole when watching all: both from the block"
+    );
+    assert_eq!(rules("operator.yaml", "ClusterRole", "-operator-list-livestreams"), code_perms(rbac::CLUSTER));
+    assert_eq!(rules("operator.yaml", "Role", "-operator-lease"), code_perms(rbac::LEASE));
+
+    // Every kind the operator applies can be created and patched, carries the managed-by label
+    // and names its LiveStream as owner.
     let mut config = onair_operator::OperatorConfig::from_args(["--internal-token", "t"]).unwrap();
     config.playback_ingress_class = "nginx".into();
     let ls: onair_crds::LiveStream = serde_json::from_value(serde_json::json!({
@@ -193,39 +241,75 @@ fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
         let api_version = obj["apiVersion"].as_str().unwrap();
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let resource = format!("{}s", obj["kind"].as_str().unwrap().to_lowercase()).replace("ingresss", "ingresses");
-        assert!(allows(&cluster, group, &resource, "patch"), "server-side apply of {group}/{resource} needs patch");
-        assert!(allows(&cluster, group, &resource, "create"), "the first apply of {group}/{resource} creates it");
+        for verb in ["create", "patch"] {
+            assert!(rbac::allows(rbac::STREAM_NAMESPACE, group, &resource, verb, None), "{verb} {group}/{resource}");
+        }
         assert_eq!(obj["metadata"]["labels"]["app.kubernetes.io/managed-by"], desired::MANAGED_BY);
         assert_eq!(obj["metadata"]["ownerReferences"][0]["kind"], "LiveStream");
     }
-    assert!(allows(&cluster, "policy", "poddisruptionbudgets", "delete"), "a PDB no longer wanted is deleted");
-    assert!(allows(&cluster, "apps", "deployments", "delete"), "a transcode pod no longer wanted is deleted");
-    assert!(allows(&cluster, "apps", "deployments", "list"), "the controller watches the Deployments it owns");
-    for (group, resource, verb) in [
-        ("onair.dev", "livestreams", "watch"),
-        ("onair.dev", "livestreams", "list"),
-        ("onair.dev", "livestreams", "patch"),
-        ("onair.dev", "livestreams/status", "patch"),
-        ("apps", "deployments", "watch"),
-        ("", "pods", "list"),
-        ("", "pods", "watch"),
-        ("", "secrets", "get"),
-        ("events.k8s.io", "events", "create"),
-        ("events.k8s.io", "events", "patch"),
-    ] {
-        assert!(allows(&cluster, group, resource, verb), "operator needs {verb} on {group}/{resource}");
+    for (group, resource) in rbac::WATCHED {
+        for verb in ["list", "watch"] {
+            assert!(rbac::allows(rbac::STREAM_NAMESPACE, group, resource, verb, None), "{verb} {group}/{resource}");
+        }
     }
-    assert!(!allows(&cluster, "", "secrets", "list"), "the operator reads one Secret by name, never lists them");
-    let lease = rules("operator.yaml", "Role");
-    assert!(allows(&lease, "coordination.k8s.io", "leases", "patch"));
+    // The chart names the media Secret the Role lets the operator patch.
+    assert!(text.contains(&format!("ONAIR_MEDIA_SECRET, value: {}", config.media_secret)));
 }
 
 #[test]
 fn the_apiserver_gets_only_what_its_orchestrator_uses() {
-    let rules = rules("apiserver.yaml", "Role");
-    let want: BTreeSet<String> = ["create", "get", "patch", "delete"].iter().map(|s| s.to_string()).collect();
-    let granted: Vec<_> = rules.iter().map(|(g, r, v)| (g.as_str(), r.as_str(), v.clone())).collect();
-    assert_eq!(granted, vec![("onair.dev", "livestreams", want.clone()), ("", "secrets", want)]);
+    let granted = rules("apiserver.yaml", "Role", "-apiserver");
+    let p = |g: &str, r: &str, v: &str| (g.to_string(), r.to_string(), v.to_string(), Vec::<String>::new());
+    let want: BTreeSet<Perm> = [
+        // Server-side apply (create + patch), get_opt, delete.
+        p("onair.dev", "livestreams", "create"),
+        p("onair.dev", "livestreams", "patch"),
+        p("onair.dev", "livestreams", "get"),
+        p("onair.dev", "livestreams", "delete"),
+        // The key Secret's owner reference blocks deletion of its LiveStream.
+        p("onair.dev", "livestreams/finalizers", "update"),
+        // The key Secret, by server-side apply; deleted with its LiveStream by the garbage collector.
+        p("", "secrets", "create"),
+        p("", "secrets", "patch"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(granted, want);
+}
+
+/// ingress-nginx (controller 1.12+, `strict-validate-path-type` on by default) refuses a whole
+/// Ingress when an `Exact` or `Prefix` path has anything but letters, digits, `_`, `-` and `/`.
+fn passes_strict_path_validation(path: &str) -> bool {
+    path.starts_with('/') && path.chars().all(|c| c.is_ascii_alphanumeric() || "_-/".contains(c))
+}
+
+#[test]
+fn every_prefix_path_passes_ingress_nginx_strict_validation() {
+    let mut checked = 0;
+    for doc in documents("ingress.yaml").iter().filter(|d| d["kind"] == "Ingress") {
+        for rule in doc["spec"]["rules"].as_array().unwrap() {
+            for p in rule["http"]["paths"].as_array().unwrap() {
+                let (path, kind) = (p["path"].as_str().unwrap(), p["pathType"].as_str().unwrap());
+                if kind != "ImplementationSpecific" {
+                    assert!(passes_strict_path_validation(path), "{kind} path {path} is refused by ingress-nginx");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 3, "/ws/, /api/ and / at least");
+    assert!(!passes_strict_path_validation("/.well-known/"), "what main had");
+
+    let mut config = onair_operator::OperatorConfig::from_args(["--internal-token", "t"]).unwrap();
+    config.playback_ingress_class = "nginx".into();
+    let ls: onair_crds::LiveStream = serde_saphyr::from_str(&read("examples/livestream.yaml")).unwrap();
+    let ing = desired::desired(&ls, &config, &[]).ingress.unwrap();
+    for rule in ing.spec.unwrap().rules.unwrap() {
+        for p in rule.http.unwrap().paths {
+            assert_eq!(p.path_type, "Prefix");
+            assert!(passes_strict_path_validation(p.path.as_deref().unwrap()), "{:?}", p.path);
+        }
+    }
 }
 
 #[test]

@@ -19,8 +19,14 @@ app.kubernetes.io/name: {{ .component }}
 {{- default (printf "%s-internal" .Release.Name) .Values.internalToken.existingSecret -}}
 {{- end -}}
 
+{{/* The stream namespaces, as a list (streams.namespaces, else the release namespace). */}}
+{{- define "onair.streamsNamespaces" -}}
+{{- if .Values.streams.namespaces }}{{ toJson .Values.streams.namespaces }}{{ else }}{{ list .Release.Namespace | toJson }}{{ end -}}
+{{- end -}}
+
+{{/* Where the apiserver creates LiveStreams (and the ingest gateway finds them): the first. */}}
 {{- define "onair.streamsNamespace" -}}
-{{- default .Release.Namespace .Values.apiserver.streamsNamespace -}}
+{{- first (include "onair.streamsNamespaces" . | fromJsonArray) -}}
 {{- end -}}
 
 {{- define "onair.publicUrl" -}}
