@@ -206,6 +206,8 @@ fn the_operators_rbac_covers_every_kind_it_applies_and_watches() {
         ("onair.dev", "livestreams", "list"),
         ("onair.dev", "livestreams", "patch"),
         ("onair.dev", "livestreams/status", "patch"),
+        // The objects it owns block the LiveStream's deletion (blockOwnerDeletion).
+        ("onair.dev", "livestreams/finalizers", "update"),
         ("apps", "deployments", "watch"),
         ("", "pods", "list"),
         ("", "pods", "watch"),
@@ -225,7 +227,16 @@ fn the_apiserver_gets_only_what_its_orchestrator_uses() {
     let rules = rules("apiserver.yaml", "Role");
     let want: BTreeSet<String> = ["create", "get", "patch", "delete"].iter().map(|s| s.to_string()).collect();
     let granted: Vec<_> = rules.iter().map(|(g, r, v)| (g.as_str(), r.as_str(), v.clone())).collect();
-    assert_eq!(granted, vec![("onair.dev", "livestreams", want.clone()), ("", "secrets", want)]);
+    // update on livestreams/finalizers: the key Secret's owner reference sets blockOwnerDeletion.
+    let update: BTreeSet<String> = ["update".to_string()].into();
+    assert_eq!(
+        granted,
+        vec![
+            ("onair.dev", "livestreams", want.clone()),
+            ("onair.dev", "livestreams/finalizers", update),
+            ("", "secrets", want)
+        ]
+    );
 }
 
 #[test]
