@@ -75,6 +75,7 @@ async fn main() {
     for n in [1_000usize, 10_000] {
         let base = rss_kib();
         let api = FakeApi::new().without_recording();
+        api.namespace("streams");
         let config = OperatorConfig::from_args(["--internal-token", "t"]).unwrap();
         let ctx = Arc::new(Context::new(api.client(), config, Arc::new(IdleMedia), Arc::new(Metrics::new())));
         let before_cache = rss_kib();

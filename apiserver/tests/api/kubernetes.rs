@@ -13,6 +13,15 @@ use crate::helpers::spawn_app_orchestrated;
 
 const LSS: &str = "/apis/onair.dev/v1alpha1/namespaces/streams/livestreams";
 
+/// The cluster: the streams namespace, and what the chart's apiserver Role allows for
+/// blockOwnerDeletion (update on livestreams/finalizers).
+fn cluster() -> FakeApi {
+    let fake = FakeApi::new().enforce_owner_references();
+    fake.grant_finalizers("onair-apiserver", "livestreams.onair.dev");
+    fake.namespace("streams");
+    fake
+}
+
 async fn app(fake: &FakeApi) -> crate::helpers::TestApp {
     let orch = Arc::new(KubernetesOrchestrator::new(
         fake.client(),
@@ -25,7 +34,7 @@ async fn app(fake: &FakeApi) -> crate::helpers::TestApp {
 
 #[tokio::test]
 async fn going_live_applies_a_livestream_and_a_secret_with_only_the_key_hash() {
-    let fake = FakeApi::new();
+    let fake = cluster();
     let app = app(&fake).await;
     let user = app.register("kubestreamer").await;
     let (status, body) =
@@ -46,7 +55,10 @@ async fn going_live_applies_a_livestream_and_a_secret_with_only_the_key_hash() {
 
     let secret = fake.get(&format!("/api/v1/namespaces/streams/secrets/stream-{id}-key")).expect("Secret applied");
     let hash = onair_domain::contracts::stream_key::hash_hex(&key);
-    assert_eq!(secret["stringData"]["keyHash"], hash.as_str());
+    // The API server stores stringData as data.
+    use base64::Engine as _;
+    let stored = base64::engine::general_purpose::STANDARD.decode(secret["data"]["keyHash"].as_str().unwrap()).unwrap();
+    assert_eq!(String::from_utf8(stored).unwrap(), hash);
     assert!(!secret.to_string().contains(&key), "the key itself never leaves the apiserver");
     assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "LiveStream");
     let applies: Vec<_> = fake.requests().into_iter().filter(|r| r.method == Method::PATCH).collect();
@@ -81,7 +93,7 @@ async fn going_live_applies_a_livestream_and_a_secret_with_only_the_key_hash() {
 
 #[tokio::test]
 async fn a_kubernetes_failure_fails_the_start_and_frees_the_slot() {
-    let fake = FakeApi::new();
+    let fake = cluster();
     let app = app(&fake).await;
     let user = app.register("unlucky").await;
     fake.fault(Method::PATCH, "/livestreams/", Fault::Status(500));
