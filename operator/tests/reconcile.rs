@@ -12,7 +12,7 @@ use onair_crds::LiveStream;
 use onair_operator::observe::{TranscoderObs, WorkerObs};
 use onair_operator::plan::Decision;
 use onair_operator::scaling::{Admission, LadderLevel};
-use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller};
+use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller, rbac};
 use onair_testkit::kube_fake::{self as fake, FakeApi, Fault};
 use serde_json::{Value, json};
 
@@ -67,10 +67,12 @@ fn env() -> Env {
 }
 
 fn env_with(config: OperatorConfig) -> Env {
-    // As the chart's RBAC has it: the operator may set finalizers on LiveStreams, so it may
-    // block their deletion from the objects it owns.
+    // As the operator's Role has it (rbac.rs, which the chart must match): update on
+    // livestreams/finalizers lets it block their deletion from the objects it owns.
     let api = FakeApi::new().enforce_owner_references();
-    api.grant_finalizers(controller::MANAGER, "livestreams.onair.dev");
+    if onair_operator::rbac::allows(rbac::STREAM_NAMESPACE, "onair.dev", "livestreams/finalizers", "update", None) {
+        api.grant_finalizers(controller::MANAGER, "livestreams.onair.dev");
+    }
     api.namespace(NS);
     let media = Arc::new(FakeMedia::default());
     let mut ctx = Context::new(api.client(), config, media.clone(), Arc::new(Metrics::new()));

@@ -278,8 +278,10 @@ fn shell_words(cmd: &str) -> Vec<String> {
 }
 
 /// Run the README install and the example's commands; `edit` changes the example's object
-/// before it is applied (to walk the same steps with another tier). Returns what was used.
-async fn walk(edit: impl Fn(&mut Value)) -> BTreeSet<Use> {
+/// before it is applied (to walk the same steps with another tier); `pause_twice` resumes the
+/// suspended stream and suspends it again before deleting it (a repeated Event becomes a
+/// series: a PATCH). Returns what was used.
+async fn walk(edit: impl Fn(&mut Value), pause_twice: bool) -> BTreeSet<Use> {
     let install = readme_install();
     // The operator as the chart runs it under the README's values: the namespaces it watches,
     // the playback Ingress on (the chart's default).
@@ -295,7 +297,12 @@ async fn walk(edit: impl Fn(&mut Value)) -> BTreeSet<Use> {
     ])
     .unwrap();
     let watched = config.watched_namespaces().unwrap();
-    let api = FakeApi::new();
+    // A cluster enforcing owner references: the operator's objects block their LiveStream's
+    // deletion only if its Role lets it update livestreams/finalizers.
+    let api = FakeApi::new().enforce_owner_references();
+    if rbac::allows(rbac::STREAM_NAMESPACE, "onair.dev", "livestreams/finalizers", "update", None) {
+        api.grant_finalizers(controller::MANAGER, "livestreams.onair.dev");
+    }
     let worker = Arc::new(Worker::default());
     let ctx = Arc::new(Context::new(api.client(), config, worker.clone(), Arc::new(Metrics::new())));
     let mut walk = Walk { api: api.clone(), worker, ctx, used: BTreeSet::new() };
@@ -395,6 +402,14 @@ async fn walk(edit: impl Fn(&mut Value)) -> BTreeSet<Use> {
                 let want = comment.split_whitespace().next().unwrap();
                 walk.until(&ns, &name, want).await;
                 ended_seen = want == "Ended";
+                if pause_twice {
+                    // Resume (the publisher is still there: Live again), then the same patch.
+                    let resume = json!({"spec": {"suspend": false}});
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&resume)).await.unwrap();
+                    walk.until(&ns, &name, "Live").await;
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+                    walk.until(&ns, &name, want).await;
+                }
             }
             ["delete", "lst", n] => {
                 assert_eq!(*n, name);
@@ -416,9 +431,9 @@ async fn walk(edit: impl Fn(&mut Value)) -> BTreeSet<Use> {
 
 #[tokio::test]
 async fn the_readme_and_example_work_as_written_and_use_every_grant_of_the_operators_role() {
-    let mut used = walk(|_| {}).await;
-    // The same steps for a partner stream: the PDB path.
-    used.extend(walk(|obj| obj["spec"]["tier"] = json!("Partner")).await);
+    let mut used = walk(|_| {}, false).await;
+    // The same steps for a partner stream (the PDB path), paused twice (an Event series).
+    used.extend(walk(|obj| obj["spec"]["tier"] = json!("Partner"), true).await);
 
     let watched: BTreeSet<(&str, &str)> = rbac::WATCHED.iter().copied().collect();
     let mut unused = Vec::new();
