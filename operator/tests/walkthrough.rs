@@ -452,8 +452,7 @@ async fn the_readme_and_example_work_as_written_and_use_every_grant_of_the_opera
 }
 
 #[tokio::test]
-async fn a_stream_in_a_namespace_the_install_does_not_watch_is_caught() {
-    // What main did before: the example in onair-streams, the operator in its own namespace.
+async fn a_stream_in_a_namespace_the_install_does_not_watch_is_reported_not_ignored() {
     let install = readme_install();
     let in_example: BTreeSet<String> =
         example_commands().iter().filter(|(c, _)| c.starts_with("kubectl ")).map(|(c, _)| kubectl(c).0).collect();
@@ -461,12 +460,31 @@ async fn a_stream_in_a_namespace_the_install_does_not_watch_is_caught() {
         assert!(install.watched.contains(ns), "example uses {ns}; the README install watches {:?}", install.watched);
         assert!(install.namespaces.contains(ns), "the README creates {ns} before the install");
     }
-    let only_own = OperatorConfig::from_args(["--internal-token", "t", "--namespaces", "onair"]).unwrap();
-    let missed = onair_operator::scope::unwatched(
-        in_example.iter().map(String::as_str),
-        only_own.watched_namespaces().as_deref(),
-    );
-    assert_eq!(missed.keys().cloned().collect::<Vec<_>>(), in_example.into_iter().collect::<Vec<_>>());
+
+    // What main did: the example in onair-streams, the operator watching its own namespace.
+    let api = FakeApi::new();
+    for ns in ["onair", "onair-streams"] {
+        api.namespace(ns);
+    }
+    let example: LiveStream = serde_saphyr::from_str(&read("examples/livestream.yaml")).unwrap();
+    let lss: Api<LiveStream> = Api::namespaced(api.client(), "onair-streams");
+    lss.patch("demo", &PatchParams::apply("kubectl"), &Patch::Apply(&example)).await.unwrap();
+    let metrics = Metrics::new();
+    let only_own = vec!["onair".to_string()];
+    onair_operator::scope::report_unwatched(api.client(), Some(&only_own), &metrics).await;
+    let text = onair_telemetry::encode(&metrics.registry);
+    assert!(text.contains(r#"onair_operator_unwatched_livestreams{namespace="onair-streams"} 1"#), "{text}");
+
+    // Watching it: nothing to report.
+    let metrics = Metrics::new();
+    onair_operator::scope::report_unwatched(api.client(), Some(&install.watched), &metrics).await;
+    assert!(!onair_telemetry::encode(&metrics.registry).contains("unwatched_livestreams{"));
+
+    // A cluster that does not grant the cluster-wide list: the operator starts all the same.
+    api.fault(Method::GET, "/apis/onair.dev/v1alpha1/livestreams", onair_testkit::kube_fake::Fault::Status(403));
+    let metrics = Metrics::new();
+    onair_operator::scope::report_unwatched(api.client(), Some(&only_own), &metrics).await;
+    assert!(!onair_telemetry::encode(&metrics.registry).contains("unwatched_livestreams{"));
 }
 
 #[test]
