@@ -54,7 +54,8 @@ pub struct Segment {
     pub msn: u64,
     pub parts: Vec<Part>,
     pub duration: Duration,
-    /// Wall clock when the segment's first part arrived.
+    /// Wall clock when the segment's first part arrived (kept continuous with the previous
+    /// segment's date and duration while they agree within a segment target).
     pub program_date_time: DateTime<Utc>,
     pub complete: bool,
 }
@@ -184,12 +185,13 @@ impl Packager {
         };
         if start_new {
             let msn = self.segments.back().map_or(self.config.first_msn, |s| s.msn + 1);
+            let program_date_time = self.program_date_time(now);
             self.complete_open();
             self.segments.push_back(Segment {
                 msn,
                 parts: Vec::new(),
                 duration: Duration::ZERO,
-                program_date_time: now,
+                program_date_time,
                 complete: false,
             });
             self.stats.segments += 1;
@@ -199,6 +201,17 @@ impl Packager {
             seg.parts.push(Part { bytes, duration, independent: keyframe });
             self.stats.parts += 1;
         }
+    }
+
+    /// The wall clock at a new segment's first part, unless the previous segment's date plus its
+    /// duration is within a segment target of it: then that, so dates and durations agree
+    /// (arrival jitter would otherwise make them disagree by a few milliseconds per segment).
+    fn program_date_time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(prev) = self.segments.back() else { return now };
+        let Ok(duration) = chrono::Duration::from_std(prev.duration) else { return now };
+        let continued = prev.program_date_time + duration;
+        let drift = (now - continued).abs().to_std().unwrap_or(Duration::MAX);
+        if drift <= self.config.segment_target { continued } else { now }
     }
 
     fn complete_open(&mut self) {
@@ -260,12 +273,16 @@ impl Packager {
         }
     }
 
-    /// `EXT-X-TARGETDURATION`: whole seconds, never less than the segment target and never
-    /// decreasing (the longest complete segment seen, rounded up).
+    /// `EXT-X-TARGETDURATION`: whole seconds, never decreasing: the segment target rounded up,
+    /// or the longest complete segment seen rounded to the nearest second if that is more (the
+    /// spec's rule, so the short audio-only fragment ffmpeg writes after the last video frame
+    /// does not raise the target of a stream of 1 s segments to 2 s at its end).
     pub fn target_duration(&self) -> u64 {
-        let longest = self.max_segment_seen.max(self.config.segment_target);
-        let secs = longest.as_secs();
-        if longest.subsec_nanos() > 0 { secs + 1 } else { secs.max(1) }
+        let target = self.config.segment_target;
+        let ceil = target.as_secs() + u64::from(target.subsec_nanos() > 0);
+        let longest = self.max_segment_seen;
+        let nearest = longest.as_secs() + u64::from(longest.subsec_nanos() >= 500_000_000);
+        ceil.max(nearest).max(1)
     }
 }
 
@@ -343,7 +360,34 @@ mod tests {
         assert_eq!((s.dropped_before_keyframe, s.parts_over_target, s.forced_cuts), (1, 1, 1));
         assert_eq!(s.longest_part, ms(250));
         assert_eq!(p.segments().next().map(|s| s.duration), Some(ms(2050)));
+        assert_eq!(p.target_duration(), 2, "2.05 s rounds to 2");
+        let mut p = Packager::new(Config { segment_target: ms(1500), ..Config::default() });
+        assert_eq!(p.target_duration(), 2);
+        p.push_part(Bytes::new(), ms(2500), true, t0());
+        p.push_part(Bytes::new(), ms(200), true, t0());
         assert_eq!(p.target_duration(), 3);
+    }
+
+    #[test]
+    fn program_date_time_follows_durations_and_resyncs_after_a_gap() {
+        let mut p = Packager::new(Config::default());
+        let at = |ms: i64| t0() + chrono::Duration::milliseconds(ms);
+        // Arrivals jitter by tens of milliseconds: dates follow the media durations.
+        for (i, arrival) in [0, 230, 390, 610, 820, 1040, 1190, 1400, 1630, 1800, 2050].into_iter().enumerate() {
+            p.push_part(Bytes::new(), ms(200), i % 5 == 0, at(arrival));
+        }
+        let dates: Vec<_> = p.segments().map(|s| s.program_date_time).collect();
+        assert_eq!(dates, vec![at(0), at(1000), at(2000)]);
+        for i in 0..4 {
+            p.push_part(Bytes::new(), ms(200), false, at(2250 + 200 * i));
+        }
+        // After a 5 s stall the wall clock wins.
+        for i in 0..5 {
+            p.push_part(Bytes::new(), ms(200), i == 0, at(8000 + 200 * i));
+        }
+        p.push_part(Bytes::new(), ms(200), true, at(9000));
+        let dates: Vec<_> = p.segments().map(|s| s.program_date_time).skip(3).collect();
+        assert_eq!(dates, vec![at(8000), at(9000)]);
     }
 
     #[test]
