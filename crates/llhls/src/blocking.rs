@@ -60,8 +60,9 @@ pub enum Decision {
 /// How many parts ahead of the newest one a request may ask for: three seconds' worth when parts
 /// are shorter than a second, else three (the spec's Advance Part Limit).
 pub fn advance_part_limit(part_target: Duration) -> u64 {
-    if part_target < Duration::from_secs(1) && !part_target.is_zero() {
-        (3.0 / part_target.as_secs_f64()).ceil() as u64
+    let nanos = part_target.as_nanos();
+    if nanos > 0 && part_target < Duration::from_secs(1) {
+        u64::try_from(3_000_000_000u128.div_ceil(nanos)).unwrap_or(u64::MAX)
     } else {
         3
     }
@@ -244,6 +245,7 @@ mod tests {
             assert_eq!(decide(*pos, *r, LIMIT), *want, "case {i}: {pos:?} {r:?}");
         }
         assert_eq!(advance_part_limit(Duration::from_millis(200)), 15);
+        assert_eq!(advance_part_limit(Duration::from_millis(333)), 10);
         assert_eq!(advance_part_limit(Duration::from_secs(2)), 3);
     }
 
