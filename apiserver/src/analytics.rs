@@ -61,7 +61,9 @@ impl AppState {
     }
 }
 
-/// A player says "still watching". Counted as a viewer for the viewer window after each beat.
+/// A player says "still watching". Counted as a viewer for the viewer window after each beat. A
+/// beat within the viewer window after the stream ended is accepted and not counted (it raced
+/// the end); later ones are refused with 409.
 #[utoipa::path(post, path = "/api/streams/{stream_id}/heartbeat", tag = "analytics", params(("stream_id" = Uuid, Path)),
     request_body = HeartbeatRequest,
     responses((status = 204), (status = 400, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
@@ -86,10 +88,17 @@ async fn heartbeat(
     #[derive(Deserialize)]
     struct StatusOnly {
         status: onair_domain::StreamStatus,
+        ended_at: Option<DateTime<Utc>>,
     }
     let s: StatusOnly = serde_json::from_slice(&json).map_err(anyhow::Error::from)?;
     if !s.status.is_active() {
-        return Err(ApiError::conflict("stream_not_live", "this stream has ended"));
+        // A player's last beat races the end (its page learns of it on its next poll): within
+        // the viewer window it is accepted and not counted; later it is a client mistake.
+        let window = chrono::Duration::seconds(state.config.viewer_window_secs as i64);
+        if s.ended_at.is_some_and(|at| Utc::now() - at <= window) {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        return Err(ApiError::conflict("stream_not_live", "this stream ended before this beat"));
     }
     state.record_viewer(id, &req.session_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -2,6 +2,7 @@
 //! viewer counting from playlist requests.
 
 use std::path::{Component, PathBuf};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -47,15 +48,17 @@ pub async fn serve(
         return Err(not_found());
     }
     let ctype = content_type(&path).ok_or_else(not_found)?;
-    let stream_dir = state.config.media_dir.join(stream.to_string());
-    // An ingest pod's master playlist is made from the parts that are live right now.
-    let bytes = if path == "master.m3u8" && state.config.role == Role::Ingest {
-        let resolution = state.feed(stream).and_then(|f| f.resolution());
-        crate::origin::merged_master(&stream_dir, resolution).await.map(String::into_bytes).ok_or_else(not_found)?
-    } else {
-        tokio::fs::read(stream_dir.join(&rel)).await.map_err(|_| not_found())?
-    };
     let playlist = path.ends_with(".m3u8");
+    let bytes = match read(&state, stream, &path).await {
+        Some(b) => b,
+        // A stream this worker holds (a publisher, or one reconnecting) is about to have it.
+        None if playlist && state.holds(stream) => match wait_for_start(&state, stream, &path).await {
+            Some(b) => b,
+            None => return Ok(starting()),
+        },
+        // Unknown here, or ended and gone.
+        None => return Err(not_found()),
+    };
     if playlist && let Some(session) = q.session.as_deref().filter(|s| valid_session(s)) {
         record_viewer(&state, stream, session).await;
     }
@@ -68,6 +71,48 @@ pub async fn serve(
         HeaderValue::from_static(if playlist { "public, max-age=1" } else { "public, max-age=31536000, immutable" }),
     );
     Ok(res)
+}
+
+/// How long a playlist request for a stream whose publisher is connected, but whose first
+/// segment is not out yet, is held: the encoder's start and first segment take 1-3 s, and a
+/// viewer sent by a "went live" notification arrives exactly then.
+const START_HOLD: Duration = Duration::from_secs(6);
+const START_POLL: Duration = Duration::from_millis(100);
+
+/// The bytes at `path`, if they exist now.
+async fn read(state: &WorkerState, stream: StreamId, path: &str) -> Option<Vec<u8>> {
+    let stream_dir = state.config.media_dir.join(stream.to_string());
+    // An ingest pod's master playlist is made from the parts that are live right now.
+    if path == "master.m3u8" && state.config.role == Role::Ingest {
+        let resolution = state.feed(stream).and_then(|f| f.resolution());
+        crate::origin::merged_master(&stream_dir, resolution).await.map(String::into_bytes)
+    } else {
+        tokio::fs::read(stream_dir.join(path)).await.ok()
+    }
+}
+
+/// A playlist missing while the stream's publisher is connected is about to exist: hold the
+/// request until it does (bounded), so the player's first request already plays.
+async fn wait_for_start(state: &WorkerState, stream: StreamId, path: &str) -> Option<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + START_HOLD;
+    while state.publishing(stream) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(START_POLL).await;
+        if let Some(b) = read(state, stream, path).await {
+            return Some(b);
+        }
+    }
+    None
+}
+
+/// No playlist yet for a stream this worker holds: a retryable answer, never a 404 that a CDN
+/// would cache (negative caching) or a player would give up on.
+fn starting() -> Response {
+    let mut res =
+        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "stream_starting", "the stream has no media yet; retry")
+            .with_retry_after(1)
+            .into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 fn valid_session(s: &str) -> bool {
@@ -92,5 +137,22 @@ async fn record_viewer(state: &WorkerState, stream: StreamId, session: &str) {
         .await;
     if let Err(e) = res {
         tracing::warn!(stream_id = %stream, error = %e, "could not record viewer");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn no_playlist_yet_is_a_retryable_answer_that_no_cache_keeps() {
+        let res = starting();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store", "a CDN must not keep it");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "stream_starting", "{v}");
     }
 }

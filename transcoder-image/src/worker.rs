@@ -307,6 +307,16 @@ impl WorkerState {
         }
     }
 
+    /// Whether a publisher holds the stream right now (its media is on the way).
+    pub(crate) fn publishing(&self, stream: StreamId) -> bool {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(&stream).is_some_and(|s| s.publishing)
+    }
+
+    /// Whether this worker holds the stream: a publisher, or one within its reconnect grace.
+    pub(crate) fn holds(&self, stream: StreamId) -> bool {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(&stream).is_some_and(|s| !s.stopped)
+    }
+
     /// The relay of a stream this ingest pod is receiving.
     pub fn feed(&self, stream: StreamId) -> Option<Arc<Feed>> {
         self.feeds.lock().unwrap_or_else(|e| e.into_inner()).get(&stream).cloned()

@@ -252,6 +252,16 @@ async fn an_rtmp_publisher_becomes_an_hls_ladder() {
 
     let mut publisher = publish(&format!("{}/{key}", env.rtmp), 12);
     let master_url = format!("{}/{stream}/master.m3u8?session=viewer-session-1", env.hls);
+    // A viewer sent by "went live" asks the moment the API says live, before the encoder's first
+    // segment: one request, held until the playlist exists, not a 404 the player gives up on.
+    onair_testkit::eventually(Duration::from_secs(15), || async {
+        let view: Value =
+            env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.ok()?.json().await.ok()?;
+        (view["status"] == "live").then_some(())
+    })
+    .await;
+    let first = env.http.get(&master_url).send().await.unwrap();
+    assert_eq!(first.status(), 200, "the first playlist request at stream start plays");
     let (headers, master) =
         onair_testkit::eventually(Duration::from_secs(20), || async { get_text(&env.http, &master_url).await }).await;
     assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");

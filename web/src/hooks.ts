@@ -22,6 +22,6 @@ export function usePolling<T>(
       live = false;
       clearInterval(t);
     };
-  }, [...deps, nonce]);
+  }, [...deps, nonce, everyMs]);
   return [data, error, () => setNonce((n) => n + 1)];
 }

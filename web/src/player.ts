@@ -19,14 +19,31 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
     video.src = url;
     return () => video.removeAttribute("src");
   }
+  // Playlists: the origin holds a request for a stream that is seconds from its first segment
+  // (up to 6 s), then answers 503 + Retry-After; both are waited through, never given up on.
+  const playlistPolicy = {
+    default: {
+      maxTimeToFirstByteMs: 10_000,
+      maxLoadTimeMs: 20_000,
+      timeoutRetry: { maxNumRetry: 4, retryDelayMs: 0, maxRetryDelayMs: 0 },
+      errorRetry: { maxNumRetry: 8, retryDelayMs: 500, maxRetryDelayMs: 2_000 },
+    },
+  };
   const hls = new Hls({
     lowLatencyMode: true,
     liveSyncDurationCount: 3,
     liveMaxLatencyDurationCount: 6,
     maxLiveSyncPlaybackRate: 1.15,
     backBufferLength: 30,
-    manifestLoadingMaxRetry: 6,
-    levelLoadingMaxRetry: 6,
+    manifestLoadPolicy: playlistPolicy,
+    playlistLoadPolicy: playlistPolicy,
+  });
+  let manifestLoaded = false;
+  let reloads = 0;
+  let reloadTimer: ReturnType<typeof setTimeout> | undefined;
+  hls.on(Hls.Events.MANIFEST_LOADED, () => {
+    manifestLoaded = true;
+    reloads = 0;
   });
   hls.loadSource(url);
   hls.attachMedia(video);
@@ -47,7 +64,14 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
   });
   hls.on(Hls.Events.ERROR, (_e, data) => {
     if (!data.fatal) return;
-    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && !manifestLoaded) {
+      // The stream is live but its first playlist is not out yet (or the origin is briefly
+      // unreachable): load the source again, with backoff. startLoad() cannot recover here:
+      // there is no manifest to load levels from.
+      state.error = "waiting for the stream to start…";
+      clearTimeout(reloadTimer);
+      reloadTimer = setTimeout(() => hls.loadSource(url), Math.min(500 * 2 ** reloads++, 4_000));
+    } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
       state.error = "connection lost, retrying…";
       hls.startLoad();
     } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
@@ -74,6 +98,7 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
   (window as any).__onairPlayer = { hls, setLevel: (i: number) => (hls.currentLevel = i) };
   return () => {
     clearInterval(timer);
+    clearTimeout(reloadTimer);
     hls.destroy();
   };
 }

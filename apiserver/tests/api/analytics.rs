@@ -73,7 +73,7 @@ async fn heartbeats_become_viewers_samples_and_analytics() {
 
 #[tokio::test]
 async fn heartbeats_are_validated() {
-    let app = spawn_app_with(&["--heartbeats-per-ip-per-minute", "3", "--stream-cache-ms", "1"]).await;
+    let app = spawn_app_with(&["--heartbeats-per-ip-per-minute", "4", "--stream-cache-ms", "1"]).await;
     let host = app.register("beats").await;
     let id = app.go_live(&host, "beats", "music", &[]).await;
     assert_error(
@@ -101,6 +101,23 @@ async fn heartbeats_are_validated() {
         StatusCode::NO_CONTENT
     );
     app.post(&format!("/api/streams/{id}/stop"), Some(&host.token), json!({})).await;
+    // A beat racing the end (the page has not polled since): accepted, not counted.
+    assert_eq!(
+        app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": "late-session"})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let sessions = redis_keys::viewer_sessions(&app.redis_prefix, StreamId(id.parse().unwrap()));
+    let mut redis =
+        redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
+    let late: Option<f64> =
+        redis::cmd("ZSCORE").arg(&sessions).arg("late-session").query_async(&mut redis).await.unwrap();
+    assert_eq!(late, None, "a beat after the end is not counted");
+    // Long after the end: a client mistake.
+    sqlx::query("UPDATE streams SET ended_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(&id).unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
     assert_error(
         &app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": "session-1234"})).await,
         StatusCode::CONFLICT,

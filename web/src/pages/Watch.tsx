@@ -199,7 +199,15 @@ function Chat({ stream, me, onStaff }: { stream: Stream; me: User | null; onStaf
 }
 
 export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
-  const [stream, loadError] = usePolling(() => get<Stream>(`/api/streams/${streamId}`), [streamId], 5000);
+  // Every second until the stream is live (a viewer waiting for it to start sees it at once),
+  // then every 5 s.
+  const [waiting, setWaiting] = useState(true);
+  const [stream, loadError] = usePolling(
+    () => get<Stream>(`/api/streams/${streamId}`),
+    [streamId],
+    waiting ? 1000 : 5000,
+  );
+  useEffect(() => setWaiting(stream?.status !== "live"), [stream?.status]);
   const [error, setError] = useState<string | null>(null);
   const [following, setFollowing] = useState<boolean | null>(null);
   const [isStaff, setStaff] = useState(false);
