@@ -58,6 +58,11 @@ pub struct Segment {
     /// segment's date and duration while they agree within a segment target).
     pub program_date_time: DateTime<Utc>,
     pub complete: bool,
+    /// The encoder restarted before it (`#EXT-X-DISCONTINUITY`): timestamps and perhaps the
+    /// codec parameters start over.
+    pub discontinuity: bool,
+    /// Which init segment it needs (`#EXT-X-MAP`): 0 is `init.mp4`, later ones `init-{n}.mp4`.
+    pub init: u32,
 }
 
 impl Segment {
@@ -88,24 +93,31 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct Packager {
     config: Config,
-    init: Option<Bytes>,
+    /// Init segments by version, kept while a kept segment needs them; the last is current.
+    inits: VecDeque<(u32, Bytes)>,
     tracks: Vec<Track>,
     segments: VecDeque<Segment>,
     ended: bool,
     max_segment_seen: Duration,
     stats: Stats,
+    /// The next segment starts after an encoder restart.
+    discontinuity_pending: bool,
+    /// Discontinuities that left the window (`#EXT-X-DISCONTINUITY-SEQUENCE`).
+    discontinuity_sequence: u64,
 }
 
 impl Packager {
     pub fn new(config: Config) -> Self {
         Self {
             config,
-            init: None,
+            inits: VecDeque::new(),
             tracks: Vec::new(),
             segments: VecDeque::new(),
             ended: false,
             max_segment_seen: Duration::ZERO,
             stats: Stats::default(),
+            discontinuity_pending: false,
+            discontinuity_sequence: 0,
         }
     }
 
@@ -117,9 +129,34 @@ impl Packager {
         self.stats
     }
 
-    /// `ftyp`+`moov` (served as `init.mp4`).
+    /// The current `ftyp`+`moov`.
     pub fn init(&self) -> Option<&Bytes> {
-        self.init.as_ref()
+        self.inits.back().map(|(_, b)| b)
+    }
+
+    /// The init segment of `version`, while a kept segment needs it.
+    pub fn init_version(&self, version: u32) -> Option<&Bytes> {
+        self.inits.iter().find(|(v, _)| *v == version).map(|(_, b)| b)
+    }
+
+    fn current_init(&self) -> u32 {
+        self.inits.back().map_or(0, |(v, _)| *v)
+    }
+
+    /// `#EXT-X-DISCONTINUITY-SEQUENCE`: discontinuities before the first kept segment.
+    pub fn discontinuity_sequence(&self) -> u64 {
+        self.discontinuity_sequence
+    }
+
+    /// The encoder restarted (a crash, a ladder change, a publisher reconnecting): what it wrote
+    /// so far is complete, and what comes next continues the playlist after a discontinuity
+    /// (same media sequence, new timestamps, perhaps a new init segment).
+    pub fn restart(&mut self) {
+        self.complete_open();
+        self.ended = false;
+        if !self.segments.is_empty() {
+            self.discontinuity_pending = true;
+        }
     }
 
     pub fn tracks(&self) -> &[Track] {
@@ -130,10 +167,14 @@ impl Packager {
     pub fn push_event(&mut self, event: Event, now: DateTime<Utc>) {
         match event {
             Event::Init { bytes, tracks } => {
-                if self.init.is_some() {
-                    tracing::warn!("a second init segment replaces the first");
+                // A second init without a restart is one all the same: the encoder started over.
+                if self.init().is_some() && !self.discontinuity_pending {
+                    self.restart();
                 }
-                self.init = Some(bytes);
+                if self.init() != Some(&bytes) {
+                    let version = self.inits.back().map_or(0, |(v, _)| v + 1);
+                    self.inits.push_back((version, bytes));
+                }
                 self.tracks = tracks;
             }
             Event::Fragment { bytes, tracks, keyframe } => {
@@ -185,7 +226,9 @@ impl Packager {
         };
         if start_new {
             let msn = self.segments.back().map_or(self.config.first_msn, |s| s.msn + 1);
-            let program_date_time = self.program_date_time(now);
+            let discontinuity = std::mem::take(&mut self.discontinuity_pending);
+            // After a restart the wall clock, not the previous segment's end: there is a gap.
+            let program_date_time = if discontinuity { now } else { self.program_date_time(now) };
             self.complete_open();
             self.segments.push_back(Segment {
                 msn,
@@ -193,6 +236,8 @@ impl Packager {
                 duration: Duration::ZERO,
                 program_date_time,
                 complete: false,
+                discontinuity,
+                init: self.current_init(),
             });
             self.stats.segments += 1;
         }
@@ -221,7 +266,14 @@ impl Packager {
         }
         let complete = self.segments.iter().filter(|s| s.complete).count();
         for _ in self.config.window..complete {
-            self.segments.pop_front();
+            if self.segments.pop_front().is_some_and(|s| s.discontinuity) {
+                self.discontinuity_sequence += 1;
+            }
+        }
+        // Init segments no kept segment needs go (the current one always stays).
+        let oldest = self.segments.front().map_or(self.current_init(), |s| s.init);
+        while self.inits.len() > 1 && self.inits.front().is_some_and(|(v, _)| *v < oldest) {
+            self.inits.pop_front();
         }
     }
 
@@ -394,5 +446,45 @@ mod tests {
     fn ticks_convert_exactly() {
         assert_eq!(ticks_to_duration(3072, 15360), ms(200));
         assert_eq!(ticks_to_duration(9216, 44100), Duration::from_nanos(208_979_591));
+    }
+
+    #[test]
+    fn a_restart_continues_the_playlist_after_a_discontinuity_with_its_init() {
+        let mut p = Packager::new(Config { window: 3, ..Config::default() });
+        let init = |b: &'static [u8]| Event::Init { bytes: Bytes::from_static(b), tracks: Vec::new() };
+        p.push_event(init(b"init-a"), t0());
+        for i in 0..7u64 {
+            p.push_part(Bytes::from(vec![i as u8]), ms(200), i % 5 == 0, t0());
+        }
+        // The encoder dies mid-segment: what it wrote is complete, numbering goes on.
+        p.restart();
+        assert!(p.segment(1).is_some_and(|s| s.complete && s.parts.len() == 2));
+        p.push_event(init(b"init-a"), t0());
+        let later = t0() + chrono::Duration::seconds(30);
+        p.push_part(Bytes::from_static(b"k"), ms(200), true, later);
+        let s2 = p.segment(2).unwrap();
+        assert!(s2.discontinuity && s2.init == 0, "same codec parameters: same init");
+        assert_eq!(s2.program_date_time, later, "the wall clock after a gap");
+
+        // A restart with other parameters (a new init) without restart(): still a discontinuity.
+        p.push_event(init(b"init-b"), t0());
+        p.push_part(Bytes::from_static(b"k"), ms(200), true, t0());
+        let s3 = p.segment(3).unwrap();
+        assert!(s3.discontinuity && s3.init == 1);
+        assert_eq!(p.init_version(0).map(|b| &b[..]), Some(&b"init-a"[..]));
+        assert_eq!(p.init().map(|b| &b[..]), Some(&b"init-b"[..]));
+
+        // The window moves past both: the sequence counts them, the old init goes.
+        for i in 0..40u64 {
+            p.push_part(Bytes::from_static(b"x"), ms(200), i % 5 == 0, t0());
+        }
+        assert_eq!(p.discontinuity_sequence(), 2);
+        assert!(p.segments().all(|s| !s.discontinuity && s.init == 1));
+        assert_eq!(p.init_version(0), None);
+
+        // Ended, then a publisher comes back: the playlist goes on.
+        p.end();
+        p.restart();
+        assert!(!p.ended());
     }
 }

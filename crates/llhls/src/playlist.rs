@@ -42,6 +42,12 @@ pub struct Variant {
 
 pub const INIT_URI: &str = "init.mp4";
 
+/// The init segment of `version`: `init.mp4` for the first, `init-{n}.mp4` after an encoder
+/// restart changed it.
+pub fn init_uri(version: u32) -> String {
+    if version == 0 { INIT_URI.to_string() } else { format!("init-{version}.mp4") }
+}
+
 pub fn segment_uri(msn: u64) -> String {
     format!("seg{msn}.m4s")
 }
@@ -97,6 +103,9 @@ pub fn media_playlist(p: &Packager, form: Form, skip: bool, reports: &[Rendition
     }
     let first_msn = segments.first().map_or(p.config().first_msn, |s| s.msn);
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
+    if p.discontinuity_sequence() > 0 {
+        let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", p.discontinuity_sequence());
+    }
 
     let total: Duration = segments.iter().map(|s| s.duration).sum();
     // Start of each segment relative to the playlist's end.
@@ -115,9 +124,22 @@ pub fn media_playlist(p: &Packager, form: Form, skip: bool, reports: &[Rendition
     if skipped > 0 {
         let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
     }
-    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{INIT_URI}\"");
     let parts_window = Duration::from_secs(target * 3);
+    // `#EXT-X-MAP` before the first segment printed and wherever the init segment changes.
+    let mut map: Option<u32> = None;
+    if segments.len() == skipped
+        && let Some(version) = p.segments().last().map(|s| s.init).or(p.init().map(|_| 0))
+    {
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_uri(version));
+    }
     for (s, start) in segments.iter().zip(&from_end).skip(skipped) {
+        if s.discontinuity {
+            let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
+        }
+        if map != Some(s.init) {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_uri(s.init));
+            map = Some(s.init);
+        }
         let _ = writeln!(
             out,
             "#EXT-X-PROGRAM-DATE-TIME:{}",
@@ -311,5 +333,38 @@ mod tests {
              #EXT-X-STREAM-INF:BANDWIDTH=3000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000\n720p/index.m3u8\n\
              #EXT-X-STREAM-INF:BANDWIDTH=128000,CODECS=\"mp4a.40.2\"\naudio/index.m3u8\n"
         );
+    }
+
+    #[test]
+    fn a_discontinuity_is_tagged_with_its_map_and_counted_once_it_leaves() {
+        let mut p = Packager::new(Config { window: 8, ..Config::default() });
+        let init = |b: &'static [u8]| crate::fmp4::Event::Init { bytes: Bytes::from_static(b), tracks: Vec::new() };
+        p.push_event(init(b"old"), t(0));
+        for i in 0..12u64 {
+            // msn 0, 1 complete; msn 2 open with 2 parts
+            p.push_part(Bytes::from_static(b"x"), Duration::from_millis(200), i % 5 == 0, t(200 * i as i64));
+        }
+        p.restart();
+        p.push_event(init(b"new"), t(10_000));
+        for i in 0..6u64 {
+            p.push_part(Bytes::from_static(b"x"), Duration::from_millis(200), i % 5 == 0, t(10_000 + 200 * i as i64));
+        }
+        let text = media_playlist(&p, Form::Standard, false, &[]);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |l: &str| lines.iter().position(|x| *x == l).unwrap_or_else(|| panic!("{l} in\n{text}"));
+        assert!(at("#EXT-X-MAP:URI=\"init.mp4\"") < at("seg0.m4s"));
+        assert!(at("seg2.m4s") < at("#EXT-X-DISCONTINUITY"));
+        assert_eq!(at("#EXT-X-DISCONTINUITY") + 1, at("#EXT-X-MAP:URI=\"init-1.mp4\""));
+        assert!(at("#EXT-X-MAP:URI=\"init-1.mp4\"") < at("seg3.m4s"));
+        assert!(!text.contains("DISCONTINUITY-SEQUENCE"), "nothing has left the window yet");
+
+        // Once the discontinuity's segment leaves the window, the header counts it.
+        for i in 6..60u64 {
+            p.push_part(Bytes::from_static(b"x"), Duration::from_millis(200), i % 5 == 0, t(10_000 + 200 * i as i64));
+        }
+        let text = media_playlist(&p, Form::LowLatency, false, &[]);
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
+        assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
+        assert_eq!(text.matches("#EXT-X-MAP:URI=\"init-1.mp4\"").count(), 1);
     }
 }

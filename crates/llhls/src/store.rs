@@ -19,7 +19,8 @@ use crate::playlist::{self, Form, RenditionReport, Variant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
     Playlist,
-    Init,
+    /// An init segment by version (`init.mp4` is 0, `init-{n}.mp4` after a change).
+    Init(u32),
     Segment(u64),
     Part(u64, u64),
 }
@@ -29,12 +30,16 @@ impl Resource {
         let uri = uri.split('?').next().unwrap_or_default();
         match uri {
             "index.m3u8" => return Some(Self::Playlist),
-            playlist::INIT_URI => return Some(Self::Init),
+            playlist::INIT_URI => return Some(Self::Init(0)),
             _ => {}
         }
+        fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+        }
+        if let Some(version) = uri.strip_prefix("init-").and_then(|r| r.strip_suffix(".mp4")) {
+            return number::<u32>(version).filter(|v| *v > 0).map(Self::Init);
+        }
         let stem = uri.strip_prefix("seg")?.strip_suffix(".m4s")?;
-        let number =
-            |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten();
         match stem.split_once('.') {
             None => Some(Self::Segment(number(stem)?)),
             Some((msn, part)) => Some(Self::Part(number(msn)?, number(part)?)),
@@ -44,7 +49,7 @@ impl Resource {
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Playlist => "application/vnd.apple.mpegurl",
-            Self::Init | Self::Segment(_) | Self::Part(..) => "video/mp4",
+            Self::Init(_) | Self::Segment(_) | Self::Part(..) => "video/mp4",
         }
     }
 }
@@ -115,7 +120,7 @@ impl Rendition {
     fn lookup(&self, resource: Resource) -> Option<Bytes> {
         self.read(|p| match resource {
             Resource::Playlist => None,
-            Resource::Init => p.init().cloned(),
+            Resource::Init(version) => p.init_version(version).cloned(),
             Resource::Segment(msn) => p.segment(msn).filter(|s| s.complete).map(|s| s.bytes()),
             Resource::Part(msn, part) => p.part(msn, part).map(|p| p.bytes.clone()),
         })
@@ -134,11 +139,22 @@ impl Store {
         Self { config, renditions: Arc::default() }
     }
 
-    /// Starts (or restarts, dropping what was there) a rendition and returns its writer.
+    /// A writer for `rendition`: a new playlist, or (an encoder restarted) the same playlist
+    /// continued after a discontinuity, so players keep their place and media sequence numbers
+    /// never go backwards.
     pub fn writer(&self, rendition: &str) -> Writer {
-        let (tx, live) = Live::channel();
-        let r = Arc::new(Rendition { packager: RwLock::new(Packager::new(self.config.clone())), tx, live });
-        self.map_mut().insert(rendition.to_owned(), Arc::clone(&r));
+        let existing = self.rendition(rendition);
+        let r = match existing {
+            Some(r) => {
+                r.write(Packager::restart);
+                r
+            }
+            None => {
+                let (tx, live) = Live::channel();
+                let r = Arc::new(Rendition { packager: RwLock::new(Packager::new(self.config.clone())), tx, live });
+                self.map_mut().entry(rendition.to_owned()).or_insert(r).clone()
+            }
+        };
         Writer { reader: fmp4::Reader::new(self.config.max_box), rendition: r }
     }
 
@@ -182,7 +198,7 @@ impl Store {
         let resource = Resource::parse(uri).ok_or(FetchError::NotFound)?;
         let want = match resource {
             Resource::Playlist => return Err(FetchError::NotFound),
-            Resource::Init => None,
+            Resource::Init(_) => None,
             Resource::Segment(msn) => Some((msn, None)),
             Resource::Part(msn, part) => Some((msn, Some(part))),
         };
@@ -328,7 +344,10 @@ mod tests {
     #[test]
     fn parses_uris() {
         assert_eq!(Resource::parse("index.m3u8?_HLS_msn=3"), Some(Resource::Playlist));
-        assert_eq!(Resource::parse("init.mp4"), Some(Resource::Init));
+        assert_eq!(Resource::parse("init.mp4"), Some(Resource::Init(0)));
+        assert_eq!(Resource::parse("init-2.mp4"), Some(Resource::Init(2)));
+        assert_eq!(Resource::parse("init-0.mp4"), None, "version 0 is init.mp4");
+        assert_eq!(Resource::parse("init-x.mp4"), None);
         assert_eq!(Resource::parse("seg12.m4s"), Some(Resource::Segment(12)));
         assert_eq!(Resource::parse("seg12.3.m4s"), Some(Resource::Part(12, 3)));
         for bad in ["seg.m4s", "seg1..m4s", "seg+1.m4s", "seg1.2.3.m4s", "seg1.m4", "../init.mp4"] {
@@ -421,5 +440,27 @@ mod tests {
              #EXT-X-STREAM-INF:BANDWIDTH=2000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000\na/index.m3u8\n"
         );
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_continues_the_rendition() {
+        let store = Store::new(Config::default());
+        let mut w = store.writer("360p");
+        w.push(&init(&[SynthTrack { id: 1, timescale: 30_000, video: true }])).unwrap();
+        for i in 0..7 {
+            w.push(&frag(i)).unwrap();
+        }
+        drop(w);
+        // The encoder restarted: the same rendition goes on, with numbers that never go back.
+        let mut w = store.writer("360p");
+        w.push(&init(&[SynthTrack { id: 1, timescale: 30_000, video: true }])).unwrap();
+        for i in 0..6 {
+            w.push(&frag(i)).unwrap();
+        }
+        let text = store.playlist("360p", None, Form::LowLatency).await.unwrap();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{text}");
+        assert!(text.contains("seg1.m4s\n#EXT-X-DISCONTINUITY\n"), "{text}");
+        assert!(store.get("360p", "seg2.0.m4s").is_some());
+        assert!(store.get("360p", "init.mp4").is_some());
     }
 }

@@ -182,6 +182,12 @@ fn rt() -> Res<tokio::runtime::Runtime> {
 /// Writes a rendition as a server would serve it.
 fn write_out(store: &Store, name: &str, dir: &Path) -> Res {
     std::fs::write(dir.join("init.mp4"), store.get(name, "init.mp4").ok_or("init")?)?;
+    // Init segments after encoder restarts that changed them.
+    for version in 1..10u32 {
+        let uri = format!("init-{version}.mp4");
+        let Some(bytes) = store.get(name, &uri) else { break };
+        std::fs::write(dir.join(uri), bytes)?;
+    }
     for msn in 0..100u64 {
         let Some(seg) = store.get(name, &format!("seg{msn}.m4s")) else { break };
         std::fs::write(dir.join(format!("seg{msn}.m4s")), seg)?;
@@ -230,6 +236,37 @@ fn ffprobe_and_ffmpeg_read_what_the_store_serves() -> Res {
         let decode = ffmpeg(&["-i"])?.arg(&path).args(["-f", "null", "-"]).output()?;
         assert!(decode.status.success(), "{playlist}: {}", String::from_utf8_lossy(&decode.stderr));
         assert!(decode.stderr.is_empty(), "{playlist}: {}", String::from_utf8_lossy(&decode.stderr));
+    }
+    Ok(())
+}
+
+/// An encoder restart with other parameters (the worker's ladder change, a crash, a publisher
+/// reconnecting): the same rendition continues after `#EXT-X-DISCONTINUITY` with a new
+/// `#EXT-X-MAP`, and ffmpeg and ffprobe play straight through both.
+#[test]
+fn an_encoder_restart_continues_the_rendition_and_plays_through() -> Res {
+    let dir = tempfile::tempdir()?;
+    let (a, b) = encode_two(dir.path())?;
+    let store = Store::new(Config { window: 100, ..Config::default() });
+    feed(&mut store.writer("r"), &a)?;
+    feed(&mut store.writer("r"), &b)?;
+    let out = dir.path().join("r");
+    std::fs::create_dir(&out)?;
+    write_out(&store, "r", &out)?;
+
+    let text = std::fs::read_to_string(out.join("index.m3u8"))?;
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"), "{text}");
+    let msns: Vec<u64> =
+        text.lines().filter_map(|l| l.strip_prefix("seg")?.strip_suffix(".m4s")?.parse().ok()).collect();
+    assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "media sequence numbers go on: {msns:?}");
+    for playlist in ["index.m3u8", "ll.m3u8"] {
+        let path = out.join(playlist);
+        let json = probe(&path)?;
+        let duration: f64 = json["format"]["duration"].as_str().ok_or("duration")?.parse()?;
+        assert!((duration - 2.0 * SECONDS).abs() <= 0.6, "{playlist}: both runs play: {duration}");
+        let decode = ffmpeg(&["-i"])?.arg(&path).args(["-f", "null", "-"]).output()?;
+        assert!(decode.status.success(), "{playlist}: {}", String::from_utf8_lossy(&decode.stderr));
     }
     Ok(())
 }
