@@ -6,6 +6,8 @@ mod flv;
 mod gateway;
 mod hls;
 mod ladder;
+#[allow(dead_code)] // wired into the worker with the LL-HLS encoder outputs (issue 13)
+mod ll;
 mod origin;
 mod relay;
 mod rtmp;

@@ -162,6 +162,21 @@ impl Store {
         self.map_mut().remove(rendition);
     }
 
+    /// Ends one rendition (`#EXT-X-ENDLIST`; waiting requests answer): it was taken away, or
+    /// its stream ended. A later writer continues it after a discontinuity.
+    pub fn end(&self, rendition: &str) {
+        if let Some(r) = self.rendition(rendition) {
+            r.write(Packager::end);
+        }
+    }
+
+    /// Ends every rendition: the stream is over.
+    pub fn end_all(&self) {
+        for r in self.map().values() {
+            r.write(Packager::end);
+        }
+    }
+
     pub fn renditions(&self) -> Vec<String> {
         self.map().keys().cloned().collect()
     }
@@ -283,8 +298,15 @@ impl Store {
     /// The master playlist over `(rendition, bandwidth, frame rate)`; renditions without an init
     /// segment yet are left out.
     pub fn master(&self, renditions: &[(&str, u64, Option<f64>)]) -> String {
-        let variants: Vec<Variant> =
-            renditions.iter().filter_map(|(name, bw, fps)| self.variant(name, *bw, *fps)).collect();
+        // Renditions taken away (ended while others go on) leave the master; a stream that
+        // ended as a whole keeps them all.
+        let ended = |name: &str| self.rendition(name).is_some_and(|r| r.read(Packager::ended));
+        let running = renditions.iter().any(|(name, ..)| !ended(name));
+        let variants: Vec<Variant> = renditions
+            .iter()
+            .filter(|(name, ..)| !running || !ended(name))
+            .filter_map(|(name, bw, fps)| self.variant(name, *bw, *fps))
+            .collect();
         playlist::master_playlist(&variants)
     }
 }

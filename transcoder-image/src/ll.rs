@@ -1,0 +1,234 @@
+//! The LL-HLS origin: each stream's packaged renditions (`onair_llhls::Store`), fed by encoders
+//! over one long chunked HTTP PUT per rendition, served as Low-Latency HLS.
+//!
+//! ffmpeg writes each rendition as fragmented MP4 (`-f mp4 -movflags
+//! empty_moov+default_base_moof+frag_keyframe+cmaf -frag_duration 200000 -flush_packets 1`) to
+//! `PUT /internal/streams/{id}/ll/{rendition}`; every 200 ms fragment arrives as it is cut (a
+//! chunk per fragment, measured), becomes a part, and is served at once. The same route serves
+//! one machine (ffmpeg PUTs to its own worker over loopback) and split roles (transcode pods PUT
+//! to their ingest pod), so there is one path to test. An encoder that restarts opens a new PUT:
+//! the rendition goes on after a discontinuity. A PUT ending is not the end of a rendition: the
+//! worker ends renditions when the stream ends or the ladder drops them.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use http::{HeaderValue, StatusCode, header};
+use onair_domain::StreamId;
+use onair_llhls::{Config, Form, Resource, Store};
+use onair_web::HttpError;
+
+/// Every stream's store, by stream.
+#[derive(Debug, Default)]
+pub struct LlStreams {
+    config: Config,
+    streams: Mutex<HashMap<StreamId, Store>>,
+}
+
+impl LlStreams {
+    pub fn new(config: Config) -> Self {
+        Self { config, streams: Mutex::default() }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Store>> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The stream's store, made on first use (an encoder's first PUT).
+    pub fn store(&self, stream: StreamId) -> Store {
+        self.map().entry(stream).or_insert_with(|| Store::new(self.config.clone())).clone()
+    }
+
+    pub fn get(&self, stream: StreamId) -> Option<Store> {
+        self.map().get(&stream).cloned()
+    }
+
+    /// The stream is over: every rendition gets `#EXT-X-ENDLIST` (players finish, waiting
+    /// requests answer). The store stays for the retention period.
+    pub fn end(&self, stream: StreamId) {
+        if let Some(store) = self.get(stream) {
+            store.end_all();
+        }
+    }
+
+    /// Renditions taken away by a ladder change end; the others go on.
+    pub fn end_renditions(&self, stream: StreamId, renditions: &[String]) {
+        if let Some(store) = self.get(stream) {
+            for r in renditions {
+                store.end(r);
+            }
+        }
+    }
+
+    /// Forget the stream's media (after retention): memory is bounded by the live streams.
+    pub fn remove(&self, stream: StreamId) {
+        self.map().remove(&stream);
+    }
+}
+
+/// Why an encoder's upload stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("not fragmented MP4: {0}")]
+    Media(#[from] onair_llhls::fmp4::Error),
+    #[error("the upload broke off: {0}")]
+    Body(String),
+    #[error("no bytes for {0:?}: the encoder stalled or hung up")]
+    Idle(Duration),
+}
+
+impl FeedError {
+    pub fn into_http(self) -> HttpError {
+        match self {
+            Self::Media(e) => HttpError::new(StatusCode::BAD_REQUEST, "bad_media", e.to_string()),
+            Self::Body(e) => HttpError::new(StatusCode::BAD_REQUEST, "upload_broken", e),
+            Self::Idle(_) => HttpError::new(StatusCode::REQUEST_TIMEOUT, "upload_idle", self.to_string()),
+        }
+    }
+}
+
+/// Feeds one encoder's upload into `rendition` until the body ends (`Ok` with the bytes read),
+/// turns out not to be fMP4, or sends nothing for `idle` (a hung socket is not held forever).
+pub async fn feed(store: &Store, rendition: &str, body: Body, idle: Duration) -> Result<u64, FeedError> {
+    let mut writer = store.writer(rendition);
+    let mut stream = body.into_data_stream();
+    let mut total = 0u64;
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err(FeedError::Idle(idle)),
+            Ok(None) => return Ok(total),
+            Ok(Some(Err(e))) => return Err(FeedError::Body(e.to_string())),
+            Ok(Some(Ok(chunk))) => {
+                writer.push(&chunk)?;
+                total += chunk.len() as u64;
+            }
+        }
+    }
+}
+
+/// A rendition's name as it appears in URLs (`720p`, `source`): short, lowercase alphanumerics.
+pub fn valid_rendition(name: &str) -> bool {
+    (1..=16).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// What a player asked for below `/hls/{stream}/`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    Master,
+    Media { rendition: &'a str, file: &'a str },
+}
+
+pub fn parse(path: &str) -> Option<Request<'_>> {
+    if path == "master.m3u8" {
+        return Some(Request::Master);
+    }
+    let (rendition, file) = path.split_once('/')?;
+    (valid_rendition(rendition) && Resource::parse(file).is_some()).then_some(Request::Media { rendition, file })
+}
+
+/// The answer to a player's request, with the cache rules LL-HLS needs: a plain playlist
+/// changes every part (`no-cache`); a blocking request names a future state in its URL, so a CDN
+/// may keep it briefly; parts, segments and init segments never change.
+pub async fn respond(store: &Store, req: Request<'_>, query: Option<&str>, variants: &[(&str, u64)]) -> Response {
+    let (body, ctype, cache) = match req {
+        Request::Master => {
+            let list: Vec<(&str, u64, Option<f64>)> = variants.iter().map(|(n, bw)| (*n, *bw, None)).collect();
+            let text = store.master(&list);
+            if !text.contains("#EXT-X-STREAM-INF") {
+                return not_yet();
+            }
+            (Body::from(text), Resource::Playlist.content_type(), "no-cache")
+        }
+        Request::Media { rendition, file } => match Resource::parse(file) {
+            Some(Resource::Playlist) => match store.playlist(rendition, query, Form::LowLatency).await {
+                Ok(text) => {
+                    let blocking = query.is_some_and(|q| q.contains("_HLS_msn"));
+                    (
+                        Body::from(text),
+                        Resource::Playlist.content_type(),
+                        if blocking { "public, max-age=6" } else { "no-cache" },
+                    )
+                }
+                Err(e) => return status(e.status(), "playlist_unavailable", &e.to_string()),
+            },
+            Some(r) => match store.fetch(rendition, file).await {
+                Ok(bytes) => (Body::from(bytes), r.content_type(), "public, max-age=31536000, immutable"),
+                Err(e) => return status(e.status(), "media_unavailable", &e.to_string()),
+            },
+            None => return status(404, "not_found", "no such playlist or segment"),
+        },
+    };
+    let mut res = (StatusCode::OK, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    res
+}
+
+/// The packager's answers as the one JSON error shape; 503s say when to retry and are not kept.
+fn status(code: u16, error: &'static str, message: &str) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if code == StatusCode::SERVICE_UNAVAILABLE {
+        return not_yet();
+    }
+    HttpError::new(code, error, message.to_string()).into_response()
+}
+
+/// Nothing to play yet (no rendition has its first part): retry shortly, never cache.
+fn not_yet() -> Response {
+    let mut res =
+        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "stream_starting", "the stream has no media yet; retry")
+            .with_retry_after(1)
+            .into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn only_renditions_and_packager_uris_are_requests() {
+        assert_eq!(parse("master.m3u8"), Some(Request::Master));
+        assert_eq!(parse("720p/index.m3u8"), Some(Request::Media { rendition: "720p", file: "index.m3u8" }));
+        assert_eq!(parse("360p/seg12.3.m4s"), Some(Request::Media { rendition: "360p", file: "seg12.3.m4s" }));
+        assert_eq!(parse("source/init-2.mp4"), Some(Request::Media { rendition: "source", file: "init-2.mp4" }));
+        for bad in ["../x/index.m3u8", "720p/../../etc/passwd", "720P/index.m3u8", "720p/seg_1.ts", "720p", ""] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_garbage_upload_is_refused_and_an_idle_one_times_out() {
+        let store = Store::new(Config::default());
+        let err = feed(&store, "360p", Body::from(vec![0u8, 0, 0, 3, b'm', b'o', b'o', b'f']), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.into_http().status, StatusCode::BAD_REQUEST);
+
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        let body = Body::from_stream(tokio_stream_from(rx));
+        let err = feed(&store, "240p", body, Duration::from_millis(50)).await.unwrap_err();
+        assert!(matches!(err, FeedError::Idle(_)), "{err}");
+        drop(tx);
+    }
+
+    fn tokio_stream_from<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+
+    #[tokio::test]
+    async fn before_any_part_the_master_says_retry_and_nothing_keeps_it() {
+        let store = Store::new(Config::default());
+        let res = respond(&store, Request::Master, None, &[("360p", 800_000)]).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    }
+}
