@@ -194,6 +194,117 @@ fn hls_output(out: &Output, var_stream_map: String) -> Vec<String> {
     a
 }
 
+/// The encoder every rendition uses.
+fn x264(preset: &str) -> Vec<String> {
+    let mut a = strings(&["-c:v", "libx264", "-preset"]);
+    a.push(preset.to_string());
+    a.extend(strings(&[
+        "-tune",
+        "zerolatency",
+        "-profile:v",
+        "main",
+        "-pix_fmt",
+        "yuv420p",
+        // A keyframe every second in every rendition, at the same instants: segments line up
+        // across the ladder, so players switch cleanly.
+        "-force_key_frames",
+        "expr:gte(t,n_forced*1)",
+        "-sc_threshold",
+        "0",
+    ]));
+    a
+}
+
+const AAC: &[&str] = &["-c:a", "aac", "-ac", "2", "-ar", "48000"];
+
+/// Where an encoder's LL-HLS renditions go: one chunked PUT of fragmented MP4 each, to the
+/// stream's origin (`ll.rs`), on one machine or from a transcode pod to its ingest pod.
+#[derive(Debug, Clone, Copy)]
+pub struct LlTarget<'a> {
+    /// `http://{origin}/internal/streams/{id}/ll`: a rendition PUTs to `{base}/{name}`.
+    pub base: &'a str,
+    pub token: &'a str,
+    /// A transcode pod's part, sent as on its HLS uploads.
+    pub part: Option<&'a str>,
+}
+
+/// One rendition as fragmented MP4 (a fragment every 200 ms and at every keyframe: the LL-HLS
+/// parts), flushed as each fragment is cut, streamed in one chunked PUT.
+fn ll_output(target: &LlTarget, name: &str) -> Vec<String> {
+    let mut a = strings(&["-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe+cmaf"]);
+    a.extend(strings(&["-frag_duration", "200000", "-flush_packets", "1"]));
+    a.extend(strings(&["-method", "PUT", "-chunked_post", "1"]));
+    let token = onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
+    let mut headers = format!("{token}: {}\r\n", target.token);
+    if let Some(part) = target.part {
+        headers.push_str(&format!("{}: {part}\r\n", crate::origin::TRANSCODER_PART_HEADER));
+    }
+    a.extend(["-headers".into(), headers, format!("{}/{name}", target.base.trim_end_matches('/'))]);
+    a
+}
+
+/// LL-HLS passthrough: the source's own H.264/AAC as fragmented MP4, no encode.
+pub fn ll_passthrough_args(out: &Output, target: &LlTarget, has_audio: bool) -> Vec<String> {
+    let mut a = input_args(out, out.thumbnail);
+    a.extend(strings(&["-map", "0:v:0"]));
+    if has_audio {
+        a.extend(strings(&["-map", "0:a:0"]));
+    }
+    a.extend(strings(&["-c", "copy"]));
+    a.extend(ll_output(target, SOURCE));
+    if out.thumbnail {
+        a.extend(thumbnail_output(out.dir, "0:v:0"));
+    }
+    a
+}
+
+/// LL-HLS ladder: the same split, scale and keyframe instants as the HLS ladder, each rendition
+/// its own output (so its own encoder options) streamed to the origin.
+pub fn ll_ffmpeg_args(
+    ladder: &[Rendition],
+    preset: &str,
+    out: &Output,
+    target: &LlTarget,
+    has_audio: bool,
+) -> Vec<String> {
+    let n = ladder.len();
+    let mut a = input_args(out, false);
+    let splits: String = (0..n).map(|i| format!("[s{i}]")).collect();
+    let thumb = if out.thumbnail { "[th]" } else { "" };
+    let mut filter = format!("[0:v]split={}{splits}{thumb}", n + usize::from(out.thumbnail));
+    for (i, r) in ladder.iter().enumerate() {
+        filter.push_str(&format!(";[s{i}]scale=-2:{}[v{i}]", r.height));
+    }
+    if out.thumbnail {
+        filter.push_str(&format!(";[th]{THUMB_SELECT}[thumb]"));
+    }
+    a.extend(["-filter_complex".into(), filter]);
+    for (i, r) in ladder.iter().enumerate() {
+        a.extend(["-map".into(), format!("[v{i}]")]);
+        if has_audio {
+            a.extend(strings(&["-map", "0:a:0"]));
+        }
+        a.extend(x264(preset));
+        a.extend([
+            "-b:v".into(),
+            format!("{}k", r.video_kbps),
+            "-maxrate:v".into(),
+            format!("{}k", r.video_kbps * 107 / 100),
+            "-bufsize:v".into(),
+            format!("{}k", r.video_kbps * 3 / 2),
+        ]);
+        if has_audio {
+            a.extend(strings(AAC));
+            a.extend(["-b:a".into(), format!("{}k", r.audio_kbps)]);
+        }
+        a.extend(ll_output(target, &r.name));
+    }
+    if out.thumbnail {
+        a.extend(thumbnail_output(out.dir, "[thumb]"));
+    }
+    a
+}
+
 /// ffmpeg arguments: FLV on stdin -> keyframe-aligned HLS ladder, 1 s segments.
 pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, out: &Output, has_audio: bool) -> Vec<String> {
     let n = ladder.len();
@@ -226,30 +337,9 @@ pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, out: &Output, has_audio: 
             a.extend([format!("-b:a:{i}"), format!("{}k", r.audio_kbps)]);
         }
     }
-    a.extend(
-        [
-            "-c:v",
-            "libx264",
-            "-preset",
-            preset,
-            "-tune",
-            "zerolatency",
-            "-profile:v",
-            "main",
-            "-pix_fmt",
-            "yuv420p",
-            // A keyframe every second in every rendition, at the same instants: segments line up
-            // across the ladder, so players switch cleanly.
-            "-force_key_frames",
-            "expr:gte(t,n_forced*1)",
-            "-sc_threshold",
-            "0",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
+    a.extend(x264(preset));
     if has_audio {
-        a.extend(["-c:a", "aac", "-ac", "2", "-ar", "48000"].iter().map(|s| s.to_string()));
+        a.extend(strings(AAC));
     }
     let map: Vec<String> = ladder
         .iter()
@@ -315,6 +405,32 @@ mod tests {
         assert!(args.contains("temp_file") && args.contains("-master_pl_name master.m3u8"));
         let silent = ffmpeg_args(&l, "veryfast", &local("/tmp/x"), false).join(" ");
         assert!(silent.contains("-var_stream_map v:0,name:720p v:1,name:360p") && !silent.contains("0:a:0"));
+    }
+
+    #[test]
+    fn ll_renditions_are_fragmented_mp4_streamed_to_the_origin() {
+        let l = parse_ladder("720p,360p").unwrap();
+        let target = LlTarget { base: "http://127.0.0.1:8090/internal/streams/s/ll", token: "tok", part: None };
+        let args = ll_ffmpeg_args(&l, "veryfast", &local("/tmp/x"), &target, true);
+        let joined = args.join(" ");
+        assert!(joined.contains("split=3[s0][s1][th]") && joined.ends_with("/tmp/x/thumb.jpg"), "{joined}");
+        // Each rendition: its own encoder with aligned keyframes, fMP4 in 200 ms fragments, a PUT.
+        for (i, name) in ["720p", "360p"].iter().enumerate() {
+            let url = format!("http://127.0.0.1:8090/internal/streams/s/ll/{name}");
+            let at = args.iter().position(|a| *a == url).unwrap_or_else(|| panic!("{url} in {joined}"));
+            let map = args.iter().position(|a| *a == format!("[v{i}]")).unwrap();
+            let own = args[map..at].join(" ");
+            assert!(own.contains("-c:v libx264") && own.contains("-force_key_frames expr:gte(t,n_forced*1)"), "{own}");
+            assert!(own.contains("-frag_duration 200000 -flush_packets 1 -method PUT -chunked_post 1"), "{own}");
+            assert!(own.contains("empty_moov+default_base_moof+frag_keyframe+cmaf") && own.contains("-c:a aac"));
+            assert_eq!(args[at - 1], "x-onair-internal-token: tok\r\n");
+        }
+        assert!(!joined.contains("-f hls"));
+        let pass = ll_passthrough_args(&local("/tmp/x"), &target, false).join(" ");
+        assert!(pass.contains("-c copy -f mp4") && pass.contains("/ll/source") && !pass.contains("0:a:0"), "{pass}");
+        let pod = LlTarget { part: Some("t1"), ..target };
+        let args = ll_ffmpeg_args(&l, "veryfast", &local("/tmp/x"), &pod, false);
+        assert!(args.iter().any(|a| a == "x-onair-internal-token: tok\r\nx-onair-transcoder-part: t1\r\n"));
     }
 
     fn local(dir: &str) -> Output<'_> {

@@ -231,4 +231,93 @@ mod tests {
         assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
         assert_eq!(res.headers()[header::RETRY_AFTER], "1");
     }
+
+    /// The whole LL path but the worker's wiring: real ffmpeg with the worker's arguments PUTs
+    /// each rendition into `feed` behind axum; the stream is then read back over HTTP by the
+    /// tools a viewer's player stands in for (ffprobe reading the master playlist).
+    #[tokio::test]
+    async fn real_ffmpeg_renditions_stream_in_and_play_back_over_http() {
+        use axum::extract::{Path, RawQuery, State};
+        use axum::routing::{get, put};
+        let dir = tempfile::tempdir().unwrap();
+        let flv = dir.path().join("in.flv");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi"])
+            .args(["-i", "sine=sample_rate=48000", "-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60"])
+            .args(["-c:a", "aac", "-f", "flv"])
+            .arg(&flv)
+            .status()
+            .unwrap();
+        assert!(made.success());
+
+        let store = Store::new(Config::default());
+        let app = axum::Router::new()
+            .route(
+                "/internal/streams/s/ll/{rendition}",
+                put(|State(store): State<Store>, Path(r): Path<String>, body: Body| async move {
+                    feed(&store, &r, body, Duration::from_secs(10))
+                        .await
+                        .map(|_| StatusCode::NO_CONTENT)
+                        .map_err(FeedError::into_http)
+                }),
+            )
+            .route(
+                "/hls/s/{*path}",
+                get(|State(store): State<Store>, Path(path): Path<String>, RawQuery(q): RawQuery| async move {
+                    match parse(&path) {
+                        Some(req) => respond(&store, req, q.as_deref(), &[("360p", 900_000), ("240p", 500_000)]).await,
+                        None => StatusCode::NOT_FOUND.into_response(),
+                    }
+                }),
+            )
+            .with_state(store.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let ladder = crate::ladder::parse_ladder("360p,240p").unwrap();
+        let base = format!("http://{addr}/internal/streams/s/ll");
+        let target = crate::ladder::LlTarget { base: &base, token: "tok", part: None };
+        let dir_s = dir.path().to_string_lossy().into_owned();
+        let out = crate::ladder::Output { dir: &dir_s, upload: None, shared_clock: false, thumbnail: false };
+        let args = crate::ladder::ll_ffmpeg_args(&ladder, "ultrafast", &out, &target, true);
+        let encode = tokio::process::Command::new("ffmpeg")
+            .args(&args)
+            .stdin(std::fs::File::open(&flv).unwrap())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let status = tokio::time::timeout(Duration::from_secs(60), encode).await.unwrap().unwrap();
+        assert!(status.success(), "{}", args.join(" "));
+        for r in ["360p", "240p"] {
+            let stats = store.stats(r).unwrap();
+            assert!(stats.segments >= 4 && stats.parts_over_target == 0, "{r}: {stats:?}");
+        }
+        store.end_all();
+
+        let http = reqwest::Client::new();
+        let master = http.get(format!("http://{addr}/hls/s/master.m3u8")).send().await.unwrap().text().await.unwrap();
+        assert!(master.contains("RESOLUTION=640x360") && master.contains("CODECS=\"avc1."), "{master}");
+        let media = http.get(format!("http://{addr}/hls/s/240p/index.m3u8")).send().await.unwrap();
+        assert_eq!(media.headers()[header::CACHE_CONTROL], "no-cache");
+        let media = media.text().await.unwrap();
+        assert!(media.contains("#EXT-X-PART:DURATION=0.20000") && media.contains("#EXT-X-ENDLIST"), "{media}");
+        assert!(media.contains("#EXT-X-RENDITION-REPORT:URI=\"../360p/index.m3u8\""), "{media}");
+        // A blocking reload on an ended stream answers at once.
+        let blocked = http.get(format!("http://{addr}/hls/s/240p/index.m3u8?_HLS_msn=999")).send().await.unwrap();
+        assert!(blocked.status().is_client_error() || blocked.status().is_success(), "{}", blocked.status());
+
+        let probe = tokio::process::Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "format=duration:stream=codec_name,height", "-of", "json"])
+            .arg(format!("http://{addr}/hls/s/master.m3u8"))
+            .output()
+            .await
+            .unwrap();
+        assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+        let codecs: Vec<&str> =
+            json["streams"].as_array().unwrap().iter().filter_map(|s| s["codec_name"].as_str()).collect();
+        assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "{json}");
+        let duration: f64 = json["format"]["duration"].as_str().unwrap().parse().unwrap();
+        assert!((duration - 4.0).abs() < 0.5, "{json}");
+    }
 }
