@@ -179,7 +179,7 @@ fn hls_output(out: &Output, var_stream_map: String) -> Vec<String> {
             a.extend(strings(&["-hls_start_number_source", "epoch"]));
             a.extend(strings(&["-method", "PUT", "-http_persistent", "1", "-ignore_io_errors", "1"]));
             let token = onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
-            let part = crate::origin::TRANSCODER_PART_HEADER;
+            let part = crate::transcoders::TRANSCODER_PART_HEADER;
             a.extend(["-headers".into(), format!("{token}: {}\r\n{part}: {}\r\n", up.token, up.part)]);
         }
         None => a.extend(strings(&["-master_pl_name", "master.m3u8"])),

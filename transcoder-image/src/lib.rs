@@ -2,13 +2,24 @@
 
 mod api;
 mod config;
+mod encoder;
+mod feed;
 mod flv;
 mod gateway;
 mod hls;
+mod internal;
 mod ladder;
+mod metrics;
 mod origin;
+mod playlists;
+mod progress;
+mod publisher;
 mod relay;
 mod rtmp;
+mod server;
+mod slots;
+mod state;
+mod transcoders;
 mod worker;
 
 pub use config::{MediaConfig, Role};
