@@ -20,8 +20,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::ApiClient;
+use crate::metrics::ReasonLabels;
 use crate::rtmp::{APP, server_handshake};
-use crate::worker::ReasonLabels;
 
 fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s.to_owned()))

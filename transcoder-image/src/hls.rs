@@ -15,7 +15,7 @@ use onair_web::HttpError;
 use serde::Deserialize;
 
 use crate::config::Role;
-use crate::worker::WorkerState;
+use crate::state::WorkerState;
 
 #[derive(Deserialize)]
 pub struct PlaybackQuery {
@@ -85,7 +85,7 @@ async fn read(state: &WorkerState, stream: StreamId, path: &str) -> Option<Vec<u
     // An ingest pod's master playlist is made from the parts that are live right now.
     if path == "master.m3u8" && state.config.role == Role::Ingest {
         let resolution = state.feed(stream).and_then(|f| f.resolution());
-        crate::origin::merged_master(&stream_dir, resolution).await.map(String::into_bytes)
+        crate::playlists::merged_master(&stream_dir, resolution).await.map(String::into_bytes)
     } else {
         tokio::fs::read(stream_dir.join(path)).await.ok()
     }

@@ -179,7 +179,7 @@ fn hls_output(out: &Output, var_stream_map: String) -> Vec<String> {
             a.extend(strings(&["-hls_start_number_source", "epoch"]));
             a.extend(strings(&["-method", "PUT", "-http_persistent", "1", "-ignore_io_errors", "1"]));
             let token = onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
-            let part = crate::origin::TRANSCODER_PART_HEADER;
+            let part = crate::transcoders::TRANSCODER_PART_HEADER;
             a.extend(["-headers".into(), format!("{token}: {}\r\n{part}: {}\r\n", up.token, up.part)]);
         }
         None => a.extend(strings(&["-master_pl_name", "master.m3u8"])),
@@ -237,7 +237,7 @@ fn ll_output(target: &LlTarget, name: &str) -> Vec<String> {
     let token = onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
     let mut headers = format!("{token}: {}\r\n", target.token);
     if let Some(part) = target.part {
-        headers.push_str(&format!("{}: {part}\r\n", crate::origin::TRANSCODER_PART_HEADER));
+        headers.push_str(&format!("{}: {part}\r\n", crate::transcoders::TRANSCODER_PART_HEADER));
     }
     a.extend(["-headers".into(), headers, format!("{}/{name}", target.base.trim_end_matches('/'))]);
     a

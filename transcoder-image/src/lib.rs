@@ -2,15 +2,26 @@
 
 mod api;
 mod config;
+mod encoder;
+mod feed;
 mod flv;
 mod gateway;
 mod hls;
+mod internal;
 mod ladder;
 #[allow(dead_code)] // wired into the worker with the LL-HLS encoder outputs (issue 13)
 mod ll;
+mod metrics;
 mod origin;
+mod playlists;
+mod progress;
+mod publisher;
 mod relay;
 mod rtmp;
+mod server;
+mod slots;
+mod state;
+mod transcoders;
 mod worker;
 
 pub use config::{MediaConfig, Role};

@@ -8,7 +8,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::flv;
-use crate::worker::{Publishing, WorkerState};
+use crate::publisher::Publishing;
+use crate::state::WorkerState;
 
 /// The RTMP application publishers use: `rtmp://host/live/{stream_key}`.
 pub const APP: &str = "live";
@@ -104,7 +105,7 @@ pub async fn server_handshake(
 
 /// A publisher sending codecs the ladder is not built for (H.264 + AAC, what OBS sends by
 /// default) is disconnected with a clear reason; returns false to end the connection.
-fn refuse_codec(state: &WorkerState, p: &crate::worker::Publishing, why: &str) -> bool {
+fn refuse_codec(state: &WorkerState, p: &Publishing, why: &str) -> bool {
     tracing::warn!(stream_id = %p.stream_id, reason = why, "publisher refused: unsupported codec (send H.264 video and AAC audio)");
     state.metrics.refused("unsupported_codec");
     false

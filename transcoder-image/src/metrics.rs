@@ -1,0 +1,50 @@
+//! The media worker's Prometheus metrics (publishers, refusals, encoder health, restarts) and
+//! their labels. A leaf: the ingest gateway counts its refusals with the same labels.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    pub stream_id: String,
+}
+
+pub struct MediaMetrics {
+    pub publishers: Gauge,
+    pub refused: Family<ReasonLabels, Counter>,
+    /// ffmpeg's `speed=` per stream: under 1.0 the encoder falls behind real time.
+    pub encode_speed: Family<StreamLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub dropped_frames: Family<StreamLabels, Gauge>,
+    pub restarts: Counter,
+}
+
+impl MediaMetrics {
+    /// The metrics, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = MediaMetrics {
+            publishers: Gauge::default(),
+            refused: Family::default(),
+            encode_speed: Family::default(),
+            dropped_frames: Family::default(),
+            restarts: Counter::default(),
+        };
+        registry.register("publishers", "Publishers connected", metrics.publishers.clone());
+        registry.register("refused_publishers", "Publishers refused, by reason", metrics.refused.clone());
+        registry.register("encode_speed", "ffmpeg encode speed (1.0 = real time)", metrics.encode_speed.clone());
+        registry.register("dropped_frames", "Frames ffmpeg dropped", metrics.dropped_frames.clone());
+        registry.register("transcoder_restarts", "ffmpeg restarts after a crash", metrics.restarts.clone());
+        metrics
+    }
+
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}

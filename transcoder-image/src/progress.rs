@@ -1,0 +1,82 @@
+//! ffmpeg's `-progress` output (on stderr, between its log lines) turned into the encoder's
+//! health: `speed=` (under 1.0 the encoder falls behind real time) and dropped frames, exported
+//! as metrics and reported to the apiserver (the streamer's dashboard, the autoscaler).
+
+use std::time::Duration;
+
+use onair_domain::StreamId;
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::metrics::StreamLabels;
+use crate::state::WorkerState;
+
+/// One line of ffmpeg's stderr.
+#[derive(Debug, PartialEq)]
+enum Line<'a> {
+    /// `speed=1.02x`
+    Speed(f64),
+    /// `drop_frames=3`
+    DroppedFrames(i64),
+    /// A log line (not a `key=value` progress line): worth a warning.
+    Log(&'a str),
+    /// Any other progress key, or a value that does not parse.
+    Other,
+}
+
+fn parse(line: &str) -> Line<'_> {
+    if let Some(v) = line.strip_prefix("speed=") {
+        v.trim().trim_end_matches('x').parse::<f64>().map_or(Line::Other, Line::Speed)
+    } else if let Some(v) = line.strip_prefix("drop_frames=") {
+        v.trim().parse::<i64>().map_or(Line::Other, Line::DroppedFrames)
+    } else if !line.contains('=') && !line.trim().is_empty() {
+        Line::Log(line)
+    } else {
+        Line::Other
+    }
+}
+
+/// Read ffmpeg's `-progress` output: export encode speed and dropped frames.
+pub async fn watch(state: WorkerState, stream: StreamId, stderr: tokio::process::ChildStderr) {
+    let labels = StreamLabels { stream_id: stream.to_string() };
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let (mut dropped, mut last_report) = (0i64, std::time::Instant::now() - Duration::from_secs(60));
+    while let Ok(Some(line)) = lines.next_line().await {
+        match parse(&line) {
+            Line::Speed(speed) => {
+                state.metrics.encode_speed.get_or_create(&labels).set(speed);
+                // The apiserver hears about it every 5 s (the streamer's dashboard, the autoscaler).
+                if last_report.elapsed() >= Duration::from_secs(5) {
+                    last_report = std::time::Instant::now();
+                    let (api, s) = (state.api.clone(), speed);
+                    tokio::spawn(async move { api.report_health(stream, s, dropped).await });
+                }
+            }
+            Line::DroppedFrames(n) => {
+                dropped = n;
+                state.metrics.dropped_frames.get_or_create(&labels).set(n);
+            }
+            Line::Log(line) => tracing::warn!(stream_id = %stream, ffmpeg = %line, "ffmpeg"),
+            Line::Other => {}
+        }
+    }
+    state.metrics.encode_speed.remove(&labels);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_give_speed_and_dropped_frames_and_log_lines_stand_out() {
+        assert_eq!(parse("speed=1.02x"), Line::Speed(1.02));
+        assert_eq!(parse("speed= 0.5x"), Line::Speed(0.5));
+        assert_eq!(parse("speed=N/A"), Line::Other);
+        assert_eq!(parse("drop_frames=3"), Line::DroppedFrames(3));
+        assert_eq!(parse("frame=120"), Line::Other);
+        assert_eq!(parse("   "), Line::Other);
+        assert_eq!(
+            parse("[libx264 @ 0x1] using cpu capabilities"),
+            Line::Log("[libx264 @ 0x1] using cpu capabilities")
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The worker's listeners: the RTMP accept loop, and one HTTP server with every route (HLS for
+//! players, the internal routes, health and metrics). A transcode pod also follows its ingest
+//! pod's source here, for as long as the server runs.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use onair_domain::StreamId;
+use tokio::net::TcpListener;
+
+use crate::config::Role;
+use crate::state::WorkerState;
+use crate::{hls, internal, origin, relay, rtmp};
+
+/// A listener's address (unspecified ones resolved by the OS).
+pub fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Serve RTMP and HTTP until `shutdown` resolves.
+pub async fn run(
+    rtmp: TcpListener,
+    http: TcpListener,
+    state: WorkerState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let rtmp_addr = local_addr(&rtmp);
+    let http_addr = local_addr(&http);
+    let accept = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                match rtmp.accept().await {
+                    Ok((tcp, peer)) => {
+                        tokio::spawn(rtmp::handle(state.clone(), tcp, peer));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "rtmp accept failed"),
+                }
+            }
+        })
+    };
+    let config = &state.config;
+    let follow = match (config.role, config.only_stream, config.source_url.clone()) {
+        (Role::Transcode, Some(stream), Some(url)) => {
+            Some(tokio::spawn(relay::follow(state.clone(), StreamId(stream), url)))
+        }
+        _ => None,
+    };
+    let router = onair_web::finish_router(router(state), onair_web::Limits::default());
+    tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "media worker listening");
+    let result = onair_web::serve(http, router, shutdown).await;
+    accept.abort();
+    // A transcode pod going away kills its encoder with it (the child dies on drop).
+    if let Some(f) = follow {
+        f.abort();
+    }
+    Ok(result?)
+}
+
+/// Every HTTP route of the worker.
+fn router(state: WorkerState) -> Router {
+    // Players on other origins (the web app) read playlists, and the 404 a player gets
+    // before the first segment exists must be readable too.
+    let hls = Router::new().route("/hls/{stream_id}/{*path}", get(hls::serve)).layer(
+        tower_http::set_header::SetResponseHeaderLayer::overriding(
+            http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            http::HeaderValue::from_static("*"),
+        ),
+    );
+    // Transcode pods upload segments: larger bodies than any other internal route.
+    let uploads = Router::new()
+        .route("/internal/streams/{stream_id}/hls/{*path}", axum::routing::put(origin::upload).delete(origin::remove))
+        .layer(axum::extract::DefaultBodyLimit::max(origin::MAX_UPLOAD_BYTES));
+    Router::new()
+        .merge(hls)
+        .merge(uploads)
+        .route("/internal/streams/{stream_id}/source", get(relay::serve))
+        .route("/internal/streams/{stream_id}/transcoders", axum::routing::put(origin::assign))
+        .route("/internal/streams/{stream_id}/transcoders/{part}", axum::routing::post(origin::report))
+        .route("/internal/streams/{stream_id}/stop", axum::routing::post(internal::stop))
+        .route("/internal/streams/{stream_id}", get(internal::stream_state))
+        .route("/internal/streams/{stream_id}/level", axum::routing::put(internal::set_level))
+        .route("/healthz", get(onair_web::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Ready when Redis (viewer counting) answers: a pod that cannot count viewers still serves
+/// video, so this gates traffic only at start.
+async fn readyz(State(state): State<WorkerState>) -> http::StatusCode {
+    let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut state.redis.clone()).await;
+    if pong.is_ok() { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE }
+}
+
+async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        onair_telemetry::encode(&state.registry),
+    )
+}

@@ -1,0 +1,104 @@
+//! What every part of the media worker shares: the configuration, the apiserver client, Redis,
+//! the metrics, the ladder, the per-stream slots, an ingest pod's source relays and transcoders,
+//! and a transcode pod's assignment. Defined here, below everything that uses it (the handlers,
+//! the publisher lifecycle, the encoder), so none of them depends on the composition root
+//! (`worker.rs`), which builds it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use onair_domain::StreamId;
+use onair_domain::contracts::media::StreamState;
+
+use crate::api::ApiClient;
+use crate::config::MediaConfig;
+use crate::feed::Feed;
+use crate::ladder::Rendition;
+use crate::metrics::{MediaMetrics, StreamLabels};
+use crate::slots::Slots;
+use crate::transcoders::Transcoders;
+
+pub struct Inner {
+    pub config: MediaConfig,
+    pub api: ApiClient,
+    pub redis: redis::aio::ConnectionManager,
+    pub metrics: MediaMetrics,
+    pub registry: prometheus_client::registry::Registry,
+    pub ladder: Vec<Rendition>,
+    pub slots: Slots,
+    /// An ingest pod's source relays, by stream (split roles).
+    pub feeds: Mutex<HashMap<StreamId, Arc<Feed>>>,
+    /// An ingest pod's transcoders: their reports and the operator's assignment.
+    pub transcoders: Transcoders,
+    /// A transcode pod's renditions, as the operator assigned them (through the ingest pod).
+    pub assigned: Mutex<Option<Vec<String>>>,
+}
+
+#[derive(Clone)]
+pub struct WorkerState(Arc<Inner>);
+
+impl std::ops::Deref for WorkerState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl WorkerState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    pub fn stream_dir(&self, stream: StreamId) -> PathBuf {
+        self.config.media_dir.join(stream.to_string())
+    }
+
+    /// What this process knows of a stream (no viewers, no transcoders: the handler adds them).
+    pub fn local_state(&self, stream: StreamId) -> StreamState {
+        let (publishing, stopped, renditions, level) = {
+            let mut slots = self.slots.lock();
+            match slots.get_mut(&stream) {
+                Some(s) => (s.publishing, s.stopped, s.renditions.clone(), s.level(self.config.initial_level).get()),
+                None => (false, false, Vec::new(), self.config.initial_level),
+            }
+        };
+        let labels = StreamLabels { stream_id: stream.to_string() };
+        let encode_speed =
+            publishing.then(|| self.metrics.encode_speed.get_or_create(&labels).get()).filter(|s| *s > 0.0);
+        StreamState {
+            publishing,
+            stopped,
+            renditions,
+            viewers: None,
+            level: Some(level),
+            encode_speed,
+            ..StreamState::default()
+        }
+    }
+
+    /// A transcode pod's new assignment (from its report's answer); the encoder switches at
+    /// the next keyframe.
+    pub fn assign(&self, renditions: Vec<String>) {
+        let mut a = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+        if a.as_ref() != Some(&renditions) {
+            tracing::info!(renditions = ?renditions, "renditions assigned");
+            *a = Some(renditions);
+        }
+    }
+
+    /// Whether a publisher holds the stream right now (its media is on the way).
+    pub fn publishing(&self, stream: StreamId) -> bool {
+        self.slots.publishing(stream)
+    }
+
+    /// Whether this worker holds the stream: a publisher, or one within its reconnect grace.
+    pub fn holds(&self, stream: StreamId) -> bool {
+        self.slots.holds(stream)
+    }
+
+    /// The relay of a stream this ingest pod is receiving.
+    pub fn feed(&self, stream: StreamId) -> Option<Arc<Feed>> {
+        self.feeds.lock().unwrap_or_else(|e| e.into_inner()).get(&stream).cloned()
+    }
+}
