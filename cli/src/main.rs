@@ -22,6 +22,9 @@ struct UpArgs {
     /// Publish a test pattern as a live demo stream (needs ffmpeg).
     #[arg(long, env = "ONAIR_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
     demo: bool,
+    /// `low`: LL-HLS (parts of 200 ms, blocking playlist reload); `normal`: standard HLS.
+    #[arg(long, env = "ONAIR_LATENCY", value_enum, default_value = "low")]
+    latency: onair_transcoder_image::Latency,
 }
 
 #[derive(Subcommand)]
@@ -111,7 +114,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let nats_prefix = config.nats.nats_prefix.clone();
     let ingest_url = config.ingest_url.clone();
     let api_url = format!("http://{}", config.listen);
-    let media_config = MediaConfig::from_args(shared(&["--apiserver-url", &api_url, "--internal-token", &internal]))?;
+    let latency =
+        clap::ValueEnum::to_possible_value(&args.latency).map(|v| v.get_name().to_owned()).unwrap_or_default();
+    let media_config = MediaConfig::from_args(shared(&[
+        "--apiserver-url",
+        &api_url,
+        "--internal-token",
+        &internal,
+        "--latency",
+        &latency,
+    ]))?;
     let orchestrator = onair_apiserver::LocalOrchestrator::new(
         &format!("http://{}", media_config.http_listen),
         secrecy::SecretString::from(internal.clone()),

@@ -83,6 +83,11 @@ pub struct MediaConfig {
     /// A viewer session counts as watching for this many seconds after its last request.
     #[arg(long, env = "ONAIR_VIEWER_WINDOW", default_value_t = 30)]
     pub viewer_window_secs: u64,
+    /// `low`: LL-HLS (~200 ms parts, blocking playlist reload, fragmented MP4) from a worker
+    /// that does everything (`--role all`); `normal`: standard HLS with 1 s MPEG-TS segments.
+    /// Split roles use standard HLS for now.
+    #[arg(long, env = "ONAIR_LATENCY", value_enum, default_value = "normal")]
+    pub latency: Latency,
     /// `all` (one process does everything), `ingest` or `transcode` (split roles, one stream).
     #[arg(long, env = "ONAIR_MEDIA_ROLE", value_enum, default_value = "all")]
     pub role: Role,
@@ -100,7 +105,19 @@ pub struct MediaConfig {
     pub redis: RedisArgs,
 }
 
+/// How close to the live edge a worker's playlists keep players.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Latency {
+    Low,
+    Normal,
+}
+
 impl MediaConfig {
+    /// Whether this worker packages LL-HLS itself (see `ll.rs`).
+    pub fn low_latency(&self) -> bool {
+        self.latency == Latency::Low && self.role == Role::All
+    }
+
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,

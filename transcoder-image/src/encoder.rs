@@ -134,7 +134,9 @@ impl Encoder {
         // segments that will not come. (A transcode pod's playlists live on the ingest pod,
         // which ends them when the operator takes them away.)
         if state.config.role == Role::All {
-            for gone in before.iter().filter(|r| !self.running.contains(r)) {
+            let gone: Vec<String> = before.iter().filter(|r| !self.running.contains(r)).cloned().collect();
+            state.ll.end_renditions(self.stream_id, &gone);
+            for gone in &gone {
                 playlists::end_playlist(&state.stream_dir(self.stream_id).join(gone).join("index.m3u8")).await;
             }
         }
@@ -222,7 +224,10 @@ impl Encoder {
             _ => None,
         };
         if upload_base.is_none() {
-            for n in &names {
+            // LL-HLS keeps its media in memory: the folder holds the thumbnail only.
+            let folders: &[String] = if state.config.low_latency() { &[] } else { &names };
+            tokio::fs::create_dir_all(&dir).await?;
+            for n in folders {
                 tokio::fs::create_dir_all(dir.join(n)).await?;
             }
         }
@@ -237,10 +242,19 @@ impl Encoder {
             shared_clock: state.config.role != Role::All,
             thumbnail: state.config.role != Role::Transcode,
         };
-        let mut args = if level == Level::Passthrough {
-            crate::ladder::passthrough_args(&out, self.has_audio)
-        } else {
-            ffmpeg_args(&ladder, &self.preset, &out, self.has_audio)
+        // LL-HLS: each rendition streams fragmented MP4 into this worker's own origin (`ll.rs`).
+        let ll_base = state.config.low_latency().then(|| {
+            let listen = state.config.http_listen;
+            let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
+            let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+            format!("http://{host}:{}/internal/streams/{}/ll", listen.port(), self.stream_id)
+        });
+        let ll = ll_base.as_deref().map(|base| crate::ladder::LlTarget { base, token: &token, part: None });
+        let mut args = match (&ll, level == Level::Passthrough) {
+            (Some(target), true) => crate::ladder::ll_passthrough_args(&out, target, self.has_audio),
+            (Some(target), false) => crate::ladder::ll_ffmpeg_args(&ladder, &self.preset, &out, target, self.has_audio),
+            (None, true) => crate::ladder::passthrough_args(&out, self.has_audio),
+            (None, false) => ffmpeg_args(&ladder, &self.preset, &out, self.has_audio),
         };
         // A reconnect continues the same playlists, marked with a discontinuity; the end marker
         // is written by us once the stream is really over.

@@ -5,7 +5,7 @@ use std::path::{Component, PathBuf};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use http::{HeaderValue, StatusCode, header};
@@ -39,9 +39,20 @@ pub async fn serve(
     State(state): State<WorkerState>,
     Path((stream_id, path)): Path<(String, String)>,
     Query(q): Query<PlaybackQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, HttpError> {
     let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such playlist or segment");
     let stream: StreamId = stream_id.parse().map_err(|_| not_found())?;
+    // The thumbnail stays a file in either mode.
+    if state.config.low_latency() && path != "thumb.jpg" {
+        let req = crate::ll::parse(&path).ok_or_else(not_found)?;
+        if matches!(req, crate::ll::Request::Master)
+            && let Some(session) = q.session.as_deref().filter(|s| valid_session(s))
+        {
+            record_viewer(&state, stream, session).await;
+        }
+        return serve_ll(&state, stream, req, raw.as_deref()).await.ok_or_else(not_found);
+    }
     let rel = PathBuf::from(&path);
     // Only plain names below the stream's folder: no `..`, no absolute paths.
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
@@ -102,6 +113,39 @@ async fn wait_for_start(state: &WorkerState, stream: StreamId, path: &str) -> Op
         }
     }
     None
+}
+
+/// LL-HLS from the stream's packager. A stream held here but without media yet is waited for
+/// (as the file-based master above): its master once a rendition has its first part, a media
+/// playlist by the packager's own blocking rules. `None`: not a stream this worker has.
+async fn serve_ll(
+    state: &WorkerState,
+    stream: StreamId,
+    req: crate::ll::Request<'_>,
+    query: Option<&str>,
+) -> Option<Response> {
+    let variants = crate::ll::variants(&state.ladder);
+    let variants: Vec<(&str, u64)> = variants.iter().map(|(n, bw)| (n.as_str(), *bw)).collect();
+    let deadline = tokio::time::Instant::now() + START_HOLD;
+    loop {
+        let store = state.ll.get(stream);
+        let ready = store.as_ref().is_some_and(|s| match req {
+            crate::ll::Request::Master => has_variants(s, &variants),
+            crate::ll::Request::Media { rendition, .. } => s.renditions().iter().any(|r| r == rendition),
+        });
+        match store {
+            Some(store) if ready => return Some(crate::ll::respond(&store, req, query, &variants).await),
+            // Not held here (any more): what exists answers "not yet", nothing else is ours.
+            _ if !state.holds(stream) => return store.map(|_| starting()),
+            _ if tokio::time::Instant::now() >= deadline => return Some(starting()),
+            _ => tokio::time::sleep(START_POLL).await,
+        }
+    }
+}
+
+fn has_variants(store: &onair_llhls::Store, variants: &[(&str, u64)]) -> bool {
+    let list: Vec<(&str, u64, Option<f64>)> = variants.iter().map(|(n, bw)| (*n, *bw, None)).collect();
+    store.master(&list).contains("#EXT-X-STREAM-INF")
 }
 
 /// No playlist yet for a stream this worker holds: a retryable answer, never a 404 that a CDN

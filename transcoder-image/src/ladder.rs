@@ -228,10 +228,14 @@ pub struct LlTarget<'a> {
     pub part: Option<&'a str>,
 }
 
+/// CMAF fragments, the moov written with the first one (`delay_moov`: AAC's priming delay then
+/// goes into an edit list instead of a warning per rendition per start).
+const LL_MOVFLAGS: &str = "empty_moov+delay_moov+default_base_moof+frag_keyframe+cmaf";
+
 /// One rendition as fragmented MP4 (a fragment every 200 ms and at every keyframe: the LL-HLS
 /// parts), flushed as each fragment is cut, streamed in one chunked PUT.
 fn ll_output(target: &LlTarget, name: &str) -> Vec<String> {
-    let mut a = strings(&["-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe+cmaf"]);
+    let mut a = strings(&["-f", "mp4", "-movflags", LL_MOVFLAGS]);
     a.extend(strings(&["-frag_duration", "200000", "-flush_packets", "1"]));
     a.extend(strings(&["-method", "PUT", "-chunked_post", "1"]));
     let token = onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
@@ -422,7 +426,7 @@ mod tests {
             let own = args[map..at].join(" ");
             assert!(own.contains("-c:v libx264") && own.contains("-force_key_frames expr:gte(t,n_forced*1)"), "{own}");
             assert!(own.contains("-frag_duration 200000 -flush_packets 1 -method PUT -chunked_post 1"), "{own}");
-            assert!(own.contains("empty_moov+default_base_moof+frag_keyframe+cmaf") && own.contains("-c:a aac"));
+            assert!(own.contains(LL_MOVFLAGS) && own.contains("-c:a aac"));
             assert_eq!(args[at - 1], "x-onair-internal-token: tok\r\n");
         }
         assert!(!joined.contains("-f hls"));

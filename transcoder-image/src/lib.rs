@@ -24,7 +24,7 @@ mod state;
 mod transcoders;
 mod worker;
 
-pub use config::{MediaConfig, Role};
+pub use config::{Latency, MediaConfig, Role};
 pub use gateway::{GatewayConfig, IngestGateway};
 pub use ladder::{Rendition, parse_ladder};
 pub use worker::MediaWorker;

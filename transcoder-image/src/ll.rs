@@ -110,6 +110,49 @@ pub async fn feed(store: &Store, rendition: &str, body: Body, idle: Duration) ->
     }
 }
 
+/// How long an encoder's upload may send nothing before it is cut off (ffmpeg sends a fragment
+/// every 200 ms; a stalled one restarts).
+const UPLOAD_IDLE: Duration = Duration::from_secs(15);
+
+/// `PUT /internal/streams/{id}/ll/{rendition}`: one encoder's rendition, for as long as it
+/// runs. Mounted outside the request timeout every other route has: the body is the stream.
+pub async fn ingest(
+    axum::extract::State(state): axum::extract::State<crate::state::WorkerState>,
+    axum::extract::Path((stream_id, rendition)): axum::extract::Path<(String, String)>,
+    headers: http::HeaderMap,
+    body: Body,
+) -> Result<StatusCode, HttpError> {
+    let stream = crate::internal::internal_stream(&state, &headers, &stream_id)?;
+    if !valid_rendition(&rendition) {
+        return Err(HttpError::invalid("rendition", "1-16 lowercase letters and digits"));
+    }
+    if !state.config.low_latency() {
+        // Split roles upload standard HLS (origin.rs); a part's LL upload is not accepted yet.
+        return Err(HttpError::new(StatusCode::CONFLICT, "not_low_latency", "this worker does not package LL-HLS"));
+    }
+    let store = state.ll.store(stream);
+    tracing::info!(stream_id = %stream, %rendition, "encoder upload started");
+    match feed(&store, &rendition, body, UPLOAD_IDLE).await {
+        Ok(bytes) => {
+            tracing::info!(stream_id = %stream, %rendition, bytes, "encoder upload ended");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(e) => {
+            tracing::info!(stream_id = %stream, %rendition, error = %e, "encoder upload refused or broken");
+            Err(e.into_http())
+        }
+    }
+}
+
+/// The variants of a stream's master playlist: the ladder's renditions (peak video + audio) and
+/// the source (passthrough, bitrate unknown up front).
+pub fn variants(ladder: &[crate::ladder::Rendition]) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> =
+        ladder.iter().map(|r| (r.name.clone(), u64::from(r.video_kbps * 107 / 100 + r.audio_kbps) * 1000)).collect();
+    v.push((crate::ladder::SOURCE.to_string(), 6_000_000));
+    v
+}
+
 /// A rendition's name as it appears in URLs (`720p`, `source`): short, lowercase alphanumerics.
 pub fn valid_rendition(name: &str) -> bool {
     (1..=16).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
@@ -284,10 +327,13 @@ mod tests {
         let encode = tokio::process::Command::new("ffmpeg")
             .args(&args)
             .stdin(std::fs::File::open(&flv).unwrap())
-            .stderr(std::process::Stdio::null())
-            .status();
-        let status = tokio::time::timeout(Duration::from_secs(60), encode).await.unwrap().unwrap();
-        assert!(status.success(), "{}", args.join(" "));
+            .stderr(std::process::Stdio::piped())
+            .output();
+        let done = tokio::time::timeout(Duration::from_secs(60), encode).await.unwrap().unwrap();
+        assert!(done.status.success(), "{}", args.join(" "));
+        // ffmpeg has nothing to warn about these outputs (the worker logs its warnings).
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(!stderr.contains("[mp4 @"), "{stderr}");
         for r in ["360p", "240p"] {
             let stats = store.stats(r).unwrap();
             assert!(stats.segments >= 4 && stats.parts_over_target == 0, "{r}: {stats:?}");

@@ -39,14 +39,16 @@ fn parse(line: &str) -> Line<'_> {
 pub async fn watch(state: WorkerState, stream: StreamId, stderr: tokio::process::ChildStderr) {
     let labels = StreamLabels { stream_id: stream.to_string() };
     let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let (mut dropped, mut last_report) = (0i64, std::time::Instant::now() - Duration::from_secs(60));
+    // None: nothing reported yet, so the first speed goes out at once. (An Instant 60 s in the
+    // past would underflow on a machine up for less than that.)
+    let (mut dropped, mut last_report) = (0i64, None::<std::time::Instant>);
     while let Ok(Some(line)) = lines.next_line().await {
         match parse(&line) {
             Line::Speed(speed) => {
                 state.metrics.encode_speed.get_or_create(&labels).set(speed);
                 // The apiserver hears about it every 5 s (the streamer's dashboard, the autoscaler).
-                if last_report.elapsed() >= Duration::from_secs(5) {
-                    last_report = std::time::Instant::now();
+                if last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+                    last_report = Some(std::time::Instant::now());
                     let (api, s) = (state.api.clone(), speed);
                     tokio::spawn(async move { api.report_health(stream, s, dropped).await });
                 }

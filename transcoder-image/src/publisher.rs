@@ -215,11 +215,14 @@ impl WorkerState {
             };
             if !publishing {
                 state.transcoders.forget(stream);
+                state.ll.remove(stream);
                 if tokio::fs::remove_dir_all(&later).await.is_ok() {
                     tracing::info!(stream_id = %stream, "ended stream's media removed");
                 }
             }
         });
+        // LL-HLS renditions end at once (players finish, held requests answer).
+        self.ll.end(stream);
         let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { return };
         let mut variants = Vec::new();
         while let Ok(Some(e)) = entries.next_entry().await {

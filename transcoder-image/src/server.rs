@@ -49,7 +49,13 @@ pub async fn run(
         }
         _ => None,
     };
-    let router = onair_web::finish_router(router(state), onair_web::Limits::default());
+    // Encoders' LL-HLS uploads last as long as they encode: outside the request timeout and body
+    // limit every other route has (`ll::ingest` bounds them by idleness instead).
+    let ll_uploads = Router::new()
+        .route("/internal/streams/{stream_id}/ll/{rendition}", axum::routing::put(crate::ll::ingest))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state.clone());
+    let router = onair_web::finish_router(router(state), onair_web::Limits::default()).merge(ll_uploads);
     tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "media worker listening");
     let result = onair_web::serve(http, router, shutdown).await;
     accept.abort();

@@ -33,6 +33,8 @@ pub struct Inner {
     pub transcoders: Transcoders,
     /// A transcode pod's renditions, as the operator assigned them (through the ingest pod).
     pub assigned: Mutex<Option<Vec<String>>>,
+    /// LL-HLS: each stream's packaged renditions.
+    pub ll: crate::ll::LlStreams,
 }
 
 #[derive(Clone)]

@@ -62,6 +62,7 @@ impl MediaWorker {
             feeds: Mutex::default(),
             transcoders: Transcoders::default(),
             assigned: Mutex::new(assigned),
+            ll: crate::ll::LlStreams::default(),
         });
         Ok(Self { rtmp, http, state })
     }

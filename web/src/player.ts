@@ -1,5 +1,5 @@
-// hls.js tuned for a live low-latency feed: start near the live edge, keep ~3 segments behind,
-// catch up by playing slightly faster rather than by seeking.
+// hls.js tuned for a live low-latency feed: start at the playlist's hold-back (LL-HLS parts, or
+// three segments of standard HLS), catch up by playing slightly faster rather than by seeking.
 import Hls, { type Level } from "hls.js";
 
 export interface PlayerState {
@@ -30,9 +30,9 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
     },
   };
   const hls = new Hls({
+    // LL-HLS playlists say how far behind the edge to play (PART-HOLD-BACK); any liveSync* value
+    // set here would override it (hls.js prefers a user's setting), so none is.
     lowLatencyMode: true,
-    liveSyncDurationCount: 3,
-    liveMaxLatencyDurationCount: 6,
     maxLiveSyncPlaybackRate: 1.15,
     backBufferLength: 30,
     manifestLoadPolicy: playlistPolicy,

@@ -129,6 +129,17 @@ test("a new streamer goes live from the dashboard and a viewer watches it play",
   const t2 = await viewer.evaluate(() => document.querySelector("video").currentTime);
   assert.ok(t2 > t1 + 1, `currentTime advances (${t1} -> ${t2})`);
   assert.deepEqual(await viewer.evaluate(() => window.__videoErrors), []);
+  // `onair up` serves LL-HLS: the player loads parts, may block on reloads, and sits at the
+  // playlist's part hold-back rather than three segments behind.
+  await viewer.waitForTimeout(3000);
+  const ll = await viewer.evaluate(() => {
+    const h = window.__onairPlayer.hls;
+    const d = h.levels[h.currentLevel]?.details;
+    return { parts: d?.partList?.length ?? 0, canBlockReload: !!d?.canBlockReload, latency: h.latency };
+  });
+  assert.ok(ll.parts > 0 && ll.canBlockReload, `LL-HLS playlists: ${JSON.stringify(ll)}`);
+  assert.ok(ll.latency < 2.5, `the player holds back by parts, not segments: ${JSON.stringify(ll)}`);
+  state.llLatency = +ll.latency.toFixed(2);
   const options = await viewer.$$eval("[data-testid=quality] option", (os) => os.map((o) => o.textContent.trim()));
   assert.deepEqual(options.slice(1), ["720p", "480p", "360p"], `every ladder entry: ${options}`);
   assert.match(options[0], /^Auto/);
@@ -296,6 +307,8 @@ test("page weight and time to first frame are recorded", () => {
     watch_js_gzip_kb: +(gz / 1024).toFixed(1),
     first_frame_ms: state.firstFrameMs,
     one_second_played_ms: state.oneSecondMs,
+    // hls.js's own estimate of how far behind the live edge it plays (LL-HLS).
+    player_latency_s: state.llLatency,
     // At stream start: from the publisher's connect for a viewer already on the page, and from
     // opening the page for one arriving as the stream goes live (three tries each).
     waiting_viewer_first_frame_ms: state.waitingFirstFrameMs,
