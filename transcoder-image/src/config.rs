@@ -88,6 +88,10 @@ pub struct MediaConfig {
     /// Split roles use standard HLS for now.
     #[arg(long, env = "ONAIR_LATENCY", value_enum, default_value = "normal")]
     pub latency: Latency,
+    /// Seconds an encoder may stay under 0.9x real time before its stream sheds a ladder level
+    /// (one machine: `--role all`; on Kubernetes the operator sheds); 0 never sheds.
+    #[arg(long, env = "ONAIR_SHED_AFTER", default_value_t = 30)]
+    pub shed_after_secs: u64,
     /// `all` (one process does everything), `ingest` or `transcode` (split roles, one stream).
     #[arg(long, env = "ONAIR_MEDIA_ROLE", value_enum, default_value = "all")]
     pub role: Role,

@@ -56,6 +56,10 @@ struct Transcoder {
     stdin: ChildStdin,
 }
 
+/// How long a write to ffmpeg may block before the worker looks whether the encoder should be
+/// replaced (a shed while it is behind).
+const STALL_CHECK: Duration = Duration::from_millis(250);
+
 impl Encoder {
     pub fn new(stream_id: StreamId, quality_cap: Option<u32>, preset: String, level: Arc<LevelCell>) -> Self {
         Self {
@@ -98,12 +102,40 @@ impl Encoder {
             }
             self.awaiting_keyframe = false;
         }
-        let Some(t) = self.transcoder.as_mut() else { return Ok(()) };
-        if let Err(e) = t.stdin.write_all(&flv::tag(kind, ts, data)).await {
-            // ffmpeg died under us: restart it without dropping the publisher.
-            tracing::warn!(stream_id = %self.stream_id, error = %e, "transcoder exited; restarting");
-            self.restart(state, ts).await?;
+        let tag = flv::tag(kind, ts, data);
+        let mut written = 0;
+        while written < tag.len() {
+            let Some(t) = self.transcoder.as_mut() else { return Ok(()) };
+            // A write that cannot finish is an encoder behind real time with its input pipe full.
+            // Dropping a pending write loses nothing (nothing of it was taken).
+            match tokio::time::timeout(STALL_CHECK, t.stdin.write(&tag[written..])).await {
+                Ok(Ok(n)) if n > 0 => written += n,
+                Ok(Ok(_)) | Ok(Err(_)) => {
+                    // ffmpeg died under us: restart it without dropping the publisher.
+                    tracing::warn!(stream_id = %self.stream_id, "transcoder exited; restarting");
+                    self.restart(state, ts).await?;
+                    return Ok(());
+                }
+                // Blocked. A shed (or any new plan) does not wait for the backlog to drain: that
+                // wait is the delay growing. The old encoder goes now; the new one starts at the
+                // next keyframe.
+                Err(_) if self.plan(state).names != self.running => {
+                    self.switch_now(state, ts).await?;
+                    return Ok(());
+                }
+                Err(_) => {}
+            }
         }
+        Ok(())
+    }
+
+    /// Replace an encoder that is behind at once (its backlog is stale): killed, not drained.
+    async fn switch_now(&mut self, state: &WorkerState, ts: u32) -> anyhow::Result<()> {
+        if let Some(mut old) = self.transcoder.take() {
+            let _ = old.child.kill().await;
+        }
+        self.switch(state, ts).await?;
+        self.awaiting_keyframe = true;
         Ok(())
     }
 
@@ -118,7 +150,8 @@ impl Encoder {
         }
     }
 
-    /// Finish the running encoder (its last segments are written) and start one for what is
+    /// Finish the running encoder (its last segments are written, unless `switch_now` already
+    /// let it go) and start one for what is
     /// wanted now. Not a failure: no backoff, not counted against the restart budget.
     async fn switch(&mut self, state: &WorkerState, ts: u32) -> anyhow::Result<()> {
         if let Some(mut old) = self.transcoder.take() {

@@ -19,6 +19,7 @@ mod publisher;
 mod relay;
 mod rtmp;
 mod server;
+mod shed;
 mod slots;
 mod state;
 mod transcoders;

@@ -24,6 +24,8 @@ pub struct MediaMetrics {
     pub encode_speed: Family<StreamLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub dropped_frames: Family<StreamLabels, Gauge>,
     pub restarts: Counter,
+    /// Ladder levels shed because an encoder stayed under real time (one machine).
+    pub sheds: Counter,
 }
 
 impl MediaMetrics {
@@ -35,12 +37,18 @@ impl MediaMetrics {
             encode_speed: Family::default(),
             dropped_frames: Family::default(),
             restarts: Counter::default(),
+            sheds: Counter::default(),
         };
         registry.register("publishers", "Publishers connected", metrics.publishers.clone());
         registry.register("refused_publishers", "Publishers refused, by reason", metrics.refused.clone());
         registry.register("encode_speed", "ffmpeg encode speed (1.0 = real time)", metrics.encode_speed.clone());
         registry.register("dropped_frames", "Frames ffmpeg dropped", metrics.dropped_frames.clone());
         registry.register("transcoder_restarts", "ffmpeg restarts after a crash", metrics.restarts.clone());
+        registry.register(
+            "ladder_sheds",
+            "Ladder levels shed: an encoder stayed under real time",
+            metrics.sheds.clone(),
+        );
         metrics
     }
 

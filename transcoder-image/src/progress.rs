@@ -8,6 +8,7 @@ use onair_domain::StreamId;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::metrics::StreamLabels;
+use crate::shed::Shedder;
 use crate::state::WorkerState;
 
 /// One line of ffmpeg's stderr.
@@ -17,6 +18,8 @@ enum Line<'a> {
     Speed(f64),
     /// `drop_frames=3`
     DroppedFrames(i64),
+    /// `out_time_us=1234567`: how much it has encoded.
+    OutTime(u64),
     /// A log line (not a `key=value` progress line): worth a warning.
     Log(&'a str),
     /// Any other progress key, or a value that does not parse.
@@ -26,6 +29,8 @@ enum Line<'a> {
 fn parse(line: &str) -> Line<'_> {
     if let Some(v) = line.strip_prefix("speed=") {
         v.trim().trim_end_matches('x').parse::<f64>().map_or(Line::Other, Line::Speed)
+    } else if let Some(v) = line.strip_prefix("out_time_us=") {
+        v.trim().parse::<u64>().map_or(Line::Other, Line::OutTime)
     } else if let Some(v) = line.strip_prefix("drop_frames=") {
         v.trim().parse::<i64>().map_or(Line::Other, Line::DroppedFrames)
     } else if !line.contains('=') && !line.trim().is_empty() {
@@ -42,6 +47,9 @@ pub async fn watch(state: WorkerState, stream: StreamId, stderr: tokio::process:
     // None: nothing reported yet, so the first speed goes out at once. (An Instant 60 s in the
     // past would underflow on a machine up for less than that.)
     let (mut dropped, mut last_report) = (0i64, None::<std::time::Instant>);
+    // One machine sheds its own ladder; on Kubernetes the operator decides (it sees the pods).
+    let after = if state.config.role == crate::config::Role::All { state.config.shed_after_secs } else { 0 };
+    let mut shedder = Shedder::new(Duration::from_secs(after));
     while let Ok(Some(line)) = lines.next_line().await {
         match parse(&line) {
             Line::Speed(speed) => {
@@ -51,6 +59,12 @@ pub async fn watch(state: WorkerState, stream: StreamId, stderr: tokio::process:
                     last_report = Some(std::time::Instant::now());
                     let (api, s) = (state.api.clone(), speed);
                     tokio::spawn(async move { api.report_health(stream, s, dropped).await });
+                }
+            }
+            Line::OutTime(us) => {
+                let now = std::time::Instant::now();
+                if let Some(speed) = shedder.observe(now, us) {
+                    shed_if_slow(&state, stream, &mut shedder, now, speed);
                 }
             }
             Line::DroppedFrames(n) => {
@@ -64,6 +78,17 @@ pub async fn watch(state: WorkerState, stream: StreamId, stderr: tokio::process:
     state.metrics.encode_speed.remove(&labels);
 }
 
+/// One level less for a stream whose encoder stays under real time; the encoder switches at the
+/// next keyframe (its successor starts a new spell).
+fn shed_if_slow(state: &WorkerState, stream: StreamId, shedder: &mut Shedder, now: std::time::Instant, speed: f64) {
+    let cell = state.slots.lock().entry(stream).or_default().level(state.config.initial_level);
+    if let Some(to) = shedder.decide(now, speed, cell.get()) {
+        cell.set(to);
+        state.metrics.sheds.inc();
+        tracing::warn!(stream_id = %stream, speed, level = ?to, "encoder under real time: ladder shed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +99,8 @@ mod tests {
         assert_eq!(parse("speed= 0.5x"), Line::Speed(0.5));
         assert_eq!(parse("speed=N/A"), Line::Other);
         assert_eq!(parse("drop_frames=3"), Line::DroppedFrames(3));
+        assert_eq!(parse("out_time_us=2000000"), Line::OutTime(2_000_000));
+        assert_eq!(parse("out_time_us=N/A"), Line::Other);
         assert_eq!(parse("frame=120"), Line::Other);
         assert_eq!(parse("   "), Line::Other);
         assert_eq!(

@@ -590,6 +590,56 @@ async fn a_per_stream_worker_trusts_its_secrets_hash_for_streams_the_apiserver_d
 /// The autoscaler's ladder levels, applied to a live stream: the encoder switches at a keyframe
 /// under the same publisher — lowest rendition only, the source remuxed without encoding, then
 /// the full ladder again.
+/// Overload on one machine: an encoder that cannot keep up sheds a level at a time until the
+/// stream passes its source through, and the playlist stays at the live edge instead of falling
+/// further behind. The encoder is real ffmpeg made slower than real time: encoding runs read
+/// their input at half speed (`-readrate 0.5`), passthrough (no x264) at full speed.
+#[tokio::test]
+async fn an_encoder_under_real_time_sheds_its_ladder_and_the_delay_stays_bounded() {
+    let env = env().await;
+    let (_, stream, key) = env.streamer("overloaded", "too slow").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
+    let bin = tempfile::tempdir().unwrap();
+    let wrapper = bin.path().join("slow-ffmpeg");
+    std::fs::write(&wrapper, "#!/bin/sh\ncase \"$*\" in\n  *libx264*) exec ffmpeg -readrate 0.5 \"$@\" ;;\n  *) exec ffmpeg \"$@\" ;;\nesac\n")
+        .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&wrapper).status().unwrap();
+    let wrapper = wrapper.to_str().unwrap();
+    let flags = ["--ladder", "360p,240p", "--ffmpeg", wrapper, "--shed-after-secs", "3"];
+    let (rtmp, base, _dir) = env.per_stream_worker_with(&stream, &hash, &flags).await;
+    let state_url = format!("{base}/internal/streams/{stream}");
+    let mut publisher = publish(&format!("{rtmp}/{key}"), 60);
+    let state = |url: String, http: reqwest::Client| async move {
+        let v: Value =
+            http.get(&url).header("x-onair-internal-token", "media-test").send().await.ok()?.json().await.ok()?;
+        Some(v)
+    };
+    let shed =
+        onair_testkit::eventually(Duration::from_secs(45), || {
+            let (url, http) = (state_url.clone(), env.http.clone());
+            async move {
+                state(url, http).await.filter(|v| v["level"] == "Passthrough" && v["renditions"] == json!(["source"]))
+            }
+        })
+        .await;
+    assert_eq!(shed["publishing"], true, "the publisher stays: {shed}");
+    let metrics = env.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("onair_media_ladder_sheds_total 2"), "Full -> Reduced -> Passthrough: {metrics}");
+
+    // The source playlist keeps up with the clock: its newest segment is seconds old, not minutes.
+    let playlist = format!("{base}/hls/{stream}/source/index.m3u8");
+    let newest = onair_testkit::eventually(Duration::from_secs(20), || async {
+        let text = get_text(&env.http, &playlist).await?.1;
+        let last = text.lines().filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:")).next_back()?.to_owned();
+        // ffmpeg writes the offset as +0000, which RFC 3339 parsing refuses.
+        chrono::DateTime::parse_from_str(&last, "%Y-%m-%dT%H:%M:%S%.f%z").ok()
+    })
+    .await;
+    let behind = chrono::Utc::now().signed_duration_since(newest);
+    assert!(behind < chrono::Duration::seconds(6), "the source playlist is {behind} behind the clock");
+    let _ = publisher.kill().await;
+}
+
 #[tokio::test]
 async fn ladder_levels_switch_under_the_same_publisher() {
     let env = env().await;
