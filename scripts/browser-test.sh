@@ -3,7 +3,8 @@
 # sources, then runs web/tests against `onair up` (its own database, default ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${CARGO_TARGET_DIR:-target}
+# Absolute: the tests start the binary from a temporary directory.
+target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 (cd web && npm ci --no-audit --no-fund --loglevel=error)
 node web/scripts/stamp.mjs --check
 cargo build --quiet -p onair-cli

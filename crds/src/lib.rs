@@ -162,18 +162,19 @@ pub struct Rendition {
 /// How close to the live edge players are kept.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub enum LatencyMode {
-    /// 1 s segments; players sit ~3 segments behind the edge.
+    /// LL-HLS: 200 ms parts with blocking playlist reload; players sit ~1 s behind the publisher.
     #[default]
     Low,
-    /// 2 s segments: fewer requests per viewer, a few seconds more delay.
+    /// Standard HLS: 1 s segments, players ~3 segments behind (~3.5 s); fewer requests per viewer.
     Normal,
 }
 
 impl LatencyMode {
-    pub fn segment_seconds(self) -> u32 {
+    /// The media worker's `--latency` value.
+    pub fn worker_arg(self) -> &'static str {
         match self {
-            Self::Low => 1,
-            Self::Normal => 2,
+            Self::Low => "low",
+            Self::Normal => "normal",
         }
     }
 }

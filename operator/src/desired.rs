@@ -236,6 +236,8 @@ fn worker(
         env("ONAIR_MEDIA_DIR", MEDIA_DIR),
         env("ONAIR_STREAM_ID", spec.stream_id.to_string()),
         env("ONAIR_TIER", if spec.tier == StreamTier::Partner { "partner" } else { "free" }),
+        // The ingest pod and its transcode pods agree on LL-HLS or standard HLS.
+        env("ONAIR_LATENCY", spec.latency.worker_arg()),
         env("ONAIR_LOG_FORMAT", "json"),
     ];
     env_vars.extend(role_env);

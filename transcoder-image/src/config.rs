@@ -83,9 +83,9 @@ pub struct MediaConfig {
     /// A viewer session counts as watching for this many seconds after its last request.
     #[arg(long, env = "ONAIR_VIEWER_WINDOW", default_value_t = 30)]
     pub viewer_window_secs: u64,
-    /// `low`: LL-HLS (~200 ms parts, blocking playlist reload, fragmented MP4) from a worker
-    /// that does everything (`--role all`); `normal`: standard HLS with 1 s MPEG-TS segments.
-    /// Split roles use standard HLS for now.
+    /// `low`: LL-HLS (~200 ms parts, blocking playlist reload, fragmented MP4); `normal`:
+    /// standard HLS with 1 s MPEG-TS segments. In split roles the ingest pod and its transcode
+    /// pods must agree (the operator gives them the LiveStream's `spec.latency`).
     #[arg(long, env = "ONAIR_LATENCY", value_enum, default_value = "normal")]
     pub latency: Latency,
     /// Seconds an encoder may stay under 0.9x real time before its stream sheds a ladder level
@@ -117,9 +117,10 @@ pub enum Latency {
 }
 
 impl MediaConfig {
-    /// Whether this worker packages LL-HLS itself (see `ll.rs`).
+    /// Whether this worker's media is LL-HLS (see `ll.rs`): packaged here (one machine, an
+    /// ingest pod) or streamed to the ingest pod (a transcode pod).
     pub fn low_latency(&self) -> bool {
-        self.latency == Latency::Low && self.role == Role::All
+        self.latency == Latency::Low
     }
 
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>

@@ -259,6 +259,7 @@ impl Encoder {
         if upload_base.is_none() {
             // LL-HLS keeps its media in memory: the folder holds the thumbnail only.
             let folders: &[String] = if state.config.low_latency() { &[] } else { &names };
+            // (A transcode pod has no folder at all: everything goes to its ingest pod.)
             tokio::fs::create_dir_all(&dir).await?;
             for n in folders {
                 tokio::fs::create_dir_all(dir.join(n)).await?;
@@ -276,13 +277,20 @@ impl Encoder {
             thumbnail: state.config.role != Role::Transcode,
         };
         // LL-HLS: each rendition streams fragmented MP4 into this worker's own origin (`ll.rs`).
-        let ll_base = state.config.low_latency().then(|| {
-            let listen = state.config.http_listen;
-            let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
-            let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
-            format!("http://{host}:{}/internal/streams/{}/ll", listen.port(), self.stream_id)
+        // A transcode pod streams to its ingest pod (with its part name, as its uploads).
+        let ll_base = state.config.low_latency().then(|| match (state.config.role, &state.config.source_url) {
+            (Role::Transcode, Some(url)) => {
+                format!("{}/internal/streams/{}/ll", url.trim_end_matches('/'), self.stream_id)
+            }
+            _ => {
+                let listen = state.config.http_listen;
+                let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
+                let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+                format!("http://{host}:{}/internal/streams/{}/ll", listen.port(), self.stream_id)
+            }
         });
-        let ll = ll_base.as_deref().map(|base| crate::ladder::LlTarget { base, token: &token, part: None });
+        let part = (state.config.role == Role::Transcode).then_some(state.config.part.as_str());
+        let ll = ll_base.as_deref().map(|base| crate::ladder::LlTarget { base, token: &token, part });
         let mut args = match (&ll, level == Level::Passthrough) {
             (Some(target), true) => crate::ladder::ll_passthrough_args(&out, target, self.has_audio),
             (Some(target), false) => crate::ladder::ll_ffmpeg_args(&ladder, &self.preset, &out, target, self.has_audio),

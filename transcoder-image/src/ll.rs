@@ -79,6 +79,8 @@ pub enum FeedError {
     Body(String),
     #[error("no bytes for {0:?}: the encoder stalled or hung up")]
     Idle(Duration),
+    #[error("this rendition is no longer this part's to write")]
+    Withdrawn,
 }
 
 impl FeedError {
@@ -87,13 +89,21 @@ impl FeedError {
             Self::Media(e) => HttpError::new(StatusCode::BAD_REQUEST, "bad_media", e.to_string()),
             Self::Body(e) => HttpError::new(StatusCode::BAD_REQUEST, "upload_broken", e),
             Self::Idle(_) => HttpError::new(StatusCode::REQUEST_TIMEOUT, "upload_idle", self.to_string()),
+            Self::Withdrawn => HttpError::new(StatusCode::CONFLICT, "not_assigned", self.to_string()),
         }
     }
 }
 
 /// Feeds one encoder's upload into `rendition` until the body ends (`Ok` with the bytes read),
-/// turns out not to be fMP4, or sends nothing for `idle` (a hung socket is not held forever).
-pub async fn feed(store: &Store, rendition: &str, body: Body, idle: Duration) -> Result<u64, FeedError> {
+/// turns out not to be fMP4, sends nothing for `idle` (a hung socket is not held forever), or
+/// is no longer `allowed` (its rendition was moved to another transcode pod or taken away).
+pub async fn feed(
+    store: &Store,
+    rendition: &str,
+    body: Body,
+    idle: Duration,
+    allowed: impl Fn() -> bool,
+) -> Result<u64, FeedError> {
     let mut writer = store.writer(rendition);
     let mut stream = body.into_data_stream();
     let mut total = 0u64;
@@ -102,6 +112,7 @@ pub async fn feed(store: &Store, rendition: &str, body: Body, idle: Duration) ->
             Err(_) => return Err(FeedError::Idle(idle)),
             Ok(None) => return Ok(total),
             Ok(Some(Err(e))) => return Err(FeedError::Body(e.to_string())),
+            Ok(Some(Ok(_))) if !allowed() => return Err(FeedError::Withdrawn),
             Ok(Some(Ok(chunk))) => {
                 writer.push(&chunk)?;
                 total += chunk.len() as u64;
@@ -126,13 +137,45 @@ pub async fn ingest(
     if !valid_rendition(&rendition) {
         return Err(HttpError::invalid("rendition", "1-16 lowercase letters and digits"));
     }
-    if !state.config.low_latency() {
-        // Split roles upload standard HLS (origin.rs); a part's LL upload is not accepted yet.
+    if !state.config.low_latency() || state.config.role == crate::config::Role::Transcode {
         return Err(HttpError::new(StatusCode::CONFLICT, "not_low_latency", "this worker does not package LL-HLS"));
+    }
+    // From a transcode pod: the same rules as its segment uploads (origin.rs): it names its part,
+    // may write only what it is assigned, and never a rendition taken away.
+    let part = match headers.get(crate::transcoders::TRANSCODER_PART_HEADER) {
+        None => None,
+        Some(p) => Some(
+            p.to_str()
+                .ok()
+                .filter(|p| crate::transcoders::is_part_name(p))
+                .ok_or_else(|| HttpError::invalid("x-onair-transcoder-part", "a transcoder part name"))?
+                .to_owned(),
+        ),
+    };
+    let file = format!("{rendition}/index.m3u8");
+    let allowed = |part: &str| {
+        !state.transcoders.is_ended(stream, &rendition) && state.transcoders.may_write(stream, part, &file)
+    };
+    if let Some(part) = part.as_deref() {
+        if state.transcoders.is_ended(stream, &rendition) {
+            return Err(HttpError::new(StatusCode::GONE, "rendition_ended", "this rendition was taken away"));
+        }
+        if !allowed(part) {
+            return Err(HttpError::new(StatusCode::CONFLICT, "not_assigned", "this part may not write that rendition"));
+        }
+    } else if state.config.role == crate::config::Role::Ingest && rendition != crate::ladder::SOURCE {
+        // Only the ingest pod's own encoder (the source) writes without a part.
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_part",
+            "uploads name their transcoder part in x-onair-transcoder-part",
+        ));
     }
     let store = state.ll.store(stream);
     tracing::info!(stream_id = %stream, %rendition, "encoder upload started");
-    match feed(&store, &rendition, body, UPLOAD_IDLE).await {
+    // Checked again as it streams: the operator may move the rendition meanwhile.
+    let still = || part.as_deref().is_none_or(allowed);
+    match feed(&store, &rendition, body, UPLOAD_IDLE, still).await {
         Ok(bytes) => {
             tracing::info!(stream_id = %stream, %rendition, bytes, "encoder upload ended");
             Ok(StatusCode::NO_CONTENT)
@@ -250,14 +293,20 @@ mod tests {
     #[tokio::test]
     async fn a_garbage_upload_is_refused_and_an_idle_one_times_out() {
         let store = Store::new(Config::default());
-        let err = feed(&store, "360p", Body::from(vec![0u8, 0, 0, 3, b'm', b'o', b'o', b'f']), Duration::from_secs(1))
-            .await
-            .unwrap_err();
+        let err = feed(
+            &store,
+            "360p",
+            Body::from(vec![0u8, 0, 0, 3, b'm', b'o', b'o', b'f']),
+            Duration::from_secs(1),
+            || true,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.into_http().status, StatusCode::BAD_REQUEST);
 
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
         let body = Body::from_stream(tokio_stream_from(rx));
-        let err = feed(&store, "240p", body, Duration::from_millis(50)).await.unwrap_err();
+        let err = feed(&store, "240p", body, Duration::from_millis(50), || true).await.unwrap_err();
         assert!(matches!(err, FeedError::Idle(_)), "{err}");
         drop(tx);
     }
@@ -298,7 +347,7 @@ mod tests {
             .route(
                 "/internal/streams/s/ll/{rendition}",
                 put(|State(store): State<Store>, Path(r): Path<String>, body: Body| async move {
-                    feed(&store, &r, body, Duration::from_secs(10))
+                    feed(&store, &r, body, Duration::from_secs(10), || true)
                         .await
                         .map(|_| StatusCode::NO_CONTENT)
                         .map_err(FeedError::into_http)

@@ -168,6 +168,7 @@ pub async fn assign(
     let _held = gate.lock().await;
     for gone in state.transcoders.assign(stream, parts) {
         tracing::info!(stream_id = %stream, rendition = %gone, "rendition taken away; its playlist ends");
+        state.ll.end_renditions(stream, std::slice::from_ref(&gone));
         playlists::end_playlist(&dir.join(&gone).join("index.m3u8")).await;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -23,7 +23,7 @@ pub struct MediaWorker {
 }
 
 impl MediaWorker {
-    pub async fn build(config: MediaConfig) -> anyhow::Result<Self> {
+    pub async fn build(mut config: MediaConfig) -> anyhow::Result<Self> {
         let ladder = parse_ladder(&config.ladder).map_err(|e| anyhow::anyhow!("--ladder: {e}"))?;
         let api = ApiClient::new(&config.apiserver_url, config.internal_token.clone())?;
         let redis = onair_infra::redis(&config.redis).await?;
@@ -36,6 +36,8 @@ impl MediaWorker {
         let http = TcpListener::bind(config.http_listen)
             .await
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.http_listen))?;
+        // The address really bound (a port of 0 is chosen now): LL-HLS encoders stream to it.
+        config.http_listen = http.local_addr()?;
         if config.role == Role::Transcode && (config.only_stream.is_none() || config.source_url.is_none()) {
             anyhow::bail!("a transcode worker needs --stream-id and --source-url");
         }

@@ -166,9 +166,21 @@ impl Env {
         part: &str,
         renditions: &str,
     ) -> tokio::sync::oneshot::Sender<()> {
+        self.transcoder_with(stream, ingest, part, renditions, &[]).await
+    }
+
+    async fn transcoder_with(
+        &self,
+        stream: &str,
+        ingest: &str,
+        part: &str,
+        renditions: &str,
+        extra: &[&str],
+    ) -> tokio::sync::oneshot::Sender<()> {
         let dir = tempfile::tempdir().unwrap();
         let mut flags =
             vec!["--role", "transcode", "--ladder", "360p,240p", "--source-url", ingest, "--transcoder-part", part];
+        flags.extend(extra);
         // Empty: no flag, the pod waits for the operator's assignment.
         if !renditions.is_empty() {
             flags.extend(["--renditions", renditions]);
@@ -774,6 +786,85 @@ async fn the_ingest_gateway_checks_keys_holds_publishers_and_forwards_to_the_pod
 /// upload to it. Viewers get one master playlist of what is live. Losing a transcode pod takes
 /// only its rendition away, its replacement brings it back, and a publisher that reconnects
 /// is followed by every transcoder.
+/// Split roles with LL-HLS (a LiveStream's `spec.latency: Low`): transcode pods stream their
+/// renditions' fragments to the ingest pod as they are cut, and the ingest pod serves one LL-HLS
+/// master over the source and every part's renditions; a rendition the operator takes away ends.
+#[tokio::test]
+async fn split_roles_stream_ll_hls_parts_to_the_ingest_pod() {
+    let env = env().await;
+    let (_, stream, key) = env.streamer("llsplit", "split ll").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
+    let low = ["--latency", "low"];
+    let (rtmp, ingest, _dir) = env
+        .per_stream_worker_with(&stream, &hash, &["--role", "ingest", "--ladder", "360p,240p", "--latency", "low"])
+        .await;
+    let upload = |rendition: &str| {
+        env.http
+            .put(format!("{ingest}/internal/streams/{stream}/ll/{rendition}"))
+            .header("x-onair-internal-token", "media-test")
+    };
+    assert_eq!(upload("360p").body("x").send().await.unwrap().status(), 400, "a transcoder names its part");
+    let _t0 = env.transcoder_with(&stream, &ingest, "t0", "360p", &low).await;
+    let _t1 = env.transcoder_with(&stream, &ingest, "t1", "240p", &low).await;
+    let mut publisher = publish(&format!("{rtmp}/{key}"), 120);
+
+    let master_url = format!("{ingest}/hls/{stream}/master.m3u8");
+    let master = onair_testkit::eventually(Duration::from_secs(40), || async {
+        let (_, m) = get_text(&env.http, &master_url).await?;
+        ["source/index.m3u8", "360p/index.m3u8", "240p/index.m3u8"].iter().all(|v| m.contains(v)).then_some(m)
+    })
+    .await;
+    assert!(master.contains("CODECS=\"avc1."), "{master}");
+    for v in ["source", "360p", "240p"] {
+        let url = format!("{ingest}/hls/{stream}/{v}/index.m3u8");
+        let playlist = onair_testkit::eventually(Duration::from_secs(20), || async {
+            get_text(&env.http, &url).await.map(|(_, t)| t).filter(|t| t.contains("#EXTINF"))
+        })
+        .await;
+        assert!(playlist.contains("#EXT-X-PART:") && playlist.contains("#EXT-X-PRELOAD-HINT"), "{v}: {playlist}");
+        let part = playlist
+            .lines()
+            .filter_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
+            .find(|u| u.contains('.') && u.ends_with(".m4s"))
+            .unwrap();
+        let res = env.http.get(format!("{ingest}/hls/{stream}/{v}/{part}")).send().await.unwrap();
+        assert_eq!(
+            (res.status().as_u16(), res.headers()["content-type"].to_str().unwrap()),
+            (200, "video/mp4"),
+            "{v}/{part}"
+        );
+    }
+    assert!(
+        get_text(&env.http, &format!("{ingest}/hls/{stream}/360p/index.m3u8"))
+            .await
+            .unwrap()
+            .1
+            .contains("#EXT-X-RENDITION-REPORT:URI=\"../240p/index.m3u8\""),
+        "a transcoded rendition reports the others, whoever made them"
+    );
+
+    // The operator takes 240p away: it ends for the players on it, new ones are not offered it,
+    // and its transcoder's running upload is cut off.
+    let assign = |body: Value| {
+        let req = env
+            .http
+            .put(format!("{ingest}/internal/streams/{stream}/transcoders"))
+            .header("x-onair-internal-token", "media-test");
+        async move { req.json(&body).send().await.unwrap().status() }
+    };
+    assert_eq!(assign(json!({"t0": ["360p"], "t1": ["240p"]})).await, 204, "what the operator assigned");
+    assert_eq!(assign(json!({"t0": ["360p"], "t1": []})).await, 204);
+    let ended = format!("{ingest}/hls/{stream}/240p/index.m3u8");
+    onair_testkit::eventually(Duration::from_secs(10), || async {
+        get_text(&env.http, &ended).await.map(|(_, t)| t).filter(|t| t.contains("#EXT-X-ENDLIST"))
+    })
+    .await;
+    let (_, master) = get_text(&env.http, &master_url).await.unwrap();
+    assert!(!master.contains("240p/") && master.contains("360p/"), "{master}");
+    assert_eq!(upload("240p").header("x-onair-transcoder-part", "t1").body("x").send().await.unwrap().status(), 410);
+    let _ = publisher.kill().await;
+}
+
 #[tokio::test]
 async fn split_roles_relay_the_source_to_transcode_pods_and_merge_their_renditions() {
     let env = env().await;
