@@ -59,6 +59,8 @@ struct Transcoder {
 /// How long a write to ffmpeg may block before the worker looks whether the encoder should be
 /// replaced (a shed while it is behind).
 const STALL_CHECK: Duration = Duration::from_millis(250);
+/// An encoder that takes no input at all for this long is hung: restarted.
+const HUNG: Duration = Duration::from_secs(10);
 
 impl Encoder {
     pub fn new(stream_id: StreamId, quality_cap: Option<u32>, preset: String, level: Arc<LevelCell>) -> Self {
@@ -104,12 +106,16 @@ impl Encoder {
         }
         let tag = flv::tag(kind, ts, data);
         let mut written = 0;
+        let mut stalled_since: Option<std::time::Instant> = None;
         while written < tag.len() {
             let Some(t) = self.transcoder.as_mut() else { return Ok(()) };
             // A write that cannot finish is an encoder behind real time with its input pipe full.
             // Dropping a pending write loses nothing (nothing of it was taken).
             match tokio::time::timeout(STALL_CHECK, t.stdin.write(&tag[written..])).await {
-                Ok(Ok(n)) if n > 0 => written += n,
+                Ok(Ok(n)) if n > 0 => {
+                    written += n;
+                    stalled_since = None;
+                }
                 Ok(Ok(_)) | Ok(Err(_)) => {
                     // ffmpeg died under us: restart it without dropping the publisher.
                     tracing::warn!(stream_id = %self.stream_id, "transcoder exited; restarting");
@@ -123,7 +129,15 @@ impl Encoder {
                     self.switch_now(state, ts).await?;
                     return Ok(());
                 }
-                Err(_) => {}
+                Err(_) => {
+                    state.slots.lock().entry(self.stream_id).or_default().backed_up = Some(std::time::Instant::now());
+                    // Taking nothing at all for this long is a hung encoder, not a slow one.
+                    if stalled_since.get_or_insert_with(std::time::Instant::now).elapsed() >= HUNG {
+                        tracing::warn!(stream_id = %self.stream_id, "transcoder took no input for 10 s; restarting");
+                        self.restart(state, ts).await?;
+                        return Ok(());
+                    }
+                }
             }
         }
         Ok(())

@@ -135,8 +135,8 @@ async fn serve_ll(
         });
         match store {
             Some(store) if ready => return Some(crate::ll::respond(&store, req, query, &variants).await),
-            // Not held here (any more): what exists answers "not yet", nothing else is ours.
-            _ if !state.holds(stream) => return store.map(|_| starting()),
+            // Not held here (any more) and nothing to answer with: not ours.
+            _ if !state.holds(stream) => return None,
             _ if tokio::time::Instant::now() >= deadline => return Some(starting()),
             _ => tokio::time::sleep(START_POLL).await,
         }

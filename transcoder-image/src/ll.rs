@@ -38,9 +38,20 @@ impl LlStreams {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The stream's store, made on first use (an encoder's first PUT).
+    /// The stream's store, made on first use (an encoder's first PUT). Media sequence numbers
+    /// start from the clock (seconds / segment target), so a worker restarted mid-stream never
+    /// serves a segment URL again with other bytes (they are cached as immutable).
     pub fn store(&self, stream: StreamId) -> Store {
-        self.map().entry(stream).or_insert_with(|| Store::new(self.config.clone())).clone()
+        self.map()
+            .entry(stream)
+            .or_insert_with(|| {
+                let mut config = self.config.clone();
+                let target = config.segment_target.as_secs().max(1);
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                config.first_msn = now.as_secs() / target;
+                Store::new(config)
+            })
+            .clone()
     }
 
     pub fn get(&self, stream: StreamId) -> Option<Store> {
@@ -171,6 +182,11 @@ pub async fn ingest(
             "uploads name their transcoder part in x-onair-transcoder-part",
         ));
     }
+    // Only while the stream is held here: a late upload must not reopen an ended stream (or
+    // bring back a store retention already dropped).
+    if !state.holds(stream) {
+        return Err(HttpError::new(StatusCode::GONE, "stream_ended", "this stream is not live here"));
+    }
     let store = state.ll.store(stream);
     tracing::info!(stream_id = %stream, %rendition, "encoder upload started");
     // Checked again as it streams: the operator may move the rendition meanwhile.
@@ -242,6 +258,8 @@ pub async fn respond(store: &Store, req: Request<'_>, query: Option<&str>, varia
                 Err(e) => return status(e.status(), "playlist_unavailable", &e.to_string()),
             },
             Some(r) => match store.fetch(rendition, file).await {
+                // An init segment's name repeats across encoder sessions; parts and segments never.
+                Ok(bytes) if matches!(r, Resource::Init(_)) => (Body::from(bytes), r.content_type(), "no-cache"),
                 Ok(bytes) => (Body::from(bytes), r.content_type(), "public, max-age=31536000, immutable"),
                 Err(e) => return status(e.status(), "media_unavailable", &e.to_string()),
             },
@@ -398,8 +416,13 @@ mod tests {
         assert!(media.contains("#EXT-X-PART:DURATION=0.20000") && media.contains("#EXT-X-ENDLIST"), "{media}");
         assert!(media.contains("#EXT-X-RENDITION-REPORT:URI=\"../360p/index.m3u8\""), "{media}");
         // A blocking reload on an ended stream answers at once.
-        let blocked = http.get(format!("http://{addr}/hls/s/240p/index.m3u8?_HLS_msn=999")).send().await.unwrap();
-        assert!(blocked.status().is_client_error() || blocked.status().is_success(), "{}", blocked.status());
+        let started = std::time::Instant::now();
+        let last: u64 =
+            media.lines().filter_map(|l| l.strip_prefix("seg")?.strip_suffix(".m4s")?.parse().ok()).max().unwrap();
+        let blocked =
+            http.get(format!("http://{addr}/hls/s/240p/index.m3u8?_HLS_msn={}", last + 1)).send().await.unwrap();
+        assert_eq!(blocked.status(), StatusCode::OK, "an ended stream answers a blocking reload");
+        assert!(started.elapsed() < Duration::from_millis(500), "at once: {:?}", started.elapsed());
 
         let probe = tokio::process::Command::new("ffprobe")
             .args(["-v", "error", "-show_entries", "format=duration:stream=codec_name,height", "-of", "json"])

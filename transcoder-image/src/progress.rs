@@ -81,7 +81,12 @@ pub async fn watch(state: WorkerState, stream: StreamId, stderr: tokio::process:
 /// One level less for a stream whose encoder stays under real time; the encoder switches at the
 /// next keyframe (its successor starts a new spell).
 fn shed_if_slow(state: &WorkerState, stream: StreamId, shedder: &mut Shedder, now: std::time::Instant, speed: f64) {
-    let cell = state.slots.lock().entry(stream).or_default().level(state.config.initial_level);
+    let (cell, backed_up) = {
+        let mut slots = state.slots.lock();
+        let slot = slots.entry(stream).or_default();
+        (slot.level(state.config.initial_level), slot.backed_up)
+    };
+    let speed = crate::shed::effective_speed(speed, backed_up, now);
     if let Some(to) = shedder.decide(now, speed, cell.get()) {
         cell.set(to);
         state.metrics.sheds.inc();

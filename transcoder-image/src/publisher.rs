@@ -221,9 +221,11 @@ impl WorkerState {
                 }
             }
         });
-        // LL-HLS renditions end at once (players finish, held requests answer).
-        self.ll.end(stream);
-        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { return };
+        let packaged = self.ll.get(stream).map(|s| s.renditions()).unwrap_or_default();
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            self.ll.end(stream);
+            return;
+        };
         let mut variants = Vec::new();
         while let Ok(Some(e)) = entries.next_entry().await {
             if e.path().join("index.m3u8").exists() {
@@ -234,7 +236,10 @@ impl WorkerState {
         let gate = self.transcoders.gate(stream);
         let _held = gate.lock().await;
         let names = variants.iter().filter_map(|v| v.file_name()?.to_str().map(str::to_owned));
-        self.transcoders.end_all(stream, names);
+        self.transcoders.end_all(stream, names.chain(packaged));
+        // LL-HLS renditions end under the same gate, after transcoders can no longer write them
+        // (parts still arriving until now are kept): players finish, held requests answer.
+        self.ll.end(stream);
         for v in variants {
             playlists::end_playlist(&v.join("index.m3u8")).await;
         }

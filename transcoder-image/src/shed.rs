@@ -21,6 +21,17 @@ const WINDOW: Duration = Duration::from_secs(6);
 /// Too short a span says nothing yet.
 const MIN_SPAN: Duration = Duration::from_secs(2);
 
+/// How recently the encoder's input must have backed up for its slowness to be the machine's.
+pub const BACKED_UP_RECENTLY: Duration = Duration::from_secs(5);
+
+/// The speed that counts for shedding: an encoder whose input never backs up is fed under real
+/// time (a publisher on a weak uplink), and shedding would not help it, so its slowness does not
+/// count; with a full input pipe the machine is what is slow.
+pub fn effective_speed(speed: f64, backed_up: Option<Instant>, now: Instant) -> f64 {
+    let machine_bound = backed_up.is_some_and(|t| now.saturating_duration_since(t) < BACKED_UP_RECENTLY);
+    if machine_bound { speed } else { speed.max(SLOW) }
+}
+
 /// One encoder's speed and slow spell.
 #[derive(Debug)]
 pub struct Shedder {
@@ -89,6 +100,23 @@ mod tests {
         let speed = last.unwrap_or_default();
         assert!((speed - 0.5).abs() < 0.01, "{speed}");
         assert_eq!(Shedder::new(Duration::ZERO).observe(t0, 0), None, "one sample says nothing");
+    }
+
+    #[test]
+    fn only_a_machine_that_backs_up_its_encoder_counts_as_slow() {
+        let t0 = Instant::now();
+        assert_eq!(effective_speed(0.5, Some(t0), at(t0, 1.0)), 0.5, "input backed up a second ago");
+        assert_eq!(effective_speed(0.5, None, t0), SLOW, "never backed up: a slow publisher");
+        assert_eq!(effective_speed(0.5, Some(t0), at(t0, 6.0)), SLOW, "backed up long ago");
+        assert_eq!(effective_speed(1.2, None, t0), 1.2);
+        // A publisher at 0.8x on an idle machine never starts a spell.
+        let mut s = Shedder::new(Duration::from_secs(3));
+        for i in 0..20 {
+            assert_eq!(
+                s.decide(at(t0, f64::from(i)), effective_speed(0.8, None, at(t0, f64::from(i))), Level::Full),
+                None
+            );
+        }
     }
 
     #[test]

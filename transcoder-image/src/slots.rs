@@ -20,6 +20,9 @@ pub struct Slot {
     pub stopped: bool,
     /// What the running transcoder produces, top first (empty when none runs).
     pub renditions: Vec<String>,
+    /// When a write to the encoder last found its input pipe full: the machine, not the
+    /// publisher, is what is slow (shedding counts only then).
+    pub backed_up: Option<std::time::Instant>,
     /// Set on first use from the configured initial level.
     level: Option<Arc<LevelCell>>,
 }

@@ -300,8 +300,10 @@ impl Store {
     pub fn master(&self, renditions: &[(&str, u64, Option<f64>)]) -> String {
         // Renditions taken away (ended while others go on) leave the master; a stream that
         // ended as a whole keeps them all.
+        // Only renditions that exist count: a ladder entry never made (above the source, or the
+        // source at a full ladder) is not "running".
         let ended = |name: &str| self.rendition(name).is_some_and(|r| r.read(Packager::ended));
-        let running = renditions.iter().any(|(name, ..)| !ended(name));
+        let running = renditions.iter().any(|(name, ..)| self.rendition(name).is_some() && !ended(name));
         let variants: Vec<Variant> = renditions
             .iter()
             .filter(|(name, ..)| !running || !ended(name))
@@ -484,5 +486,19 @@ mod tests {
         assert!(text.contains("seg1.m4s\n#EXT-X-DISCONTINUITY\n"), "{text}");
         assert!(store.get("360p", "seg2.0.m4s").is_some());
         assert!(store.get("360p", "init.mp4").is_some());
+    }
+
+    #[tokio::test]
+    async fn an_ended_stream_keeps_its_master_even_when_the_list_names_renditions_never_made() {
+        let store = Store::new(Config::default());
+        let mut w = store.writer("360p");
+        w.push(&init(&[SynthTrack { id: 1, timescale: 30_000, video: true }])).unwrap();
+        for i in 0..6 {
+            w.push(&frag(i)).unwrap();
+        }
+        let list = [("720p", 3_000_000, None), ("360p", 900_000, None), ("source", 6_000_000, None)];
+        assert!(store.master(&list).contains("360p/index.m3u8"));
+        store.end_all();
+        assert!(store.master(&list).contains("360p/index.m3u8"), "still playable to its end");
     }
 }
