@@ -188,6 +188,34 @@ impl Orchestrator for LocalOrchestrator {
         }
     }
 
+    /// The worker's own state: publishing or waiting, the renditions it makes, and a ladder
+    /// shed because the machine could not keep up (one machine sheds by itself).
+    async fn media_status(&self, stream: StreamId) -> Option<MediaStatus> {
+        use onair_domain::LadderLevel;
+        use secrecy::ExposeSecret as _;
+        let res = self
+            .http
+            .get(format!("{}/internal/streams/{stream}", self.media_url))
+            .header(onair_domain::contracts::http::INTERNAL_TOKEN_HEADER, self.internal_token.expose_secret())
+            .send()
+            .await
+            .ok()?;
+        let state: onair_domain::contracts::media::StreamState = res.error_for_status().ok()?.json().await.ok()?;
+        let message = match state.level {
+            Some(level) if level != LadderLevel::Full => {
+                Some(format!("the encoder fell behind real time; the ladder was shed to {}", level.as_str()))
+            }
+            _ => None,
+        };
+        Some(MediaStatus {
+            phase: if state.publishing { "Live" } else { "Ready" }.to_string(),
+            ingest_url: None,
+            playback_url: None,
+            renditions: state.renditions,
+            message,
+        })
+    }
+
     fn name(&self) -> &'static str {
         "local"
     }

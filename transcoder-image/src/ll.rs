@@ -86,6 +86,8 @@ impl LlStreams {
 pub enum FeedError {
     #[error("not fragmented MP4: {0}")]
     Media(#[from] onair_llhls::fmp4::Error),
+    #[error("a newer upload took this rendition over")]
+    Superseded,
     #[error("the upload broke off: {0}")]
     Body(String),
     #[error("no bytes for {0:?}: the encoder stalled or hung up")]
@@ -101,6 +103,7 @@ impl FeedError {
             Self::Body(e) => HttpError::new(StatusCode::BAD_REQUEST, "upload_broken", e),
             Self::Idle(_) => HttpError::new(StatusCode::REQUEST_TIMEOUT, "upload_idle", self.to_string()),
             Self::Withdrawn => HttpError::new(StatusCode::CONFLICT, "not_assigned", self.to_string()),
+            Self::Superseded => HttpError::new(StatusCode::CONFLICT, "superseded", self.to_string()),
         }
     }
 }
@@ -125,7 +128,10 @@ pub async fn feed(
             Ok(Some(Err(e))) => return Err(FeedError::Body(e.to_string())),
             Ok(Some(Ok(_))) if !allowed() => return Err(FeedError::Withdrawn),
             Ok(Some(Ok(chunk))) => {
-                writer.push(&chunk)?;
+                writer.push(&chunk).map_err(|e| match e {
+                    onair_llhls::WriteError::Media(m) => FeedError::Media(m),
+                    onair_llhls::WriteError::Superseded => FeedError::Superseded,
+                })?;
                 total += chunk.len() as u64;
             }
         }

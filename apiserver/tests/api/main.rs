@@ -9,6 +9,7 @@ mod discovery;
 mod followers;
 mod helpers;
 mod kubernetes;
+mod local;
 mod openapi;
 mod streams;
 mod users;

@@ -96,6 +96,9 @@ struct Rendition {
     packager: RwLock<Packager>,
     tx: LiveSender,
     live: Live,
+    /// Bumped by each new writer: only the newest may write (an old encoder's last bytes, or a
+    /// second pod, must not interleave with it).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Rendition {
@@ -151,11 +154,13 @@ impl Store {
             }
             None => {
                 let (tx, live) = Live::channel();
-                let r = Arc::new(Rendition { packager: RwLock::new(Packager::new(self.config.clone())), tx, live });
+                let packager = RwLock::new(Packager::new(self.config.clone()));
+                let r = Arc::new(Rendition { packager, tx, live, generation: Default::default() });
                 self.map_mut().entry(rendition.to_owned()).or_insert(r).clone()
             }
         };
-        Writer { reader: fmp4::Reader::new(self.config.max_box), rendition: r }
+        let generation = r.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+        Writer { reader: fmp4::Reader::new(self.config.max_box), rendition: r, generation }
     }
 
     pub fn remove(&self, rendition: &str) {
@@ -318,15 +323,28 @@ impl Store {
 pub struct Writer {
     reader: fmp4::Reader,
     rendition: Arc<Rendition>,
+    generation: u64,
+}
+
+/// Why a writer's bytes were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Media(#[from] fmp4::Error),
+    #[error("a newer writer took this rendition over")]
+    Superseded,
 }
 
 impl Writer {
-    pub fn push(&mut self, bytes: &[u8]) -> Result<(), fmp4::Error> {
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
         self.push_at(bytes, Utc::now())
     }
 
     /// Like [`Writer::push`] with the wall clock given (program date time of new segments).
-    pub fn push_at(&mut self, bytes: &[u8], now: DateTime<Utc>) -> Result<(), fmp4::Error> {
+    pub fn push_at(&mut self, bytes: &[u8], now: DateTime<Utc>) -> Result<(), WriteError> {
+        if self.rendition.generation.load(std::sync::atomic::Ordering::Acquire) != self.generation {
+            return Err(WriteError::Superseded);
+        }
         let events = self.reader.push(bytes)?;
         if !events.is_empty() {
             self.rendition.write(|p| {
@@ -500,5 +518,17 @@ mod tests {
         assert!(store.master(&list).contains("360p/index.m3u8"));
         store.end_all();
         assert!(store.master(&list).contains("360p/index.m3u8"), "still playable to its end");
+    }
+
+    #[test]
+    fn only_the_newest_writer_of_a_rendition_may_write() {
+        let store = Store::new(Config::default());
+        let mut old = store.writer("360p");
+        old.push(&init(&[SynthTrack { id: 1, timescale: 30_000, video: true }])).unwrap();
+        let mut new = store.writer("360p");
+        assert!(matches!(old.push(&frag(0)), Err(WriteError::Superseded)), "the old encoder's last bytes are refused");
+        new.push(&init(&[SynthTrack { id: 1, timescale: 30_000, video: true }])).unwrap();
+        new.push(&frag(0)).unwrap();
+        assert!(store.get("360p", "seg0.0.m4s").is_some());
     }
 }
