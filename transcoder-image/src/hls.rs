@@ -65,7 +65,7 @@ pub async fn serve(
         // A stream this worker holds (a publisher, or one reconnecting) is about to have it.
         None if playlist && state.holds(stream) => match wait_for_start(&state, stream, &path).await {
             Some(b) => b,
-            None => return Ok(starting()),
+            None => return Ok(crate::ll::not_yet()),
         },
         // Unknown here, or ended and gone.
         None => return Err(not_found()),
@@ -137,7 +137,7 @@ async fn serve_ll(
             Some(store) if ready => return Some(crate::ll::respond(&store, req, query, &variants).await),
             // Not held here (any more) and nothing to answer with: not ours.
             _ if !state.holds(stream) => return None,
-            _ if tokio::time::Instant::now() >= deadline => return Some(starting()),
+            _ if tokio::time::Instant::now() >= deadline => return Some(crate::ll::not_yet()),
             _ => tokio::time::sleep(START_POLL).await,
         }
     }
@@ -146,17 +146,6 @@ async fn serve_ll(
 fn has_variants(store: &onair_llhls::Store, variants: &[(&str, u64)]) -> bool {
     let list: Vec<(&str, u64, Option<f64>)> = variants.iter().map(|(n, bw)| (*n, *bw, None)).collect();
     store.master(&list).contains("#EXT-X-STREAM-INF")
-}
-
-/// No playlist yet for a stream this worker holds: a retryable answer, never a 404 that a CDN
-/// would cache (negative caching) or a player would give up on.
-fn starting() -> Response {
-    let mut res =
-        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "stream_starting", "the stream has no media yet; retry")
-            .with_retry_after(1)
-            .into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 fn valid_session(s: &str) -> bool {
@@ -191,7 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_playlist_yet_is_a_retryable_answer_that_no_cache_keeps() {
-        let res = starting();
+        let res = crate::ll::not_yet();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()[header::RETRY_AFTER], "1");
         assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store", "a CDN must not keep it");

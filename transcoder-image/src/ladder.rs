@@ -194,6 +194,22 @@ fn hls_output(out: &Output, var_stream_map: String) -> Vec<String> {
     a
 }
 
+/// The source split once per rendition and scaled (`[v0]`, `[v1]`, ...), plus one more branch
+/// for the discovery thumbnail (`[thumb]`) when wanted.
+fn scale_graph(ladder: &[Rendition], thumbnail: bool) -> String {
+    let n = ladder.len();
+    let splits: String = (0..n).map(|i| format!("[s{i}]")).collect();
+    let thumb = if thumbnail { "[th]" } else { "" };
+    let mut filter = format!("[0:v]split={}{splits}{thumb}", n + usize::from(thumbnail));
+    for (i, r) in ladder.iter().enumerate() {
+        filter.push_str(&format!(";[s{i}]scale=-2:{}[v{i}]", r.height));
+    }
+    if thumbnail {
+        filter.push_str(&format!(";[th]{THUMB_SELECT}[thumb]"));
+    }
+    filter
+}
+
 /// The encoder every rendition uses.
 fn x264(preset: &str) -> Vec<String> {
     let mut a = strings(&["-c:v", "libx264", "-preset"]);
@@ -271,18 +287,8 @@ pub fn ll_ffmpeg_args(
     target: &LlTarget,
     has_audio: bool,
 ) -> Vec<String> {
-    let n = ladder.len();
     let mut a = input_args(out, false);
-    let splits: String = (0..n).map(|i| format!("[s{i}]")).collect();
-    let thumb = if out.thumbnail { "[th]" } else { "" };
-    let mut filter = format!("[0:v]split={}{splits}{thumb}", n + usize::from(out.thumbnail));
-    for (i, r) in ladder.iter().enumerate() {
-        filter.push_str(&format!(";[s{i}]scale=-2:{}[v{i}]", r.height));
-    }
-    if out.thumbnail {
-        filter.push_str(&format!(";[th]{THUMB_SELECT}[thumb]"));
-    }
-    a.extend(["-filter_complex".into(), filter]);
+    a.extend(["-filter_complex".into(), scale_graph(ladder, out.thumbnail)]);
     for (i, r) in ladder.iter().enumerate() {
         a.extend(["-map".into(), format!("[v{i}]")]);
         if has_audio {
@@ -311,19 +317,8 @@ pub fn ll_ffmpeg_args(
 
 /// ffmpeg arguments: FLV on stdin -> keyframe-aligned HLS ladder, 1 s segments.
 pub fn ffmpeg_args(ladder: &[Rendition], preset: &str, out: &Output, has_audio: bool) -> Vec<String> {
-    let n = ladder.len();
     let mut a = input_args(out, false);
-    let splits: String = (0..n).map(|i| format!("[s{i}]")).collect();
-    // One more branch of the source for the discovery thumbnail.
-    let thumb = if out.thumbnail { "[th]" } else { "" };
-    let mut filter = format!("[0:v]split={}{splits}{thumb}", n + usize::from(out.thumbnail));
-    for (i, r) in ladder.iter().enumerate() {
-        filter.push_str(&format!(";[s{i}]scale=-2:{}[v{i}]", r.height));
-    }
-    if out.thumbnail {
-        filter.push_str(&format!(";[th]{THUMB_SELECT}[thumb]"));
-    }
-    a.extend(["-filter_complex".into(), filter]);
+    a.extend(["-filter_complex".into(), scale_graph(ladder, out.thumbnail)]);
     for (i, r) in ladder.iter().enumerate() {
         a.extend(["-map".into(), format!("[v{i}]")]);
         if has_audio {

@@ -288,8 +288,10 @@ fn status(code: u16, error: &'static str, message: &str) -> Response {
     HttpError::new(code, error, message.to_string()).into_response()
 }
 
-/// Nothing to play yet (no rendition has its first part): retry shortly, never cache.
-fn not_yet() -> Response {
+/// Nothing to play yet (no playlist, or no rendition with its first part) for a stream that is
+/// starting: a retryable answer, never a 404 that a CDN would cache (negative caching) or a
+/// player would give up on.
+pub fn not_yet() -> Response {
     let mut res =
         HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "stream_starting", "the stream has no media yet; retry")
             .with_retry_after(1)
