@@ -9,7 +9,6 @@ mod gateway;
 mod hls;
 mod internal;
 mod ladder;
-#[allow(dead_code)] // wired into the worker with the LL-HLS encoder outputs (issue 13)
 mod ll;
 mod metrics;
 mod origin;

@@ -30,10 +30,6 @@ pub struct LlStreams {
 }
 
 impl LlStreams {
-    pub fn new(config: Config) -> Self {
-        Self { config, streams: Mutex::default() }
-    }
-
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Store>> {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
