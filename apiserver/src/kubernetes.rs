@@ -149,6 +149,7 @@ impl Orchestrator for KubernetesOrchestrator {
             playback_url: status.playback_url,
             renditions: status.renditions,
             message,
+            playable: None,
         })
     }
 

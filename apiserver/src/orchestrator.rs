@@ -32,6 +32,10 @@ pub struct MediaStatus {
     pub renditions: Vec<String>,
     /// Why it is not ready, when it is not.
     pub message: Option<String>,
+    /// Whether a viewer's first request plays now; absent where the orchestrator cannot tell
+    /// (Kubernetes: the ingest pod's origin holds a viewer's first request until it can).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playable: Option<bool>,
 }
 
 /// Where the media for a stream can be reached once started.
@@ -207,12 +211,19 @@ impl Orchestrator for LocalOrchestrator {
             }
             _ => None,
         };
+        let phase = match (state.publishing, state.playable) {
+            (true, true) => "Live",
+            // The publisher is connected and the encoder has not cut its first media yet.
+            (true, false) => "Starting",
+            (false, _) => "Ready",
+        };
         Some(MediaStatus {
-            phase: if state.publishing { "Live" } else { "Ready" }.to_string(),
+            phase: phase.to_string(),
             ingest_url: None,
             playback_url: None,
             renditions: state.renditions,
             message,
+            playable: Some(state.playable),
         })
     }
 

@@ -56,7 +56,9 @@ pub struct StreamView {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
-    /// HLS master playlist while the stream is on.
+    /// HLS master playlist, once a viewer's first request plays: from the publisher's first
+    /// media until the stream ends (absent while it waits for its publisher or the encoder's
+    /// first part, so a player is never handed a playlist that cannot play).
     pub playback_url: Option<String>,
     /// The media's state (Kubernetes: the LiveStream's phase), when the orchestrator knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,8 +98,7 @@ impl StreamRow {
 
     pub fn into_view(self, state: &AppState) -> StreamView {
         let status = self.status();
-        let playback_url = status
-            .is_active()
+        let playback_url = matches!(status, StreamStatus::Live | StreamStatus::Ending)
             .then(|| format!("{}/{}/master.m3u8", state.config.playback_base_url.trim_end_matches('/'), self.id));
         StreamView {
             id: StreamId(self.id),
@@ -144,6 +145,8 @@ pub struct IngestInfo {
     pub stream_key: Option<String>,
     /// Which key to use, by its first characters.
     pub key_hint: String,
+    /// Where viewers will watch (the stream's `playback_url` appears once it plays).
+    pub playback_url: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -194,8 +197,12 @@ impl AppState {
                         .await
                         .ok()
                         .flatten();
-                    if let Some(url) = view.media.as_ref().and_then(|m| m.playback_url.clone()) {
-                        view.playback_url = Some(url);
+                    if let Some(media) = &view.media {
+                        if media.playable == Some(false) {
+                            view.playback_url = None;
+                        } else if let (Some(url), Some(_)) = (&media.playback_url, &view.playback_url) {
+                            view.playback_url = Some(url.clone());
+                        }
                     }
                 }
                 let json = serde_json::to_vec(&view).map_err(anyhow::Error::from)?;
@@ -292,8 +299,7 @@ async fn start_stream(
     tracing::info!(stream_id = %id, user_id = %user.id(), orchestrator = state.orchestrator.name(), "stream started");
 
     let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
-    let mut stream = row.into_view(&state);
-    stream.playback_url = Some(endpoints.playback_url);
+    let stream = row.into_view(&state);
     Ok((
         StatusCode::CREATED,
         Json(StartResponse {
@@ -302,6 +308,7 @@ async fn start_stream(
                 url: endpoints.ingest_url,
                 stream_key: new_key,
                 key_hint: format!("use the stream key starting with {key_prefix}"),
+                playback_url: endpoints.playback_url,
             },
         }),
     ))

@@ -129,23 +129,48 @@ async fn serve_ll(
     let deadline = tokio::time::Instant::now() + START_HOLD;
     loop {
         let store = state.ll.get(stream);
-        let ready = store.as_ref().is_some_and(|s| match req {
-            crate::ll::Request::Master => has_variants(s, &variants),
-            crate::ll::Request::Media { rendition, .. } => s.renditions().iter().any(|r| r == rendition),
-        });
-        match store {
-            Some(store) if ready => return Some(crate::ll::respond(&store, req, query, &variants).await),
-            // Not held here (any more) and nothing to answer with: not ours.
-            _ if !state.holds(stream) => return None,
-            _ if tokio::time::Instant::now() >= deadline => return Some(crate::ll::not_yet()),
-            _ => tokio::time::sleep(START_POLL).await,
+        if let Some(store) = &store {
+            match req {
+                // Rendered once: the check is the answer.
+                crate::ll::Request::Master => {
+                    if let Some(text) = crate::ll::master(store, &variants) {
+                        return Some(crate::ll::master_response(text));
+                    }
+                }
+                // Once the rendition has begun, its playlist follows the packager's own
+                // blocking rules.
+                crate::ll::Request::Media { rendition, .. } if store.renditions().iter().any(|r| r == rendition) => {
+                    return Some(crate::ll::respond(store, req, query, &variants).await);
+                }
+                crate::ll::Request::Media { .. } => {}
+            }
         }
+        if !state.holds(stream) {
+            // Not held here (any more) and nothing to answer with: not ours.
+            return None;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Some(crate::ll::not_yet());
+        }
+        tokio::time::sleep(START_POLL).await;
     }
 }
 
-fn has_variants(store: &onair_llhls::Store, variants: &[(&str, u64)]) -> bool {
-    let list: Vec<(&str, u64, Option<f64>)> = variants.iter().map(|(n, bw)| (*n, *bw, None)).collect();
-    store.master(&list).contains("#EXT-X-STREAM-INF")
+/// Whether a viewer's first request for the stream's master playlist plays now: it lists a
+/// rendition whose media playlist has media.
+pub async fn playable(state: &WorkerState, stream: StreamId) -> bool {
+    if state.config.low_latency() {
+        let variants = crate::ll::variants(&state.ladder);
+        let variants: Vec<(&str, u64)> = variants.iter().map(|(n, bw)| (n.as_str(), *bw)).collect();
+        return state.ll.get(stream).is_some_and(|s| crate::ll::master(&s, &variants).is_some());
+    }
+    let Some(master) = read(state, stream, "master.m3u8").await else { return false };
+    // The master names its media playlists on the lines that are not tags.
+    let first = String::from_utf8_lossy(&master).lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned);
+    match first {
+        Some(media) => read(state, stream, &media).await.is_some_and(|b| b.windows(7).any(|w| w == b"#EXTINF")),
+        None => false,
+    }
 }
 
 fn valid_session(s: &str) -> bool {

@@ -68,6 +68,7 @@ pub async fn stream_state(
             .ok();
     // An ingest pod speaks for its stream: the source plus what its transcoders run.
     s.transcoders = state.transcoders.live(stream);
+    s.playable = crate::hls::playable(&state, stream).await;
     s.source_height = state.feed(stream).and_then(|f| f.resolution()).map(|(_, h)| h);
     let mut all: Vec<String> = s.transcoders.iter().flat_map(|t| t.renditions.iter().cloned()).collect();
     all.sort_by_key(|r| std::cmp::Reverse(r.trim_end_matches('p').parse::<u32>().unwrap_or(0)));

@@ -234,19 +234,27 @@ pub fn parse(path: &str) -> Option<Request<'_>> {
     (valid_rendition(rendition) && Resource::parse(file).is_some()).then_some(Request::Media { rendition, file })
 }
 
+/// The stream's master playlist, once it lists a rendition (one with its first part).
+pub fn master(store: &Store, variants: &[(&str, u64)]) -> Option<String> {
+    let list: Vec<(&str, u64, Option<f64>)> = variants.iter().map(|(n, bw)| (*n, *bw, None)).collect();
+    Some(store.master(&list)).filter(|text| text.contains("#EXT-X-STREAM-INF"))
+}
+
+/// A master playlist changes as renditions come and go: revalidated on every request.
+pub fn master_response(text: String) -> Response {
+    let mut res = (StatusCode::OK, Body::from(text)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(Resource::Playlist.content_type()));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
 /// The answer to a player's request, with the cache rules LL-HLS needs: a plain playlist
 /// changes every part (`no-cache`); a blocking request names a future state in its URL, so a CDN
 /// may keep it briefly; parts, segments and init segments never change.
 pub async fn respond(store: &Store, req: Request<'_>, query: Option<&str>, variants: &[(&str, u64)]) -> Response {
     let (body, ctype, cache) = match req {
-        Request::Master => {
-            let list: Vec<(&str, u64, Option<f64>)> = variants.iter().map(|(n, bw)| (*n, *bw, None)).collect();
-            let text = store.master(&list);
-            if !text.contains("#EXT-X-STREAM-INF") {
-                return not_yet();
-            }
-            (Body::from(text), Resource::Playlist.content_type(), "no-cache")
-        }
+        Request::Master => return master(store, variants).map_or_else(not_yet, master_response),
         Request::Media { rendition, file } => match Resource::parse(file) {
             Some(Resource::Playlist) => match store.playlist(rendition, query, Form::LowLatency).await {
                 Ok(text) => {

@@ -415,6 +415,40 @@ async fn a_crashed_transcoder_is_restarted_under_the_same_publisher() {
     let _ = publisher.kill().await;
 }
 
+/// A transcoder that stops taking input (alive, but stuck: here frozen with SIGSTOP) is
+/// replaced after 10 s without input; the publisher stays and the playlist goes on.
+#[tokio::test]
+async fn a_hung_transcoder_is_restarted_under_the_same_publisher() {
+    let env = env().await;
+    let (_, stream, key) = env.streamer("hungry", "hung test").await;
+    let mut publisher = publish(&format!("{}/{key}", env.rtmp), 90);
+    let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
+    let segments = |t: &str| t.lines().filter(|l| l.ends_with(".ts")).map(str::to_owned).collect::<Vec<_>>();
+    let before = onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &playlist_url).await.map(|(_, t)| t).filter(|t| segments(t).len() >= 2)
+    })
+    .await;
+    let last_before = segments(&before).last().cloned().unwrap();
+
+    let dir = env.media_dir.path().to_str().unwrap().to_owned();
+    let frozen = std::process::Command::new("pkill").args(["-STOP", "-f", &dir]).status().unwrap();
+    assert!(frozen.success(), "a transcoder was running");
+    let frozen_at = std::time::Instant::now();
+
+    let after = onair_testkit::eventually(Duration::from_secs(45), || async {
+        get_text(&env.http, &playlist_url)
+            .await
+            .map(|(_, t)| t)
+            .filter(|t| t.contains("#EXT-X-DISCONTINUITY") && segments(t).last() > Some(&last_before))
+    })
+    .await;
+    // Not a crash restart: the frozen encoder was given its 10 s (plus the pipe's fill time).
+    assert!(frozen_at.elapsed() >= Duration::from_secs(10), "restarted after {:?}", frozen_at.elapsed());
+    assert!(segments(&after).len() >= 2, "{after}");
+    assert!(publisher.try_wait().unwrap().is_none(), "the publisher stayed connected");
+    let _ = publisher.kill().await;
+}
+
 /// Garbage on the RTMP port is refused at the handshake and costs the worker nothing.
 #[tokio::test]
 async fn garbage_on_the_rtmp_port_is_refused() {
@@ -553,16 +587,19 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
     let idle: Value = state("media-test").await.json().await.unwrap();
     assert_eq!(
         idle,
-        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null, "transcoders": [], "sourceHeight": null})
+        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null, "transcoders": [], "sourceHeight": null, "playable": false})
     );
 
     let mut mine = publish(&format!("{rtmp}/{key_a}"), 60);
     let live = onair_testkit::eventually(Duration::from_secs(20), || async {
         let v: Value = state("media-test").await.json().await.ok()?;
-        (v["publishing"] == true && v["renditions"] == json!(["240p"])).then_some(v)
+        (v["publishing"] == true && v["renditions"] == json!(["240p"]) && v["playable"] == true).then_some(v)
     })
     .await;
     assert_eq!(live["stopped"], false);
+    // "Playable" is a promise: the master lists a rendition and the player's first request plays.
+    let (_, master) = get_text(&env.http, &format!("{base}/hls/{stream_a}/master.m3u8")).await.expect("master");
+    assert!(master.contains("#EXT-X-STREAM-INF"), "{master}");
     let res =
         env.http.post(format!("{state_url}/stop")).header("x-onair-internal-token", "media-test").send().await.unwrap();
     assert_eq!(res.status(), 204);
@@ -862,6 +899,21 @@ async fn split_roles_stream_ll_hls_parts_to_the_ingest_pod() {
     let (_, master) = get_text(&env.http, &master_url).await.unwrap();
     assert!(!master.contains("240p/") && master.contains("360p/"), "{master}");
     assert_eq!(upload("240p").header("x-onair-transcoder-part", "t1").body("x").send().await.unwrap().status(), 410);
+
+    // The stream ends: no late upload (an encoder's last bytes, a stuck transcoder) reopens it.
+    let stop = env
+        .http
+        .post(format!("{ingest}/internal/streams/{stream}/stop"))
+        .header("x-onair-internal-token", "media-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), 204);
+    let late = upload("source").body("x").send().await.unwrap();
+    assert_eq!(late.status(), 410);
+    assert_eq!(late.json::<Value>().await.unwrap()["error"]["code"], "stream_ended");
+    let (_, master) = get_text(&env.http, &master_url).await.expect("an ended stream's master stays");
+    assert!(master.contains("360p/"), "{master}");
     let _ = publisher.kill().await;
 }
 

@@ -87,6 +87,8 @@ async fn going_live_applies_a_livestream_and_a_secret_with_only_the_key_hash() {
     live["status"] = json!({"phase": "Live", "playbackUrl": "https://cdn.example.com/hls/x/master.m3u8",
                             "renditions": ["720p", "480p"], "conditions": []});
     fake.put(&format!("{LSS}/stream-{id}"), live);
+    // The ingest pod reports the publisher; from then on viewers get the CDN's URL.
+    assert_eq!(app.report_status(&id, "live").await, StatusCode::NO_CONTENT);
     let view: Value = onair_testkit::eventually(std::time::Duration::from_secs(5), || async {
         let (_, v) = app.get(&format!("/api/streams/{id}"), None).await;
         (v["media"]["phase"] == "Live").then_some(v)

@@ -15,7 +15,8 @@ async fn start_get_stop_through_the_orchestrator() {
     assert_eq!(stream["tags"], json!(["speedrun", "retro"]));
     assert_eq!(stream["streamer"]["username"], "olga");
     assert_eq!(started["ingest"]["url"], "rtmp://127.0.0.1:1935/live");
-    assert!(stream["playback_url"].as_str().unwrap().ends_with(&format!("/{id}/master.m3u8")));
+    assert!(started["ingest"]["playback_url"].as_str().unwrap().ends_with(&format!("/{id}/master.m3u8")));
+    assert!(stream["playback_url"].is_null(), "nothing plays before the publisher connects: {stream}");
     let key = started["ingest"]["stream_key"].as_str().expect("first start shows the new key").to_owned();
     assert!(key.starts_with("live_") && started["ingest"]["key_hint"].as_str().unwrap().contains(&key[..9]));
     let calls = app.orchestrator.calls();

@@ -106,6 +106,10 @@ pub mod media {
         /// The publisher's picture height, while one publishes (no rendition is made above it).
         #[serde(default)]
         pub source_height: Option<u32>,
+        /// Whether a viewer's first request plays now: the master playlist lists a rendition
+        /// that has media. A publisher connects a second or more before this turns true.
+        #[serde(default)]
+        pub playable: bool,
     }
 
     /// A transcode pod as its ingest pod last heard from it.

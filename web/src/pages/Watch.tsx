@@ -49,7 +49,21 @@ function Player({ stream }: { stream: Stream }) {
     v.addEventListener("volumechange", on);
     return () => v.removeEventListener("volumechange", on);
   }, []);
-  if (!stream.playback_url) return <div class="player offline">This stream is offline.</div>;
+  if (!stream.playback_url) {
+    // The API gives the playlist once its first request plays; until then say what is coming
+    // (the page polls every second and the player starts the moment it does).
+    const note =
+      stream.status === "live"
+        ? "Starting…"
+        : stream.status === "starting"
+          ? "Waiting for the streamer to go live…"
+          : "This stream is offline.";
+    return (
+      <div class={`player offline ${stream.status}`} data-testid="player-note" aria-live="polite">
+        {note}
+      </div>
+    );
+  }
   return (
     <div class="player" ref={box}>
       <video ref={video} playsInline data-testid="video" onClick={() => video.current?.paused && video.current.play()} />
@@ -199,7 +213,7 @@ function Chat({ stream, me, onStaff }: { stream: Stream; me: User | null; onStaf
 }
 
 export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
-  // Every second until the stream is live (a viewer waiting for it to start sees it at once),
+  // Every second until the stream plays (a viewer waiting for it to start sees it at once),
   // then every 5 s.
   const [waiting, setWaiting] = useState(true);
   const [stream, loadError] = usePolling(
@@ -207,7 +221,9 @@ export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
     [streamId],
     waiting ? 1000 : 5000,
   );
-  useEffect(() => setWaiting(stream?.status !== "live"), [stream?.status]);
+  const playable = stream?.status === "live" && !!stream.playback_url;
+  const over = stream?.status === "ended" || stream?.status === "failed";
+  useEffect(() => setWaiting(!playable && !over), [playable, over]);
   const [error, setError] = useState<string | null>(null);
   const [following, setFollowing] = useState<boolean | null>(null);
   const [isStaff, setStaff] = useState(false);
