@@ -228,21 +228,17 @@ async function watchPage(name, id, errors) {
   const page = await context.newPage();
   page.on("console", (m) => m.type() === "error" && errors.push(`${name}: ${m.text()}`));
   page.on("pageerror", (e) => errors.push(`${name}: ${e}`));
-  await page.addInitScript(() => {
-    const watch = () => {
-      const v = document.querySelector("video");
-      if (!v) return setTimeout(watch, 20);
-      v.requestVideoFrameCallback(() => (window.__firstFrameAt = Date.now()));
-    };
-    document.addEventListener("DOMContentLoaded", watch);
-  });
   await page.goto(`${BASE}/#/watch/${id}`);
   return page;
 }
 
+/** When the page's video first advanced (polled every 20 ms from here, so a page Chromium
+ * paints late cannot hide its first frame), once it has played half a second. */
 async function playing(page) {
+  await page.waitForFunction(() => document.querySelector("video")?.currentTime > 0, null, { timeout: 25_000, polling: 20 });
+  const at = Date.now();
   await page.waitForFunction(() => document.querySelector("video")?.currentTime > 0.5, null, { timeout: 25_000 });
-  return page.evaluate(() => window.__firstFrameAt);
+  return at;
 }
 
 test("viewers at a stream's first second get video: one waiting on the page, one opening it as it goes live", { timeout: 180_000 }, async () => {
@@ -274,6 +270,7 @@ test("viewers at a stream's first second get video: one waiting on the page, one
       const opened = Date.now();
       const joiner = await watchPage(`joining-${i}`, id, errors);
       const [w, j] = await Promise.all([playing(waiting), playing(joiner)]);
+      assert.ok(Number.isFinite(w) && Number.isFinite(j), `try ${i}: first frame at ${w} / ${j}; ${errors}`);
       state.waitingFirstFrameMs.push(w - published);
       state.joiningFirstFrameMs.push(j - opened);
       // The API hands out the playlist only once it plays: not even a retryable "not yet".

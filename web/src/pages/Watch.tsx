@@ -214,16 +214,21 @@ function Chat({ stream, me, onStaff }: { stream: Stream; me: User | null; onStaf
 
 export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
   // Every second until the stream plays (a viewer waiting for it to start sees it at once),
-  // then every 5 s.
-  const [waiting, setWaiting] = useState(true);
-  const [stream, loadError] = usePolling(
-    () => get<Stream>(`/api/streams/${streamId}`),
-    [streamId],
-    waiting ? 1000 : 5000,
-  );
+  // every half second in the moment between the publisher connecting and the first media, then
+  // every 5 s.
+  const [every, setEvery] = useState(1000);
+  const [loaded, loadError] = usePolling(() => get<Stream>(`/api/streams/${streamId}`), [streamId], every);
+  // Once the playlist plays it stays until the stream ends: a poll that could not ask the media
+  // in time must not tear down a playing player.
+  const seen = useRef<{ id: string; url: string } | null>(null);
+  const on = loaded?.status === "live" || loaded?.status === "ending";
+  if (loaded?.playback_url && on) seen.current = { id: loaded.id, url: loaded.playback_url };
+  else if (!on || seen.current?.id !== loaded?.id) seen.current = null;
+  const stream = loaded && { ...loaded, playback_url: seen.current?.url ?? null };
   const playable = stream?.status === "live" && !!stream.playback_url;
   const over = stream?.status === "ended" || stream?.status === "failed";
-  useEffect(() => setWaiting(!playable && !over), [playable, over]);
+  const starting = stream?.status === "live" && !stream.playback_url;
+  useEffect(() => setEvery(starting ? 500 : playable || over ? 5000 : 1000), [starting, playable, over]);
   const [error, setError] = useState<string | null>(null);
   const [following, setFollowing] = useState<boolean | null>(null);
   const [isStaff, setStaff] = useState(false);
