@@ -17,6 +17,9 @@ use http::request::Parts;
 use onair_auth::AccessClaims;
 use onair_domain::contracts::subjects;
 use onair_domain::{Role, StreamId, UserId};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::error::{ChatError, ChatResult};
@@ -24,9 +27,38 @@ use crate::protocol::ModEvent;
 use crate::state::ChatState;
 use crate::ws::verify_token;
 
-/// Every REST route of the gateway.
-pub fn router() -> Router<ChatState> {
-    Router::new()
+/// Tag of the message routes (send, history).
+pub const TAG_CHAT: &str = "chat";
+/// Tag of the moderation routes.
+pub const TAG_MODERATION: &str = "chat moderation";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "onair chat API", description = "Chat messages and moderation over REST (the WebSocket is described in the chat gateway's README)."),
+    modifiers(&BearerScheme),
+    components(schemas(onair_web::ErrorBody, onair_web::ErrorDetail)),
+    tags(
+        (name = TAG_CHAT, description = "Chat messages: send and history"),
+        (name = TAG_MODERATION, description = "Moderation actions, moderators, word filters, reports, bans, the audit log"),
+    )
+)]
+struct ChatDoc;
+
+/// The `bearer` scheme the operations name (the apiserver's document declares the same one).
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Every REST route with its documentation.
+fn routes() -> OpenApiRouter<ChatState> {
+    OpenApiRouter::with_openapi(ChatDoc::openapi())
         .merge(messages::router())
         .merge(moderation::router())
         .merge(reports::router())
@@ -34,6 +66,35 @@ pub fn router() -> Router<ChatState> {
         .merge(filters::router())
         .merge(bans::router())
         .merge(audit::router())
+}
+
+/// Every REST route of the gateway.
+pub fn router() -> Router<ChatState> {
+    routes().split_for_parts().0
+}
+
+/// The OpenAPI document of the REST routes, built from the same registrations as the router
+/// (so a route cannot be added without its documentation). The apiserver merges it into the
+/// document it serves, since one address answers both on Kubernetes (the Ingress) and on one
+/// machine.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = routes().split_for_parts().1;
+    deny_unknown_action_fields(&mut doc);
+    doc
+}
+
+/// `ModAction` refuses unknown fields (`deny_unknown_fields`), which utoipa does not carry over
+/// to an internally tagged enum's variants: say so in each variant's schema.
+fn deny_unknown_action_fields(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    use utoipa::openapi::{RefOr, schema::OneOf};
+    let Some(components) = doc.components.as_mut() else { return };
+    let Some(RefOr::T(Schema::OneOf(OneOf { items, .. }))) = components.schemas.get_mut("ModAction") else { return };
+    for item in items {
+        if let RefOr::T(Schema::Object(o)) = item {
+            o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+    }
 }
 
 /// A caller with a valid access token.

@@ -1,12 +1,13 @@
 //! The moderation audit log: every action is recorded; staff read the newest 200.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use onair_domain::UserId;
-use onair_web::{Json, Path};
+use onair_web::{ErrorBody, Json, Path};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{AuthUser, require_staff};
@@ -14,8 +15,8 @@ use crate::error::ChatResult;
 use crate::room::RoomInfo;
 use crate::state::ChatState;
 
-pub fn router() -> Router<ChatState> {
-    Router::new().route("/api/channels/{channel_id}/moderation-log", get(audit_log))
+pub fn router() -> OpenApiRouter<ChatState> {
+    OpenApiRouter::new().routes(routes!(audit_log))
 }
 
 /// One moderation action to record: who did what to whom (or to which message), and why.
@@ -50,19 +51,32 @@ pub(super) async fn record(state: &ChatState, info: &RoomInfo, entry: Entry<'_>)
     Ok(())
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// One recorded moderation action.
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: Uuid,
     pub actor_id: Uuid,
+    /// `delete`, `timeout`, `ban`, `unban`, `slow_mode`, `followers_only`, `links` or `clear`.
     pub action: String,
     pub target_user_id: Option<Uuid>,
     pub target_message: Option<Uuid>,
     pub reason: String,
+    /// The action's settings, e.g. `{"seconds": 600}`.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
-/// `GET /api/channels/{channel_id}/moderation-log`: newest first, last 200.
+/// The channel's moderation log, newest first (the last 200): owner, moderators or an admin.
+#[utoipa::path(get, path = "/api/channels/{channel_id}/moderation-log", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel (its owner's user id)")),
+    responses(
+        (status = 200, body = Vec<AuditEntry>),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not the channel's owner, one of its moderators or an admin", body = ErrorBody),
+    ))]
 async fn audit_log(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,

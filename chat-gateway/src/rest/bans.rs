@@ -1,12 +1,13 @@
 //! Bans and timeouts: the list moderators review, and the one write both actions share.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use onair_domain::UserId;
-use onair_web::{Json, Path};
+use onair_web::{ErrorBody, Json, Path};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{AuthUser, require_staff};
@@ -14,11 +15,12 @@ use crate::error::ChatResult;
 use crate::room::RoomInfo;
 use crate::state::ChatState;
 
-pub fn router() -> Router<ChatState> {
-    Router::new().route("/api/channels/{channel_id}/bans", get(bans))
+pub fn router() -> OpenApiRouter<ChatState> {
+    OpenApiRouter::new().routes(routes!(bans))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// A ban or a running timeout.
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
 pub struct BanEntry {
     pub user_id: Uuid,
     pub username: String,
@@ -28,7 +30,16 @@ pub struct BanEntry {
     pub created_at: DateTime<Utc>,
 }
 
-/// `GET /api/channels/{channel_id}/bans`: bans and running timeouts (owner, moderators, admins).
+/// Bans and running timeouts, newest first (the last 500): owner, moderators or an admin.
+#[utoipa::path(get, path = "/api/channels/{channel_id}/bans", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel (its owner's user id)")),
+    responses(
+        (status = 200, body = Vec<BanEntry>),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not the channel's owner, one of its moderators or an admin", body = ErrorBody),
+    ))]
 async fn bans(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,

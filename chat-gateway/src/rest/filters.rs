@@ -1,33 +1,51 @@
 //! A channel's banned-word rules: list, add, remove (owner, moderators, admins).
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{delete, post};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use onair_domain::UserId;
-use onair_web::{Json, Path};
+use onair_web::{ErrorBody, Json, Path};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{AuthUser, refresh_channel_rooms, require_staff};
 use crate::error::{ChatError, ChatResult};
 use crate::state::ChatState;
 
-pub fn router() -> Router<ChatState> {
-    Router::new()
-        .route("/api/channels/{channel_id}/chat-filters", post(add_filter).get(filters))
-        .route("/api/channels/{channel_id}/chat-filters/{filter_id}", delete(remove_filter))
+pub fn router() -> OpenApiRouter<ChatState> {
+    OpenApiRouter::new().routes(routes!(add_filter, filters)).routes(routes!(remove_filter))
 }
 
-#[derive(Deserialize)]
+/// A banned-word rule. Surrounding whitespace is trimmed; what remains must be 1 to 200
+/// characters.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"pattern": "spoiler", "is_regex": false}))]
 pub struct FilterBody {
+    /// A word or phrase (matched case-insensitively), or a regular expression (Rust `regex`
+    /// syntax) when `is_regex`.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub pattern: String,
     #[serde(default)]
     pub is_regex: bool,
 }
 
-/// `POST /api/channels/{channel_id}/chat-filters`: owner, moderators or admin add a rule.
+/// Add a banned-word rule: owner, moderators or an admin.
+#[utoipa::path(post, path = "/api/channels/{channel_id}/chat-filters", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel (its owner's user id)")),
+    request_body = FilterBody,
+    responses(
+        (status = 201, description = "Added; the channel's live rooms apply it at once"),
+        (status = 400, description = "A malformed id or body, a pattern out of bounds, an invalid regular expression", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not the channel's owner, one of its moderators or an admin", body = ErrorBody),
+        (status = 404, description = "No such channel", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+    ))]
 async fn add_filter(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,
@@ -61,7 +79,8 @@ async fn add_filter(
     Ok(StatusCode::CREATED)
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// A banned-word rule as stored.
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
 pub struct FilterEntry {
     pub id: Uuid,
     pub pattern: String,
@@ -69,7 +88,16 @@ pub struct FilterEntry {
     pub created_at: DateTime<Utc>,
 }
 
-/// `GET /api/channels/{channel_id}/chat-filters`: the channel's banned-word rules.
+/// The channel's banned-word rules, newest first: owner, moderators or an admin.
+#[utoipa::path(get, path = "/api/channels/{channel_id}/chat-filters", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel (its owner's user id)")),
+    responses(
+        (status = 200, body = Vec<FilterEntry>),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not the channel's owner, one of its moderators or an admin", body = ErrorBody),
+    ))]
 async fn filters(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,
@@ -86,7 +114,17 @@ async fn filters(
     Ok(Json(rows))
 }
 
-/// `DELETE /api/channels/{channel_id}/chat-filters/{filter_id}`.
+/// Remove a banned-word rule: owner, moderators or an admin.
+#[utoipa::path(delete, path = "/api/channels/{channel_id}/chat-filters/{filter_id}", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel (its owner's user id)"), ("filter_id" = Uuid, Path, description = "The rule's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not the channel's owner, one of its moderators or an admin", body = ErrorBody),
+        (status = 404, description = "No such rule on this channel", body = ErrorBody),
+    ))]
 async fn remove_filter(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,

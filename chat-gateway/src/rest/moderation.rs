@@ -2,15 +2,16 @@
 //! The caller must be the channel's owner, one of its moderators or an admin; every action is
 //! broadcast to the room on every replica and written to the audit log.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use onair_auth::AccessClaims;
 use onair_domain::{Role, StreamId, UserId, ValidationError};
-use onair_web::{Json, Path};
+use onair_web::{ErrorBody, Json, Path};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::audit::{self, Entry};
@@ -21,8 +22,8 @@ use crate::room::{self, RoomInfo};
 use crate::send::{is_privileged, uuid_time};
 use crate::state::ChatState;
 
-pub fn router() -> Router<ChatState> {
-    Router::new().route("/api/streams/{stream_id}/chat/moderation", post(moderate))
+pub fn router() -> OpenApiRouter<ChatState> {
+    OpenApiRouter::new().routes(routes!(moderate))
 }
 
 /// Timeouts run from 1 s to 14 days.
@@ -30,47 +31,71 @@ const MAX_TIMEOUT_SECS: i64 = 14 * 24 * 3600;
 /// Slow mode runs from 0 (off) to a day.
 const MAX_SLOW_MODE_SECS: u32 = 86_400;
 
-/// A moderation action on a room.
-#[derive(Deserialize, Debug)]
+/// A moderation action on a room. `reason`s are kept in the audit log (cut to 500 characters).
+#[derive(Deserialize, Debug, ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[schema(example = json!({"action": "timeout", "user_id": "0190d6a2-7c1e-7a35-9f2b-3c4d5e6f7a8b", "seconds": 600, "reason": "spam"}))]
 pub enum ModAction {
+    /// Remove one message from every screen and from history.
     Delete {
+        /// The message's id (time-ordered: UUIDv7 as the server issues them).
+        #[schema(value_type = String, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[167][0-9a-fA-F]{3}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
         message_id: Uuid,
         #[serde(default)]
         reason: String,
     },
+    /// Keep a user from chatting for a while.
     Timeout {
         user_id: UserId,
+        /// 1 second to 14 days.
+        #[schema(minimum = 1, maximum = 1_209_600)]
         seconds: i64,
         #[serde(default)]
         reason: String,
     },
+    /// Keep a user from chatting in this channel until unbanned.
     Ban {
         user_id: UserId,
         #[serde(default)]
         reason: String,
     },
+    /// Lift a ban or a timeout.
     Unban {
         user_id: UserId,
         #[serde(default)]
         reason: String,
     },
+    /// Seconds between one viewer's messages; 0 turns slow mode off.
     SlowMode {
+        #[schema(minimum = 0, maximum = 86_400)]
         seconds: u32,
     },
-    FollowersOnly {
-        enabled: bool,
-    },
-    Links {
-        allowed: bool,
-    },
+    /// Only the channel's followers may chat.
+    FollowersOnly { enabled: bool },
+    /// Whether viewers may post links.
+    Links { allowed: bool },
+    /// Hide every message sent so far.
     Clear {
         #[serde(default)]
         reason: String,
     },
 }
 
-/// Owner, the channel's moderators, or an admin.
+/// Moderate a room: the channel's owner, its moderators, or an admin. Neither the owner nor
+/// (unless the caller is the owner or an admin) a moderator can be timed out or banned.
+#[utoipa::path(post, path = "/api/streams/{stream_id}/chat/moderation", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("stream_id" = Uuid, Path, description = "The stream whose chat to moderate")),
+    request_body = ModAction,
+    responses(
+        (status = 204, description = "In effect on every replica"),
+        (status = 400, description = "Malformed body or path, an unknown action, a value out of range", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not staff of this channel, or a target the caller may not moderate", body = ErrorBody),
+        (status = 404, description = "No such stream, or no such user to time out or ban", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+    ))]
 async fn moderate(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,

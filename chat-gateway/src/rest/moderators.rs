@@ -1,22 +1,32 @@
 //! Appointing and removing a channel's chat moderators (owner or admin only).
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::put;
 use http::StatusCode;
 use onair_domain::{Role, UserId};
-use onair_web::Path;
+use onair_web::{ErrorBody, Path};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{AuthUser, refresh_channel_rooms};
 use crate::error::{ChatError, ChatResult};
 use crate::state::ChatState;
 
-pub fn router() -> Router<ChatState> {
-    Router::new().route("/api/channels/{channel_id}/moderators/{user_id}", put(add_moderator).delete(remove_moderator))
+pub fn router() -> OpenApiRouter<ChatState> {
+    OpenApiRouter::new().routes(routes!(add_moderator, remove_moderator))
 }
 
-/// `PUT /api/channels/{channel_id}/moderators/{user_id}`: the owner (or an admin) appoints.
+/// Appoint a chat moderator (idempotent): the owner or an admin.
+#[utoipa::path(put, path = "/api/channels/{channel_id}/moderators/{user_id}", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel (its owner's user id)"), ("user_id" = Uuid, Path, description = "The user to appoint")),
+    responses(
+        (status = 204, description = "A moderator now"),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not the channel's owner or an admin", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
 async fn add_moderator(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,
@@ -43,7 +53,16 @@ async fn add_moderator(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE /api/channels/{channel_id}/moderators/{user_id}`.
+/// Remove a chat moderator (idempotent): the owner or an admin.
+#[utoipa::path(delete, path = "/api/channels/{channel_id}/moderators/{user_id}", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel (its owner's user id)"), ("user_id" = Uuid, Path, description = "The moderator to remove")),
+    responses(
+        (status = 204, description = "Not a moderator (any more)"),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not the channel's owner or an admin", body = ErrorBody),
+    ))]
 async fn remove_moderator(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,

@@ -1,12 +1,13 @@
 //! Flagging messages for review, and the review queue.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use onair_web::{Json, Path};
+use onair_web::{ErrorBody, Json, Path};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{AuthUser, require_staff};
@@ -14,20 +15,35 @@ use crate::error::{ChatError, ChatResult};
 use crate::send;
 use crate::state::ChatState;
 
-pub fn router() -> Router<ChatState> {
-    Router::new()
-        .route("/api/streams/{stream_id}/chat/reports", post(report))
-        .route("/api/channels/{channel_id}/chat-reports", get(open_reports))
+pub fn router() -> OpenApiRouter<ChatState> {
+    OpenApiRouter::new().routes(routes!(report)).routes(routes!(open_reports))
 }
 
-#[derive(Deserialize)]
+/// A message flagged for review.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"message_id": "0190d6a2-7c1e-7a35-9f2b-3c4d5e6f7a8b", "reason": "harassment"}))]
 pub struct ReportBody {
     pub message_id: Uuid,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: String,
 }
 
-/// `POST /api/streams/{id}/chat/reports`: any signed-in viewer flags a message for review.
+/// Flag a message for the channel's moderators: any signed-in viewer (30 reports a minute;
+/// reporting the same message twice is accepted once).
+#[utoipa::path(post, path = "/api/streams/{stream_id}/chat/reports", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("stream_id" = Uuid, Path, description = "The stream the message was sent in")),
+    request_body = ReportBody,
+    responses(
+        (status = 202, description = "Queued for review"),
+        (status = 400, description = "A malformed id or body, a reason over 500 characters", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 404, description = "No such stream", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 429, description = "Too many reports (see Retry-After)", body = ErrorBody),
+    ))]
 async fn report(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,
@@ -36,6 +52,13 @@ async fn report(
 ) -> ChatResult<StatusCode> {
     if body.reason.chars().count() > 500 {
         return Err(onair_domain::ValidationError::new("reason", "must be at most 500 characters").into());
+    }
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM streams WHERE id = $1)")
+        .bind(stream_id)
+        .fetch_one(&state.db)
+        .await?;
+    if !exists {
+        return Err(ChatError::not_found("stream_not_found", "no such stream"));
     }
     if let Some(ms) = send::hit(&state, "report_user", &claims.sub.to_string(), 30, 60_000).await? {
         return Err(
@@ -57,7 +80,7 @@ async fn report(
 }
 
 /// A report waiting for a moderator, with the message it is about.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
 pub struct OpenReport {
     pub id: Uuid,
     pub stream_id: Uuid,
@@ -65,13 +88,23 @@ pub struct OpenReport {
     pub reporter_id: Uuid,
     pub reason: String,
     pub created_at: DateTime<Utc>,
+    /// The message's author, name and text; absent until the message has reached history.
     pub author_id: Option<Uuid>,
     pub author_name: Option<String>,
     pub text: Option<String>,
 }
 
-/// `GET /api/channels/{channel_id}/chat-reports`: unresolved reports on the channel's streams,
-/// newest first (owner, moderators, admins).
+/// Unresolved reports on the channel's streams, newest first (the last 200): owner,
+/// moderators or an admin.
+#[utoipa::path(get, path = "/api/channels/{channel_id}/chat-reports", tag = super::TAG_MODERATION,
+    security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel (its owner's user id)")),
+    responses(
+        (status = 200, body = Vec<OpenReport>),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No or an invalid access token", body = ErrorBody),
+        (status = 403, description = "Not the channel's owner, one of its moderators or an admin", body = ErrorBody),
+    ))]
 async fn open_reports(
     State(state): State<ChatState>,
     AuthUser(claims): AuthUser,
