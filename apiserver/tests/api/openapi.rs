@@ -193,7 +193,7 @@ async fn every_public_route_is_documented() {
             );
         }
     }
-    assert!(seen >= 8, "only {seen} axum routes found: has the router moved?");
+    assert!(seen >= 6, "only {seen} axum routes found: has the router moved?");
     // Every chat REST route answers at the API address on Kubernetes and on one machine, so
     // the apiserver's document carries the gateway's whole document.
     let chat = onair_chat_gateway::openapi();
