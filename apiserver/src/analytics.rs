@@ -27,6 +27,7 @@ const PRESENCE_TTL_SECS: i64 = 24 * 3600;
 #[derive(Deserialize, ToSchema)]
 pub struct HeartbeatRequest {
     /// The player's viewer session id (random, made by the player, 8-64 of `A-Za-z0-9_-`).
+    #[schema(min_length = 8, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$", example = "v_3f9a2c71b0d4")]
     pub session_id: String,
 }
 

@@ -152,6 +152,10 @@ fn api_router(state: AppState, http_metrics: Arc<HttpMetrics>) -> (Router, utoip
         .merge(openapi::router())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    // The chat gateway's REST routes answer at the same address (the Ingress on Kubernetes,
+    // `onair up` on one machine), so one document describes both.
+    doc.merge(onair_chat_gateway::openapi());
+    openapi::document_extractor_errors(&mut doc);
     doc.paths.paths.insert("/api/openapi.json".to_owned(), openapi_path_item());
     let doc_json = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
 

@@ -26,13 +26,24 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct SearchParams {
     /// Free text over titles, tags, streamer names and categories; prefixes match (`spee`
     /// finds `speedrun`) and, for longer words, near misses too.
+    #[param(max_length = 200)]
     pub q: Option<String>,
+    /// A category slug.
+    #[param(pattern = r"^[A-Za-z0-9-]{1,40}$")]
     pub category: Option<String>,
+    /// 1 to 25 letters, digits, `-` or `_`.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,25}$")]
     pub tag: Option<String>,
+    /// A language code like `en` or `pt-br`.
+    #[param(pattern = r"^[a-z]{2}(-[a-z]{2})?$")]
     pub language: Option<String>,
     /// Only streams on air now.
     pub live: Option<bool>,
+    /// Items per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
+    /// `next_cursor` from the previous page (opaque, base64url); empty for the first page.
+    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 

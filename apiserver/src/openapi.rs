@@ -13,7 +13,7 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "onair API", description = "Users, stream keys, streams, discovery, followers and analytics."),
+    info(title = "onair API", description = "Users, stream keys, streams, discovery, followers, analytics, and chat (served by the chat gateway at the same address)."),
     modifiers(&SecuritySchemes),
     components(schemas(onair_web::ErrorBody, onair_web::ErrorDetail)),
     tags(
@@ -44,6 +44,43 @@ impl Modify for SecuritySchemes {
                 onair_domain::contracts::http::INTERNAL_TOKEN_HEADER,
             ))),
         );
+    }
+}
+
+/// The answers the shared extractors (`onair_web::{Json, Path, Query}`) and the body limit give
+/// before a handler runs, added to every operation they apply to so no handler has to repeat
+/// them: 400 for a malformed path, query or body, 413 over the body limit, 415 for a body that
+/// is not JSON.
+pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            let params = op.parameters.as_deref().unwrap_or_default();
+            let has_input = params
+                .iter()
+                .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query)));
+            let responses = &mut op.responses.responses;
+            if has_input || op.request_body.is_some() {
+                responses.entry("400".to_owned()).or_insert_with(|| error("A malformed path, query or body"));
+            }
+            if op.request_body.is_some() {
+                responses.entry("413".to_owned()).or_insert_with(|| error("The body is over 64 KiB"));
+                responses.entry("415".to_owned()).or_insert_with(|| error("The body is not JSON"));
+            }
+        }
     }
 }
 

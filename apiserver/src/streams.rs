@@ -126,14 +126,82 @@ impl StreamRow {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"title": "Any% practice", "category": "games", "tags": ["speedrun"], "language": "en", "quality": "720p"}))]
 pub struct StartRequest {
+    /// One line of 1 to 140 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 140,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub title: String,
+    /// A slug from `GET /api/categories`.
+    #[schema(inline, value_type = CategorySlug)]
     pub category: String,
+    /// Up to 10 tags of 1 to 25 letters, digits, `-` or `_` (stored lowercased, deduplicated).
     #[serde(default)]
+    #[schema(max_items = 10, value_type = Vec<TagSchema>)]
     pub tags: Vec<String>,
+    /// A language code like `en` or `pt-br` (default `en`).
+    #[schema(pattern = r"^[a-z]{2}(-[a-z]{2})?$")]
     pub language: Option<String>,
-    /// Top rendition: `source` (default), `1080p`, `720p`, `480p`.
+    /// Top rendition (default `source`).
+    #[schema(inline, value_type = Option<Quality>)]
     pub quality: Option<String>,
+}
+
+/// The categories `GET /api/categories` lists (seeded by the migrations).
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only: categories travel as strings")]
+enum CategorySlug {
+    #[schema(rename = "just-chatting")]
+    JustChatting,
+    #[schema(rename = "games")]
+    Games,
+    #[schema(rename = "music")]
+    Music,
+    #[schema(rename = "art")]
+    Art,
+    #[schema(rename = "software")]
+    Software,
+    #[schema(rename = "science")]
+    Science,
+    #[schema(rename = "sports")]
+    Sports,
+    #[schema(rename = "education")]
+    Education,
+    #[schema(rename = "food")]
+    Food,
+    #[schema(rename = "travel")]
+    Travel,
+    #[schema(rename = "irl")]
+    Irl,
+    #[schema(rename = "other")]
+    Other,
+}
+
+/// A stream tag.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = r"^[A-Za-z0-9_-]{1,25}$")]
+#[allow(dead_code, reason = "a schema only: tags travel as strings")]
+struct TagSchema(String);
+
+/// The top rendition of a stream's ladder.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only: qualities travel as strings")]
+enum Quality {
+    #[schema(rename = "source")]
+    Source,
+    #[schema(rename = "1080p")]
+    P1080,
+    #[schema(rename = "720p")]
+    P720,
+    #[schema(rename = "480p")]
+    P480,
+    #[schema(rename = "360p")]
+    P360,
+    #[schema(rename = "240p")]
+    P240,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -157,9 +225,19 @@ pub struct StartResponse {
 
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateStreamRequest {
+    /// One line of 1 to 140 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 140,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub title: Option<String>,
+    #[schema(inline, value_type = Option<CategorySlug>)]
     pub category: Option<String>,
+    /// Replaces the tags: up to 10 of 1 to 25 letters, digits, `-` or `_`.
+    #[schema(max_items = 10, value_type = Option<Vec<TagSchema>>)]
     pub tags: Option<Vec<String>>,
+    #[schema(pattern = r"^[a-z]{2}(-[a-z]{2})?$")]
     pub language: Option<String>,
 }
 

@@ -118,10 +118,23 @@ pub struct Session {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "ada_l", "email": "ada@example.com", "password": "correct horse battery", "display_name": "Ada"}))]
 pub struct RegisterRequest {
+    /// 3 to 25 letters, digits or underscores, starting with a letter or digit; unique
+    /// regardless of case.
+    #[schema(min_length = 3, max_length = 25, pattern = r"^[A-Za-z0-9][A-Za-z0-9_]*$")]
     pub username: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 8 to 128 characters, not only whitespace.
+    #[schema(min_length = 8, max_length = 128, pattern = r"\S")]
     pub password: String,
+    /// One line of 1 to 40 characters (defaults to the username).
+    #[schema(
+        min_length = 1,
+        max_length = 40,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub display_name: Option<String>,
 }
 
@@ -139,14 +152,30 @@ pub struct RefreshRequest {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"display_name": "Ada L.", "bio": "Speedruns and synths."}))]
 pub struct UpdateMeRequest {
+    /// One line of 1 to 40 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 40,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub display_name: Option<String>,
+    /// Up to 500 characters; newlines allowed, other control characters not.
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub bio: Option<String>,
-    /// An empty string removes the avatar.
+    /// An http(s) URL of up to 2048 bytes; an empty string removes the avatar.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^$|^https?://[A-Za-z0-9]([A-Za-z0-9-]*\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub avatar_url: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     /// Needed with `new_password` and `email`.
     pub current_password: Option<String>,
+    /// 8 to 128 characters, not only whitespace.
+    #[schema(min_length = 8, max_length = 128, pattern = r"\S")]
     pub new_password: Option<String>,
 }
 
@@ -198,7 +227,8 @@ fn with_cookie(status: StatusCode, body: impl Serialize, cookie: HeaderValue) ->
 
 /// The refresh/logout body is optional (browsers send only the cookie).
 fn optional_body(body: &[u8]) -> ApiResult<RefreshRequest> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // No body, or a JSON `null`, means "use the cookie".
+    if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         return Ok(RefreshRequest::default());
     }
     serde_json::from_slice(body)
@@ -301,7 +331,8 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
 }
 
 /// Exchange a refresh token (body or cookie) for a new access token and refresh token.
-#[utoipa::path(post, path = "/api/users/refresh", tag = "users", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/users/refresh", tag = "users",
+    request_body(content = Option<RefreshRequest>, description = "Optional: without a body (or without `refresh_token`) the refresh cookie is used"),
     responses((status = 200, body = Session), (status = 401, body = onair_web::ErrorBody)))]
 async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
     let token = optional_body(&body)?.refresh_token.or_else(|| cookie_token(&headers)).ok_or_else(|| {
@@ -331,7 +362,8 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: axum::
 }
 
 /// End the login session the refresh token belongs to.
-#[utoipa::path(post, path = "/api/users/logout", tag = "users", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/users/logout", tag = "users",
+    request_body(content = Option<RefreshRequest>, description = "Optional: without a body (or without `refresh_token`) the refresh cookie is used; with neither, only the cookie is cleared"),
     responses((status = 204, description = "session ended (or already gone)")))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
     if let Some(token) = optional_body(&body)?.refresh_token.or_else(|| cookie_token(&headers)) {

@@ -8,7 +8,7 @@ use async_nats::jetstream;
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use futures::{FutureExt as _, StreamExt as _};
 use onair_domain::StreamId;
 use onair_domain::contracts::subjects;
@@ -164,18 +164,7 @@ fn router(state: ChatState, http_metrics: Arc<HttpMetrics>) -> Router {
     let state_origins = state.config.allowed_origins.clone();
     let router = Router::new()
         .route("/ws/streams/{stream_id}/chat", get(ws::ws_handler))
-        .route("/api/streams/{stream_id}/chat", post(rest::send_message).get(rest::get_history))
-        .route("/api/streams/{stream_id}/chat/moderation", post(rest::moderate))
-        .route("/api/streams/{stream_id}/chat/reports", post(rest::report))
-        .route(
-            "/api/channels/{channel_id}/moderators/{user_id}",
-            put(rest::add_moderator).delete(rest::remove_moderator),
-        )
-        .route("/api/channels/{channel_id}/chat-filters", post(rest::add_filter).get(rest::filters))
-        .route("/api/channels/{channel_id}/chat-filters/{filter_id}", axum::routing::delete(rest::remove_filter))
-        .route("/api/channels/{channel_id}/chat-reports", get(rest::open_reports))
-        .route("/api/channels/{channel_id}/bans", get(rest::bans))
-        .route("/api/channels/{channel_id}/moderation-log", get(rest::audit_log))
+        .merge(rest::router())
         .route("/healthz", get(onair_web::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

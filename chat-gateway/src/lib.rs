@@ -18,4 +18,5 @@ mod ws;
 pub use app::ChatGateway;
 pub use config::ChatConfig;
 pub use error::ChatError;
+pub use rest::openapi;
 pub use state::ChatState;

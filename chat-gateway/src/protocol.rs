@@ -31,16 +31,17 @@ pub enum ClientFrame {
 }
 
 /// Who wrote a message, as shown beside it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Author {
     pub id: UserId,
     pub name: String,
     /// `owner`, `moderator`, `admin`.
+    #[schema(example = json!(["owner"]))]
     pub badges: Vec<String>,
 }
 
 /// A chat message as it crosses NATS and reaches sockets.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ChatMessage {
     /// UUIDv7: its timestamp is `ts`, so a retried insert finds the same partition and row.
     pub id: Uuid,

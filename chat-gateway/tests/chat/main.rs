@@ -7,4 +7,5 @@ mod fanout;
 mod helpers;
 mod input;
 mod moderation;
+mod openapi;
 mod restarts;
