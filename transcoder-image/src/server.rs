@@ -2,7 +2,6 @@
 //! players, the internal routes, health and metrics). A transcode pod also follows its ingest
 //! pod's source here, for as long as the server runs.
 
-
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
