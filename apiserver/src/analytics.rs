@@ -55,6 +55,12 @@ impl AppState {
             .await
     }
 
+    /// Take one analytics sample now (what the background sampler does every interval).
+    /// Returns how many streams were sampled, or `None` when another replica claimed this tick.
+    pub async fn sample_analytics(&self) -> Result<Option<usize>, ApiError> {
+        sample_once(self, Utc::now()).await
+    }
+
     /// Sessions seen within the viewer window.
     pub(crate) async fn current_viewers(&self, stream: StreamId) -> Result<i64, redis::RedisError> {
         onair_infra::current_viewers(&mut self.redis(), &self.config.redis.redis_prefix, stream, self.viewer_window())

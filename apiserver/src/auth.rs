@@ -37,17 +37,7 @@ impl AuthUser {
 }
 
 fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(http::header::AUTHORIZATION) else { return Ok(None) };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("invalid_token", "the Authorization header is not valid text"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| ApiError::unauthorized("invalid_token", "use Authorization: Bearer <access token>"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthorized("invalid_token", "use Authorization: Bearer <access token>"));
-    }
-    Ok(Some(token.trim()))
+    onair_web::bearer_token(&parts.headers).map_err(|e| ApiError::unauthorized("invalid_token", e.to_string()))
 }
 
 fn verify(state: &AppState, token: &str) -> Result<AccessClaims, ApiError> {
@@ -103,17 +93,9 @@ impl FromRequestParts<AppState> for Internal {
         if presented.is_empty() {
             return Err(ApiError::unauthorized("missing_token", "internal routes need the internal token"));
         }
-        if !constant_time_eq(presented, expected) {
+        if !onair_web::constant_time_eq(presented, expected) {
             return Err(ApiError::unauthorized("invalid_token", "the internal token is wrong"));
         }
         Ok(Internal)
     }
-}
-
-/// Compare without an early exit, so timing reveals nothing about the secret's prefix.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Internal;
 use crate::error::{ApiError, ApiResult};
+use crate::lifecycle::Cause;
 use crate::sessions::hash_token;
 use crate::state::AppState;
 
@@ -78,7 +79,8 @@ pub struct StatusReport {
     pub status: StreamStatus,
 }
 
-/// The media worker reports what the stream is doing.
+/// The media worker (or the operator) reports what the stream is doing; the lifecycle decides
+/// whether that moves it (`lifecycle::transition`).
 #[utoipa::path(post, path = "/internal/streams/{stream_id}/status", tag = "internal", request_body = StatusReport,
     params(("stream_id" = Uuid, Path)), security(("internal" = [])),
     responses((status = 204), (status = 401, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
@@ -89,30 +91,7 @@ async fn report_status(
     Path(stream_id): Path<Uuid>,
     Json(req): Json<StatusReport>,
 ) -> ApiResult<http::StatusCode> {
-    let id = StreamId(stream_id);
-    let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
-    let from = row.status();
-    if !from.is_active() {
-        return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
-    }
-    // Every update is conditional on the stream still being active: a stop that commits between
-    // the read above and this write must win, not be revived by a late report.
-    let set = match req.status {
-        StreamStatus::Live => "status = 'live', started_at = coalesce(started_at, now())",
-        StreamStatus::Starting => "status = 'starting'",
-        StreamStatus::Ending => "status = 'ending'",
-        StreamStatus::Ended => "status = 'ended', ended_at = now(), current_viewers = 0",
-        StreamStatus::Failed => "status = 'failed', ended_at = now(), current_viewers = 0",
-    };
-    let sql = format!("UPDATE streams SET {set} WHERE id = $1 AND status IN ('starting', 'live', 'ending')");
-    if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.0).execute(&state.db).await?.rows_affected() == 0 {
-        return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
-    }
-    state.invalidate_stream(id).await;
-    if from != req.status {
-        state.publish_lifecycle(req.status.as_str(), id, UserId(row.user_id)).await;
-        tracing::info!(stream_id = %id, from = %from, to = %req.status, "stream status reported by media");
-    }
+    state.set_stream_status(StreamId(stream_id), req.status, Cause::Media).await?;
     Ok(http::StatusCode::NO_CONTENT)
 }
 

@@ -119,7 +119,7 @@ impl Orchestrator for KubernetesOrchestrator {
         tracing::info!(stream_id = %spec.stream_id, livestream = %name, "LiveStream applied");
         Ok(MediaEndpoints {
             ingest_url: self.ingest_url.clone(),
-            playback_url: format!("{}/{}/master.m3u8", self.playback_base_url, spec.stream_id),
+            playback_url: onair_domain::contracts::playback::master_url(&self.playback_base_url, spec.stream_id),
         })
     }
 

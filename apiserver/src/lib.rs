@@ -10,6 +10,7 @@ mod events;
 mod followers;
 mod internal;
 pub mod kubernetes;
+mod lifecycle;
 mod openapi;
 mod orchestrator;
 mod pagination;

@@ -6,6 +6,7 @@
 
 use std::sync::Mutex;
 
+use onair_domain::contracts::playback;
 use onair_domain::{StreamId, Tier, UserId};
 
 /// What the orchestrator needs to know about a stream.
@@ -116,7 +117,7 @@ impl Orchestrator for RecordingOrchestrator {
         }
         Ok(MediaEndpoints {
             ingest_url: self.ingest_url.clone(),
-            playback_url: format!("{}/{}/master.m3u8", self.playback_base_url.trim_end_matches('/'), spec.stream_id),
+            playback_url: playback::master_url(&self.playback_base_url, spec.stream_id),
         })
     }
 
@@ -157,7 +158,12 @@ impl LocalOrchestrator {
             internal_token,
             ingest_url: ingest_url.to_owned(),
             playback_base_url: playback_base_url.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default(),
+            // Fails only when the TLS backend cannot start: nothing would work, so say so at
+            // start-up instead of running without the timeout.
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .expect("the HTTP client for the media worker cannot be built"),
         }
     }
 }
@@ -169,7 +175,7 @@ impl Orchestrator for LocalOrchestrator {
         match res {
             Ok(r) if r.status().is_success() => Ok(MediaEndpoints {
                 ingest_url: self.ingest_url.clone(),
-                playback_url: format!("{}/{}/master.m3u8", self.playback_base_url, spec.stream_id),
+                playback_url: playback::master_url(&self.playback_base_url, spec.stream_id),
             }),
             Ok(r) => Err(OrchestratorError(format!("media worker answered {}", r.status()))),
             Err(e) => Err(OrchestratorError(format!("media worker unreachable: {e}"))),

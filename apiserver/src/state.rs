@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes_cache::StreamCache;
 use onair_auth::{KeyRing, Verifier};
 use secrecy::SecretString;
 use sqlx::PgPool;
@@ -12,12 +11,9 @@ use crate::config::ApiConfig;
 use crate::orchestrator::Orchestrator;
 use crate::passwords::Passwords;
 
-pub(crate) mod bytes_cache {
-    use onair_domain::StreamId;
-
-    /// A stream's public state, already serialised (`None`: the stream does not exist).
-    pub type StreamCache = moka::future::Cache<StreamId, Option<axum::body::Bytes>>;
-}
+/// Each stream's public JSON (`GET /api/streams/{id}`), already serialised (`None`: the stream
+/// does not exist).
+pub type StreamCache = moka::future::Cache<onair_domain::StreamId, Option<axum::body::Bytes>>;
 
 /// Counters beyond the per-route HTTP metrics.
 pub struct AppMetrics {
@@ -115,11 +111,5 @@ impl AppState {
 
     pub(crate) fn redis(&self) -> redis::aio::ConnectionManager {
         self.redis.clone()
-    }
-
-    /// Take one analytics sample now (what the background sampler does every interval).
-    /// Returns how many streams were sampled, or `None` when another replica claimed this tick.
-    pub async fn sample_analytics(&self) -> Result<Option<usize>, crate::ApiError> {
-        crate::analytics::sample_once(self, chrono::Utc::now()).await
     }
 }

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode};
+use onair_domain::contracts::playback;
 use onair_domain::{Category, Language, StreamId, StreamStatus, StreamTitle, Tags, UserId};
 use onair_web::{Json, Path, Query};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, foreign_key_violation, unique_violation};
+use crate::lifecycle::{self, Cause};
 use crate::orchestrator::StreamSpec;
 use crate::pagination::{Cursor, Page, PageParams, sane_time};
 use crate::state::{AppState, CacheLabels};
@@ -99,7 +101,7 @@ impl StreamRow {
     pub fn into_view(self, state: &AppState) -> StreamView {
         let status = self.status();
         let playback_url = matches!(status, StreamStatus::Live | StreamStatus::Ending)
-            .then(|| format!("{}/{}/master.m3u8", state.config.playback_base_url.trim_end_matches('/'), self.id));
+            .then(|| playback::master_url(&state.config.playback_base_url, self.id));
         StreamView {
             id: StreamId(self.id),
             streamer: Streamer {
@@ -366,10 +368,7 @@ async fn start_stream(
         Ok(e) => e,
         Err(e) => {
             // Free the user's live slot: a stream that never got media is a failed one.
-            sqlx::query("UPDATE streams SET status = 'failed', ended_at = now() WHERE id = $1")
-                .bind(id.0)
-                .execute(&state.db)
-                .await?;
+            state.set_stream_status(id, StreamStatus::Failed, Cause::StartFailed).await?;
             return Err(e.into());
         }
     };
@@ -406,22 +405,10 @@ async fn stop_stream(
     let id = StreamId(stream_id);
     let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
     user.require_owner_or_admin(UserId(row.user_id), "stream")?;
-    if !row.status().is_active() {
-        return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
-    }
+    // Refuse before stopping the media; the write below checks again under a row lock.
+    lifecycle::transition(row.status(), StreamStatus::Ended)?;
     state.orchestrator.stop(id).await?;
-    let updated = sqlx::query(
-        "UPDATE streams SET status = 'ended', ended_at = now(), current_viewers = 0
-         WHERE id = $1 AND status IN ('starting', 'live', 'ending')",
-    )
-    .bind(id.0)
-    .execute(&state.db)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(ApiError::conflict("stream_not_active", "this stream has already ended"));
-    }
-    state.invalidate_stream(id).await;
-    state.publish_lifecycle("ended", id, UserId(row.user_id)).await;
+    state.set_stream_status(id, StreamStatus::Ended, Cause::Stopped).await?;
     tracing::info!(stream_id = %id, user_id = %user.id(), "stream stopped");
     let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
     Ok(Json(row.into_view(&state)))

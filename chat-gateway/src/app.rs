@@ -18,14 +18,16 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 
 use crate::config::ChatConfig;
+use crate::hub::Hub;
 use crate::jwks::Keys;
 use crate::metrics::ChatMetrics;
-use crate::room::Hub;
 use crate::state::{ChatState, Inner};
 use crate::{persister, rest, ws};
 
 pub struct ChatGateway {
     listener: TcpListener,
+    /// The address really bound (a port of 0 is chosen at bind).
+    addr: SocketAddr,
     router: Router,
     state: ChatState,
 }
@@ -129,11 +131,12 @@ impl ChatGateway {
             sockets_by_user: Default::default(),
         }));
         let router = router(state.clone(), http_metrics);
-        Ok(Self { listener, router, state })
+        let addr = listener.local_addr()?;
+        Ok(Self { listener, addr, router, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.addr
     }
 
     pub fn state(&self) -> ChatState {
@@ -180,10 +183,7 @@ async fn readyz(State(state): State<ChatState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<ChatState>) -> impl IntoResponse {
-    (
-        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        onair_telemetry::encode(&state.registry),
-    )
+    onair_web::metrics_response(&state.registry)
 }
 
 async fn ensure_partitions(db: &sqlx::PgPool) -> anyhow::Result<()> {

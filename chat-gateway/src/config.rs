@@ -25,7 +25,7 @@ pub struct ChatConfig {
     #[command(flatten)]
     pub nats: NatsArgs,
     /// Where the apiserver publishes its token-signing public keys.
-    #[arg(long, env = "ONAIR_JWKS_URL", default_value = "http://127.0.0.1:8080/.well-known/jwks.json")]
+    #[arg(long, env = "ONAIR_JWKS_URL", default_value_t = default_jwks_url())]
     pub jwks_url: String,
     /// Browser origins allowed to open sockets; empty allows any (single-machine default).
     #[arg(long, env = "ONAIR_CHAT_ORIGINS", value_delimiter = ',')]
@@ -74,4 +74,9 @@ impl ChatConfig {
             .map(|u| onair_config::with_default_user(u.expose_secret()))
             .unwrap_or_else(|| self.database.primary_url())
     }
+}
+
+/// The apiserver's JWKS on one machine (`ONAIR_JWKS_URL` points elsewhere).
+fn default_jwks_url() -> String {
+    format!("http://127.0.0.1:8080{}", onair_domain::contracts::http::JWKS_PATH)
 }

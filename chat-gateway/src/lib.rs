@@ -5,6 +5,7 @@ mod config;
 mod error;
 pub mod filter;
 mod history;
+mod hub;
 mod jwks;
 mod metrics;
 mod persister;

@@ -102,8 +102,3 @@ pub enum ServerFrame<'a> {
 pub fn encode(frame: &ServerFrame<'_>) -> String {
     serde_json::to_string(frame).unwrap_or_default()
 }
-
-/// A moderation event as the socket sees it.
-pub fn mod_event_json(ev: &ModEvent) -> serde_json::Value {
-    serde_json::to_value(ev).unwrap_or_default()
-}

@@ -1,8 +1,7 @@
-//! Rooms: one per stream with local sockets. A room holds the moderation state its sends are
-//! checked against, and one task that reads the room's NATS subjects and fans frames out to
-//! the local sockets, coalescing a busy room's events into one frame per tick.
+//! Rooms: one per stream with local sockets (the data is in `hub`). Joining opens a room and
+//! its one task, which reads the room's NATS subjects and fans frames out to the local sockets,
+//! coalescing a busy room's events into one frame per tick; the last handle dropped closes it.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -18,58 +17,9 @@ use uuid::Uuid;
 
 use crate::error::{ChatError, ChatResult};
 use crate::filter::Filters;
+pub(crate) use crate::hub::{Room, RoomInfo};
 use crate::protocol::ModEvent;
 use crate::state::ChatState;
-
-/// What sends in a room are checked against. Loaded from Postgres when the room opens and
-/// kept current by the moderation events every replica receives.
-#[derive(Debug, Clone)]
-pub struct RoomInfo {
-    pub stream_id: StreamId,
-    /// The streamer: bans, moderators and rules belong to the channel, not the broadcast.
-    pub channel_id: UserId,
-    pub active: bool,
-    pub slow_mode_secs: u32,
-    pub followers_only: bool,
-    pub links_allowed: bool,
-    pub moderators: HashSet<UserId>,
-    /// `None`: banned; `Some(t)`: timed out until `t`.
-    pub bans: HashMap<UserId, Option<DateTime<Utc>>>,
-    pub filters: Filters,
-}
-
-impl RoomInfo {
-    /// The restriction on `user` now, if any: `Err(None)` banned, `Err(Some(until))` timed out.
-    pub fn restriction(&self, user: UserId) -> Result<(), Option<DateTime<Utc>>> {
-        match self.bans.get(&user) {
-            None => Ok(()),
-            Some(None) => Err(None),
-            Some(Some(until)) if *until > Utc::now() => Err(Some(*until)),
-            Some(Some(_)) => Ok(()),
-        }
-    }
-
-    fn apply(&mut self, ev: &ModEvent) {
-        match ev {
-            ModEvent::Timeout { user_id, until } => {
-                self.bans.insert(*user_id, Some(*until));
-            }
-            ModEvent::Ban { user_id } => {
-                self.bans.insert(*user_id, None);
-            }
-            ModEvent::Unban { user_id } => {
-                self.bans.remove(user_id);
-            }
-            ModEvent::SlowMode { seconds } => self.slow_mode_secs = *seconds,
-            ModEvent::Settings { followers_only, links_allowed } => {
-                self.followers_only = *followers_only;
-                self.links_allowed = *links_allowed;
-            }
-            ModEvent::Ended => self.active = false,
-            ModEvent::Delete { .. } | ModEvent::Clear | ModEvent::FiltersChanged => {}
-        }
-    }
-}
 
 /// Load a room's state; `None` when the stream does not exist.
 pub async fn load_info(state: &ChatState, stream: StreamId) -> ChatResult<Option<RoomInfo>> {
@@ -117,33 +67,6 @@ async fn load_filters(state: &ChatState, channel: UserId) -> ChatResult<Filters>
     Ok(Filters::new(rules.iter().map(|(p, r)| (p.as_str(), *r))))
 }
 
-pub struct Room {
-    pub id: StreamId,
-    pub info: RwLock<RoomInfo>,
-    /// Serialised frames for the local sockets. A socket that falls behind by the channel's
-    /// capacity is a slow consumer and is closed.
-    pub tx: broadcast::Sender<Utf8Bytes>,
-    users: AtomicUsize,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl Room {
-    pub fn info(&self) -> RoomInfo {
-        // A poisoned lock means a panic mid-update elsewhere; the data is still the last good state.
-        self.info.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn update(&self, f: impl FnOnce(&mut RoomInfo)) {
-        f(&mut self.info.write().unwrap_or_else(|e| e.into_inner()));
-    }
-}
-
-/// The rooms of this replica.
-#[derive(Default)]
-pub struct Hub {
-    rooms: Mutex<HashMap<StreamId, Arc<Room>>>,
-}
-
 /// A use of a room (a socket, or one REST send). The room closes, and its NATS interest is
 /// dropped, when the last handle goes.
 pub struct RoomHandle {
@@ -167,20 +90,6 @@ impl Drop for RoomHandle {
                 tracing::debug!(stream_id = %self.room.id, "room closed");
             }
         }
-    }
-}
-
-impl Hub {
-    pub fn get(&self, stream: StreamId) -> Option<Arc<Room>> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner()).get(&stream).cloned()
-    }
-
-    pub fn len(&self) -> usize {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

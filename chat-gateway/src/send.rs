@@ -5,16 +5,16 @@ use std::time::Instant;
 
 use async_nats::jetstream::message::PublishMessage;
 use chrono::Utc;
+use fnv1a::digest;
 use http::StatusCode;
 use onair_auth::AccessClaims;
 use onair_domain::contracts::{redis_keys, subjects};
 use onair_domain::{Role, UserId};
-use sha2_lite::digest;
 
 use crate::error::{ChatError, ChatResult};
 use crate::filter::{self, has_link};
+use crate::hub::{Room, RoomInfo};
 use crate::protocol::{Author, ChatMessage, MAX_MESSAGE_CHARS, ServerFrame, encode};
-use crate::room::{Room, RoomInfo};
 use crate::state::ChatState;
 
 /// The author's badges in this room.
@@ -242,7 +242,7 @@ pub fn uuid_time(id: &uuid::Uuid) -> Option<chrono::DateTime<Utc>> {
     chrono::DateTime::from_timestamp(secs as i64, (nanos / 1_000_000) * 1_000_000)
 }
 
-mod sha2_lite {
+mod fnv1a {
     /// A short, stable fingerprint (FNV-1a) for flood detection; not a security boundary.
     pub fn digest(bytes: &[u8]) -> String {
         let mut h: u64 = 0xcbf29ce484222325;

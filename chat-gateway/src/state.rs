@@ -7,9 +7,9 @@ use onair_domain::UserId;
 use sqlx::PgPool;
 
 use crate::config::ChatConfig;
+use crate::hub::Hub;
 use crate::jwks::Keys;
 use crate::metrics::ChatMetrics;
-use crate::room::Hub;
 
 pub struct Inner {
     pub config: ChatConfig,

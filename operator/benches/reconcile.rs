@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use futures::StreamExt as _;
 use onair_crds::LiveStream;
-use onair_operator::observe::WorkerObs;
+use onair_operator::status::WorkerObs;
 use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller};
 use onair_testkit::kube_fake::FakeApi;
 use serde_json::json;
@@ -31,7 +31,7 @@ impl MediaApi for IdleMedia {
     async fn report_ended(&self, _: uuid::Uuid) -> Result<(), String> {
         Ok(())
     }
-    async fn assign(&self, _: &str, _: uuid::Uuid, _: &onair_operator::controller::Assignment) -> Result<(), String> {
+    async fn assign(&self, _: &str, _: uuid::Uuid, _: &onair_operator::controller::Parts) -> Result<(), String> {
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! The reconcile loop: for each LiveStream, apply what `desired` says, look at what runs, write
-//! the status `observe` computes, and end the media gracefully on suspend or deletion.
+//! the status `status::derive` computes, and end the media gracefully on suspend or deletion.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,10 +22,10 @@ use serde::de::DeserializeOwned;
 use crate::config::OperatorConfig;
 use crate::desired::{self, Desired};
 use crate::metrics::Metrics;
-use crate::observe::{self, Observed, PodObs, WorkerObs};
 use crate::parts;
 use crate::plan::{self, Decision};
 use crate::scaling::{Admission, Part, Rebalance};
+use crate::status::{self, Observed, PodObs, WorkerObs};
 
 /// The one field manager every object and status is applied with.
 pub const MANAGER: &str = "onair-operator";
@@ -64,8 +64,9 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Renditions by transcode part (`{"t0": ["720p"]}`).
-pub use onair_domain::contracts::media::Parts as Assignment;
+/// Renditions by transcode part (`{"t0": ["720p"]}`), as `PUT /internal/streams/{id}/transcoders`
+/// carries them.
+pub use onair_domain::contracts::media::Parts;
 
 /// The media worker's internal routes and the apiserver's, as the operator uses them; a trait
 /// so tests can stand in for pods that do not exist.
@@ -78,7 +79,7 @@ pub trait MediaApi: Send + Sync + 'static {
     async fn report_ended(&self, stream: uuid::Uuid) -> Result<(), String>;
     /// Which transcode pod encodes which renditions, through the stream's ingest pod; the
     /// renditions no longer assigned end there (`EXT-X-ENDLIST`) for the players on them.
-    async fn assign(&self, base: &str, stream: uuid::Uuid, parts: &Assignment) -> Result<(), String>;
+    async fn assign(&self, base: &str, stream: uuid::Uuid, parts: &Parts) -> Result<(), String>;
 }
 
 pub struct HttpMediaApi {
@@ -90,7 +91,12 @@ pub struct HttpMediaApi {
 impl HttpMediaApi {
     pub fn new(config: &OperatorConfig) -> Self {
         Self {
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default(),
+            // Fails only when the TLS backend cannot start: nothing would work, so say so at
+            // start-up instead of running without the timeout.
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("the HTTP client for media workers and the apiserver cannot be built"),
             token: config.internal_token.clone(),
             apiserver: config.apiserver_url.trim_end_matches('/').to_owned(),
         }
@@ -124,7 +130,7 @@ impl MediaApi for HttpMediaApi {
         }
     }
 
-    async fn assign(&self, base: &str, stream: uuid::Uuid, parts: &Assignment) -> Result<(), String> {
+    async fn assign(&self, base: &str, stream: uuid::Uuid, parts: &Parts) -> Result<(), String> {
         let url = format!("{base}/internal/streams/{stream}/transcoders");
         let res = self.req(reqwest::Method::PUT, url).json(parts).send().await;
         match res {
@@ -282,10 +288,9 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
     let name = ls.name_any();
     let client = ctx.client.clone();
     let mut obs = Observed {
-        playback_url: Some(format!(
-            "{}/{}/master.m3u8",
-            ctx.config.playback_base_url.trim_end_matches('/'),
-            ls.spec.stream_id
+        playback_url: Some(onair_domain::contracts::playback::master_url(
+            &ctx.config.playback_base_url,
+            ls.spec.stream_id,
         )),
         ..Default::default()
     };
@@ -485,7 +490,7 @@ async fn cleanup(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
 
 /// Compute and (when it changed) write the status; an Event for each phase change.
 async fn write_status(ls: &LiveStream, ctx: &Context, obs: &Observed) -> Result<LiveStreamStatus> {
-    let status = observe::status(ls, obs, now());
+    let status = status::derive(ls, obs, now());
     if ls.status.as_ref() != Some(&status) {
         let api: Api<LiveStream> = Api::namespaced(ctx.client.clone(), &ls.namespace().unwrap_or_default());
         let body = serde_json::json!({
@@ -502,7 +507,7 @@ async fn write_status(ls: &LiveStream, ctx: &Context, obs: &Observed) -> Result<
         ctx.metrics.scaling_decision("slow_encode");
         publish(ctx, ls, true, "Shed", note).await;
     }
-    if let Some((warning, reason, note)) = observe::transition(ls, &status) {
+    if let Some((warning, reason, note)) = status::transition(ls, &status) {
         tracing::info!(phase = %reason, "{note}");
         publish(ctx, ls, warning, &reason, note).await;
     }

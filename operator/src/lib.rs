@@ -6,12 +6,12 @@ pub mod controller;
 pub mod desired;
 pub mod internal_token;
 pub mod metrics;
-pub mod observe;
 pub mod parts;
 pub mod plan;
 pub mod rbac;
 pub mod scaling;
 pub mod scope;
+pub mod status;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -245,10 +245,7 @@ pub async fn run_controller(
 }
 
 async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
-    (
-        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        onair_telemetry::encode(&h.metrics.registry),
-    )
+    onair_web::metrics_response(&h.metrics.registry)
 }
 
 async fn readyz(State(h): State<Health>) -> http::StatusCode {

@@ -5,9 +5,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use onair_crds::{LiveStream, TranscoderStatus};
+use onair_domain::contracts::media::StreamState as WorkerObs;
 
-use crate::observe::{SLOW_FOR, SLOW_SPEED, WorkerObs};
-use crate::scaling::{self, LadderLevel, Part, PodLoad, Rebalance};
+use crate::scaling::{self, LadderLevel, Part, PodLoad, Rebalance, SLOW_FOR, SLOW_SPEED};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartsPlan {
@@ -99,7 +99,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::TranscoderObs;
+    use onair_domain::contracts::media::TranscoderState as TranscoderObs;
     use serde_json::json;
 
     fn at(secs: i64) -> Time {

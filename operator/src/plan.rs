@@ -52,7 +52,7 @@ pub fn wanted(ls: &LiveStream, policy: &AudiencePolicy, now_secs: i64, previous:
     let held = Duration::from_secs(now_secs.saturating_sub(since).max(0) as u64);
     let viewers = status.and_then(|s| s.viewers).unwrap_or(0);
     let earned = scaling::audience_level(ls.spec.tier, viewers, current, held, policy);
-    // An encoder that could not keep up has its ladder capped for a while (observe::shed_if_slow).
+    // An encoder that could not keep up has its ladder capped for a while (status::shed_if_slow).
     match status.and_then(|s| s.ladder_cap) {
         Some(cap) => earned.min(cap),
         None => earned,

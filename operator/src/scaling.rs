@@ -22,6 +22,12 @@ pub fn rendition_cost(height: u32) -> u32 {
     }
 }
 
+/// How long a transcode pod may run slower than real time before the operator acts.
+pub const SLOW_FOR: i64 = 30;
+/// Slower than this is falling behind. Not 1.0: ffmpeg's `speed` is averaged from its start,
+/// so an encoder fed live sits just under 1.0 (its start-up second) while keeping up.
+pub const SLOW_SPEED: f64 = 0.9;
+
 /// The ingest pod: remuxing the source into HLS (no encode; a keyframe decoded now and then for
 /// the thumbnail). Measured 13 millicores for a 720p30 3 Mbps source (bench/README.md, "split
 /// roles"); kept at 30 for bigger sources.

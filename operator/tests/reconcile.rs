@@ -9,9 +9,9 @@ use std::time::Duration;
 use http::Method;
 use kube::runtime::controller::Action;
 use onair_crds::LiveStream;
-use onair_operator::observe::{TranscoderObs, WorkerObs};
 use onair_operator::plan::Decision;
 use onair_operator::scaling::{Admission, LadderLevel};
+use onair_operator::status::{TranscoderObs, WorkerObs};
 use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller, rbac};
 use onair_testkit::kube_fake::{self as fake, FakeApi, Fault};
 use serde_json::{Value, json};
@@ -39,7 +39,7 @@ impl MediaApi for FakeMedia {
         self.calls.lock().unwrap().push(format!("stop {stream}"));
         Ok(())
     }
-    async fn assign(&self, _: &str, stream: uuid::Uuid, parts: &controller::Assignment) -> Result<(), String> {
+    async fn assign(&self, _: &str, stream: uuid::Uuid, parts: &controller::Parts) -> Result<(), String> {
         self.calls.lock().unwrap().push(format!("assign {stream} {}", serde_json::to_string(parts).unwrap()));
         Ok(())
     }

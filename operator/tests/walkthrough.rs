@@ -15,8 +15,8 @@ use http::Method;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use onair_crds::LiveStream;
-use onair_operator::observe::WorkerObs;
 use onair_operator::rbac::{self, Grant};
+use onair_operator::status::WorkerObs;
 use onair_operator::{Context, MediaApi, Metrics, OperatorConfig, controller};
 use onair_testkit::kube_fake::{FakeApi, Recorded};
 use serde_json::{Value, json};
@@ -110,7 +110,7 @@ impl MediaApi for Worker {
         self.calls.lock().unwrap().push(format!("stop {stream}"));
         Ok(())
     }
-    async fn assign(&self, _: &str, _: uuid::Uuid, _: &controller::Assignment) -> Result<(), String> {
+    async fn assign(&self, _: &str, _: uuid::Uuid, _: &controller::Parts) -> Result<(), String> {
         Ok(())
     }
     async fn report_ended(&self, stream: uuid::Uuid) -> Result<(), String> {

@@ -56,6 +56,9 @@ pub struct MediaConfig {
     /// before it is dropped.
     #[arg(long, env = "ONAIR_RTMP_READ_TIMEOUT", default_value_t = 15)]
     pub rtmp_read_timeout_secs: u64,
+    /// RTMP connections handled at once; more wait in the listen backlog until one ends.
+    #[arg(long, env = "ONAIR_RTMP_MAX_CONNECTIONS", default_value_t = crate::accept::DEFAULT_MAX_CONNECTIONS)]
+    pub rtmp_max_connections: usize,
     /// Seconds a publisher may be gone before the stream ends.
     #[arg(long, env = "ONAIR_RECONNECT_GRACE", default_value_t = 30)]
     pub reconnect_grace_secs: u64,

@@ -54,6 +54,9 @@ pub struct GatewayConfig {
     pub hold_secs: u64,
     #[arg(long, env = "ONAIR_RTMP_READ_TIMEOUT", default_value_t = 15)]
     pub read_timeout_secs: u64,
+    /// Publishers handled at once; more wait in the listen backlog until one leaves.
+    #[arg(long, env = "ONAIR_GATEWAY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 impl GatewayConfig {
@@ -82,6 +85,8 @@ struct Gateway {
 pub struct IngestGateway {
     rtmp: TcpListener,
     http: TcpListener,
+    rtmp_addr: SocketAddr,
+    http_addr: SocketAddr,
     gw: Gateway,
     registry: std::sync::Arc<prometheus_client::registry::Registry>,
 }
@@ -98,16 +103,17 @@ impl IngestGateway {
         registry.register("held", "Publishers held until their pod was ready", held.clone());
         let rtmp = TcpListener::bind(config.rtmp_listen).await?;
         let http = TcpListener::bind(config.http_listen).await?;
+        let (rtmp_addr, http_addr) = (rtmp.local_addr()?, http.local_addr()?);
         let gw = Gateway { config: std::sync::Arc::new(config), api, refused, forwarding, held };
-        Ok(Self { rtmp, http, gw, registry: std::sync::Arc::new(registry) })
+        Ok(Self { rtmp, http, rtmp_addr, http_addr, gw, registry: std::sync::Arc::new(registry) })
     }
 
     pub fn rtmp_addr(&self) -> SocketAddr {
-        self.rtmp.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.rtmp_addr
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.http_addr
     }
 
     pub async fn run_until_stopped(
@@ -117,21 +123,15 @@ impl IngestGateway {
         tracing::info!(rtmp = %self.rtmp_addr(), http = %self.http_addr(), "ingest gateway listening");
         let gw = self.gw.clone();
         let rtmp = self.rtmp;
-        let accept = tokio::spawn(async move {
-            loop {
-                match rtmp.accept().await {
-                    Ok((tcp, peer)) => {
-                        let gw = gw.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = gw.handle(tcp).await {
-                                tracing::info!(peer = %peer, error = %e, "ingest session ended");
-                            }
-                        });
-                    }
-                    Err(e) => tracing::warn!(error = %e, "rtmp accept failed"),
+        let max = gw.config.max_connections;
+        let accept = tokio::spawn(crate::accept::serve(rtmp, max, move |tcp, peer| {
+            let gw = gw.clone();
+            async move {
+                if let Err(e) = gw.handle(tcp).await {
+                    tracing::info!(peer = %peer, error = %e, "ingest session ended");
                 }
             }
-        });
+        }));
         let registry = self.registry.clone();
         let router = axum::Router::new()
             .route("/healthz", axum::routing::get(onair_web::healthz))
@@ -139,16 +139,8 @@ impl IngestGateway {
             .route(
                 "/metrics",
                 axum::routing::get(move || {
-                    let body = onair_telemetry::encode(&registry);
-                    async move {
-                        (
-                            [(
-                                http::header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )],
-                            body,
-                        )
-                    }
+                    let res = onair_web::metrics_response(&registry);
+                    async move { res }
                 }),
             );
         let result =

@@ -166,7 +166,11 @@ pub async fn playable(state: &WorkerState, stream: StreamId) -> bool {
     }
     let Some(master) = read(state, stream, "master.m3u8").await else { return false };
     // The master names its media playlists on the lines that are not tags.
-    let first = String::from_utf8_lossy(&master).lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned);
+    let first = String::from_utf8_lossy(&master)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned);
     match first {
         Some(media) => read(state, stream, &media).await.is_some_and(|b| b.windows(7).any(|w| w == b"#EXTINF")),
         None => false,

@@ -21,7 +21,7 @@ pub fn internal_stream(
     let presented =
         headers.get(onair_domain::contracts::http::INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     let expected = state.config.internal_token.expose_secret().as_bytes();
-    if presented.len() != expected.len() || presented.iter().zip(expected).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
+    if !onair_web::constant_time_eq(presented, expected) {
         return Err(onair_web::HttpError::new(
             http::StatusCode::UNAUTHORIZED,
             "invalid_token",

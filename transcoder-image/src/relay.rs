@@ -72,14 +72,19 @@ pub async fn serve(
     Ok(res)
 }
 
+/// The client `follow` uses: a connect timeout, no overall one (the source streams for as long
+/// as the publisher does). Built before serving, so a failure stops the pod at start-up.
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build()?)
+}
+
 /// A transcode pod's life: follow the ingest pod's source, encode this pod's renditions while
 /// it flows, wait and reconnect when it stops (the publisher reconnecting, the ingest pod
 /// replaced), and report what runs to the origin every few seconds.
-pub async fn follow(state: WorkerState, stream: StreamId, source_url: String) {
+pub async fn follow(state: WorkerState, stream: StreamId, source_url: String, http: reqwest::Client) {
     use secrecy::ExposeSecret as _;
     let token = state.config.internal_token.expose_secret().to_owned();
     let base = source_url.trim_end_matches('/').to_owned();
-    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build().unwrap_or_default();
     // Reports stop with the relay (the pod shutting down; a JoinSet aborts its tasks when
     // dropped): the origin then lets this part go.
     let mut reports = tokio::task::JoinSet::new();

@@ -2,8 +2,6 @@
 //! players, the internal routes, health and metrics). A transcode pod also follows its ingest
 //! pod's source here, for as long as the server runs.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -13,12 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Role;
 use crate::state::WorkerState;
-use crate::{hls, internal, origin, relay, rtmp};
-
-/// A listener's address (unspecified ones resolved by the OS).
-pub fn local_addr(listener: &TcpListener) -> SocketAddr {
-    listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
-}
+use crate::{accept, hls, internal, origin, relay, rtmp};
 
 /// Serve RTMP and HTTP until `shutdown` resolves.
 pub async fn run(
@@ -27,25 +20,17 @@ pub async fn run(
     state: WorkerState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let rtmp_addr = local_addr(&rtmp);
-    let http_addr = local_addr(&http);
+    // `MediaWorker::build` stored the addresses really bound.
+    let (rtmp_addr, http_addr) = (state.config.rtmp_listen, state.config.http_listen);
     let accept = {
         let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                match rtmp.accept().await {
-                    Ok((tcp, peer)) => {
-                        tokio::spawn(rtmp::handle(state.clone(), tcp, peer));
-                    }
-                    Err(e) => tracing::warn!(error = %e, "rtmp accept failed"),
-                }
-            }
-        })
+        let max = state.config.rtmp_max_connections;
+        tokio::spawn(accept::serve(rtmp, max, move |tcp, peer| rtmp::handle(state.clone(), tcp, peer)))
     };
     let config = &state.config;
     let follow = match (config.role, config.only_stream, config.source_url.clone()) {
         (Role::Transcode, Some(stream), Some(url)) => {
-            Some(tokio::spawn(relay::follow(state.clone(), StreamId(stream), url)))
+            Some(tokio::spawn(relay::follow(state.clone(), StreamId(stream), url, relay::client()?)))
         }
         _ => None,
     };
@@ -103,8 +88,5 @@ async fn readyz(State(state): State<WorkerState>) -> http::StatusCode {
 }
 
 async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
-    (
-        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        onair_telemetry::encode(&state.registry),
-    )
+    onair_web::metrics_response(&state.registry)
 }

@@ -36,8 +36,10 @@ impl MediaWorker {
         let http = TcpListener::bind(config.http_listen)
             .await
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.http_listen))?;
-        // The address really bound (a port of 0 is chosen now): LL-HLS encoders stream to it.
+        // The addresses really bound (a port of 0 is chosen now): LL-HLS encoders stream to the
+        // HTTP one; tests and the platform read both.
         config.http_listen = http.local_addr()?;
+        config.rtmp_listen = rtmp.local_addr()?;
         if config.role == Role::Transcode && (config.only_stream.is_none() || config.source_url.is_none()) {
             anyhow::bail!("a transcode worker needs --stream-id and --source-url");
         }
@@ -70,11 +72,11 @@ impl MediaWorker {
     }
 
     pub fn rtmp_addr(&self) -> SocketAddr {
-        server::local_addr(&self.rtmp)
+        self.state.config.rtmp_listen
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        server::local_addr(&self.http)
+        self.state.config.http_listen
     }
 
     pub async fn run_until_stopped(

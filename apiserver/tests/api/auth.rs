@@ -11,8 +11,15 @@ use crate::helpers::{assert_error, spawn_app};
 async fn access_tokens_verify_against_the_published_jwks() {
     let app = spawn_app().await;
     let kim = app.register("kim").await;
-    let jwks: Jwks =
-        app.client.get(format!("{}/.well-known/jwks.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let jwks: Jwks = app
+        .client
+        .get(format!("{}{}", app.base, onair_domain::contracts::http::JWKS_PATH))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!((jwks.keys[0].kty.as_str(), jwks.keys[0].crv.as_str()), ("OKP", "Ed25519"));
     let claims = Verifier::from_jwks(&jwks).unwrap().verify(&kim.token).unwrap();

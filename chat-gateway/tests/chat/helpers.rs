@@ -86,7 +86,7 @@ pub async fn env(replicas: usize, extra: &[&str]) -> Env {
     }));
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db.url).await.expect("pool");
     let mut env = Env {
-        jwks: format!("{api}/.well-known/jwks.json"),
+        jwks: format!("{api}{}", onair_domain::contracts::http::JWKS_PATH),
         api,
         client: reqwest::Client::new(),
         pool,

@@ -1,7 +1,7 @@
 //! Names that cross process boundaries: NATS subjects, Redis keys, HTTP headers and
 //! the CRD identity. Every service takes them from here; nothing restates the strings.
 
-use crate::{StreamId, UserId};
+use crate::StreamId;
 
 /// NATS subjects. One subject per chat room, one for moderation events per room, one for
 /// stream lifecycle events (see the crate README).
@@ -56,11 +56,6 @@ pub mod redis_keys {
     /// Claimed by the one replica that takes an analytics sample at `tick` (unix seconds).
     pub fn sampler_tick(prefix: &str, tick: i64) -> String {
         format!("{prefix}sampler:{tick}")
-    }
-
-    /// Per-user key for things that need a user scope (e.g. failed logins).
-    pub fn user_scope(user: UserId) -> String {
-        user.to_string()
     }
 }
 
@@ -178,11 +173,23 @@ pub mod stream_key {
     }
 }
 
-/// The Kubernetes custom resource's identity.
-pub mod crd {
-    pub const GROUP: &str = "onair.dev";
-    pub const VERSION: &str = "v1alpha1";
-    pub const KIND: &str = "LiveStream";
+/// Where viewers play a stream.
+pub mod playback {
+    /// The HLS master playlist of `stream` under the playback `base`:
+    /// `{base}/{stream}/master.m3u8`, whatever trailing slashes `base` has.
+    pub fn master_url(base: &str, stream: impl std::fmt::Display) -> String {
+        format!("{}/{stream}/master.m3u8", base.trim_end_matches('/'))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn one_slash_between_base_and_stream() {
+            for base in ["http://cdn/hls", "http://cdn/hls/", "http://cdn/hls//"] {
+                assert_eq!(super::master_url(base, "s1"), "http://cdn/hls/s1/master.m3u8", "{base}");
+            }
+        }
+    }
 }
 
 /// JWT issuer and audience every service agrees on.

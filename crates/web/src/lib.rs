@@ -1,14 +1,16 @@
 #![doc = include_str!("../README.md")]
 
+mod auth;
 mod error;
 mod extract;
 mod health;
 mod metrics;
 
+pub use auth::{BearerError, bearer_token, constant_time_eq};
 pub use error::{ErrorBody, ErrorDetail, HttpError};
 pub use extract::{Json, Path, Query};
 pub use health::{Check, CheckResult, Readiness, health_router, healthz, readyz};
-pub use metrics::{HttpMetrics, track_metrics};
+pub use metrics::{HttpMetrics, metrics_response, track_metrics};
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,6 +45,14 @@ impl HttpMetrics {
     }
 }
 
+/// The OpenMetrics content type `/metrics` answers with.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `/metrics` answer every service gives: `registry` in the OpenMetrics text format.
+pub fn metrics_response(registry: &Registry) -> Response {
+    ([(http::header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], onair_telemetry::encode(registry)).into_response()
+}
+
 /// Middleware: count and time every request under its matched route.
 pub async fn track_metrics(State(m): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -56,4 +64,18 @@ pub async fn track_metrics(State(m): State<Arc<HttpMetrics>>, req: Request, next
     m.requests.get_or_create(&labels).inc();
     m.duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_openmetrics_text() {
+        let mut registry = onair_telemetry::registry("test");
+        let _ = HttpMetrics::register(&mut registry);
+        let res = metrics_response(&registry);
+        assert_eq!(res.status(), http::StatusCode::OK);
+        assert_eq!(res.headers()[http::header::CONTENT_TYPE], OPENMETRICS_CONTENT_TYPE);
+    }
 }

@@ -78,7 +78,7 @@ const FAILING: &[&str] =
     &["ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CrashLoopBackOff"];
 
 /// The new status of `ls` given `obs`; conditions keep their transition times when unchanged.
-pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
+pub fn derive(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     let old = ls.status.clone().unwrap_or_default();
     let generation = ls.metadata.generation;
     let mut st =
@@ -223,11 +223,6 @@ pub fn status(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
     finish(st, obs)
 }
 
-/// How long a transcode pod may run slower than real time before the operator acts.
-pub const SLOW_FOR: i64 = 30;
-/// Slower than this is falling behind. Not 1.0: ffmpeg's `speed` is averaged from its start,
-/// so an encoder fed live sits just under 1.0 (its start-up second) while keeping up.
-pub const SLOW_SPEED: f64 = 0.9;
 /// How long a shed holds before the ladder may grow again.
 pub const SHED_HOLD: i64 = 600;
 
@@ -398,7 +393,7 @@ mod tests {
             ("stopped", Observed { stopping: true, ..Default::default() }, Phase::Ended, ("False", "Stopped")),
         ];
         for (case, obs, phase, ready) in table {
-            let st = status(&ls(None), &obs, at(100));
+            let st = derive(&ls(None), &obs, at(100));
             assert_eq!(st.phase, Some(phase), "{case}");
             assert_eq!(cond(&st, ConditionType::Ready), (ready.0.to_string(), ready.1.to_string()), "{case}");
             assert_eq!(st.observed_generation, Some(2), "{case}");
@@ -414,7 +409,7 @@ mod tests {
             playback_url: Some("https://x/hls/1/master.m3u8".into()),
             ..Default::default()
         };
-        let st = status(&ls(None), &obs, at(100));
+        let st = derive(&ls(None), &obs, at(100));
         assert_eq!(st.viewers, Some(12));
         assert_eq!(st.renditions, ["720p", "480p"]);
         assert_eq!(st.pods, ["alice-media-abc"]);
@@ -424,13 +419,13 @@ mod tests {
         assert_eq!(cond(&st, ConditionType::Transcoding), ("True".into(), "Transcoding".into()));
         assert_eq!(cond(&st, ConditionType::Degraded).0, "False");
         // A later look keeps the start time and the transition times of unchanged conditions.
-        let again = status(&ls(Some(st.clone())), &obs, at(200));
+        let again = derive(&ls(Some(st.clone())), &obs, at(200));
         assert_eq!(again.started_at, Some(at(100)));
         assert_eq!(again.conditions, st.conditions);
         assert_eq!(transition(&ls(Some(st.clone())), &again), None, "no event without a phase change");
         // The publisher leaves: Ready again, with an event.
         let left = Observed { worker: worker(false, &[], 3), ..obs };
-        let st2 = status(&ls(Some(again.clone())), &left, at(300));
+        let st2 = derive(&ls(Some(again.clone())), &left, at(300));
         assert_eq!(st2.phase, Some(Phase::Ready));
         assert!(st2.renditions.is_empty());
         assert_eq!((st.source_height, st2.source_height), (Some(720), Some(720)), "kept while the publisher is away");
@@ -442,18 +437,18 @@ mod tests {
     fn a_worker_that_cannot_count_keeps_the_last_count() {
         let counted =
             Observed { pods: vec![pod(true, None, 0)], worker: worker(true, &["720p"], 40), ..Default::default() };
-        let st = status(&ls(None), &counted, at(1));
+        let st = derive(&ls(None), &counted, at(1));
         assert_eq!(st.viewers, Some(40));
         let mut blind = counted.clone();
         blind.worker.as_mut().unwrap().viewers = None;
-        assert_eq!(status(&ls(Some(st)), &blind, at(2)).viewers, Some(40), "not 0: the ladder must not step down");
+        assert_eq!(derive(&ls(Some(st)), &blind, at(2)).viewers, Some(40), "not 0: the ladder must not step down");
     }
 
     #[test]
     fn a_worker_report_counts_only_once_the_pod_is_ready() {
         let obs =
             Observed { pods: vec![pod(false, None, 0)], worker: worker(true, &["720p"], 5), ..Default::default() };
-        let st = status(&ls(None), &obs, at(1));
+        let st = derive(&ls(None), &obs, at(1));
         assert_eq!(st.phase, Some(Phase::Starting));
         assert_eq!(st.viewers, Some(0));
     }
@@ -461,25 +456,25 @@ mod tests {
     #[test]
     fn failures_raise_a_warning_event_that_says_why() {
         let obs = Observed { secret_missing: Some("Secret k not found".into()), ..Default::default() };
-        let st = status(&ls(None), &obs, at(1));
+        let st = derive(&ls(None), &obs, at(1));
         let (warning, reason, note) = transition(&ls(None), &st).unwrap();
         assert!(warning);
         assert_eq!(reason, "Failed");
         assert!(note.contains("spec.streamKeySecret: Secret k not found"), "{note}");
         let invalid = Observed { invalid: Some(("metadata.name".into(), "too long".into())), ..Default::default() };
-        let st = status(&ls(None), &invalid, at(1));
+        let st = derive(&ls(None), &invalid, at(1));
         assert!(transition(&ls(None), &st).unwrap().2.contains("metadata.name: too long"));
     }
 
     #[test]
     fn ended_time_is_set_once_and_cleared_on_resume() {
         let stopped = Observed { stopping: true, ..Default::default() };
-        let st = status(&ls(None), &stopped, at(10));
+        let st = derive(&ls(None), &stopped, at(10));
         assert_eq!(st.ended_at, Some(at(10)));
-        let later = status(&ls(Some(st.clone())), &stopped, at(20));
+        let later = derive(&ls(Some(st.clone())), &stopped, at(20));
         assert_eq!(later.ended_at, Some(at(10)));
         let resumed = Observed { ..Default::default() };
-        assert_eq!(status(&ls(Some(later)), &resumed, at(30)).ended_at, None);
+        assert_eq!(derive(&ls(Some(later)), &resumed, at(30)).ended_at, None);
     }
 
     #[test]
@@ -542,7 +537,7 @@ mod capacity_tests {
             decision: Some(Decision { wanted: LadderLevel::Reduced, admission: Admission::Queued(3) }),
             ..Default::default()
         };
-        let st = status(&ls(), &obs, at(1));
+        let st = derive(&ls(), &obs, at(1));
         assert_eq!(st.phase, Some(Phase::Queued));
         assert_eq!(st.queue_position, Some(3));
         assert_eq!(cond(&st, ConditionType::Throttled), ("True".into(), "WaitingForCapacity".into()));
@@ -558,7 +553,7 @@ mod capacity_tests {
             decision: Some(Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Passthrough) }),
             ..Default::default()
         };
-        let st = status(&ls(), &obs, at(5));
+        let st = derive(&ls(), &obs, at(5));
         assert_eq!((st.ladder_level, st.level_since.clone()), (Some(LadderLevel::Passthrough), Some(at(5))));
         assert_eq!(cond(&st, ConditionType::Throttled), ("True".into(), "CapacityDegraded".into()));
         assert_eq!(cond(&st, ConditionType::Degraded), ("True".into(), "CapacityDegraded".into()));
@@ -569,7 +564,7 @@ mod capacity_tests {
             decision: Some(Decision { wanted: LadderLevel::Full, admission: Admission::Run(LadderLevel::Full) }),
             ..obs
         };
-        let st2 = status(&again, &ok, at(50));
+        let st2 = derive(&again, &ok, at(50));
         assert_eq!((st2.ladder_level, st2.level_since.clone()), (Some(LadderLevel::Full), Some(at(50))));
         assert_eq!(cond(&st2, ConditionType::Throttled).0, "False");
         assert_eq!(cond(&st2, ConditionType::Degraded).0, "False");
