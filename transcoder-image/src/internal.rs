@@ -6,37 +6,10 @@ use std::time::Duration;
 
 use axum::extract::State;
 use onair_domain::LadderLevel as Level;
-use onair_domain::StreamId;
 use onair_domain::contracts::media::StreamState;
 
+use crate::guard::internal_stream;
 use crate::state::WorkerState;
-
-/// The internal token check and the stream id of an internal route.
-pub fn internal_stream(
-    state: &WorkerState,
-    headers: &http::HeaderMap,
-    stream_id: &str,
-) -> Result<StreamId, onair_web::HttpError> {
-    use secrecy::ExposeSecret as _;
-    let presented =
-        headers.get(onair_domain::contracts::http::INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
-    let expected = state.config.internal_token.expose_secret().as_bytes();
-    if !onair_web::constant_time_eq(presented, expected) {
-        return Err(onair_web::HttpError::new(
-            http::StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "internal routes need the internal token",
-        ));
-    }
-    let stream: StreamId = stream_id
-        .parse()
-        .map_err(|_| onair_web::HttpError::new(http::StatusCode::BAD_REQUEST, "invalid_path", "not a stream id"))?;
-    // A per-stream pod knows one stream: nothing is made or kept for any other.
-    if state.config.only_stream.is_some_and(|only| only != stream.0) {
-        return Err(onair_web::HttpError::new(http::StatusCode::NOT_FOUND, "unknown_stream", "not this pod's stream"));
-    }
-    Ok(stream)
-}
 
 /// `POST /internal/streams/{id}/stop` (internal token): what the orchestrators call when a
 /// streamer presses stop (local) or a LiveStream is suspended or deleted (the operator).

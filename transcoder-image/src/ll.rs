@@ -10,72 +10,14 @@
 //! the rendition goes on after a discontinuity. A PUT ending is not the end of a rendition: the
 //! worker ends renditions when the stream ends or the ladder drops them.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use http::{HeaderValue, StatusCode, header};
-use onair_domain::StreamId;
-use onair_llhls::{Config, Form, Resource, Store};
+use onair_llhls::{Form, Resource, Store};
 use onair_web::HttpError;
-
-/// Every stream's store, by stream.
-#[derive(Debug, Default)]
-pub struct LlStreams {
-    config: Config,
-    streams: Mutex<HashMap<StreamId, Store>>,
-}
-
-impl LlStreams {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Store>> {
-        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The stream's store, made on first use (an encoder's first PUT). Media sequence numbers
-    /// start from the clock (seconds / segment target), so a worker restarted mid-stream never
-    /// serves a segment URL again with other bytes (they are cached as immutable).
-    pub fn store(&self, stream: StreamId) -> Store {
-        self.map()
-            .entry(stream)
-            .or_insert_with(|| {
-                let mut config = self.config.clone();
-                let target = config.segment_target.as_secs().max(1);
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                config.first_msn = now.as_secs() / target;
-                Store::new(config)
-            })
-            .clone()
-    }
-
-    pub fn get(&self, stream: StreamId) -> Option<Store> {
-        self.map().get(&stream).cloned()
-    }
-
-    /// The stream is over: every rendition gets `#EXT-X-ENDLIST` (players finish, waiting
-    /// requests answer). The store stays for the retention period.
-    pub fn end(&self, stream: StreamId) {
-        if let Some(store) = self.get(stream) {
-            store.end_all();
-        }
-    }
-
-    /// Renditions taken away by a ladder change end; the others go on.
-    pub fn end_renditions(&self, stream: StreamId, renditions: &[String]) {
-        if let Some(store) = self.get(stream) {
-            for r in renditions {
-                store.end(r);
-            }
-        }
-    }
-
-    /// Forget the stream's media (after retention): memory is bounded by the live streams.
-    pub fn remove(&self, stream: StreamId) {
-        self.map().remove(&stream);
-    }
-}
 
 /// Why an encoder's upload stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +88,7 @@ pub async fn ingest(
     headers: http::HeaderMap,
     body: Body,
 ) -> Result<StatusCode, HttpError> {
-    let stream = crate::internal::internal_stream(&state, &headers, &stream_id)?;
+    let stream = crate::guard::internal_stream(&state, &headers, &stream_id)?;
     if !valid_rendition(&rendition) {
         return Err(HttpError::invalid("rendition", "1-16 lowercase letters and digits"));
     }
@@ -308,6 +250,7 @@ pub fn not_yet() -> Response {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use onair_llhls::Config;
 
     #[test]
     fn only_renditions_and_packager_uris_are_requests() {

@@ -13,7 +13,7 @@ use http::{HeaderMap, StatusCode};
 use onair_domain::StreamId;
 use onair_web::HttpError;
 
-use crate::internal::internal_stream;
+use crate::guard::internal_stream;
 use crate::playlists;
 use crate::state::WorkerState;
 use crate::transcoders::{TRANSCODER_PART_HEADER, is_part_name, is_rendition_name};

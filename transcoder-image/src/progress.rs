@@ -45,11 +45,8 @@ fn parse(line: &str) -> Line<'_> {
 /// SIMD path for one scaler conversion, and the input queue filling while the encoder works
 /// through a keyframe (the pipe from the publisher is bounded by design; real stalls are
 /// caught by the encoder's own checks and logged there).
-const HARMLESS: &[&str] = &[
-    "deprecated pixel format used",
-    "No accelerated colorspace conversion found",
-    "Thread message queue blocking",
-];
+const HARMLESS: &[&str] =
+    &["deprecated pixel format used", "No accelerated colorspace conversion found", "Thread message queue blocking"];
 
 fn harmless(line: &str) -> bool {
     HARMLESS.iter().any(|h| line.contains(h))

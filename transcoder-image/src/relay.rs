@@ -18,7 +18,7 @@ use onair_web::HttpError;
 
 use crate::feed::FlvReader;
 use crate::flv;
-use crate::internal::internal_stream;
+use crate::guard::internal_stream;
 use crate::state::WorkerState;
 use onair_domain::contracts::media::{Assignment, TranscoderReport};
 

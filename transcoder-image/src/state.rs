@@ -34,7 +34,7 @@ pub struct Inner {
     /// A transcode pod's renditions, as the operator assigned them (through the ingest pod).
     pub assigned: Mutex<Option<Vec<String>>>,
     /// LL-HLS: each stream's packaged renditions.
-    pub ll: crate::ll::LlStreams,
+    pub ll: crate::ll_streams::LlStreams,
 }
 
 #[derive(Clone)]

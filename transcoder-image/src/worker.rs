@@ -66,7 +66,7 @@ impl MediaWorker {
             feeds: Mutex::default(),
             transcoders: Transcoders::default(),
             assigned: Mutex::new(assigned),
-            ll: crate::ll::LlStreams::default(),
+            ll: crate::ll_streams::LlStreams::default(),
         });
         Ok(Self { rtmp, http, state })
     }
