@@ -135,7 +135,7 @@ async function startPlatform(mode, workdir) {
 
 async function launchPlatform(mode, workdir) {
   const prefix = `glass${RUN}${mode}`;
-  const args = ["up", "--demo", "false", "--database-url", `postgres://localhost/${DB}`, "--web-dir", join(ROOT, "web/dist"),
+  const args = ["up", "--demo", "false", "--database-url", `postgres://localhost/${DB}`,
     "--redis-prefix", `${prefix}:`, "--nats-prefix", prefix, ...MODES[mode].args];
   const child = track(spawn(BIN, args, {
     cwd: workdir, detached: true, stdio: ["ignore", "pipe", "pipe"],

@@ -136,6 +136,12 @@ impl ChatGateway {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// Every route with the gateway's middleware, for `onair up` to serve the public ones from
+    /// the API address too (the front door); the gateway's own listener keeps serving them all.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     pub fn state(&self) -> ChatState {
         self.state.clone()
     }
