@@ -202,3 +202,66 @@ async fn next_frame(ws: &mut Socket) -> Value {
         }
     }
 }
+
+/// The README's "Try the API", run as written (`curl` through `bash`) against the printed
+/// address: a README that drifts from what the one address serves fails here.
+#[tokio::test]
+async fn the_readme_walkthrough_works_against_the_printed_address() {
+    let db = TestDb::new(&onair_apiserver::MIGRATOR).await.expect("db");
+    let up = onair_up(&db).await;
+    let host = up.api.trim_start_matches("http://");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = &readme[readme.find("## Try the API").expect("a Try the API section")..];
+    let block = &section[section.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    // Shell lines with `\` continuations joined; comments dropped.
+    let mut commands: Vec<String> = Vec::new();
+    let mut continues = false;
+    for line in block.lines().map(|l| l.split(" # ").next().unwrap().trim()) {
+        match commands.last_mut() {
+            Some(last) if continues => last.push_str(&format!(" {}", line.trim_end_matches('\\'))),
+            _ if line.is_empty() || line.starts_with('#') => {}
+            _ => commands.push(line.trim_end_matches('\\').to_owned()),
+        }
+        continues = line.ends_with('\\');
+    }
+    // `NAME=...` lines ask the reader to copy a field of an earlier answer.
+    let fields = [("TOKEN", "/access_token"), ("STREAM", "/stream/id")];
+    let mut answers: Vec<Value> = Vec::new();
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut chatted = false;
+    for command in &commands {
+        if let Some((name, _)) = command.split_once("=...") {
+            let pointer = fields.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("what is {name}?")).1;
+            let value = answers.iter().rev().find_map(|a| a.pointer(pointer)?.as_str()).expect(pointer);
+            env.push((name.to_owned(), value.to_owned()));
+            continue;
+        }
+        assert!(command.starts_with("curl "), "only curl and copied values in the walkthrough: {command}");
+        let command = command.replace("localhost:8080", host);
+        let is_history = command.contains("/chat") && !command.contains(" -d ");
+        // History shows a message once the persister has written it: the README says so.
+        let answer = eventually(Duration::from_secs(15), || {
+            let (command, env) = (command.clone(), env.clone());
+            async move {
+                let out = tokio::process::Command::new("bash")
+                    .args(["-c", &command])
+                    .envs(env)
+                    .output()
+                    .await
+                    .expect("bash and curl");
+                let answer: Value = serde_json::from_slice(&out.stdout)
+                    .unwrap_or_else(|e| panic!("{command}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+                let empty = answer["items"].as_array().is_some_and(|i| i.is_empty());
+                (!(is_history && empty)).then_some(answer)
+            }
+        })
+        .await;
+        assert!(answer.get("error").is_none(), "{command}: {answer}");
+        chatted |= command.contains("/chat") && answer["text"].is_string();
+        answers.push(answer);
+    }
+    assert!(chatted, "the walkthrough posts a chat message: {commands:?}");
+    let history = answers.last().unwrap();
+    assert_eq!(history["items"][0]["text"], "hello chat", "the walkthrough reads the chat back");
+}
