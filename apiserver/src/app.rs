@@ -114,6 +114,15 @@ impl Application {
         &self.openapi
     }
 
+    /// Serve the chat gateway's public paths from this address too, as the Ingress does on
+    /// Kubernetes (`onair up`); attach the gateway's router to the returned door once it is up.
+    pub fn front_door(&mut self) -> crate::ChatDoor {
+        let door = crate::ChatDoor::default();
+        let api = std::mem::take(&mut self.router);
+        self.router = crate::front_door::router(api, door.clone());
+        door
+    }
+
     /// The internal token media workers must present.
     pub fn internal_token(&self) -> &SecretString {
         &self.state.internal_token
@@ -160,7 +169,6 @@ fn api_router(state: AppState, http_metrics: Arc<HttpMetrics>) -> (Router, utoip
     let doc_json = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
 
     let cors = onair_web::cors_layer(&state.config.cors_origins, onair_web::CorsMode::ListedWithCredentials);
-    let web_dir = state.config.web_dir.clone();
     let router = router
         .route(
             "/api/openapi.json",
@@ -171,25 +179,9 @@ fn api_router(state: AppState, http_metrics: Arc<HttpMetrics>) -> (Router, utoip
         )
         .route_layer(axum::middleware::from_fn_with_state(http_metrics, onair_web::track_metrics))
         .with_state(state);
-    let router = onair_web::finish_router(router.merge(web_app(&web_dir)), onair_web::Limits::default()).layer(cors);
+    let router =
+        onair_web::finish_router(router.merge(crate::web_app::router()), onair_web::Limits::default()).layer(cors);
     (router, doc)
-}
-
-/// The web app: `index.html` at `/` (revalidated on every load, so a deploy shows at once) and
-/// content-hashed assets under `/assets` (cached for a year).
-fn web_app(dir: &std::path::Path) -> Router {
-    use tower_http::services::{ServeDir, ServeFile};
-    use tower_http::set_header::SetResponseHeaderLayer;
-    let index = Router::new()
-        .route_service("/", ServeFile::new(dir.join("index.html")))
-        .layer(SetResponseHeaderLayer::overriding(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
-    let assets = Router::new().nest_service("/assets", ServeDir::new(dir.join("assets"))).layer(
-        SetResponseHeaderLayer::overriding(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=31536000, immutable"),
-        ),
-    );
-    index.merge(assets)
 }
 
 /// The document describes itself too, so "every routed path is documented" has no exception.

@@ -51,12 +51,6 @@ pub struct ApiConfig {
     #[arg(long, env = "ONAIR_PLAYBACK_BASE_URL", default_value = "http://127.0.0.1:8090/hls")]
     pub playback_base_url: String,
 
-    /// The chat gateway as browsers reach it (told to the web app by `GET /api/config`).
-    #[arg(long, env = "ONAIR_CHAT_PUBLIC_URL", default_value = "http://127.0.0.1:8081")]
-    pub chat_public_url: String,
-    /// The built web app (`web/dist`), served at `/`; a missing folder serves no app.
-    #[arg(long, env = "ONAIR_WEB_DIR", default_value = "web/dist")]
-    pub web_dir: std::path::PathBuf,
     /// What runs the media: `recording` (nothing; tests), `kubernetes` (a LiveStream per
     /// stream, for the operator). `onair up` uses its local worker whatever this says.
     #[arg(long, env = "ONAIR_ORCHESTRATOR", default_value = "recording", value_parser = ["recording", "kubernetes"])]

@@ -8,6 +8,7 @@ mod discovery;
 mod error;
 mod events;
 mod followers;
+mod front_door;
 mod internal;
 pub mod kubernetes;
 mod lifecycle;
@@ -21,10 +22,12 @@ mod state;
 mod stream_keys;
 mod streams;
 mod users;
+mod web_app;
 
 pub use app::Application;
 pub use config::ApiConfig;
 pub use error::ApiError;
+pub use front_door::ChatDoor;
 pub use orchestrator::{
     LocalOrchestrator, MediaEndpoints, MediaStatus, Orchestrator, OrchestratorError, RecordedCall,
     RecordingOrchestrator, StreamSpec,

@@ -93,11 +93,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
 }
 
-/// Where browsers find the other services.
+/// What the web app cannot know from its own origin (chat is on that origin: the front door).
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ClientConfig {
-    /// Chat gateway base URL (REST at `{chat_url}/api/...`, WebSocket at `ws(s)://.../ws/...`).
-    pub chat_url: String,
     /// RTMP base URL streamers publish to (`{ingest_url}/{stream_key}`).
     pub ingest_url: String,
 }
@@ -105,10 +103,7 @@ pub struct ClientConfig {
 /// Public configuration for the web app.
 #[utoipa::path(get, path = "/api/config", tag = "operations", responses((status = 200, body = ClientConfig)))]
 async fn client_config(State(state): State<AppState>) -> axum::Json<ClientConfig> {
-    axum::Json(ClientConfig {
-        chat_url: state.config.chat_public_url.trim_end_matches('/').to_owned(),
-        ingest_url: state.config.ingest_url.clone(),
-    })
+    axum::Json(ClientConfig { ingest_url: state.config.ingest_url.clone() })
 }
 
 /// Public keys that verify onair access tokens (RFC 7517; Ed25519 `OKP` keys).

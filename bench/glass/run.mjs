@@ -135,7 +135,7 @@ async function startPlatform(mode, workdir) {
 
 async function launchPlatform(mode, workdir) {
   const prefix = `glass${RUN}${mode}`;
-  const args = ["up", "--demo", "false", "--database-url", `postgres://localhost/${DB}`, "--web-dir", join(ROOT, "web/dist"),
+  const args = ["up", "--demo", "false", "--database-url", `postgres://localhost/${DB}`,
     "--redis-prefix", `${prefix}:`, "--nats-prefix", prefix, ...MODES[mode].args];
   const child = track(spawn(BIN, args, {
     cwd: workdir, detached: true, stdio: ["ignore", "pipe", "pipe"],
@@ -195,8 +195,9 @@ async function waitLive(id, timeoutMs = 30_000) {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const s = (await api(`/api/streams/${id}`)).body;
-    if (s?.status === "live") return s;
-    if (Date.now() > until) throw new Error(`stream ${id} not live after ${timeoutMs} ms (${s?.status})`);
+    // Live and playable: the API gives the playlist once a viewer's first request plays.
+    if (s?.status === "live" && s.playback_url) return s;
+    if (Date.now() > until) throw new Error(`stream ${id} not playable after ${timeoutMs} ms (${s?.status})`);
     await sleep(50);
   }
 }
@@ -320,7 +321,7 @@ async function runMode(mode) {
       const published = Date.now();
       try {
         const live = await waitLive(s.id);
-        log(`${mode}: stream ${s.id} live after ${Date.now() - published} ms; viewer joins at +${opts.joinAfter} s`);
+        log(`${mode}: stream ${s.id} playable after ${Date.now() - published} ms; viewer joins at +${opts.joinAfter} s`);
         await sleep(Math.max(0, published + opts.joinAfter * 1000 - Date.now()));
         result.served = await servedProtocol(live.playback_url);
         const { page, opened } = await viewerPage(s.id, errors, "viewer");

@@ -139,6 +139,12 @@ impl ChatGateway {
         self.addr
     }
 
+    /// Every route with the gateway's middleware, for `onair up` to serve the public ones from
+    /// the API address too (the front door); the gateway's own listener keeps serving them all.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     pub fn state(&self) -> ChatState {
         self.state.clone()
     }

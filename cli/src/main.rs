@@ -130,8 +130,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         &ingest_url,
         &config.playback_base_url,
     );
-    let app = Application::build(config, Some(std::sync::Arc::new(orchestrator))).await?;
+    let mut app = Application::build(config, Some(std::sync::Arc::new(orchestrator))).await?;
     let addr = app.local_addr();
+    // One address for every public route, chat included, as the Ingress gives on Kubernetes.
+    let chat_door = app.front_door();
 
     let mut chat_config = ChatConfig::from_args(shared(&[
         "--database-url",
@@ -149,7 +151,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let api = tokio::spawn(app.run_until_stopped(stopped(stop_rx.clone())));
     let chat = ChatGateway::build(chat_config).await?;
-    let chat_addr = chat.local_addr();
+    chat_door.attach(chat.router());
     let chat = tokio::spawn(chat.run_until_stopped(stopped(stop_rx.clone())));
     let media = MediaWorker::build(media_config).await?;
     let (rtmp_addr, hls_addr) = (media.rtmp_addr(), media.http_addr());
@@ -157,8 +159,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     println!("onair is up:");
     println!("  web app    http://{addr}/");
-    println!("  API        http://{addr}/api   (OpenAPI: http://{addr}/api/openapi.json)");
-    println!("  chat       ws://{chat_addr}/ws/streams/{{stream_id}}/chat");
+    println!("  API        http://{addr}/api   (chat included; OpenAPI: http://{addr}/api/openapi.json)");
+    println!("  chat       ws://{addr}/ws/streams/{{stream_id}}/chat");
     println!("  ingest     {ingest_url}/{{stream_key}}   (RTMP on {rtmp_addr})");
     println!("  playback   http://{hls_addr}/hls/{{stream_id}}/master.m3u8");
     let demo = if args.demo {

@@ -312,6 +312,31 @@ fn every_prefix_path_passes_ingress_nginx_strict_validation() {
     }
 }
 
+/// The Ingress sends the chat gateway exactly the paths `onair up` sends it on one machine (one
+/// list, `contracts::front_door::CHAT_GATEWAY`), and everything else to the apiserver.
+#[test]
+fn the_ingress_routes_the_front_doors_chat_paths_to_the_chat_gateway() {
+    use onair_domain::contracts::front_door::CHAT_GATEWAY;
+    let (mut chat, mut api) = (Vec::new(), Vec::new());
+    for doc in documents("ingress.yaml").iter().filter(|d| d["kind"] == "Ingress") {
+        for rule in doc["spec"]["rules"].as_array().unwrap() {
+            for p in rule["http"]["paths"].as_array().unwrap() {
+                let path = (p["path"].as_str().unwrap().to_owned(), p["pathType"].as_str().unwrap().to_owned());
+                match p["backend"]["service"]["name"].as_str().unwrap() {
+                    name if name.ends_with("-chat-gateway") => chat.push(path),
+                    name if name.ends_with("-apiserver") => api.push(path),
+                    name => panic!("unexpected backend {name}"),
+                }
+            }
+        }
+    }
+    let want: Vec<(String, String)> =
+        CHAT_GATEWAY.iter().map(|r| (r.ingress_path(), r.path_type().to_owned())).collect();
+    assert_eq!(chat, want, "charts/onair/templates/ingress.yaml and contracts::front_door::CHAT_GATEWAY differ");
+    let catch_all = [("/api/".to_owned(), "Prefix".to_owned()), ("/".to_owned(), "Prefix".to_owned())];
+    assert_eq!(api, catch_all, "the apiserver takes the rest");
+}
+
 #[test]
 fn the_chart_ships_the_generated_crd() {
     assert_eq!(

@@ -114,16 +114,18 @@ export function refresh(): Promise<boolean> {
   return refreshing;
 }
 
-export async function request<T>(method: string, url: string, body?: unknown, base = ""): Promise<T> {
+// Every route, chat included, is on the page's own origin: the Ingress (Kubernetes) or `onair up`
+// routes chat paths to the chat gateway, so the app needs no second address.
+export async function request<T>(method: string, url: string, body?: unknown): Promise<T> {
   const send = () => {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (accessToken) headers["authorization"] = `Bearer ${accessToken}`;
-    return fetch(base + url, {
+    return fetch(url, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: base ? "omit" : "same-origin",
+      credentials: "same-origin",
     });
   };
   let res = await send();
@@ -161,7 +163,6 @@ export function updateUser(u: User) {
 }
 
 export interface ClientConfig {
-  chat_url: string;
   ingest_url: string;
 }
 

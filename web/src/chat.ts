@@ -1,6 +1,6 @@
 // A chat room connection: history first, then live frames; reconnects by itself with backoff
 // and asks for what it missed (`hello` with the last message id).
-import { clientConfig, request, token } from "./api";
+import { request, token } from "./api";
 
 export interface ChatMessage {
   id: string;
@@ -34,20 +34,20 @@ export class ChatRoom {
   constructor(private streamId: string, private onChange: (s: RoomState) => void) {}
 
   async open() {
-    const cfg = await clientConfig();
     try {
-      const page = await request<{ items: ChatMessage[] }>("GET", `/api/streams/${this.streamId}/chat?limit=50`, undefined, cfg.chat_url);
+      const page = await request<{ items: ChatMessage[] }>("GET", `/api/streams/${this.streamId}/chat?limit=50`);
       this.state.messages = page.items.reverse();
       this.emit();
     } catch {
       // History is a nicety; the live room still works.
     }
-    this.connect(cfg.chat_url);
+    this.connect();
   }
 
-  private connect(base: string) {
+  private connect() {
     if (this.closed) return;
-    const url = base.replace(/^http/, "ws") + `/ws/streams/${this.streamId}/chat`;
+    // The page's own origin, as for every other route.
+    const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws/streams/${this.streamId}/chat`;
     const t = token();
     const ws = t ? new WebSocket(url, ["onair.chat.v1", `access_token.${t}`]) : new WebSocket(url);
     this.ws = ws;
@@ -68,7 +68,7 @@ export class ChatRoom {
       this.emit();
       if (this.closed || this.state.ended) return;
       const wait = Math.min(15000, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
-      this.timer = window.setTimeout(() => this.connect(base), wait);
+      this.timer = window.setTimeout(() => this.connect(), wait);
     };
   }
 
@@ -128,13 +128,11 @@ export class ChatRoom {
   }
 
   async moderate(action: Record<string, unknown>) {
-    const cfg = await clientConfig();
-    await request("POST", `/api/streams/${this.streamId}/chat/moderation`, action, cfg.chat_url);
+    await request("POST", `/api/streams/${this.streamId}/chat/moderation`, action);
   }
 
   async report(messageId: string) {
-    const cfg = await clientConfig();
-    await request("POST", `/api/streams/${this.streamId}/chat/reports`, { message_id: messageId, reason: "reported from the web app" }, cfg.chat_url);
+    await request("POST", `/api/streams/${this.streamId}/chat/reports`, { message_id: messageId, reason: "reported from the web app" });
   }
 
   close() {

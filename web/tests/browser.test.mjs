@@ -57,7 +57,7 @@ before(async () => {
   workdir = cwd;
   platform = spawn(
     BIN,
-    ["up", "--database-url", `postgres://localhost/${DB}`, "--web-dir", join(ROOT, "web/dist"),
+    ["up", "--database-url", `postgres://localhost/${DB}`,
      "--redis-prefix", `browser${RUN}:`, "--nats-prefix", `browser${RUN}`],
     { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } },
   );

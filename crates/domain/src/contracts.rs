@@ -3,6 +3,8 @@
 
 use crate::StreamId;
 
+pub mod front_door;
+
 /// NATS subjects. One subject per chat room, one for moderation events per room, one for
 /// stream lifecycle events (see the crate README).
 pub mod subjects {

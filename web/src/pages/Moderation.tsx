@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { clientConfig, errorText, get, request, type Page, type Stream, type User } from "../api";
+import { errorText, get, request, type Page, type Stream, type User } from "../api";
 
 interface Report { id: string; stream_id: string; message_id: string; reason: string; created_at: string; author_id: string | null; author_name: string | null; text: string | null }
 interface Ban { user_id: string; username: string; until: string | null; reason: string; created_at: string }
@@ -15,8 +15,7 @@ export function Moderation({ me, channelId }: { me: User; channelId: string }) {
   const [pattern, setPattern] = useState("");
   const [regex, setRegex] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const chat = async <T,>(method: string, path: string, body?: unknown) =>
-    request<T>(method, path, body, (await clientConfig()).chat_url);
+  const chat = <T,>(method: string, path: string, body?: unknown) => request<T>(method, path, body);
   const load = () =>
     Promise.all([
       chat<Report[]>("GET", `/api/channels/${channelId}/chat-reports`).then(setReports),
