@@ -23,15 +23,32 @@ use crate::{MIGRATOR, analytics, discovery, followers, internal, openapi, stream
 
 pub struct Application {
     listener: TcpListener,
+    /// The address really bound (a port of 0 is chosen at bind time).
+    addr: SocketAddr,
     router: Router,
     state: AppState,
     openapi: utoipa::openapi::OpenApi,
 }
 
 impl Application {
-    /// Connect to Postgres (migrating it), Redis and NATS, load signing keys, bind the listener.
-    /// `orchestrator`: `None` uses the recording one (no media).
+    /// Bind `config.listen`, then [`Application::build_on`] it.
     pub async fn build(config: ApiConfig, orchestrator: Option<Arc<dyn Orchestrator>>) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+        Self::build_on(listener, config, orchestrator).await
+    }
+
+    /// Connect to Postgres (migrating it), Redis and NATS and load signing keys, to serve on
+    /// `listener` (bound by the caller, so what needs the address can have it first: `onair up`
+    /// tells the media worker). `config.listen` becomes the bound address.
+    /// `orchestrator`: `None` uses the recording one (no media).
+    pub async fn build_on(
+        listener: TcpListener,
+        mut config: ApiConfig,
+        orchestrator: Option<Arc<dyn Orchestrator>>,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr().map_err(|e| anyhow::anyhow!("the apiserver's bound address: {e}"))?;
+        config.listen = addr;
         let db =
             onair_infra::pg_pool(&config.database.primary_url(), config.database.database_max_connections, "Postgres")
                 .await?;
@@ -76,8 +93,6 @@ impl Application {
             .time_to_live(Duration::from_millis(config.stream_cache_ms.max(1)))
             .build();
 
-        let listener =
-            TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
         let state = AppState(Arc::new(Inner {
             passwords: crate::passwords::Passwords::new()?,
             config,
@@ -96,12 +111,12 @@ impl Application {
         }));
         ensure_partitions(&state).await?;
         let (router, openapi) = api_router(state.clone(), http_metrics);
-        Ok(Self { listener, router, state, openapi })
+        Ok(Self { listener, addr, router, state, openapi })
     }
 
+    /// The address the apiserver serves on (the bound one, never a port of 0).
     pub fn local_addr(&self) -> SocketAddr {
-        // A bound TcpListener always has a local address.
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.addr
     }
 
     /// The state handlers see; tests use it to drive background steps by hand.

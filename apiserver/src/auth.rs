@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use http::request::Parts;
 use onair_auth::AccessClaims;
+use onair_domain::UserId;
 use onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
-use onair_domain::{Role, UserId};
 use secrecy::ExposeSecret as _;
 
 use crate::error::ApiError;
@@ -22,13 +22,9 @@ impl AuthUser {
         self.0.sub
     }
 
-    pub fn is_admin(&self) -> bool {
-        self.0.role == Role::Admin
-    }
-
     /// 403 unless the caller is `owner` or an admin.
     pub fn require_owner_or_admin(&self, owner: UserId, what: &str) -> Result<(), ApiError> {
-        if self.id() == owner || self.is_admin() {
+        if self.0.is_owner_or_admin(owner) {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!("only the owner of this {what} or an admin may do that")))

@@ -107,6 +107,7 @@ async fn client_config(State(state): State<AppState>) -> axum::Json<ClientConfig
 }
 
 /// Public keys that verify onair access tokens (RFC 7517; Ed25519 `OKP` keys).
+// utoipa needs a literal path; `tests/api/openapi.rs` checks it is `contracts::http::JWKS_PATH`.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, description = "JSON Web Key Set")))]
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut res = axum::Json(state.keys.jwks()).into_response();

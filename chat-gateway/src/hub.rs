@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
+use onair_auth::AccessClaims;
 use onair_domain::{StreamId, UserId};
 use tokio::sync::broadcast;
 
@@ -32,6 +33,11 @@ pub struct RoomInfo {
 }
 
 impl RoomInfo {
+    /// Whether `claims` are staff here, with the room's list of moderators.
+    pub fn is_staff(&self, claims: &AccessClaims) -> bool {
+        claims.is_staff(self.channel_id, self.moderators.contains(&claims.sub))
+    }
+
     /// The restriction on `user` now, if any: `Err(None)` banned, `Err(Some(until))` timed out.
     pub fn restriction(&self, user: UserId) -> Result<(), Option<DateTime<Utc>>> {
         match self.bans.get(&user) {

@@ -16,7 +16,7 @@ use axum::extract::FromRequestParts;
 use http::request::Parts;
 use onair_auth::AccessClaims;
 use onair_domain::contracts::subjects;
-use onair_domain::{Role, StreamId, UserId};
+use onair_domain::{StreamId, UserId};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -104,16 +104,11 @@ impl FromRequestParts<ChatState> for AuthUser {
     type Rejection = ChatError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ChatState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
+        // Parsed as the apiserver parses it (scheme case-insensitive), so one token works on both.
+        let token = onair_web::bearer_token(&parts.headers)
+            .map_err(|e| ChatError::unauthorized("invalid_token", e.to_string()))?
             .ok_or_else(|| ChatError::unauthorized("missing_token", "this route needs an access token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| ChatError::unauthorized("invalid_token", "use Authorization: Bearer <access token>"))?;
-        verify_token(state, token.trim()).await.map(AuthUser)
+        verify_token(state, token).await.map(AuthUser)
     }
 }
 
@@ -127,13 +122,12 @@ async fn is_moderator(state: &ChatState, channel: Uuid, user: Uuid) -> ChatResul
         .await?)
 }
 
-/// 403 unless the caller is the channel's owner, one of its moderators, or an admin.
+/// 403 unless the caller is staff of the channel (its owner, one of its moderators, or an admin).
 async fn require_staff(state: &ChatState, channel: Uuid, claims: &AccessClaims, message: &str) -> ChatResult<()> {
-    if claims.sub.0 == channel || claims.role == Role::Admin || is_moderator(state, channel, claims.sub.0).await? {
-        Ok(())
-    } else {
-        Err(ChatError::forbidden(message))
-    }
+    // The database is asked only when the token alone does not settle it.
+    let owner_or_admin = claims.is_owner_or_admin(UserId(channel));
+    let moderator = !owner_or_admin && is_moderator(state, channel, claims.sub.0).await?;
+    if claims.is_staff(UserId(channel), moderator) { Ok(()) } else { Err(ChatError::forbidden(message)) }
 }
 
 /// Broadcast a moderation event to every replica's copy of the room.

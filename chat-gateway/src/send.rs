@@ -8,8 +8,8 @@ use chrono::Utc;
 use fnv1a::digest;
 use http::StatusCode;
 use onair_auth::AccessClaims;
+use onair_domain::Role;
 use onair_domain::contracts::{redis_keys, subjects};
-use onair_domain::{Role, UserId};
 
 use crate::error::{ChatError, ChatResult};
 use crate::filter::{self, has_link};
@@ -30,11 +30,6 @@ pub fn badges(info: &RoomInfo, claims: &AccessClaims) -> Vec<String> {
         b.push("admin".to_owned());
     }
     b
-}
-
-/// Owner, appointed moderator or admin: may moderate, and skips slow mode and filters.
-pub fn is_privileged(info: &RoomInfo, user: UserId, role: Role) -> bool {
-    user == info.channel_id || info.moderators.contains(&user) || role == Role::Admin
 }
 
 fn reject(state: &ChatState, status: StatusCode, code: &'static str, message: impl Into<String>) -> ChatError {
@@ -91,7 +86,7 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
             .retry_after(ms));
         }
     }
-    let privileged = is_privileged(&info, user, claims.role);
+    let privileged = info.is_staff(claims);
     let max = if privileged { state.config.mod_rate_messages } else { state.config.rate_messages };
     if let Some(ms) = hit(state, "chat_user", &user.to_string(), max, state.config.rate_window_secs * 1000).await? {
         return Err(reject(state, StatusCode::TOO_MANY_REQUESTS, "rate_limited", "you are sending messages too fast")

@@ -137,7 +137,7 @@ async fn run_socket(state: ChatState, handle: RoomHandle, claims: Option<AccessC
         stream_id,
         slow_mode: info.slow_mode_secs,
         can_send: claims.is_some() && info.active,
-        can_moderate: claims.as_ref().is_some_and(|c| crate::send::is_privileged(&info, c.sub, c.role)),
+        can_moderate: claims.as_ref().is_some_and(|c| info.is_staff(c)),
     });
     let ping_every = Duration::from_secs(state.config.ping_secs.max(1));
     let mut ping = tokio::time::interval(ping_every);

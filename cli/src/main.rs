@@ -1,10 +1,13 @@
 //! `onair`: one binary that runs any onair service, or all of them on one machine.
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use onair_apiserver::{ApiConfig, Application};
 use onair_chat_gateway::{ChatConfig, ChatGateway};
 use onair_config::{DatabaseArgs, LogArgs};
+use onair_domain::contracts::{http::JWKS_PATH, playback};
 use onair_transcoder_image::{MediaConfig, MediaWorker};
+use tokio::net::TcpListener;
 
 #[derive(Parser)]
 #[command(name = "onair", version, about = "onair live streaming platform")]
@@ -54,7 +57,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     onair_telemetry::init_tracing(cli.log.json());
     match cli.command {
         Command::Apiserver(config) => {
@@ -66,7 +70,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Up(args) => up(args).await,
+        Command::Up(args) => {
+            let given = matches.subcommand_matches("up").map(Given::from).unwrap_or_default();
+            up(args, given).await
+        }
         Command::ChatGateway(config) => {
             let gw = ChatGateway::build(config).await?;
             gw.run_until_stopped(shutdown_signal()).await
@@ -89,9 +96,27 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Which of `onair up`'s settings the user gave (flag or environment) rather than left at
+/// their defaults.
+#[derive(Debug, Default)]
+struct Given {
+    ingest_url: bool,
+    playback_base_url: bool,
+}
+
+impl From<&ArgMatches> for Given {
+    fn from(m: &ArgMatches) -> Self {
+        let given = |id: &str| !matches!(m.value_source(id), None | Some(ValueSource::DefaultValue));
+        Self { ingest_url: given("ingest_url"), playback_base_url: given("playback_base_url") }
+    }
+}
+
 /// The single-machine platform: the API server, a chat gateway and a media worker sharing
 /// Postgres, Redis and NATS, plus (by default) a demo stream publishing a test pattern.
-async fn up(args: UpArgs) -> anyhow::Result<()> {
+///
+/// Every listener is bound before anything that needs its address is built, and each service
+/// is handed the bound addresses, so a port of 0 works anywhere (`--listen 127.0.0.1:0`).
+async fn up(args: UpArgs, given: Given) -> anyhow::Result<()> {
     use secrecy::ExposeSecret as _;
     let mut config = args.api;
     onair_apiserver::migrate(&config.database.primary_url()).await?;
@@ -112,8 +137,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let db_url = config.database.primary_url();
     let nats_url = config.nats.nats_url.expose_secret().to_owned();
     let nats_prefix = config.nats.nats_prefix.clone();
-    let ingest_url = config.ingest_url.clone();
-    let api_url = format!("http://{}", config.listen);
+    // The API address first: the media worker calls it (stream keys, status reports).
+    let api_listener =
+        TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+    let addr = api_listener.local_addr().map_err(|e| anyhow::anyhow!("the apiserver's bound address: {e}"))?;
+    let api_url = format!("http://{addr}");
     let latency =
         clap::ValueEnum::to_possible_value(&args.latency).map(|v| v.get_name().to_owned()).unwrap_or_default();
     let media_config = MediaConfig::from_args(shared(&[
@@ -124,14 +152,26 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         "--latency",
         &latency,
     ]))?;
+    // Then the media worker, whose bound addresses the apiserver hands out: what streamers
+    // publish to and viewers play from, unless the user named other URLs (a CDN, a proxy).
+    let media = MediaWorker::build(media_config).await?;
+    let (rtmp_addr, hls_addr) = (media.rtmp_addr(), media.http_addr());
+    let (local_ingest, local_playback) = (media.ingest_url(), media.playback_base_url());
+    if !given.ingest_url {
+        config.ingest_url = local_ingest.clone();
+    }
+    if !given.playback_base_url {
+        config.playback_base_url = local_playback.clone();
+    }
+    let ingest_url = config.ingest_url.clone();
+    let playback_base_url = config.playback_base_url.clone();
     let orchestrator = onair_apiserver::LocalOrchestrator::new(
-        &format!("http://{}", media_config.http_listen),
+        &format!("http://{hls_addr}"),
         secrecy::SecretString::from(internal.clone()),
         &ingest_url,
-        &config.playback_base_url,
+        &playback_base_url,
     );
-    let mut app = Application::build(config, Some(std::sync::Arc::new(orchestrator))).await?;
-    let addr = app.local_addr();
+    let mut app = Application::build_on(api_listener, config, Some(std::sync::Arc::new(orchestrator))).await?;
     // One address for every public route, chat included, as the Ingress gives on Kubernetes.
     let chat_door = app.front_door();
 
@@ -143,7 +183,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         "--nats-prefix",
         &nats_prefix,
     ]))?;
-    chat_config.jwks_url = format!("http://{addr}/.well-known/jwks.json");
+    chat_config.jwks_url = format!("{api_url}{JWKS_PATH}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -153,8 +193,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let chat = ChatGateway::build(chat_config).await?;
     chat_door.attach(chat.router());
     let chat = tokio::spawn(chat.run_until_stopped(stopped(stop_rx.clone())));
-    let media = MediaWorker::build(media_config).await?;
-    let (rtmp_addr, hls_addr) = (media.rtmp_addr(), media.http_addr());
     let media = tokio::spawn(media.run_until_stopped(stopped(stop_rx)));
 
     println!("onair is up:");
@@ -162,15 +200,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("  API        http://{addr}/api   (chat included; OpenAPI: http://{addr}/api/openapi.json)");
     println!("  chat       ws://{addr}/ws/streams/{{stream_id}}/chat");
     println!("  ingest     {ingest_url}/{{stream_key}}   (RTMP on {rtmp_addr})");
-    println!("  playback   http://{hls_addr}/hls/{{stream_id}}/master.m3u8");
+    println!("  playback   {}", playback::master_url(&playback_base_url, "{stream_id}"));
     let demo = if args.demo {
-        match demo::start(
-            &format!("http://{addr}"),
-            &format!("rtmp://{rtmp_addr}/live"),
-            &format!("http://{hls_addr}/hls"),
-        )
-        .await
-        {
+        // The demo publishes to and plays from this machine's worker, whatever URLs are handed out.
+        match demo::start(&api_url, &local_ingest, &local_playback).await {
             Ok(d) => {
                 println!("  demo       {}   (live test pattern; open in Safari, VLC or `ffplay`)", d.playback_url);
                 Some(d)
@@ -290,7 +323,7 @@ mod demo {
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-        Ok(Demo { playback_url: format!("{hls}/{stream}/master.m3u8"), _publisher: publisher })
+        Ok(Demo { playback_url: onair_domain::contracts::playback::master_url(hls, &stream), _publisher: publisher })
     }
 }
 

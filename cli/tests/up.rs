@@ -25,22 +25,34 @@ struct Platform {
     _cwd: tempfile::TempDir,
 }
 
+/// `onair up` on free ports, with the ingest and playback URLs named to match.
 async fn onair_up(db: &TestDb) -> Platform {
+    // Free ports instead of the defaults, so this runs beside a developer's own `onair up`.
+    let (api, chat, rtmp, media) = (free_port(), free_port(), free_port(), free_port());
+    let urls = [
+        ("ONAIR_INGEST_URL", format!("rtmp://{rtmp}/live")),
+        ("ONAIR_PLAYBACK_BASE_URL", format!("http://{media}/hls")),
+    ];
+    let up = start(db, [&api, &chat, &rtmp, &media], &urls).await;
+    assert_eq!(up.api, format!("http://{api}"), "{}", up.printed);
+    up
+}
+
+/// `onair up` with the API, chat, RTMP and media listeners at `listen`, and `env` added.
+async fn start(db: &TestDb, listen: [&str; 4], env: &[(&str, String)]) -> Platform {
+    let [api, chat, rtmp, media] = listen;
     let cwd = tempfile::tempdir().expect("tmp");
     let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     assert!(!cwd.path().starts_with(checkout), "the platform must not find the checkout's files");
     let redis_prefix = onair_testkit::unique_prefix();
     let nats_prefix = onair_testkit::unique_prefix().replace(':', ".");
-    // Free ports instead of the defaults, so this runs beside a developer's own `onair up`.
-    let (api, chat, rtmp, media) = (free_port(), free_port(), free_port(), free_port());
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"))
-        .args(["up", "--demo", "false", "--listen", &api, "--database-url", &db.url])
+        .args(["up", "--demo", "false", "--listen", api, "--database-url", &db.url])
         .args(["--redis-prefix", &redis_prefix, "--nats-prefix", &nats_prefix])
-        .env("ONAIR_CHAT_LISTEN", &chat)
-        .env("ONAIR_RTMP_LISTEN", &rtmp)
-        .env("ONAIR_MEDIA_LISTEN", &media)
-        .env("ONAIR_INGEST_URL", format!("rtmp://{rtmp}/live"))
-        .env("ONAIR_PLAYBACK_BASE_URL", format!("http://{media}/hls"))
+        .env("ONAIR_CHAT_LISTEN", chat)
+        .env("ONAIR_RTMP_LISTEN", rtmp)
+        .env("ONAIR_MEDIA_LISTEN", media)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .current_dir(cwd.path())
         .stdin(Stdio::null())
@@ -68,7 +80,6 @@ async fn onair_up(db: &TestDb) -> Platform {
     // What a newcomer copies: the address on the API line.
     let api_line = printed.lines().find(|l| l.trim_start().starts_with("API")).expect("an API line");
     let printed_api = api_line.split_whitespace().nth(1).unwrap().trim_end_matches("/api").to_owned();
-    assert_eq!(printed_api, format!("http://{api}"), "{printed}");
     Platform { api: printed_api, printed, _child: child, _cwd: cwd }
 }
 
@@ -264,4 +275,60 @@ async fn the_readme_walkthrough_works_against_the_printed_address() {
     assert!(chatted, "the walkthrough posts a chat message: {commands:?}");
     let history = answers.last().unwrap();
     assert_eq!(history["items"][0]["text"], "hello chat", "the walkthrough reads the chat back");
+}
+
+/// `onair up` with a port of 0 for every listener: each service is handed the others' bound
+/// addresses, so the printed API answers, a started stream gets the media worker's real
+/// playback URL (the local orchestrator reached the worker), and a publisher on the printed
+/// ingest URL makes the stream live (the worker reached the apiserver).
+#[tokio::test]
+async fn port_zero_for_every_listener_works() {
+    let db = TestDb::new(&onair_apiserver::MIGRATOR).await.expect("db");
+    let any = "127.0.0.1:0";
+    let up = start(&db, [any; 4], &[]).await;
+    let printed = up.printed.as_str();
+    let line = |label: &str| {
+        let l = printed.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("{label}"));
+        l.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    let (ingest, playback) = (line("ingest"), line("playback"));
+    for url in [up.api.as_str(), &ingest, &playback] {
+        assert!(url.starts_with("http://127.0.0.1:") || url.starts_with("rtmp://127.0.0.1:"), "{printed}");
+        assert!(!url.contains(":0/") && !url.ends_with(":0"), "a bound port, not 0: {printed}");
+    }
+    let api = up.api.as_str();
+    let http = reqwest::Client::new();
+    let name = format!("zero_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"});
+    let res = http.post(format!("{api}/api/users/register")).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let session: Value = res.json().await.unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let started: Value = http
+        .post(format!("{api}/api/streams/start"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Port zero", "category": "games", "tags": []}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = started["stream"]["id"].as_str().unwrap_or_else(|| panic!("{started}")).to_owned();
+    // What the apiserver hands out is what it printed: the media worker's bound addresses.
+    assert_eq!(started["ingest"]["playback_url"], playback.replace("{stream_id}", &stream), "{started}");
+    assert_eq!(started["ingest"]["url"], ingest.trim_end_matches("/{stream_key}"), "{started}");
+    // The first stream creates the key and shows it once.
+    let key = started["ingest"]["stream_key"].as_str().unwrap_or_else(|| panic!("{started}")).to_owned();
+
+    let _publisher = onair_testkit::publish_test_pattern(&ingest.replace("{stream_key}", &key), 30);
+    eventually(Duration::from_secs(20), || {
+        let http = http.clone();
+        let url = format!("{api}/api/streams/{stream}");
+        async move {
+            let view: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+            (view["status"] == "live").then_some(())
+        }
+    })
+    .await;
 }

@@ -130,7 +130,7 @@ async fn a_broadcast_from_go_live_to_the_end() {
             "--nats-prefix",
             &nats_prefix,
             "--jwks-url",
-            &format!("http://{api_addr}/.well-known/jwks.json"),
+            &format!("http://{api_addr}{}", onair_domain::contracts::http::JWKS_PATH),
         ])
         .expect("chat config"),
     )

@@ -347,7 +347,7 @@ async fn apply(ls: Arc<LiveStream>, ctx: &Context) -> Result<Action> {
         Admission::Run(level) if !obs.stopping => Some(level),
         _ => None,
     };
-    obs.parts = parts::plan(&ls, level, obs.worker.as_ref(), ctx.config.transcode_pod_millicores, &now());
+    obs.parts = parts::for_stream(&ls, level, obs.worker.as_ref(), ctx.config.transcode_pod_millicores, &now());
     let assigned: Vec<Part> = obs.parts.parts.iter().map(parts::part).collect();
     let mut d: Desired = desired::desired(&ls, &ctx.config, &assigned);
     if queued {

@@ -174,7 +174,7 @@ fn resources(millicores: u32, memory: &str, memory_limit: &str) -> ResourceRequi
 }
 
 /// A transcode pod's CPU request when the spec names none: what the autoscaler's cost model
-/// said its renditions take when it was made (see `scaling::assign`). It does not follow later
+/// said its renditions take when it was made (see `scaling::pack`). It does not follow later
 /// changes of its renditions: a changed pod template would restart the pod.
 pub fn transcode_resources(part: &Part) -> ResourceRequirements {
     resources(part.millicores.max(crate::scaling::MIN_POD_MILLICORES), "256Mi", "1Gi")

@@ -9,8 +9,9 @@ use onair_domain::contracts::media::StreamState as WorkerObs;
 
 use crate::scaling::{self, LadderLevel, Part, PodLoad, Rebalance, SLOW_FOR, SLOW_SPEED};
 
+/// A stream's transcode pods as [`for_stream`] lays them out.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct PartsPlan {
+pub struct StreamParts {
     /// The transcode pods to run, in name order (the status's `transcoders`).
     pub parts: Vec<TranscoderStatus>,
     /// What moved or was shed this time (for Events and metrics).
@@ -35,13 +36,13 @@ pub fn part(t: &TranscoderStatus) -> Part {
 
 /// `level`: what the plan lets the stream run (`None`: nothing transcodes: queued, stopping).
 /// `capacity`: millicores one transcode pod may take.
-pub fn plan(
+pub fn for_stream(
     ls: &LiveStream,
     level: Option<LadderLevel>,
     worker: Option<&WorkerObs>,
     capacity: u32,
     now: &Time,
-) -> PartsPlan {
+) -> StreamParts {
     let previous = ls.status.as_ref().map(|s| s.transcoders.clone()).unwrap_or_default();
     let scaling = &ls.spec.scaling;
     let (min, max) = (scaling.min_transcoders as usize, scaling.max_transcoders as usize);
@@ -78,7 +79,7 @@ pub fn plan(
     let moved = scaling::apply_moves(&current, &rebalanced);
     let source = worker.and_then(|w| w.source_height).or(ls.status.as_ref().and_then(|s| s.source_height));
     let wanted = level.map(|l| wanted(l, ls, source)).unwrap_or_default();
-    let assigned = scaling::assign(&wanted, capacity, &moved, min, max);
+    let assigned = scaling::pack(&wanted, capacity, &moved, min, max);
     let parts = assigned
         .into_iter()
         .map(|a| match tracked.iter().find(|t| t.name == a.name && t.renditions == a.renditions) {
@@ -93,7 +94,7 @@ pub fn plan(
             },
         })
         .collect();
-    PartsPlan { parts, rebalanced, shed }
+    StreamParts { parts, rebalanced, shed }
 }
 
 #[cfg(test)]
@@ -128,7 +129,7 @@ mod tests {
         }
     }
 
-    fn names(p: &PartsPlan) -> Vec<(String, Vec<String>)> {
+    fn names(p: &StreamParts) -> Vec<(String, Vec<String>)> {
         p.parts.iter().map(|t| (t.name.clone(), t.renditions.clone())).collect()
     }
 
@@ -140,32 +141,35 @@ mod tests {
     fn the_level_decides_the_renditions_and_pods_keep_theirs() {
         let scale = json!({"minTranscoders": 1, "maxTranscoders": 4});
         let fresh = ls(json!([]), scale.clone());
-        let reduced = plan(&fresh, Some(LadderLevel::Reduced), None, 2000, &at(0));
+        let reduced = for_stream(&fresh, Some(LadderLevel::Reduced), None, 2000, &at(0));
         assert_eq!(names(&reduced), [pair("t0", &["360p"])]);
-        let full = plan(&fresh, Some(LadderLevel::Full), None, 2000, &at(0));
+        let full = for_stream(&fresh, Some(LadderLevel::Full), None, 2000, &at(0));
         assert_eq!(names(&full), [pair("t0", &["720p", "480p", "360p"])]);
-        assert!(plan(&fresh, Some(LadderLevel::Passthrough), None, 2000, &at(0)).parts.is_empty());
+        assert!(for_stream(&fresh, Some(LadderLevel::Passthrough), None, 2000, &at(0)).parts.is_empty());
         // Nothing above the source: a 480p publisher gets 480p and 360p, as last seen when it
         // is between connections.
         let small = WorkerObs { source_height: Some(480), ..worker(&[]) };
-        let fitted = plan(&fresh, Some(LadderLevel::Full), Some(&small), 2000, &at(0));
+        let fitted = for_stream(&fresh, Some(LadderLevel::Full), Some(&small), 2000, &at(0));
         assert_eq!(names(&fitted), [pair("t0", &["480p", "360p"])]);
         let mut seen = fresh.clone();
         seen.status.get_or_insert_with(Default::default).source_height = Some(480);
-        assert_eq!(names(&plan(&seen, Some(LadderLevel::Full), None, 2000, &at(0))), [pair("t0", &["480p", "360p"])]);
+        assert_eq!(
+            names(&for_stream(&seen, Some(LadderLevel::Full), None, 2000, &at(0))),
+            [pair("t0", &["480p", "360p"])]
+        );
 
         // Growing: 360p stays on its pod, the rest joins where it fits.
         let running =
             ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 100, "encodeSpeed": 1.4}]), scale.clone());
-        let grown = plan(&running, Some(LadderLevel::Full), Some(&worker(&[("t0", 1.3)])), 2000, &at(0));
+        let grown = for_stream(&running, Some(LadderLevel::Full), Some(&worker(&[("t0", 1.3)])), 2000, &at(0));
         assert_eq!(names(&grown), [pair("t0", &["360p"]), pair("t1", &["720p", "480p"])]);
         assert_eq!((grown.parts[0].encode_speed, grown.parts[1].millicores), (Some(1.3), 570));
         // Shrinking: pods left with nothing go.
         let big =
             ls(json!([{"name": "t0", "renditions": ["480p", "360p"]}, {"name": "t1", "renditions": ["720p"]}]), scale);
-        let shrunk = plan(&big, Some(LadderLevel::Reduced), None, 500, &at(0));
+        let shrunk = for_stream(&big, Some(LadderLevel::Reduced), None, 500, &at(0));
         assert_eq!(names(&shrunk), [pair("t0", &["360p"])]);
-        assert!(plan(&big, None, None, 500, &at(0)).parts.is_empty(), "queued or stopping: no transcode pods");
+        assert!(for_stream(&big, None, None, 500, &at(0)).parts.is_empty(), "queued or stopping: no transcode pods");
     }
 
     #[test]
@@ -173,7 +177,8 @@ mod tests {
         let scale = json!({"minTranscoders": 1, "maxTranscoders": 4});
         let both = json!([{"name": "t0", "renditions": ["720p", "480p"], "millicores": 510}, {"name": "t1", "renditions": ["360p"], "millicores": 1000}]);
         let stream = ls(both.clone(), scale.clone());
-        let first = plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.8), ("t1", 1.2)])), 2000, &at(0));
+        let first =
+            for_stream(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.8), ("t1", 1.2)])), 2000, &at(0));
         assert_eq!(first.parts[0].slow_since, Some(at(0)), "the slow spell starts");
         assert_eq!(names(&first), [pair("t0", &["720p", "480p"]), pair("t1", &["360p"])], "not yet: nothing moves");
         assert!(first.rebalanced.is_empty());
@@ -183,10 +188,16 @@ mod tests {
             {"name": "t1", "renditions": ["360p"], "millicores": 1000},
         ]);
         let stream = ls(slow.clone(), scale.clone());
-        let recovered = plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 1.1)])), 2000, &at(SLOW_FOR));
+        let recovered =
+            for_stream(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 1.1)])), 2000, &at(SLOW_FOR));
         assert_eq!(recovered.parts[0].slow_since, None, "keeping up again ends the spell");
-        let moved =
-            plan(&stream, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.8), ("t1", 1.2)])), 2000, &at(SLOW_FOR));
+        let moved = for_stream(
+            &stream,
+            Some(LadderLevel::Full),
+            Some(&worker(&[("t0", 0.8), ("t1", 1.2)])),
+            2000,
+            &at(SLOW_FOR),
+        );
         assert_eq!(
             moved.rebalanced,
             [Rebalance::Move { rendition: "720p".into(), from: "t0".into(), to: Some("t1".into()) }]
@@ -201,16 +212,16 @@ mod tests {
             {"name": "t1", "renditions": ["360p"], "millicores": 100},
         ]);
         let tight = ls(tight, json!({"minTranscoders": 1, "maxTranscoders": 2}));
-        let shed = plan(&tight, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.8)])), 2000, &at(SLOW_FOR));
+        let shed = for_stream(&tight, Some(LadderLevel::Full), Some(&worker(&[("t0", 0.8)])), 2000, &at(SLOW_FOR));
         assert!(shed.shed);
         // A pod with a single rendition that cannot keep up sheds too, and its spell starts over.
         let single = ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 150, "slowSince": at(0)}]), scale);
-        let first = plan(&single, Some(LadderLevel::Reduced), Some(&worker(&[("t0", 0.5)])), 2000, &at(SLOW_FOR));
+        let first = for_stream(&single, Some(LadderLevel::Reduced), Some(&worker(&[("t0", 0.5)])), 2000, &at(SLOW_FOR));
         assert!(first.shed);
         assert_eq!(first.parts[0].slow_since, None, "no second shed on the next reconcile");
         // Just under real time is keeping up (ffmpeg's speed is averaged from its start).
         let steady = ls(json!([{"name": "t0", "renditions": ["360p"], "millicores": 150}]), json!({}));
-        let fine = plan(&steady, Some(LadderLevel::Reduced), Some(&worker(&[("t0", 0.97)])), 2000, &at(0));
+        let fine = for_stream(&steady, Some(LadderLevel::Reduced), Some(&worker(&[("t0", 0.97)])), 2000, &at(0));
         assert_eq!(fine.parts[0].slow_since, None);
     }
 }

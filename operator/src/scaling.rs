@@ -120,14 +120,14 @@ fn load(part: &Part) -> u32 {
     SOURCE_DECODE_COST + part.renditions.iter().map(|r| cost_of(r)).sum::<u32>()
 }
 
-/// Assign the wanted renditions to transcode pods. What already runs stays where it runs:
+/// Pack the wanted renditions into transcode pods. What already runs stays where it runs:
 /// renditions no longer wanted leave their pods and pods left empty go. New renditions go
 /// first-fit, largest first, into a pod that has room (a running pod within the CPU it was
 /// given, a pod made in this pass within `capacity`), else into a new pod. Between `min` and
 /// `max` pods: below `min` a new rendition opens a pod of its own; at `max` it joins the least
 /// loaded pod made in this pass (else the least loaded). A rendition larger than `capacity`
 /// gets a pod of its own. Lowering `max` does not take running pods away.
-pub fn assign(wanted: &[String], capacity: u32, current: &[Part], min: usize, max: usize) -> Vec<Part> {
+pub fn pack(wanted: &[String], capacity: u32, current: &[Part], min: usize, max: usize) -> Vec<Part> {
     let max = max.max(1);
     let mut parts: Vec<Part> = current
         .iter()
@@ -459,7 +459,7 @@ mod tests {
             ),
         ];
         for (case, wanted, cap, current, (min, max), want) in table {
-            assert_eq!(assign(&wanted, cap, &current, min, max), want, "{case}");
+            assert_eq!(pack(&wanted, cap, &current, min, max), want, "{case}");
         }
     }
 

@@ -68,8 +68,8 @@ pub struct Observed {
     pub stopping: bool,
     /// The capacity plan's decision (none: no plan yet, run as the audience earns).
     pub decision: Option<crate::plan::Decision>,
-    /// The transcode pods and what happened to them (`parts::plan`).
-    pub parts: crate::parts::PartsPlan,
+    /// The transcode pods and what happened to them (`parts::for_stream`).
+    pub parts: crate::parts::StreamParts,
 }
 
 /// Waiting reasons that will not fix themselves without a person (or take long enough that
@@ -226,7 +226,7 @@ pub fn derive(ls: &LiveStream, obs: &Observed, now: Time) -> LiveStreamStatus {
 /// How long a shed holds before the ladder may grow again.
 pub const SHED_HOLD: i64 = 600;
 
-/// `shed`: a transcode pod could not keep up with its only rendition (see `parts::plan`): the
+/// `shed`: a transcode pod could not keep up with its only rendition (see `parts::for_stream`): the
 /// cap goes one below what runs. The cap lifts after `SHED_HOLD`.
 fn shed_if_slow(st: &mut LiveStreamStatus, shed: bool, now: &Time) {
     let held = st.cap_since.as_ref().map(|t| now.0.as_second() - t.0.as_second());

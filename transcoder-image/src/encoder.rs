@@ -1,5 +1,5 @@
 //! A publisher's encoder: the ffmpeg process fed FLV on stdin. What it makes follows the
-//! worker's role and the stream's level (`plan`, arguments from `ladder.rs`); it starts with the
+//! worker's role and the stream's level (`wanted`, arguments from `ladder.rs`); it starts with the
 //! first media, switches at a keyframe when the wanted renditions change (level, assignment),
 //! and is restarted under the same publisher when it dies, within a restart budget.
 
@@ -42,8 +42,8 @@ pub struct Encoder {
     started: bool,
 }
 
-/// What a worker should make of a stream right now.
-struct Plan {
+/// What a worker should encode from a stream right now.
+struct Encoding {
     level: Level,
     /// Renditions to encode (empty for passthrough).
     ladder: Vec<Rendition>,
@@ -93,7 +93,7 @@ impl Encoder {
         if !self.started {
             self.started = true;
             self.transcoder = self.start_transcoder(state).await?;
-        } else if kind == flv::VIDEO && flv::is_keyframe(data) && self.plan(state).names != self.running {
+        } else if kind == flv::VIDEO && flv::is_keyframe(data) && self.wanted(state).names != self.running {
             // A new level, or new renditions for this transcode pod: a new encoder from this
             // keyframe on, under the same publisher.
             self.switch(state, ts).await?;
@@ -122,10 +122,10 @@ impl Encoder {
                     self.restart(state, ts).await?;
                     return Ok(());
                 }
-                // Blocked. A shed (or any new plan) does not wait for the backlog to drain: that
+                // Blocked. A shed (or any other change of what is wanted) does not wait for the backlog to drain: that
                 // wait is the delay growing. The old encoder goes now; the new one starts at the
                 // next keyframe.
-                Err(_) if self.plan(state).names != self.running => {
+                Err(_) if self.wanted(state).names != self.running => {
                     self.switch_now(state, ts).await?;
                     return Ok(());
                 }
@@ -229,7 +229,7 @@ impl Encoder {
 
     /// What this worker makes of a stream: its level of the ladder (one machine), the source
     /// remuxed (an ingest pod), or the renditions the operator assigned it (a transcode pod).
-    fn plan(&self, state: &WorkerState) -> Plan {
+    fn wanted(&self, state: &WorkerState) -> Encoding {
         // The streamer's quality choice caps the ladder like a smaller source would.
         let cap = match (self.source_height, self.quality_cap) {
             (Some(s), Some(q)) => Some(s.min(q)),
@@ -250,13 +250,13 @@ impl Encoder {
         } else {
             ladder.iter().map(|r| r.name.clone()).collect()
         };
-        Plan { level, ladder, names }
+        Encoding { level, ladder, names }
     }
 
-    /// The encoder for the stream's plan, recorded as running. `None`: nothing to make (a
+    /// The encoder for what the stream wants (`wanted`), recorded as running. `None`: nothing to make (a
     /// transcode pod with no renditions assigned, or none that fits the source).
     async fn start_transcoder(&mut self, state: &WorkerState) -> anyhow::Result<Option<Transcoder>> {
-        let Plan { level, ladder, names } = self.plan(state);
+        let Encoding { level, ladder, names } = self.wanted(state);
         self.running = if level != Level::Passthrough && ladder.is_empty() { Vec::new() } else { names.clone() };
         state.slots.lock().entry(self.stream_id).or_default().renditions = self.running.clone();
         if self.running.is_empty() {

@@ -146,7 +146,7 @@ pub async fn report(
 /// `PUT /internal/streams/{id}/transcoders` (the operator): which part encodes which
 /// renditions, `{"t0": ["720p"], "t1": ["480p", "360p"]}`. Renditions no longer assigned are
 /// ended for their players.
-pub async fn assign(
+pub async fn put_assignment(
     State(state): State<WorkerState>,
     Path(stream_id): Path<String>,
     headers: HeaderMap,
@@ -166,7 +166,7 @@ pub async fn assign(
     let dir = state.config.media_dir.join(stream.to_string());
     let gate = state.transcoders.gate(stream);
     let _held = gate.lock().await;
-    for gone in state.transcoders.assign(stream, parts) {
+    for gone in state.transcoders.replace_assignment(stream, parts) {
         tracing::info!(stream_id = %stream, rendition = %gone, "rendition taken away; its playlist ends");
         state.ll.end_renditions(stream, std::slice::from_ref(&gone));
         playlists::end_playlist(&dir.join(&gone).join("index.m3u8")).await;

@@ -157,7 +157,7 @@ async fn report_loop(state: WorkerState, stream: StreamId, base: String, token: 
             .await;
         match sent.and_then(|r| r.error_for_status()) {
             Ok(r) if r.status() == http::StatusCode::OK => match r.json::<Assignment>().await {
-                Ok(a) => state.assign(a.renditions),
+                Ok(a) => state.set_assigned(a.renditions),
                 Err(e) => tracing::warn!(stream_id = %stream, error = %e, "unreadable assignment"),
             },
             Ok(_) => {}

@@ -69,7 +69,7 @@ fn router(state: WorkerState) -> Router {
         .merge(hls)
         .merge(uploads)
         .route("/internal/streams/{stream_id}/source", get(relay::serve))
-        .route("/internal/streams/{stream_id}/transcoders", axum::routing::put(origin::assign))
+        .route("/internal/streams/{stream_id}/transcoders", axum::routing::put(origin::put_assignment))
         .route("/internal/streams/{stream_id}/transcoders/{part}", axum::routing::post(origin::report))
         .route("/internal/streams/{stream_id}/stop", axum::routing::post(internal::stop))
         .route("/internal/streams/{stream_id}", get(internal::stream_state))

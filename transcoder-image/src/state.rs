@@ -81,7 +81,7 @@ impl WorkerState {
 
     /// A transcode pod's new assignment (from its report's answer); the encoder switches at
     /// the next keyframe.
-    pub fn assign(&self, renditions: Vec<String>) {
+    pub fn set_assigned(&self, renditions: Vec<String>) {
         let mut a = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
         if a.as_ref() != Some(&renditions) {
             tracing::info!(renditions = ?renditions, "renditions assigned");

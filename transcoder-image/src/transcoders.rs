@@ -53,7 +53,7 @@ impl Transcoders {
     }
 
     /// The operator's assignment; what it no longer has, it returns (to be ended).
-    pub fn assign(&self, stream: StreamId, parts: Parts) -> Vec<String> {
+    pub fn replace_assignment(&self, stream: StreamId, parts: Parts) -> Vec<String> {
         self.with(stream, |s| {
             let now: HashSet<&String> = parts.values().flatten().collect();
             let gone: Vec<String> = match &s.assignment {

@@ -71,12 +71,24 @@ impl MediaWorker {
         Ok(Self { rtmp, http, state })
     }
 
+    /// The bound RTMP address.
     pub fn rtmp_addr(&self) -> SocketAddr {
         self.state.config.rtmp_listen
     }
 
+    /// The bound HTTP address (HLS, health, metrics, internal routes).
     pub fn http_addr(&self) -> SocketAddr {
         self.state.config.http_listen
+    }
+
+    /// Where publishers send this worker a stream (the key appended): `rtmp://{addr}/live`.
+    pub fn ingest_url(&self) -> String {
+        format!("rtmp://{}/{}", self.rtmp_addr(), crate::rtmp::APP)
+    }
+
+    /// This worker's HLS base: a stream plays at `{base}/{stream_id}/master.m3u8`.
+    pub fn playback_base_url(&self) -> String {
+        format!("http://{}/hls", self.http_addr())
     }
 
     pub async fn run_until_stopped(

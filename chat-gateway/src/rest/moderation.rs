@@ -6,7 +6,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use onair_auth::AccessClaims;
-use onair_domain::{Role, StreamId, UserId, ValidationError};
+use onair_domain::{StreamId, UserId, ValidationError};
 use onair_web::{ErrorBody, Json, Path};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -19,7 +19,7 @@ use super::{AuthUser, bans, is_moderator, publish_mod};
 use crate::error::{ChatError, ChatResult};
 use crate::protocol::ModEvent;
 use crate::room::{self, RoomInfo};
-use crate::send::{is_privileged, uuid_time};
+use crate::send::uuid_time;
 use crate::state::ChatState;
 
 pub fn router() -> OpenApiRouter<ChatState> {
@@ -111,7 +111,7 @@ async fn moderate(
     } else {
         info.moderators.remove(&claims.sub);
     }
-    if !is_privileged(&info, claims.sub, claims.role) {
+    if !info.is_staff(&claims) {
         return Err(ChatError::forbidden("only the channel owner, its moderators or an admin may moderate"));
     }
     let m = Moderation { state: &state, stream, info, claims: &claims };
@@ -144,8 +144,7 @@ impl Moderation<'_> {
             return Err(ChatError::forbidden("the channel owner cannot be moderated in their own chat"));
         }
         // Moderators answer to the owner and admins, not to each other.
-        let above_mods = self.claims.sub == self.info.channel_id || self.claims.role == Role::Admin;
-        if self.info.moderators.contains(&target) && !above_mods {
+        if self.info.moderators.contains(&target) && !self.claims.is_owner_or_admin(self.info.channel_id) {
             return Err(ChatError::forbidden("only the owner or an admin may moderate a moderator"));
         }
         Ok(())

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use http::StatusCode;
-use onair_domain::{Role, UserId};
+use onair_domain::UserId;
 use onair_web::{ErrorBody, Path};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,7 +32,7 @@ async fn add_moderator(
     AuthUser(claims): AuthUser,
     Path((channel, user)): Path<(Uuid, Uuid)>,
 ) -> ChatResult<StatusCode> {
-    if claims.sub.0 != channel && claims.role != Role::Admin {
+    if !claims.is_owner_or_admin(UserId(channel)) {
         return Err(ChatError::forbidden("only the channel owner or an admin may appoint moderators"));
     }
     sqlx::query(
@@ -68,7 +68,7 @@ async fn remove_moderator(
     AuthUser(claims): AuthUser,
     Path((channel, user)): Path<(Uuid, Uuid)>,
 ) -> ChatResult<StatusCode> {
-    if claims.sub.0 != channel && claims.role != Role::Admin {
+    if !claims.is_owner_or_admin(UserId(channel)) {
         return Err(ChatError::forbidden("only the channel owner or an admin may remove moderators"));
     }
     sqlx::query("DELETE FROM chat_moderators WHERE channel_id = $1 AND user_id = $2")

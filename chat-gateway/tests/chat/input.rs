@@ -117,3 +117,33 @@ async fn chat_closes_when_the_stream_ends() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// The `Authorization` scheme is case-insensitive (RFC 7235 §2.1), as on the apiserver: a
+/// client that writes `bearer` or `BEARER` gets in; another scheme or none does not.
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_in_any_case() {
+    let env = env(1, &[]).await;
+    let owner = env.register("schemes").await;
+    let stream = env.live_stream(&owner).await;
+    let url = format!("{}/api/streams/{stream}/chat", env.gateways[0].base);
+    let post = |authorization: Option<String>, text: &'static str| {
+        let mut req = env.client.post(&url).json(&json!({ "text": text }));
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for (scheme, text) in [("Bearer", "one"), ("bearer", "two"), ("BEARER", "three")] {
+        let (status, body) = post(Some(format!("{scheme} {}", owner.token)), text).await;
+        assert_eq!(status, StatusCode::CREATED, "{scheme}: {body}");
+    }
+    let (status, body) = post(Some(format!("Basic {}", owner.token)), "four").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{body}");
+    let (status, body) = post(None, "five").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("missing_token")), "{body}");
+}

@@ -41,6 +41,19 @@ impl AccessClaims {
             sid,
         }
     }
+
+    /// The owner of `channel` (a channel is its owner's user id) or an admin: may appoint the
+    /// channel's moderators and moderate them, and change its streams.
+    pub fn is_owner_or_admin(&self, channel: UserId) -> bool {
+        self.sub == channel || self.role == Role::Admin
+    }
+
+    /// Staff of `channel`: its owner, an admin, or (`moderator`, as the caller read it) one of
+    /// its appointed moderators. Staff moderate the channel's chat and skip its slow mode and
+    /// filters.
+    pub fn is_staff(&self, channel: UserId, moderator: bool) -> bool {
+        moderator || self.is_owner_or_admin(channel)
+    }
 }
 
 /// Why a token was refused. The `code` is what clients see.
@@ -147,6 +160,25 @@ mod tests {
             uuid::Uuid::new_v4(),
             chrono::Duration::seconds(ttl_secs),
         )
+    }
+
+    #[test]
+    fn staff_is_the_owner_an_admin_or_a_moderator() {
+        let channel = UserId::new();
+        let with = |sub: UserId, role: Role| AccessClaims { sub, role, ..claims(60) };
+        let (owner, admin, viewer) = (with(channel, Role::Viewer), with(UserId::new(), Role::Admin), claims(60));
+        let streamer = with(UserId::new(), Role::Streamer);
+        // (who, appointed moderator?) -> (owner or admin, staff)
+        for (who, moderator, owner_or_admin, staff) in [
+            (&owner, false, true, true),
+            (&admin, false, true, true),
+            (&viewer, true, false, true),
+            (&viewer, false, false, false),
+            (&streamer, false, false, false),
+        ] {
+            assert_eq!(who.is_owner_or_admin(channel), owner_or_admin, "{who:?}");
+            assert_eq!(who.is_staff(channel, moderator), staff, "{who:?} moderator={moderator}");
+        }
     }
 
     fn ring(kid: &str) -> KeyRing {

@@ -135,7 +135,7 @@ mod tests {
             "/api/streams//chat",
             "/api/channels/c1",
             "/api/users/u1/streams",
-            "/.well-known/jwks.json",
+            crate::contracts::http::JWKS_PATH,
             "/healthz",
             "/metrics",
             "/wsx",
