@@ -194,7 +194,8 @@ impl utoipa::PartialSchema for UpdateMeBody {
         use utoipa::openapi::schema::Schema;
         let mut schema = <UpdateMeRequest as utoipa::PartialSchema>::schema();
         if let RefOr::T(Schema::Object(object)) = &mut schema {
-            let given = |field: &str| serde_json::json!({"required": [field], "properties": {field: {"type": "string"}}});
+            let given =
+                |field: &str| serde_json::json!({"required": [field], "properties": {field: {"type": "string"}}});
             let rule = object.extensions.get_or_insert_with(Default::default);
             // JSON Schema's `if`/`then` (OpenAPI 3.1), not `x-` extensions: validators honour them.
             rule.insert("if".to_owned(), serde_json::json!({"anyOf": [given("new_password"), given("email")]}));
