@@ -99,16 +99,14 @@ main() {
   export $vars
   log "user $ONAIR_CONTRACT_CHANNEL, stream $ONAIR_CONTRACT_STREAM; $EXAMPLES examples per operation"
 
-  # One document for both; until the API port serves the chat routes too, each half runs
-  # against the service that answers it.
-  local st=("$VENV/bin/schemathesis" --config-file "$HERE/schemathesis.toml" run "$API/api/openapi.json"
-    --checks all --max-examples "$EXAMPLES" --workers 2 --seed 14 --no-color)
+  # One document, one address: the API port serves the chat gateway's routes too (front door).
   local rc=0
-  log "chat gateway operations against $CHAT"
-  # Run from the scratch directory: schemathesis keeps a cache in its working directory.
-  (cd "$OUT" && "${st[@]}" --url "$CHAT" --include-tag-regex '^chat') || rc=1
-  log "apiserver operations against $API"
-  (cd "$OUT" && "${st[@]}" --url "$API" --exclude-tag-regex '^chat') || rc=1
+  # Run from the scratch directory: schemathesis keeps a cache in its working directory. One
+  # worker: with two threads CPython 3.11.7 (this machine's) crashes inside schemathesis's
+  # coverage phase ("SystemError: AST constructor recursion depth mismatch", a CPython race in
+  # its AST validator, fixed in later 3.11/3.12 releases); the run takes well under a minute anyway.
+  (cd "$OUT" && "$VENV/bin/schemathesis" --config-file "$HERE/schemathesis.toml" run "$API/api/openapi.json" \
+    --url "$API" --checks all --max-examples "$EXAMPLES" --workers 1 --seed 14 --no-color) || rc=1
   if ((rc)); then
     log "FAIL (server log: last 30 lines)"; tail -n 30 "$OUT/onair.log"
   fi

@@ -73,6 +73,12 @@ command -v ffmpeg >/dev/null || apt_install ffmpeg
 # The demo stream burns a clock into the picture (drawtext needs a font).
 fc-list 2>/dev/null | grep -q . || apt_install fonts-dejavu-core fontconfig
 
+# --- Python venvs (scripts/k8s-checks.sh and scripts/api-contract.sh install their tools in one) ---
+# Debian splits `venv` (ensurepip) out of python3.
+command -v python3 >/dev/null || apt_install python3
+python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+# scripts/api-contract.sh drops its scratch database with `dropdb` (postgresql-client, above).
+
 # --- browser tests (scripts/test.sh asks with --browser) -----------------------
 if [ "${1:-}" = "--browser" ]; then
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm

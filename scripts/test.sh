@@ -16,4 +16,6 @@ else
 fi
 # The chart and those objects through helm 3 and 4, kubernetes-validate and the CRD's CEL rules.
 ./scripts/k8s-checks.sh "$ONAIR_K8S_OBJECTS_DIR"
+# The OpenAPI document against the real server: schemathesis, every check, 0 failures (~30 s).
+./scripts/api-contract.sh "${CARGO_TARGET_DIR:-$PWD/target}/debug/onair"
 ./scripts/browser-test.sh

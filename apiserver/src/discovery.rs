@@ -25,8 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Free text over titles, tags, streamer names and categories; prefixes match (`spee`
-    /// finds `speedrun`) and, for longer words, near misses too.
-    #[param(max_length = 200)]
+    /// finds `speedrun`) and, for longer words, near misses too. Up to 200 characters, no
+    /// control characters.
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub q: Option<String>,
     /// A category slug.
     #[param(pattern = r"^[A-Za-z0-9-]{1,40}$")]
@@ -82,6 +83,10 @@ async fn search(State(state): State<AppState>, Query(p): Query<SearchParams>) ->
     let after: Option<SearchKey> = page.cursor()?.map(|c: Cursor<SearchKey>| c.0);
     if let Some((_, _, t, _)) = after {
         sane_time(t)?;
+    }
+    // Checked before trimming, as the document's pattern reads it; Postgres cannot even hold a NUL.
+    if p.q.as_deref().is_some_and(|q| q.chars().any(char::is_control)) {
+        return Err(onair_domain::ValidationError::new("q", "must not contain control characters").into());
     }
     let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if let Some(q) = q

@@ -36,14 +36,16 @@ pub struct FollowEntry {
     pub followed_at: DateTime<Utc>,
 }
 
-/// Follow a channel (idempotent).
+/// Follow a channel (idempotent). Following yourself is a conflict with who you are, not a
+/// malformed request: 409 `cannot_follow_self`.
 #[utoipa::path(put, path = "/api/users/{user_id}/follow", tag = "followers", security(("bearer" = [])),
     params(("user_id" = Uuid, Path)),
     responses((status = 204), (status = 400, body = onair_web::ErrorBody), (status = 401, body = onair_web::ErrorBody),
-              (status = 404, body = onair_web::ErrorBody)))]
+              (status = 404, body = onair_web::ErrorBody),
+              (status = 409, description = "`cannot_follow_self`: the channel is the caller's own", body = onair_web::ErrorBody)))]
 async fn follow(State(state): State<AppState>, user: AuthUser, Path(user_id): Path<Uuid>) -> ApiResult<StatusCode> {
     if user_id == user.id().0 {
-        return Err(ApiError::bad_request("cannot_follow_self", "you cannot follow yourself"));
+        return Err(ApiError::conflict("cannot_follow_self", "you cannot follow yourself"));
     }
     sqlx::query("INSERT INTO followers (user_id, follower_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(user_id)

@@ -137,7 +137,8 @@ pub struct StartRequest {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub title: String,
-    /// A slug from `GET /api/categories`.
+    // No `///` here: utoipa would put a field description beside the inlined enum as an
+    // `allOf` member of type object, which no string satisfies. The enum's own says it.
     #[schema(inline, value_type = CategorySlug)]
     pub category: String,
     /// Up to 10 tags of 1 to 25 letters, digits, `-` or `_` (stored lowercased, deduplicated).

@@ -140,8 +140,11 @@ pub struct RegisterRequest {
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
-    /// Username or email.
+    /// Your username or email: up to 254 characters, not only whitespace.
+    #[schema(min_length = 1, max_length = 254, pattern = r"\S", example = "ada")]
     pub login: String,
+    /// Up to 512 characters.
+    #[schema(min_length = 1, max_length = 512)]
     pub password: String,
 }
 
@@ -177,6 +180,39 @@ pub struct UpdateMeRequest {
     /// 8 to 128 characters, not only whitespace.
     #[schema(min_length = 8, max_length = 128, pattern = r"\S")]
     pub new_password: Option<String>,
+}
+
+/// `UpdateMeRequest` as the document states it: the fields, plus the rule no field attribute
+/// can say: a `new_password` or an `email` (a string; `null` changes nothing) needs a non-empty
+/// `current_password`. The server asks for it only when the email really changes, so the
+/// document is the stricter of the two by exactly "the email you already have".
+pub struct UpdateMeBody;
+
+impl utoipa::PartialSchema for UpdateMeBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let mut schema = <UpdateMeRequest as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            let given =
+                |field: &str| serde_json::json!({"required": [field], "properties": {field: {"type": "string"}}});
+            let rule = object.extensions.get_or_insert_with(Default::default);
+            // JSON Schema's `if`/`then` (OpenAPI 3.1), not `x-` extensions: validators honour them.
+            rule.insert("if".to_owned(), serde_json::json!({"anyOf": [given("new_password"), given("email")]}));
+            rule.insert(
+                "then".to_owned(),
+                serde_json::json!({"required": ["current_password"],
+                    "properties": {"current_password": {"type": "string", "minLength": 1}}}),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for UpdateMeBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UpdateMeRequest".into()
+    }
 }
 
 impl AppState {
@@ -294,10 +330,12 @@ async fn register(
 #[utoipa::path(post, path = "/api/users/login", tag = "users", request_body = LoginRequest,
     responses((status = 200, body = Session), (status = 401, body = onair_web::ErrorBody), (status = 429, body = onair_web::ErrorBody)))]
 async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<LoginRequest>) -> ApiResult<Response> {
-    if req.login.trim().is_empty() || req.login.len() > 254 {
+    // Characters, as the document's `maxLength` counts them; either bound keeps the lookup and
+    // the hash cheap.
+    if req.login.trim().is_empty() || req.login.chars().count() > 254 {
         return Err(onair_domain::ValidationError::new("login", "must be your username or email").into());
     }
-    if req.password.is_empty() || req.password.len() > 512 {
+    if req.password.is_empty() || req.password.chars().count() > 512 {
         return Err(onair_domain::ValidationError::new("password", "must be your password").into());
     }
     state.rate_limit(state.login_ip_limit(), &ip.0.to_string()).await?;
@@ -384,7 +422,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Pri
 }
 
 /// Edit the caller's profile; changing email or password needs the current password.
-#[utoipa::path(patch, path = "/api/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateMeRequest,
+#[utoipa::path(patch, path = "/api/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateMeBody,
     responses((status = 200, body = PrivateUser), (status = 400, body = onair_web::ErrorBody),
               (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody),
               (status = 409, body = onair_web::ErrorBody)))]

@@ -14,6 +14,7 @@ mod rest;
 mod room;
 mod send;
 mod state;
+mod whole_number;
 mod ws;
 
 pub use app::ChatGateway;

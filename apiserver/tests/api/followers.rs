@@ -16,7 +16,7 @@ async fn follow_unfollow_lists_and_live_now() {
     assert_eq!(follow(&star.id, &fan.token).await.0, StatusCode::NO_CONTENT);
     assert_eq!(follow(&star.id, &fan.token).await.0, StatusCode::NO_CONTENT, "idempotent");
     assert_eq!(follow(&quiet.id, &fan.token).await.0, StatusCode::NO_CONTENT);
-    assert_error(&follow(&fan.id, &fan.token).await, StatusCode::BAD_REQUEST, "cannot_follow_self");
+    assert_error(&follow(&fan.id, &fan.token).await, StatusCode::CONFLICT, "cannot_follow_self");
     assert_error(
         &follow("00000000-0000-0000-0000-000000000000", &fan.token).await,
         StatusCode::NOT_FOUND,

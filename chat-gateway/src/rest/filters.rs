@@ -19,14 +19,18 @@ pub fn router() -> OpenApiRouter<ChatState> {
     OpenApiRouter::new().routes(routes!(add_filter, filters)).routes(routes!(remove_filter))
 }
 
-/// A banned-word rule. Surrounding whitespace is trimmed; what remains must be 1 to 200
-/// characters.
+/// A banned-word rule: no control characters; surrounding whitespace is trimmed and what
+/// remains must be 1 to 200 characters.
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"pattern": "spoiler", "is_regex": false}))]
 pub struct FilterBody {
     /// A word or phrase (matched case-insensitively), or a regular expression (Rust `regex`
     /// syntax) when `is_regex`.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub pattern: String,
     #[serde(default)]
     pub is_regex: bool,
@@ -54,6 +58,10 @@ async fn add_filter(
 ) -> ChatResult<StatusCode> {
     require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may change filters")
         .await?;
+    // Before trimming, as the document's pattern reads it (and Postgres cannot hold a NUL).
+    if body.pattern.chars().any(char::is_control) {
+        return Err(onair_domain::ValidationError::new("pattern", "must not contain control characters").into());
+    }
     let pattern = body.pattern.trim();
     if pattern.is_empty() || pattern.chars().count() > 200 {
         return Err(onair_domain::ValidationError::new("pattern", "must be 1 to 200 characters").into());

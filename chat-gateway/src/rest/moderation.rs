@@ -47,8 +47,9 @@ pub enum ModAction {
     /// Keep a user from chatting for a while.
     Timeout {
         user_id: UserId,
-        /// 1 second to 14 days.
+        /// 1 second to 14 days (a whole number; `600.0` is 600, as in JSON Schema).
         #[schema(minimum = 1, maximum = 1_209_600)]
+        #[serde(deserialize_with = "crate::whole_number::deserialize")]
         seconds: i64,
         #[serde(default)]
         reason: String,
@@ -68,6 +69,7 @@ pub enum ModAction {
     /// Seconds between one viewer's messages; 0 turns slow mode off.
     SlowMode {
         #[schema(minimum = 0, maximum = 86_400)]
+        #[serde(deserialize_with = "crate::whole_number::deserialize")]
         seconds: u32,
     },
     /// Only the channel's followers may chat.

@@ -157,8 +157,13 @@ async fn slow_mode_followers_only_links_filters_and_flood() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    env.moderate(0, &stream, &owner.token, json!({"action": "slow_mode", "seconds": 0})).await;
-    wait_for(&mut ws, "slow_mode").await;
+    // A whole-number float is an integer, as JSON Schema (and so the document) counts it; a
+    // fraction is not.
+    let (status, _) = env.moderate(0, &stream, &owner.token, json!({"action": "slow_mode", "seconds": 0.5})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = env.moderate(0, &stream, &owner.token, json!({"action": "slow_mode", "seconds": 0.0})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(wait_for(&mut ws, "slow_mode").await["seconds"], 0);
 
     env.moderate(0, &stream, &owner.token, json!({"action": "links", "allowed": false})).await;
     wait_for(&mut ws, "settings").await;
@@ -184,6 +189,16 @@ async fn slow_mode_followers_only_links_filters_and_flood() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = env
+        .rest(
+            0,
+            Method::POST,
+            &format!("/api/channels/{}/chat-filters", owner.id),
+            Some(&owner.token),
+            Some(json!({"pattern": "bad\u{0}word"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "control characters (Postgres cannot hold a NUL)");
     let (status, _) = env
         .rest(
             0,
