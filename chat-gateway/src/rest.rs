@@ -112,6 +112,16 @@ impl FromRequestParts<ChatState> for AuthUser {
     }
 }
 
+/// 404 `stream_not_found` unless the stream exists (ended ones included: their history and
+/// reports stay readable).
+async fn require_stream(state: &ChatState, stream_id: Uuid) -> ChatResult<()> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM streams WHERE id = $1)")
+        .bind(stream_id)
+        .fetch_one(&state.db)
+        .await?;
+    if exists { Ok(()) } else { Err(ChatError::not_found("stream_not_found", "no such stream")) }
+}
+
 /// Whether `user` is one of `channel`'s appointed moderators (read from the database, not a
 /// room's cached list, which may trail a removal).
 async fn is_moderator(state: &ChatState, channel: Uuid, user: Uuid) -> ChatResult<bool> {

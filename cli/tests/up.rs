@@ -120,17 +120,13 @@ async fn one_address_serves_the_web_app_the_api_and_chat() {
         }
     };
     let (token, user_id) = register(name.clone()).await;
-    let started: Value = http
-        .post(format!("{api}/api/streams/start"))
-        .bearer_auth(&token)
-        .json(&json!({"title": "My first stream", "category": "games", "tags": ["speedrun"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stream = started["stream"]["id"].as_str().unwrap_or_else(|| panic!("{started}")).to_owned();
+    let (stream, _) = start_stream(
+        &http,
+        api,
+        &token,
+        json!({"title": "My first stream", "category": "games", "tags": ["speedrun"]}),
+    )
+    .await;
 
     // A viewer's socket on the same address.
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{host}/ws/streams/{stream}/chat"))
@@ -199,6 +195,22 @@ async fn one_address_serves_the_web_app_the_api_and_chat() {
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// `POST /api/streams/start` as `token`: the new stream's id and the whole answer.
+async fn start_stream(http: &reqwest::Client, api: &str, token: &str, body: Value) -> (String, Value) {
+    let started: Value = http
+        .post(format!("{api}/api/streams/start"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = started["stream"]["id"].as_str().unwrap_or_else(|| panic!("{started}")).to_owned();
+    (stream, started)
+}
 
 /// The next JSON text frame (control frames skipped).
 async fn next_frame(ws: &mut Socket) -> Value {
@@ -304,17 +316,8 @@ async fn port_zero_for_every_listener_works() {
     assert_eq!(res.status(), 201);
     let session: Value = res.json().await.unwrap();
     let token = session["access_token"].as_str().unwrap().to_owned();
-    let started: Value = http
-        .post(format!("{api}/api/streams/start"))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Port zero", "category": "games", "tags": []}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stream = started["stream"]["id"].as_str().unwrap_or_else(|| panic!("{started}")).to_owned();
+    let (stream, started) =
+        start_stream(&http, api, &token, json!({"title": "Port zero", "category": "games", "tags": []})).await;
     // What the apiserver hands out is what it printed: the media worker's bound addresses.
     assert_eq!(started["ingest"]["playback_url"], playback.replace("{stream_id}", &stream), "{started}");
     assert_eq!(started["ingest"]["url"], ingest.trim_end_matches("/{stream_key}"), "{started}");

@@ -380,47 +380,13 @@ async fn stopping_a_stream_stops_its_media_at_once() {
     assert_eq!(view["status"], "ended");
 }
 
-/// ffmpeg dying mid-stream is restarted without dropping the publisher: the playlists go on
-/// (with a discontinuity) and the stream stays live.
-#[tokio::test]
-async fn a_crashed_transcoder_is_restarted_under_the_same_publisher() {
+/// Sends `signal` to this test's transcoder (its command line names the test's media folder, the
+/// publisher's does not) once its playlist has two segments, and waits up to `within` for the
+/// playlist to go on after a discontinuity. Returns how long that took; checks the publisher
+/// stayed connected and the stream stayed live.
+async fn transcoder_replaced_after(name: &str, signal: &str, within: Duration) -> Duration {
     let env = env().await;
-    let (_, stream, key) = env.streamer("crashy", "crash test").await;
-    let mut publisher = publish(&format!("{}/{key}", env.rtmp), 30);
-    let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
-    let segments = |t: &str| t.lines().filter(|l| l.ends_with(".ts")).map(str::to_owned).collect::<Vec<_>>();
-    let before = onair_testkit::eventually(Duration::from_secs(20), || async {
-        get_text(&env.http, &playlist_url).await.map(|(_, t)| t).filter(|t| segments(t).len() >= 2)
-    })
-    .await;
-    let last_before = segments(&before).last().cloned().unwrap();
-
-    // Kill the transcoder (its command line names this test's media folder), not the publisher.
-    let dir = env.media_dir.path().to_str().unwrap().to_owned();
-    let killed = std::process::Command::new("pkill").args(["-9", "-f", &dir]).status().unwrap();
-    assert!(killed.success(), "a transcoder was running");
-
-    let after = onair_testkit::eventually(Duration::from_secs(20), || async {
-        get_text(&env.http, &playlist_url)
-            .await
-            .map(|(_, t)| t)
-            .filter(|t| t.contains("#EXT-X-DISCONTINUITY") && segments(t).last() > Some(&last_before))
-    })
-    .await;
-    assert!(segments(&after).len() >= 2, "{after}");
-    assert!(publisher.try_wait().unwrap().is_none(), "the publisher stayed connected");
-    let view: Value =
-        env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(view["status"], "live");
-    let _ = publisher.kill().await;
-}
-
-/// A transcoder that stops taking input (alive, but stuck: here frozen with SIGSTOP) is
-/// replaced after 10 s without input; the publisher stays and the playlist goes on.
-#[tokio::test]
-async fn a_hung_transcoder_is_restarted_under_the_same_publisher() {
-    let env = env().await;
-    let (_, stream, key) = env.streamer("hungry", "hung test").await;
+    let (_, stream, key) = env.streamer(name, "encoder fault").await;
     let mut publisher = publish(&format!("{}/{key}", env.rtmp), 90);
     let playlist_url = format!("{}/{stream}/240p/index.m3u8", env.hls);
     let segments = |t: &str| t.lines().filter(|l| l.ends_with(".ts")).map(str::to_owned).collect::<Vec<_>>();
@@ -431,22 +397,41 @@ async fn a_hung_transcoder_is_restarted_under_the_same_publisher() {
     let last_before = segments(&before).last().cloned().unwrap();
 
     let dir = env.media_dir.path().to_str().unwrap().to_owned();
-    let frozen = std::process::Command::new("pkill").args(["-STOP", "-f", &dir]).status().unwrap();
-    assert!(frozen.success(), "a transcoder was running");
-    let frozen_at = std::time::Instant::now();
+    let sent = std::process::Command::new("pkill").args([signal, "-f", &dir]).status().unwrap();
+    assert!(sent.success(), "a transcoder was running");
+    let at = std::time::Instant::now();
 
-    let after = onair_testkit::eventually(Duration::from_secs(45), || async {
+    let after = onair_testkit::eventually(within, || async {
         get_text(&env.http, &playlist_url)
             .await
             .map(|(_, t)| t)
             .filter(|t| t.contains("#EXT-X-DISCONTINUITY") && segments(t).last() > Some(&last_before))
     })
     .await;
-    // Not a crash restart: the frozen encoder was given its 10 s (plus the pipe's fill time).
-    assert!(frozen_at.elapsed() >= Duration::from_secs(10), "restarted after {:?}", frozen_at.elapsed());
+    let took = at.elapsed();
     assert!(segments(&after).len() >= 2, "{after}");
     assert!(publisher.try_wait().unwrap().is_none(), "the publisher stayed connected");
+    let view: Value =
+        env.http.get(format!("{}/api/streams/{stream}", env.api)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(view["status"], "live");
     let _ = publisher.kill().await;
+    took
+}
+
+/// ffmpeg dying mid-stream is restarted without dropping the publisher: the playlists go on
+/// (with a discontinuity) and the stream stays live.
+#[tokio::test]
+async fn a_crashed_transcoder_is_restarted_under_the_same_publisher() {
+    transcoder_replaced_after("crashy", "-9", Duration::from_secs(20)).await;
+}
+
+/// A transcoder that stops taking input (alive, but stuck: here frozen with SIGSTOP) is
+/// replaced after 10 s without input; the publisher stays and the playlist goes on.
+#[tokio::test]
+async fn a_hung_transcoder_is_restarted_under_the_same_publisher() {
+    let took = transcoder_replaced_after("hungry", "-STOP", Duration::from_secs(45)).await;
+    // Not a crash restart: the frozen encoder was given its 10 s (plus the pipe's fill time).
+    assert!(took >= Duration::from_secs(10), "restarted after {took:?}");
 }
 
 /// Garbage on the RTMP port is refused at the handshake and costs the worker nothing.

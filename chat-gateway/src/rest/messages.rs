@@ -110,13 +110,7 @@ async fn get_history(
             Some((uuid_time(&id).ok_or_else(invalid_cursor)?, id))
         }
     };
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM streams WHERE id = $1)")
-        .bind(stream_id)
-        .fetch_one(&state.db)
-        .await?;
-    if !exists {
-        return Err(ChatError::not_found("stream_not_found", "no such stream"));
-    }
+    super::require_stream(&state, stream_id).await?;
     let mut items = history::page(&state, StreamId(stream_id), before, limit + 1).await?;
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);

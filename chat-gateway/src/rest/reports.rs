@@ -53,13 +53,7 @@ async fn report(
     if body.reason.chars().count() > 500 {
         return Err(onair_domain::ValidationError::new("reason", "must be at most 500 characters").into());
     }
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM streams WHERE id = $1)")
-        .bind(stream_id)
-        .fetch_one(&state.db)
-        .await?;
-    if !exists {
-        return Err(ChatError::not_found("stream_not_found", "no such stream"));
-    }
+    super::require_stream(&state, stream_id).await?;
     if let Some(ms) = send::hit(&state, "report_user", &claims.sub.to_string(), 30, 60_000).await? {
         return Err(
             ChatError::reject(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many reports").retry_after(ms)

@@ -162,3 +162,47 @@ pub fn publish_test_pattern(url: &str, secs: u32) -> tokio::process::Child {
         // Media tests cannot run without ffmpeg; scripts/services.sh installs it.
         .expect("ffmpeg runs (scripts/services.sh installs it)")
 }
+
+/// Calls every operation of an OpenAPI document's `paths` on `base` (path parameters filled with
+/// a nil UUID, an empty JSON body) and fails if the router answers any with its own 404/405
+/// (`not_found` / `method_not_allowed`): a documented operation that is not routed. Returns how
+/// many operations it called.
+pub async fn assert_documented_operations_routed<'a>(
+    client: &reqwest::Client,
+    base: &str,
+    paths: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> usize {
+    let mut checked = 0;
+    for (path, item) in paths {
+        let concrete =
+            path.split('/')
+                .map(|seg| {
+                    if seg.starts_with('{') && seg.ends_with('}') {
+                        "00000000-0000-0000-0000-000000000000"
+                    } else {
+                        seg
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("a valid method name");
+            let res = client
+                .request(m, format!("{base}{concrete}"))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("the server answers");
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            let unrouted = body["error"]["code"] == "not_found" || body["error"]["code"] == "method_not_allowed";
+            assert!(!unrouted, "{method} {path} is documented but not routed ({status})");
+            checked += 1;
+        }
+    }
+    checked
+}
