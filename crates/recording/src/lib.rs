@@ -3,6 +3,10 @@
 pub mod layout;
 pub mod plan;
 pub mod playlist;
+pub mod store;
 
 pub use layout::{BadKey, InitName, Rel, Rendition, Root, SegmentName, Session};
+/// The `object_store` this crate opens, so callers name the same version.
+pub use object_store;
 pub use plan::{Object, RenditionPlan, VodPlan};
+pub use store::{Store, StoreConfig, StoreError, delete_prefix, open};
