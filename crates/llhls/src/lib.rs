@@ -13,4 +13,4 @@ mod synth;
 pub use blocking::{Decision, Live, Position, Request, WaitError, decide};
 pub use packager::{Config, Packager, Part, Segment, Stats};
 pub use playlist::{Form, RenditionReport, Variant};
-pub use store::{FetchError, PlaylistError, Resource, Store, WriteError, Writer};
+pub use store::{CompletedSegment, FetchError, PlaylistError, Resource, SegmentSink, Store, WriteError, Writer};

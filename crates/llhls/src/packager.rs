@@ -104,6 +104,9 @@ pub struct Packager {
     discontinuity_pending: bool,
     /// Discontinuities that left the window (`#EXT-X-DISCONTINUITY-SEQUENCE`).
     discontinuity_sequence: u64,
+    /// Segments completed since the last [`Packager::take_completed`], when someone collects
+    /// them (a recorder); `None` keeps nothing.
+    completed: Option<Vec<(Segment, Bytes)>>,
 }
 
 impl Packager {
@@ -118,7 +121,19 @@ impl Packager {
             stats: Stats::default(),
             discontinuity_pending: false,
             discontinuity_sequence: 0,
+            completed: None,
         }
+    }
+
+    /// From now on keep each segment as it completes, for [`Packager::take_completed`].
+    pub fn collect_completed(&mut self) {
+        self.completed.get_or_insert_with(Vec::new);
+    }
+
+    /// The segments completed since the last call, oldest first, each with the init segment it
+    /// needs. Empty unless [`Packager::collect_completed`] was called.
+    pub fn take_completed(&mut self) -> Vec<(Segment, Bytes)> {
+        self.completed.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub fn config(&self) -> &Config {
@@ -263,6 +278,14 @@ impl Packager {
         if let Some(seg) = self.segments.back_mut().filter(|s| !s.complete) {
             seg.complete = true;
             self.max_segment_seen = self.max_segment_seen.max(seg.duration);
+            if let Some(done) = self.completed.as_mut() {
+                // Cheap: parts and inits are `Bytes`, shared with the window. The init is taken
+                // now: it may leave before the collector comes.
+                let init = self.inits.iter().find(|(v, _)| *v == seg.init).map(|(_, b)| b.clone());
+                if let Some(init) = init {
+                    done.push((seg.clone(), init));
+                }
+            }
         }
         let complete = self.segments.iter().filter(|s| s.complete).count();
         for _ in self.config.window..complete {

@@ -12,8 +12,23 @@ use chrono::{DateTime, Utc};
 
 use crate::blocking::{self, Live, LiveSender, Pending, Position, Request, WaitError};
 use crate::fmp4;
-use crate::packager::{Config, Packager, Stats};
+use crate::packager::{Config, Packager, Segment, Stats};
 use crate::playlist::{self, Form, RenditionReport, Variant};
+
+/// A segment as it completed, for whoever keeps them (the recorder): its rendition, the segment
+/// (its parts are shared `Bytes`) and the init segment it needs.
+#[derive(Debug, Clone)]
+pub struct CompletedSegment {
+    pub rendition: Arc<str>,
+    pub segment: Segment,
+    pub init: Bytes,
+}
+
+/// Told of every segment a store's renditions complete, in order per rendition. Called outside
+/// the rendition's lock, on the writer's task: it must not block (queue and return).
+pub trait SegmentSink: Send + Sync + std::fmt::Debug {
+    fn completed(&self, segment: CompletedSegment);
+}
 
 /// A rendition-relative URI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +108,8 @@ impl PlaylistError {
 
 #[derive(Debug)]
 struct Rendition {
+    name: Arc<str>,
+    sink: Option<Arc<dyn SegmentSink>>,
     packager: RwLock<Packager>,
     tx: LiveSender,
     live: Live,
@@ -107,12 +124,17 @@ impl Rendition {
     }
 
     fn write(&self, f: impl FnOnce(&mut Packager)) {
-        let position = {
+        let (position, completed) = {
             let mut p = self.packager.write().unwrap_or_else(PoisonError::into_inner);
             f(&mut p);
-            p.position()
+            (p.position(), p.take_completed())
         };
         self.tx.publish(position);
+        if let Some(sink) = &self.sink {
+            for (segment, init) in completed {
+                sink.completed(CompletedSegment { rendition: self.name.clone(), segment, init });
+            }
+        }
     }
 
     /// 3 × target duration (the spec's limit on how long a blocking request is held).
@@ -135,11 +157,17 @@ impl Rendition {
 pub struct Store {
     config: Config,
     renditions: Arc<RwLock<BTreeMap<String, Arc<Rendition>>>>,
+    sink: Option<Arc<dyn SegmentSink>>,
 }
 
 impl Store {
     pub fn new(config: Config) -> Self {
-        Self { config, renditions: Arc::default() }
+        Self { config, renditions: Arc::default(), sink: None }
+    }
+
+    /// A store that tells `sink` of every segment its renditions complete.
+    pub fn with_sink(config: Config, sink: Arc<dyn SegmentSink>) -> Self {
+        Self { config, renditions: Arc::default(), sink: Some(sink) }
     }
 
     /// A writer for `rendition`: a new playlist, or (an encoder restarted) the same playlist
@@ -154,8 +182,18 @@ impl Store {
             }
             None => {
                 let (tx, live) = Live::channel();
-                let packager = RwLock::new(Packager::new(self.config.clone()));
-                let r = Arc::new(Rendition { packager, tx, live, generation: Default::default() });
+                let mut packager = Packager::new(self.config.clone());
+                if self.sink.is_some() {
+                    packager.collect_completed();
+                }
+                let r = Arc::new(Rendition {
+                    name: rendition.into(),
+                    sink: self.sink.clone(),
+                    packager: RwLock::new(packager),
+                    tx,
+                    live,
+                    generation: Default::default(),
+                });
                 self.map_mut().entry(rendition.to_owned()).or_insert(r).clone()
             }
         };
@@ -381,6 +419,57 @@ mod tests {
                 sync: i.is_multiple_of(5),
             }],
         )
+    }
+
+    /// Keeps what a store hands it.
+    #[derive(Debug, Default)]
+    struct Kept(std::sync::Mutex<Vec<CompletedSegment>>);
+
+    impl SegmentSink for Kept {
+        fn completed(&self, segment: CompletedSegment) {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push(segment);
+        }
+    }
+
+    #[test]
+    fn a_sink_gets_every_completed_segment_once_in_order_with_its_init() -> Result<(), Box<dyn std::error::Error>> {
+        let kept = Arc::new(Kept::default());
+        // A window of 2: the sink sees segments the window has long dropped.
+        let store = Store::with_sink(Config { window: 2, ..Config::default() }, kept.clone());
+        let video = init(&[SynthTrack { id: 1, timescale: 30000, video: true }]);
+        let mut w = store.writer("720p");
+        w.push(&video)?;
+        for i in 0..27 {
+            w.push(&frag(i))?;
+        }
+        let names = |k: &Kept| {
+            k.0.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|c| (c.rendition.to_string(), c.segment.msn)).collect::<Vec<_>>()
+        };
+        // 27 fragments, a keyframe every 5th: segments 0-4 complete, 5 open.
+        assert_eq!(names(&kept), (0..5).map(|m| ("720p".to_owned(), m)).collect::<Vec<_>>());
+        // An encoder restart completes the open one; the next ones follow a discontinuity.
+        let mut w = store.writer("720p");
+        assert_eq!(names(&kept).len(), 6);
+        w.push(&video)?;
+        for i in 0..6 {
+            w.push(&frag(i))?;
+        }
+        store.end_all();
+        let all = kept.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert_eq!(all.iter().map(|c| c.segment.msn).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
+        assert!(all.iter().all(|c| c.segment.complete && c.init == Bytes::from(video.clone())));
+        assert_eq!(all.iter().filter(|c| c.segment.discontinuity).map(|c| c.segment.msn).collect::<Vec<_>>(), vec![6]);
+        assert!(all[..5].iter().all(|c| c.segment.parts.len() == 5 && !c.segment.bytes().is_empty()));
+        // A store without a sink keeps nothing beyond its window.
+        let plain = Store::default();
+        let mut w = plain.writer("720p");
+        w.push(&video)?;
+        for i in 0..27 {
+            w.push(&frag(i))?;
+        }
+        let taken = plain.rendition("720p").map(|r| r.packager.write().unwrap_or_else(PoisonError::into_inner).take_completed());
+        assert_eq!(taken.map(|t| t.len()), Some(0));
+        Ok(())
     }
 
     #[test]
