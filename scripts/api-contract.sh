@@ -13,7 +13,6 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$ROOT/scripts/api-contract
-CACHE=${ONAIR_TOOLS_CACHE:-${HOME:-/root}/.cache/onair-tools}
 TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
 BIN=${1:-${ONAIR_BIN:-$TARGET/debug/onair}}
 EXAMPLES=${ONAIR_CONTRACT_EXAMPLES:-40}
@@ -21,26 +20,9 @@ export PYTHONDONTWRITEBYTECODE=1
 
 log() { printf '[api-contract] %s\n' "$*"; }
 
-# The venv is named by its pins, so changing requirements.txt installs afresh.
-install_tools() {
-  local base_py=${ONAIR_TOOLS_PYTHON:-python3} pyver key
-  pyver=$("$base_py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  key=$( { cat "$HERE/requirements.txt"; echo "$pyver"; } | sha256sum | cut -c1-16)
-  VENV=$CACHE/venv-schemathesis-py$pyver-$key
-  PY=$VENV/bin/python
-  [[ -f $VENV/.ok ]] && return 0
-  mkdir -p "$CACHE"
-  exec 9>"$CACHE/.lock"
-  flock 9
-  if [[ ! -f $VENV/.ok ]]; then
-    log "creating $VENV (pip install -r scripts/api-contract/requirements.txt)"
-    rm -rf "$VENV"
-    "$base_py" -m venv "$VENV"
-    "$PY" -m pip install --quiet --disable-pip-version-check --no-input -r "$HERE/requirements.txt"
-    touch "$VENV/.ok"
-  fi
-  exec 9>&-
-}
+# shellcheck source=lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
+install_tools() { tool_venv schemathesis "$HERE/requirements.txt"; }
 
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

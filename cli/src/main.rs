@@ -237,7 +237,7 @@ mod demo {
     }
 
     pub async fn start(api: &str, rtmp: &str, hls: &str) -> anyhow::Result<Demo> {
-        let http = reqwest::Client::new();
+        let http = onair_http::client();
         let creds = json!({"username": "demo", "email": "demo@onair.local", "password": "demo stream password"});
         let mut session: Value =
             http.post(format!("{api}/api/users/register")).json(&creds).send().await?.json().await?;

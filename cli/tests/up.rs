@@ -90,7 +90,7 @@ async fn one_address_serves_the_web_app_the_api_and_chat() {
     let api = up.api.as_str();
     let host = api.trim_start_matches("http://");
     assert!(up.printed.contains(&format!("ws://{host}/ws/streams/{{stream_id}}/chat")), "{}", up.printed);
-    let http = reqwest::Client::new();
+    let http = onair_http::client();
 
     // The web app, compiled in: served although the platform runs far from web/dist.
     let res = http.get(format!("{api}/")).send().await.unwrap();
@@ -309,7 +309,7 @@ async fn port_zero_for_every_listener_works() {
         assert!(!url.contains(":0/") && !url.ends_with(":0"), "a bound port, not 0: {printed}");
     }
     let api = up.api.as_str();
-    let http = reqwest::Client::new();
+    let http = onair_http::client();
     let name = format!("zero_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"});
     let res = http.post(format!("{api}/api/users/register")).json(&body).send().await.unwrap();

@@ -139,7 +139,7 @@ async fn a_broadcast_from_go_live_to_the_end() {
     let chat_ws = format!("ws://{}", chat.local_addr());
     tokio::spawn(chat.run_until_stopped(std::future::pending()));
 
-    let http = reqwest::Client::new();
+    let http = onair_http::client();
     let api = format!("http://{api_addr}");
     let hls = format!("http://{media_addr}/hls");
     let register = |name: &'static str| {

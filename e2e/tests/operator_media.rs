@@ -43,7 +43,7 @@ async fn the_operator_reads_an_ingest_pod_and_hands_its_transcoders_their_rendit
     assert!(!idle.publishing && idle.transcoders.is_empty(), "{idle:?}");
 
     // A transcode pod reports before the operator said anything: no assignment yet.
-    let http = reqwest::Client::new();
+    let http = onair_http::client();
     let report = |part: &str| {
         http.post(format!("{base}/internal/streams/{stream}/transcoders/{part}"))
             .header("x-onair-internal-token", "contract")

@@ -93,7 +93,7 @@ impl HttpMediaApi {
         Self {
             // Fails only when the TLS backend cannot start: nothing would work, so say so at
             // start-up instead of running without the timeout.
-            http: reqwest::Client::builder()
+            http: onair_http::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .expect("the HTTP client for media workers and the apiserver cannot be built"),

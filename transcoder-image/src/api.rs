@@ -46,7 +46,7 @@ impl ApiClient {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+            http: onair_http::builder().timeout(Duration::from_secs(5)).build()?,
         })
     }
 

@@ -75,7 +75,7 @@ pub async fn serve(
 /// The client `follow` uses: a connect timeout, no overall one (the source streams for as long
 /// as the publisher does). Built before serving, so a failure stops the pod at start-up.
 pub fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build()?)
+    Ok(onair_http::builder().connect_timeout(Duration::from_secs(3)).build()?)
 }
 
 /// A transcode pod's life: follow the ingest pod's source, encode this pod's renditions while

@@ -83,7 +83,7 @@ pub async fn spawn_app_orchestrated(
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db.url).await.expect("test pool");
     TestApp {
         base,
-        client: reqwest::Client::new(),
+        client: onair_http::client(),
         pool,
         state,
         orchestrator: recording,

@@ -88,7 +88,7 @@ pub async fn env(replicas: usize, extra: &[&str]) -> Env {
     let mut env = Env {
         jwks: format!("{api}{}", onair_domain::contracts::http::JWKS_PATH),
         api,
-        client: reqwest::Client::new(),
+        client: onair_http::client(),
         pool,
         gateways: vec![],
         db_url: db.url.clone(),

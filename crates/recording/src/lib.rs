@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+pub mod config;
 pub mod layout;
 pub mod plan;
 pub mod playlist;
 pub mod store;
 
+pub use config::RecordingsArgs;
 pub use layout::{BadKey, InitName, Rel, Rendition, Root, SegmentName, Session};
 /// The `object_store` this crate opens, so callers name the same version.
 pub use object_store;

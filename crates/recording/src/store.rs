@@ -60,16 +60,14 @@ impl StoreConfig {
 /// Why the store could not be opened or a prefix not deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("recordings URL {0:?}: not a URL or path")]
+    NotAUrl(String),
     #[error("recordings URL {0}: only file:// and s3:// are supported")]
     Scheme(Url),
     #[error("recordings URL {0}: not an absolute local path")]
     FilePath(Url),
     #[error("recordings URL {0}: no bucket")]
     Bucket(Url),
-    #[error(
-        "no rustls crypto provider installed: call rustls::crypto::ring::default_provider().install_default() in main"
-    )]
-    NoTlsProvider,
     #[error("cannot create the recordings directory {}", path.display())]
     CreateDir { path: PathBuf, source: std::io::Error },
     #[error("cannot open the recordings store {url}")]
@@ -94,10 +92,8 @@ pub fn open(config: &StoreConfig) -> Result<Store, StoreError> {
         }
         "s3" => {
             let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| StoreError::Bucket(url.clone()))?;
-            // reqwest would panic building the client; say what is missing instead.
-            if rustls::crypto::CryptoProvider::get_default().is_none() {
-                return Err(StoreError::NoTlsProvider);
-            }
+            // object_store builds its own reqwest client, which needs rustls' provider.
+            onair_http::install_tls_provider();
             let retry = RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(100),
@@ -186,8 +182,6 @@ mod tests {
 
     #[test]
     fn s3_opens_without_contacting_anyone() {
-        // What `main` does once per process; a second install in the same process is refused.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut config = StoreConfig::new(url("s3://onair-recordings/prod"));
         config.endpoint = Some("http://127.0.0.1:9".into());
         config.access_key_id = Some("AK".into());

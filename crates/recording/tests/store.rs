@@ -2,78 +2,26 @@
 //! one per test, its own bucket) and the local filesystem (a temporary directory). Each test
 //! runs on both through `contract!`. The S3 half is skipped when `moto_server` is not installed.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use futures::TryStreamExt as _;
 use onair_recording::layout::{InitName, Rel, Rendition, Root, SegmentName, Session};
 use onair_recording::object_store::path::Path;
 use onair_recording::object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
 use onair_recording::plan::{self, Object};
 use onair_recording::{Store, StoreConfig, delete_prefix, open, store};
+use onair_testkit::s3::S3Server;
 use url::Url;
 use uuid::Uuid;
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-/// `moto_server` on port 0, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Moto {
-    /// `None` when moto is not installed here.
-    fn start() -> Res<Option<Self>> {
-        let spawned = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let stderr = child.stderr.take().ok_or("moto stderr not piped")?;
-        let mut lines = BufReader::new(stderr).lines();
-        // ` * Running on http://127.0.0.1:PORT`, about 1.5 s after the start.
-        let endpoint = loop {
-            let Some(line) = lines.next().transpose()? else {
-                let _ = child.kill();
-                return Err("moto_server exited before listening".into());
-            };
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                break line[at..].trim().to_string();
-            }
-        };
-        // moto logs every request on stderr: keep draining it so the pipe never fills.
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Some(Self { child, endpoint }))
-    }
-
-    /// A fresh bucket (moto does not check signatures, so no keys for this one request).
-    fn store(&self) -> Res<Store> {
-        let bucket = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
-        let status =
-            Command::new("curl").args(["-fsS", "-X", "PUT", &format!("{}/{bucket}", self.endpoint)]).status()?;
-        assert!(status.success(), "creating bucket {bucket}: {status}");
-        // What `main` does once per process; later installs in the same process are refused.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut config = StoreConfig::new(Url::parse(&format!("s3://{bucket}/some/prefix"))?);
-        config.endpoint = Some(self.endpoint.clone());
-        config.access_key_id = Some("test".into());
-        config.secret_access_key = Some("test".into());
-        Ok(open(&config)?)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A store on a fresh bucket of `s3`.
+fn s3_store(s3: &S3Server) -> Res<Store> {
+    let bucket = s3.bucket().map_err(|e| e.to_string())?;
+    let mut config = StoreConfig::new(Url::parse(&format!("s3://{bucket}/some/prefix"))?);
+    config.endpoint = Some(s3.endpoint().to_owned());
+    config.access_key_id = Some("test".into());
+    config.secret_access_key = Some("test".into());
+    Ok(open(&config)?)
 }
 
 /// A local store in a temporary directory that does not exist yet (`open` creates it).
@@ -91,11 +39,10 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() -> super::Res {
-                    let Some(moto) = super::Moto::start()? else {
-                        eprintln!("moto_server not installed: skipped");
+                    let Some(s3) = onair_testkit::s3::S3Server::start().map_err(|e| e.to_string())? else {
                         return Ok(());
                     };
-                    super::$name(&*moto.store()?).await
+                    super::$name(&*super::s3_store(&s3)?).await
                 }
             )*
         }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod kube_fake;
+pub mod s3;
 
 use std::future::Future;
 use std::time::Duration;
