@@ -150,6 +150,7 @@ impl Orchestrator for KubernetesOrchestrator {
             renditions: status.renditions,
             message,
             playable: None,
+            recording: None,
         })
     }
 

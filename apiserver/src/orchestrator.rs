@@ -37,6 +37,9 @@ pub struct MediaStatus {
     /// (Kubernetes: the ingest pod's origin holds a viewer's first request until it can).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub playable: Option<bool>,
+    /// The broadcast's recording while its media worker stores it (one machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<onair_domain::contracts::media::RecordingState>,
 }
 
 /// Where the media for a stream can be reached once started.
@@ -160,7 +163,7 @@ impl LocalOrchestrator {
             playback_base_url: playback_base_url.trim_end_matches('/').to_owned(),
             // Fails only when the TLS backend cannot start: nothing would work, so say so at
             // start-up instead of running without the timeout.
-            http: reqwest::Client::builder()
+            http: onair_http::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()
                 .expect("the HTTP client for the media worker cannot be built"),
@@ -230,6 +233,7 @@ impl Orchestrator for LocalOrchestrator {
             renditions: state.renditions,
             message,
             playable: Some(state.playable),
+            recording: state.recording,
         })
     }
 

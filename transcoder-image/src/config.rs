@@ -110,6 +110,23 @@ pub struct MediaConfig {
     pub source_url: Option<String>,
     #[command(flatten)]
     pub redis: RedisArgs,
+    /// Where broadcasts are recorded (`ONAIR_RECORDINGS_*`). An LL-HLS worker that packages
+    /// (`all`, `ingest`) records every stream it packages.
+    #[command(flatten)]
+    pub recordings: onair_recording::RecordingsArgs,
+    /// Megabytes of recorded segments held while they wait to be stored (~6 min of a full
+    /// ladder at the default); past it a stream's segments are dropped until it drains.
+    #[arg(long, env = "ONAIR_RECORDING_QUEUE_MB", default_value_t = 256)]
+    pub recording_queue_mb: u64,
+    /// Objects stored at once.
+    #[arg(long, env = "ONAIR_RECORDING_CONCURRENCY", default_value_t = 4)]
+    pub recording_concurrency: usize,
+    /// Seconds the oldest unstored segment may wait before the stream's recording is `behind`.
+    #[arg(long, env = "ONAIR_RECORDING_BEHIND_SECS", default_value_t = 10)]
+    pub recording_behind_secs: u64,
+    /// Seconds an ended stream's recording may take to finish storing before it is given up.
+    #[arg(long, env = "ONAIR_RECORDING_FLUSH_TIMEOUT", default_value_t = 600)]
+    pub recording_flush_timeout_secs: u64,
 }
 
 /// How close to the live edge a worker's playlists keep players.

@@ -18,6 +18,7 @@ mod origin;
 mod playlists;
 mod progress;
 mod publisher;
+mod record;
 mod relay;
 mod rtmp;
 mod server;

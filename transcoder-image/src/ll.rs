@@ -131,7 +131,7 @@ pub async fn ingest(
     if !state.holds(stream) {
         return Err(HttpError::new(StatusCode::GONE, "stream_ended", "this stream is not live here"));
     }
-    let store = state.ll.store(stream);
+    let store = state.ll.store(stream, || state.recorder.as_ref().map(|r| r.sink(stream)));
     tracing::info!(stream_id = %stream, %rendition, "encoder upload started");
     // Checked again as it streams: the operator may move the rendition meanwhile.
     let still = || part.as_deref().is_none_or(allowed);
@@ -362,7 +362,7 @@ mod tests {
         }
         store.end_all();
 
-        let http = reqwest::Client::new();
+        let http = onair_http::client();
         let master = http.get(format!("http://{addr}/hls/s/master.m3u8")).send().await.unwrap().text().await.unwrap();
         assert!(master.contains("RESOLUTION=640x360") && master.contains("CODECS=\"avc1."), "{master}");
         let media = http.get(format!("http://{addr}/hls/s/240p/index.m3u8")).send().await.unwrap();

@@ -2,10 +2,10 @@
 //! and the LL-HLS routes (`ll`) read and feed.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use onair_domain::StreamId;
-use onair_llhls::{Config, Store};
+use onair_llhls::{Config, SegmentSink, Store};
 
 /// Every stream's store, by stream.
 #[derive(Debug, Default)]
@@ -22,7 +22,10 @@ impl LlStreams {
     /// The stream's store, made on first use (an encoder's first PUT). Media sequence numbers
     /// start from the clock (seconds / segment target), so a worker restarted mid-stream never
     /// serves a segment URL again with other bytes (they are cached as immutable).
-    pub fn store(&self, stream: StreamId) -> Store {
+    ///
+    /// `sink` is asked once, when the store is made: where its completed segments go (the
+    /// recorder), if anywhere.
+    pub fn store(&self, stream: StreamId, sink: impl FnOnce() -> Option<Arc<dyn SegmentSink>>) -> Store {
         self.map()
             .entry(stream)
             .or_insert_with(|| {
@@ -30,7 +33,10 @@ impl LlStreams {
                 let target = config.segment_target.as_secs().max(1);
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 config.first_msn = now.as_secs() / target;
-                Store::new(config)
+                match sink() {
+                    Some(sink) => Store::with_sink(config, sink),
+                    None => Store::new(config),
+                }
             })
             .clone()
     }

@@ -197,6 +197,23 @@ impl WorkerState {
         }
     }
 
+    /// The stream's store just ended, which completed its open segments: the recording has its
+    /// last ones queued. Logged once they are stored (or when storing them takes too long).
+    fn end_recording(&self, stream: StreamId) {
+        let Some(recorder) = self.recorder.clone().filter(|r| r.state(stream).is_some()) else { return };
+        recorder.end(stream);
+        let timeout = Duration::from_secs(self.config.recording_flush_timeout_secs);
+        tokio::spawn(async move {
+            if recorder.flushed(stream, timeout).await {
+                let stored =
+                    recorder.state(stream).map(|s| (s.uploaded_segments, s.uploaded_bytes, s.dropped_segments));
+                tracing::info!(stream_id = %stream, ?stored, "recording stored");
+            } else {
+                tracing::warn!(stream_id = %stream, ?timeout, "recording not fully stored in time; the rest is given up");
+            }
+        });
+    }
+
     /// Append `#EXT-X-ENDLIST` to every media playlist of a stream that is over, and remove the
     /// stream's folder once the retention period has passed, so the media dir does not grow.
     async fn finish_playlists(&self, stream: StreamId) {
@@ -216,6 +233,9 @@ impl WorkerState {
             if !publishing {
                 state.transcoders.forget(stream);
                 state.ll.remove(stream);
+                if let Some(recorder) = &state.recorder {
+                    recorder.forget(stream);
+                }
                 if tokio::fs::remove_dir_all(&later).await.is_ok() {
                     tracing::info!(stream_id = %stream, "ended stream's media removed");
                 }
@@ -224,6 +244,7 @@ impl WorkerState {
         let packaged = self.ll.get(stream).map(|s| s.renditions()).unwrap_or_default();
         let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
             self.ll.end(stream);
+            self.end_recording(stream);
             return;
         };
         let mut variants = Vec::new();
@@ -240,6 +261,7 @@ impl WorkerState {
         // LL-HLS renditions end under the same gate, after transcoders can no longer write them
         // (parts still arriving until now are kept): players finish, held requests answer.
         self.ll.end(stream);
+        self.end_recording(stream);
         for v in variants {
             playlists::end_playlist(&v.join("index.m3u8")).await;
         }

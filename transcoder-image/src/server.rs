@@ -13,6 +13,10 @@ use crate::config::Role;
 use crate::state::WorkerState;
 use crate::{accept, hls, internal, origin, relay, rtmp};
 
+/// How long a stopping worker keeps storing recorded segments (Kubernetes' default grace
+/// period is 30 s).
+const RECORDING_DRAIN: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Serve RTMP and HTTP until `shutdown` resolves.
 pub async fn run(
     rtmp: TcpListener,
@@ -40,6 +44,8 @@ pub async fn run(
         .route("/internal/streams/{stream_id}/ll/{rendition}", axum::routing::put(crate::ll::ingest))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
+    let uploads = state.recorder.as_ref().map(|r| r.start());
+    let recorder = state.recorder.clone();
     let router = onair_web::finish_router(router(state), onair_web::Limits::default()).merge(ll_uploads);
     tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "media worker listening");
     let result = onair_web::serve(http, router, shutdown).await;
@@ -47,6 +53,10 @@ pub async fn run(
     // A transcode pod going away kills its encoder with it (the child dies on drop).
     if let Some(f) = follow {
         f.abort();
+    }
+    // What was recorded and not stored yet gets a last chance (the pod's grace period).
+    if let (Some(recorder), Some(tasks)) = (recorder, uploads) {
+        recorder.stop(tasks, RECORDING_DRAIN).await;
     }
     Ok(result?)
 }

@@ -35,6 +35,8 @@ pub struct Inner {
     pub assigned: Mutex<Option<Vec<String>>>,
     /// LL-HLS: each stream's packaged renditions.
     pub ll: crate::ll_streams::LlStreams,
+    /// Stores what `ll` packages, when this worker records.
+    pub recorder: Option<Arc<crate::record::Recorder>>,
 }
 
 #[derive(Clone)]
@@ -75,6 +77,7 @@ impl WorkerState {
             viewers: None,
             level: Some(level),
             encode_speed,
+            recording: self.recorder.as_ref().and_then(|r| r.state(stream)),
             ..StreamState::default()
         }
     }

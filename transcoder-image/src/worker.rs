@@ -55,6 +55,7 @@ impl MediaWorker {
             }
             None => None,
         };
+        let recorder = open_recorder(&config, &mut registry)?;
         let state = WorkerState::new(Inner {
             config,
             api,
@@ -67,6 +68,7 @@ impl MediaWorker {
             transcoders: Transcoders::default(),
             assigned: Mutex::new(assigned),
             ll: crate::ll_streams::LlStreams::default(),
+            recorder,
         });
         Ok(Self { rtmp, http, state })
     }
@@ -97,4 +99,28 @@ impl MediaWorker {
     ) -> anyhow::Result<()> {
         server::run(self.rtmp, self.http, self.state, shutdown).await
     }
+}
+
+/// The recorder, when this worker packages LL-HLS (`all`, `ingest`) and recording is on. A
+/// transcode pod streams its renditions into its ingest pod's store: that one records them.
+fn open_recorder(
+    config: &MediaConfig,
+    registry: &mut prometheus_client::registry::Registry,
+) -> anyhow::Result<Option<std::sync::Arc<crate::record::Recorder>>> {
+    if !config.low_latency() || config.role == Role::Transcode {
+        return Ok(None);
+    }
+    let cwd = std::env::current_dir()?;
+    let Some(store_config) = config.recordings.store_config(&cwd)? else {
+        tracing::info!("recording is off (ONAIR_RECORDINGS_URL is empty)");
+        return Ok(None);
+    };
+    let store = onair_recording::open(&store_config)?;
+    tracing::info!(url = %store_config.url, "recording broadcasts");
+    let recorder_config = crate::record::RecorderConfig {
+        queue_bytes: config.recording_queue_mb.saturating_mul(1 << 20),
+        concurrency: config.recording_concurrency,
+        behind: std::time::Duration::from_secs(config.recording_behind_secs),
+    };
+    Ok(Some(crate::record::Recorder::new(store, recorder_config, registry)))
 }

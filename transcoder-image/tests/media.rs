@@ -74,6 +74,8 @@ async fn env() -> Env {
             "media-test",
             "--media-dir",
             media_dir.path().to_str().expect("utf-8"),
+            "--recordings-url",
+            media_dir.path().join("recordings").to_str().expect("utf-8"),
             "--ladder",
             "360p,240p",
             "--x264-preset",
@@ -96,7 +98,7 @@ async fn env() -> Env {
     let rtmp = format!("rtmp://{}/live", media.rtmp_addr());
     let hls = format!("http://{}/hls", media.http_addr());
     tokio::spawn(media.run_until_stopped(std::future::pending()));
-    Env { api, http: reqwest::Client::new(), rtmp, hls, prefix, media_dir, _keys: keys, _db: db }
+    Env { api, http: onair_http::client(), rtmp, hls, prefix, media_dir, _keys: keys, _db: db }
 }
 
 impl Env {
@@ -134,6 +136,8 @@ impl Env {
             "media-test",
             "--media-dir",
             dir.to_str().unwrap(),
+            "--recordings-url",
+            dir.join("recordings").to_str().unwrap(),
             "--ladder",
             "240p",
             "--x264-preset",
@@ -572,7 +576,7 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
     let idle: Value = state("media-test").await.json().await.unwrap();
     assert_eq!(
         idle,
-        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null, "transcoders": [], "sourceHeight": null, "playable": false})
+        json!({"publishing": false, "stopped": false, "renditions": [], "viewers": 0, "level": "Full", "encodeSpeed": null, "transcoders": [], "sourceHeight": null, "playable": false, "recording": null})
     );
 
     let mut mine = publish(&format!("{rtmp}/{key_a}"), 60);
@@ -1118,4 +1122,169 @@ async fn a_replaced_ingest_pod_is_followed_by_its_transcoders_with_their_renditi
     onair_testkit::eventually(Duration::from_secs(30), segments).await;
     let (_, master) = get_text(&env.http, &format!("{base}/hls/{stream}/master.m3u8")).await.unwrap();
     assert!(master.contains("240p/index.m3u8") && master.contains("source/index.m3u8"), "{master}");
+}
+
+// --- Recording (issue 15) ----------------------------------------------------------------------
+
+/// Every segment key under `rec/{stream}/`, parsed, by rendition: (msn, duration, session).
+async fn recorded(
+    store: &onair_recording::Store,
+    stream: &str,
+) -> std::collections::BTreeMap<String, Vec<(u64, Duration, u64)>> {
+    use futures::TryStreamExt as _;
+    use onair_recording::layout::{Rel, Root};
+    use onair_recording::object_store::ObjectStore as _;
+    let root = Root::Recording(stream.parse().unwrap());
+    let listed: Vec<_> = store.list(Some(&onair_recording::store::root_path(&root))).try_collect().await.unwrap();
+    let mut by_rendition = std::collections::BTreeMap::<String, Vec<(u64, Duration, u64)>>::new();
+    let mut inits = std::collections::BTreeSet::new();
+    for meta in listed {
+        let (_, rel) = Root::parse_key(meta.location.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+        match rel {
+            Rel::Segment(r, name) => {
+                assert!(meta.size > 0, "{}", meta.location);
+                by_rendition.entry(r.to_string()).or_default().push((name.msn, name.duration(), name.session.0));
+            }
+            Rel::Init(r, name) => {
+                inits.insert((r.to_string(), name));
+            }
+            other => panic!("unexpected object {other:?}"),
+        }
+    }
+    for (r, segs) in &mut by_rendition {
+        segs.sort();
+        let sessions: std::collections::BTreeSet<_> = segs.iter().map(|s| s.2).collect();
+        for s in sessions {
+            assert!(inits.iter().any(|(ir, i)| ir == r && i.session.0 == s), "{r}: no init stored for session {s}");
+        }
+    }
+    by_rendition
+}
+
+/// The recordings store the worker was given: `bucket` on `s3`.
+fn bucket_store(s3: &onair_testkit::s3::S3Server, bucket: &str) -> onair_recording::Store {
+    let args = onair_recording::RecordingsArgs::from_flags(&s3.recordings_args(bucket)).unwrap();
+    onair_recording::open(&args.store_config(std::path::Path::new("/")).unwrap().unwrap()).unwrap()
+}
+
+/// Asserts each rendition's sequence numbers run without a gap, and answers its duration.
+fn no_gaps(recorded: &std::collections::BTreeMap<String, Vec<(u64, Duration, u64)>>) -> Vec<(String, Duration)> {
+    recorded
+        .iter()
+        .map(|(r, segs)| {
+            let msns: Vec<u64> = segs.iter().map(|s| s.0).collect();
+            let gaps: Vec<_> = msns.windows(2).filter(|w| w[1] != w[0] + 1).collect();
+            assert!(gaps.is_empty(), "{r}: segments missing between {gaps:?}");
+            (r.clone(), segs.iter().map(|s| s.1).sum())
+        })
+        .collect()
+}
+
+/// The worker's view of a stream's recording.
+async fn recording_state(env: &Env, base: &str, stream: &str) -> Option<Value> {
+    let res = env.http.get(format!("{base}/internal/streams/{stream}")).header("x-onair-internal-token", "media-test");
+    let v: Value = res.send().await.ok()?.json().await.ok()?;
+    Some(v["recording"].clone()).filter(|r| !r.is_null())
+}
+
+/// An LL-HLS worker records what it packages, segment by segment while live, into a real S3
+/// server: every rendition, every segment, no gap, with its init, and as long as the broadcast.
+#[tokio::test]
+async fn a_live_stream_is_recorded_to_s3_segment_by_segment() {
+    let Some(s3) = onair_testkit::s3::S3Server::start().unwrap() else { return };
+    let env = env().await;
+    let (_, stream, key) = env.streamer("recorded", "kept").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
+    let bucket = s3.bucket().unwrap();
+    let mut flags: Vec<String> =
+        ["--latency", "low", "--ladder", "240p", "--reconnect-grace-secs", "1"].iter().map(|s| s.to_string()).collect();
+    flags.extend(s3.recordings_args(&bucket));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (rtmp, base, _dir) = env.per_stream_worker_with(&stream, &hash, &flags).await;
+    let started = std::time::Instant::now();
+    let mut publisher = publish(&format!("{rtmp}/{key}"), 8);
+    // While live, segments are stored as they complete: not all at the end.
+    let live = onair_testkit::eventually(Duration::from_secs(20), || async {
+        let r = recording_state(&env, &base, &stream).await?;
+        (r["uploadedSegments"].as_u64()? >= 3).then_some(r)
+    })
+    .await;
+    assert_eq!((live["state"].as_str(), live["flushed"].as_bool()), (Some("ok"), Some(false)), "{live}");
+    assert!(started.elapsed() < Duration::from_secs(8), "stored while the publisher was still on");
+    publisher.wait().await.unwrap();
+    let done = onair_testkit::eventually(Duration::from_secs(30), || async {
+        let r = recording_state(&env, &base, &stream).await?;
+        (r["flushed"] == true).then_some(r)
+    })
+    .await;
+    assert_eq!((done["droppedSegments"].as_u64(), done["lagMs"].as_u64()), (Some(0), Some(0)), "{done}");
+
+    let store = bucket_store(&s3, &bucket);
+    let recorded = recorded(&store, &stream).await;
+    let durations = no_gaps(&recorded);
+    assert_eq!(durations.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["240p"], "{durations:?}");
+    for (r, d) in &durations {
+        // 8 s published; the first segment starts at the first keyframe the encoder cut.
+        assert!(d.as_secs_f64() > 6.5 && d.as_secs_f64() < 9.0, "{r}: {d:?} recorded of 8 s");
+    }
+    assert_eq!(
+        done["uploadedSegments"].as_u64(),
+        Some(recorded.values().map(|s| s.len() as u64).sum()),
+        "the worker's count is what the store holds"
+    );
+}
+
+/// The S3 server stops answering for 20 s mid-stream (SIGSTOP: connections hang, as with a stuck
+/// server): the recording reports `behind`, keeps every segment queued, and once the server is
+/// back stores them all. Nothing is lost.
+#[tokio::test]
+async fn an_upload_outage_of_20_s_loses_no_segment() {
+    let Some(s3) = onair_testkit::s3::S3Server::start().unwrap() else { return };
+    let env = env().await;
+    let (_, stream, key) = env.streamer("outage", "through it").await;
+    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
+    let bucket = s3.bucket().unwrap();
+    let mut flags: Vec<String> =
+        ["--latency", "low", "--ladder", "240p", "--recording-behind-secs", "3", "--reconnect-grace-secs", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    flags.extend(s3.recordings_args(&bucket));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (rtmp, base, _dir) = env.per_stream_worker_with(&stream, &hash, &flags).await;
+    let mut publisher = publish(&format!("{rtmp}/{key}"), 32);
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        let r = recording_state(&env, &base, &stream).await?;
+        (r["uploadedSegments"].as_u64()? >= 2).then_some(())
+    })
+    .await;
+    s3.pause().unwrap();
+    let outage = std::time::Instant::now();
+    let behind = onair_testkit::eventually(Duration::from_secs(15), || async {
+        let r = recording_state(&env, &base, &stream).await?;
+        (r["state"] == "behind").then_some(r)
+    })
+    .await;
+    assert!(behind["lagMs"].as_u64().unwrap() >= 3_000, "{behind}");
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(outage.elapsed())).await;
+    let during = recording_state(&env, &base, &stream).await.unwrap();
+    assert!(during["lagMs"].as_u64().unwrap() >= 15_000 && during["queuedBytes"].as_u64().unwrap() > 0, "{during}");
+    s3.resume().unwrap();
+    // Caught up while still live: the lag falls back under the threshold.
+    onair_testkit::eventually(Duration::from_secs(25), || async {
+        let r = recording_state(&env, &base, &stream).await?;
+        (r["state"] == "ok").then_some(())
+    })
+    .await;
+    publisher.wait().await.unwrap();
+    let done = onair_testkit::eventually(Duration::from_secs(30), || async {
+        let r = recording_state(&env, &base, &stream).await?;
+        (r["flushed"] == true).then_some(r)
+    })
+    .await;
+    assert_eq!(done["droppedSegments"].as_u64(), Some(0), "{done}");
+    let store = bucket_store(&s3, &bucket);
+    for (r, d) in no_gaps(&recorded(&store, &stream).await) {
+        assert!(d.as_secs_f64() > 29.0, "{r}: {d:?} recorded of 32 s");
+    }
 }

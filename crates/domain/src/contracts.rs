@@ -107,6 +107,39 @@ pub mod media {
         /// that has media. A publisher connects a second or more before this turns true.
         #[serde(default)]
         pub playable: bool,
+        /// The stream's recording, while this worker records it.
+        #[serde(default)]
+        pub recording: Option<RecordingState>,
+    }
+
+    /// How a stream's recording keeps up: uploads trail the live edge by `lag_ms`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "lowercase")]
+    pub enum UploadState {
+        /// Uploads keep up.
+        #[default]
+        Ok,
+        /// The oldest segment not yet stored is older than the worker's `behind` threshold.
+        Behind,
+        /// Segments were dropped (the upload queue was full) within the last minute.
+        Failing,
+    }
+
+    /// A stream's recording as its worker sees it.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "camelCase")]
+    pub struct RecordingState {
+        pub state: UploadState,
+        /// Age of the oldest segment completed but not yet stored (0: all stored).
+        pub lag_ms: u64,
+        pub queued_bytes: u64,
+        pub uploaded_segments: u64,
+        pub uploaded_bytes: u64,
+        pub dropped_segments: u64,
+        /// The stream ended and everything it recorded is stored.
+        pub flushed: bool,
     }
 
     /// A transcode pod as its ingest pod last heard from it.

@@ -443,7 +443,11 @@ mod tests {
             w.push(&frag(i))?;
         }
         let names = |k: &Kept| {
-            k.0.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|c| (c.rendition.to_string(), c.segment.msn)).collect::<Vec<_>>()
+            k.0.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|c| (c.rendition.to_string(), c.segment.msn))
+                .collect::<Vec<_>>()
         };
         // 27 fragments, a keyframe every 5th: segments 0-4 complete, 5 open.
         assert_eq!(names(&kept), (0..5).map(|m| ("720p".to_owned(), m)).collect::<Vec<_>>());
@@ -457,7 +461,7 @@ mod tests {
         store.end_all();
         let all = kept.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
         assert_eq!(all.iter().map(|c| c.segment.msn).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
-        assert!(all.iter().all(|c| c.segment.complete && c.init == Bytes::from(video.clone())));
+        assert!(all.iter().all(|c| c.segment.complete && c.init == video));
         assert_eq!(all.iter().filter(|c| c.segment.discontinuity).map(|c| c.segment.msn).collect::<Vec<_>>(), vec![6]);
         assert!(all[..5].iter().all(|c| c.segment.parts.len() == 5 && !c.segment.bytes().is_empty()));
         // A store without a sink keeps nothing beyond its window.
@@ -467,7 +471,9 @@ mod tests {
         for i in 0..27 {
             w.push(&frag(i))?;
         }
-        let taken = plain.rendition("720p").map(|r| r.packager.write().unwrap_or_else(PoisonError::into_inner).take_completed());
+        let taken = plain
+            .rendition("720p")
+            .map(|r| r.packager.write().unwrap_or_else(PoisonError::into_inner).take_completed());
         assert_eq!(taken.map(|t| t.len()), Some(0));
         Ok(())
     }

@@ -1,0 +1,272 @@
+//! Recording (issue 15, design §4.3): every segment the LL-HLS packager completes is stored in the
+//! recordings store (`onair_recording`: a directory on one machine, S3 on Kubernetes) while the
+//! stream is live, so losing this process loses only what was still queued.
+//!
+//! The packager hands segments to a [`StreamSink`] outside its lock; the sink queues them without
+//! blocking (`record/queue.rs`, bounded by bytes); upload tasks store the oldest first and retry
+//! each one, with backoff, for as long as it is queued. Keys never change content, so a late or
+//! repeated PUT is harmless. Transcode pods stream their renditions into the ingest pod's store,
+//! so the ingest pod (or `all`) is the only one that records.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use onair_domain::StreamId;
+use onair_domain::contracts::media::RecordingState;
+use onair_llhls::{CompletedSegment, SegmentSink};
+use onair_recording::layout::Session;
+use onair_recording::object_store::path::Path;
+use onair_recording::object_store::{ObjectStoreExt as _, PutPayload};
+use onair_recording::{Store, object_store};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+
+use crate::metrics::ReasonLabels;
+
+pub mod queue;
+
+use queue::{Item, Pushed, Queue};
+
+/// What the media worker's flags say about recording.
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    pub queue_bytes: u64,
+    pub concurrency: usize,
+    /// A stream whose oldest unstored segment is this old is `behind`.
+    pub behind: Duration,
+}
+
+/// Our retry loop around object_store's own short one (`onair_recording::store`): 0.5 s doubling
+/// to 15 s, ±20 %, for as long as the item is queued.
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(15);
+
+#[derive(Debug)]
+pub struct Recorder {
+    store: Store,
+    config: RecorderConfig,
+    queue: Mutex<Queue>,
+    /// An item was queued.
+    work: Notify,
+    /// An item was stored.
+    stored: Notify,
+    metrics: RecorderMetrics,
+}
+
+#[derive(Debug, Default)]
+struct RecorderMetrics {
+    uploaded_bytes: Counter,
+    uploaded_segments: Counter,
+    dropped_segments: Counter,
+    queue_bytes: Gauge,
+    failures: Family<ReasonLabels, Counter>,
+}
+
+impl Recorder {
+    pub fn new(store: Store, config: RecorderConfig, registry: &mut Registry) -> Arc<Self> {
+        let metrics = RecorderMetrics::default();
+        registry.register(
+            "recording_uploaded_bytes",
+            "Bytes stored in the recordings store",
+            metrics.uploaded_bytes.clone(),
+        );
+        registry.register(
+            "recording_uploaded_segments",
+            "Segments stored in the recordings store",
+            metrics.uploaded_segments.clone(),
+        );
+        registry.register(
+            "recording_segments_dropped",
+            "Segments not recorded: the upload queue was full",
+            metrics.dropped_segments.clone(),
+        );
+        registry.register("recording_queue_bytes", "Bytes waiting to be stored", metrics.queue_bytes.clone());
+        registry.register(
+            "recording_upload_failures",
+            "Failed attempts to store an object, by reason (each is retried)",
+            metrics.failures.clone(),
+        );
+        let queue = Mutex::new(Queue::new(config.queue_bytes, config.behind));
+        Arc::new(Self { store, config, queue, work: Notify::new(), stored: Notify::new(), metrics })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Start recording `stream`: the sink its LL-HLS store hands completed segments to. One
+    /// session per store, so a worker restarted mid-stream starts a new one (a discontinuity).
+    pub fn sink(self: &Arc<Self>, stream: StreamId) -> Arc<dyn SegmentSink> {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let session = Session(u64::try_from(now_ms.as_millis()).unwrap_or(0));
+        self.queue().begin(stream, session);
+        tracing::info!(stream_id = %stream, %session, "recording");
+        Arc::new(StreamSink { recorder: Arc::downgrade(self), stream })
+    }
+
+    fn push(&self, stream: StreamId, segment: &CompletedSegment) {
+        let (pushed, bytes) = {
+            let mut q = self.queue();
+            (q.push(stream, segment, Instant::now()), q.bytes())
+        };
+        self.metrics.queue_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        match pushed {
+            Pushed::Queued => self.work.notify_one(),
+            Pushed::Dropped => {
+                self.metrics.dropped_segments.inc();
+                tracing::debug!(stream_id = %stream, rendition = %segment.rendition, msn = segment.segment.msn, "recording queue full: segment dropped");
+            }
+            Pushed::Ignored => {}
+        }
+    }
+
+    /// The stream is over: its last segments are queued already (the store ended first).
+    pub fn end(&self, stream: StreamId) {
+        self.queue().end(stream);
+        self.stored.notify_waiters();
+    }
+
+    /// Waits until everything `stream` recorded is stored, or `timeout`; whether it was.
+    pub async fn flushed(&self, stream: StreamId, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let stored = self.stored.notified();
+            if self.state(stream).is_none_or(|s| s.flushed) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, stored).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    pub fn state(&self, stream: StreamId) -> Option<RecordingState> {
+        self.queue().state(stream, Instant::now())
+    }
+
+    /// Forget a stream whose recording is flushed (or given up on).
+    pub fn forget(&self, stream: StreamId) {
+        self.queue().forget(stream);
+    }
+
+    /// Starts the upload tasks.
+    pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.config.concurrency.max(1))
+            .map(|_| {
+                let me = self.clone();
+                tokio::spawn(async move { me.upload_loop().await })
+            })
+            .collect()
+    }
+
+    /// Stops the upload tasks after at most `drain` more to store what is queued.
+    pub async fn stop(&self, tasks: Vec<tokio::task::JoinHandle<()>>, drain: Duration) {
+        let pending = self.queue().pending();
+        if pending > 0 {
+            tracing::info!(pending, "storing what is queued before stopping");
+            let deadline = tokio::time::Instant::now() + drain;
+            loop {
+                let stored = self.stored.notified();
+                if self.queue().pending() == 0 || tokio::time::timeout_at(deadline, stored).await.is_err() {
+                    break;
+                }
+            }
+            let left = self.queue().pending();
+            if left > 0 {
+                tracing::warn!(left, "stopping with recorded segments not stored");
+            }
+        }
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    async fn upload_loop(&self) {
+        loop {
+            let work = self.work.notified();
+            let Some(item) = self.queue().pop() else {
+                work.await;
+                continue;
+            };
+            self.put(&item).await;
+            let bytes = {
+                let mut q = self.queue();
+                q.done(&item);
+                q.bytes()
+            };
+            self.metrics.queue_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.metrics.uploaded_bytes.inc_by(item.bytes.len() as u64);
+            if item.segment {
+                self.metrics.uploaded_segments.inc();
+            }
+            self.stored.notify_waiters();
+            // Another task may have left work behind while this one stored.
+            if !self.queue().is_empty() {
+                self.work.notify_one();
+            }
+        }
+    }
+
+    /// Stores `item`, retrying until it is.
+    async fn put(&self, item: &Item) {
+        let path = Path::from(item.key.as_str());
+        let mut delay = BACKOFF_FIRST;
+        let mut attempt = 0u32;
+        loop {
+            match self.store.put(&path, PutPayload::from(item.bytes.clone())).await {
+                Ok(_) => {
+                    if attempt > 0 {
+                        tracing::info!(stream_id = %item.stream, key = %item.key, attempt, "stored after retrying");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    let reason = failure_reason(&e);
+                    self.metrics.failures.get_or_create(&ReasonLabels { reason }).inc();
+                    // The first failure of an outage is news; the retries are not.
+                    if attempt == 1 {
+                        tracing::warn!(stream_id = %item.stream, key = %item.key, reason, error = %e, "storing a recorded object failed; retrying");
+                    } else {
+                        tracing::debug!(stream_id = %item.stream, key = %item.key, attempt, error = %e, "still failing");
+                    }
+                    let jitter = rand::random_range(0.8..1.2);
+                    tokio::time::sleep(delay.mul_f64(jitter)).await;
+                    delay = (delay * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+/// A bounded label for what went wrong.
+fn failure_reason(e: &object_store::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("timed out") || text.contains("timeout") {
+        "timeout"
+    } else if text.contains("connect") {
+        "connect"
+    } else if matches!(e, object_store::Error::Generic { .. }) && text.contains("Server returned") {
+        "status"
+    } else {
+        "other"
+    }
+}
+
+/// One stream's sink: queues without blocking the packager.
+#[derive(Debug)]
+struct StreamSink {
+    recorder: std::sync::Weak<Recorder>,
+    stream: StreamId,
+}
+
+impl SegmentSink for StreamSink {
+    fn completed(&self, segment: CompletedSegment) {
+        if let Some(recorder) = self.recorder.upgrade() {
+            recorder.push(self.stream, &segment);
+        }
+    }
+}
