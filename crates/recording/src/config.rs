@@ -14,10 +14,12 @@ fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RecordingsArgs {
-    /// Where broadcasts are recorded: a directory (relative to the working directory),
-    /// `file:///abs/dir`, or `s3://bucket[/prefix]` (any S3-compatible service). Empty turns
-    /// recording off.
-    #[arg(long = "recordings-url", env = "ONAIR_RECORDINGS_URL", default_value = ".onair/recordings")]
+    /// Where broadcasts are recorded: a directory (relative to the working directory, e.g.
+    /// `.onair/recordings`), `file:///abs/dir`, or `s3://bucket[/prefix]` (any S3-compatible
+    /// service). Empty, the default for now, turns recording off: until retention deletes old
+    /// recordings (issue 15, step 5), recording by default would fill a one-machine install's
+    /// disk (~2.4 GB an hour for the demo stream's ladder).
+    #[arg(long = "recordings-url", env = "ONAIR_RECORDINGS_URL", default_value = "")]
     pub url: String,
     /// An S3-compatible endpoint (MinIO, Ceph, R2): addressed path-style unless told otherwise.
     #[arg(long = "recordings-endpoint", env = "ONAIR_RECORDINGS_ENDPOINT")]
@@ -85,7 +87,11 @@ mod tests {
     fn paths_urls_and_off() {
         let cwd = Path::new("/srv/onair");
         let url = |list: &[&str]| args(list).store_config(cwd).map(|c| c.map(|c| c.url.to_string()));
-        assert_eq!(url(&[]).ok().flatten().as_deref(), Some("file:///srv/onair/.onair/recordings/"));
+        assert_eq!(url(&[]).ok().flatten(), None, "off until retention lands");
+        assert_eq!(
+            url(&["--recordings-url", ".onair/recordings"]).ok().flatten().as_deref(),
+            Some("file:///srv/onair/.onair/recordings/")
+        );
         assert_eq!(url(&["--recordings-url", "/data/rec"]).ok().flatten().as_deref(), Some("file:///data/rec/"));
         assert_eq!(url(&["--recordings-url", "s3://b/p"]).ok().flatten().as_deref(), Some("s3://b/p"));
         assert_eq!(url(&["--recordings-url", ""]).ok().flatten(), None);
