@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 ./scripts/services.sh --browser
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The committed `.sqlx/` (what the query macros compile against) is what the migrations give.
+./scripts/sqlx-check.sh
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
 # Every object the operator and apiserver generate, dumped by their tests for the validators.
 export ONAIR_K8S_OBJECTS_DIR="${CARGO_TARGET_DIR:-$PWD/target}/k8s-objects"
