@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 ./scripts/services.sh --browser
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The committed `.sqlx/` (what the query macros compile against) is what the migrations give.
+./scripts/sqlx-check.sh
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
 # A real S3 server for the recording tests: moto's, from PyPI, in a venv outside the clone.
 # shellcheck source=lib/venv.sh

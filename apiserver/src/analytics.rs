@@ -129,8 +129,8 @@ pub(crate) async fn sample_once(state: &AppState, at: DateTime<Utc>) -> ApiResul
     }
     let at = DateTime::from_timestamp(tick, 0).unwrap_or(at);
 
-    let streams: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM streams WHERE status IN ('starting', 'live')").fetch_all(&state.db).await?;
+    let streams =
+        sqlx::query_scalar!("SELECT id FROM streams WHERE status IN ('starting', 'live')").fetch_all(&state.db).await?;
     if streams.is_empty() {
         state.metrics.samples_taken.inc();
         return Ok(Some(0));
@@ -162,26 +162,26 @@ pub(crate) async fn sample_once(state: &AppState, at: DateTime<Utc>) -> ApiResul
     let uniques: Vec<i32> = counts.iter().map(|c| c.2.clamp(0, i32::MAX as i64) as i32).collect();
 
     let mut tx = state.db.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO analytics_samples (stream_id, at, concurrent_viewers, chat_messages)
          SELECT id, $2, v, c FROM unnest($1::uuid[], $3::int[], $4::int[]) AS t(id, v, c)
          ON CONFLICT (stream_id, at) DO NOTHING",
+        &streams,
+        at,
+        &viewers,
+        &chat,
     )
-    .bind(&streams)
-    .bind(at)
-    .bind(&viewers)
-    .bind(&chat)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE streams s SET current_viewers = t.v, peak_viewers = greatest(s.peak_viewers, t.v),
             unique_viewers = greatest(s.unique_viewers, t.u)
          FROM unnest($1::uuid[], $2::int[], $3::int[]) AS t(id, v, u)
          WHERE s.id = t.id AND s.status IN ('starting', 'live')",
+        &streams,
+        &viewers,
+        &uniques,
     )
-    .bind(&streams)
-    .bind(&viewers)
-    .bind(&uniques)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -234,7 +234,6 @@ async fn analytics(
     Path(stream_id): Path<Uuid>,
 ) -> ApiResult<Json<StreamAnalytics>> {
     let id = StreamId(stream_id);
-    #[derive(sqlx::FromRow)]
     struct Head {
         user_id: Uuid,
         peak_viewers: i32,
@@ -245,11 +244,12 @@ async fn analytics(
         encode_speed: Option<f32>,
         dropped_frames: i32,
     }
-    let head: Head = sqlx::query_as(
+    let head = sqlx::query_as!(
+        Head,
         "SELECT user_id, peak_viewers, unique_viewers, created_at, started_at, ended_at, encode_speed, dropped_frames
          FROM streams WHERE id = $1",
+        id.0,
     )
-    .bind(id.0)
     .fetch_optional(&state.read_db)
     .await?
     .ok_or(ApiError::NotFound("stream"))?;
@@ -265,33 +265,38 @@ async fn analytics(
     } = head;
     user.require_owner_or_admin(UserId(owner), "stream")?;
 
-    let samples: Vec<(DateTime<Utc>, i32, i32)> = sqlx::query_as(
-        "SELECT at, concurrent_viewers, chat_messages FROM analytics_samples WHERE stream_id = $1 ORDER BY at",
+    let samples = sqlx::query_as!(
+        Sample,
+        "SELECT at, concurrent_viewers AS viewers, chat_messages FROM analytics_samples WHERE stream_id = $1 ORDER BY at",
+        id.0,
     )
-    .bind(id.0)
     .fetch_all(&state.read_db)
     .await?;
-    let chat_per_minute: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
-        "SELECT date_trunc('minute', at) AS minute, sum(chat_messages)::bigint FROM analytics_samples
-         WHERE stream_id = $1 GROUP BY 1 ORDER BY 1",
+    // `!`: Postgres reports every computed column as nullable; a minute with samples has a
+    // time and a sum.
+    let chat_per_minute = sqlx::query_as!(
+        ChatMinute,
+        r#"SELECT date_trunc('minute', at) AS "minute!", sum(chat_messages)::bigint AS "messages!"
+         FROM analytics_samples WHERE stream_id = $1 GROUP BY 1 ORDER BY 1"#,
+        id.0,
     )
-    .bind(id.0)
     .fetch_all(&state.read_db)
     .await?;
     let from = started.unwrap_or(created);
-    let followers_gained: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM followers WHERE user_id = $1 AND created_at >= $2 AND created_at <= coalesce($3, now())",
+    let followers_gained = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM followers
+         WHERE user_id = $1 AND created_at >= $2 AND created_at <= coalesce($3, now())"#,
+        owner,
+        from,
+        ended,
     )
-    .bind(owner)
-    .bind(from)
-    .bind(ended)
     .fetch_one(&state.read_db)
     .await?;
 
     let interval = state.config.sample_interval_secs.max(1);
-    let total_viewer_samples: i64 = samples.iter().map(|s| i64::from(s.1)).sum();
+    let total_viewer_samples: i64 = samples.iter().map(|s| i64::from(s.viewers)).sum();
     let average_viewers = if samples.is_empty() { 0.0 } else { total_viewer_samples as f64 / samples.len() as f64 };
-    let peak = peak.max(samples.iter().map(|s| s.1).max().unwrap_or(0));
+    let peak = peak.max(samples.iter().map(|s| s.viewers).max().unwrap_or(0));
     Ok(Json(StreamAnalytics {
         stream_id: id,
         sample_interval_secs: interval,
@@ -299,18 +304,12 @@ async fn analytics(
         average_viewers,
         unique_viewers: uniques,
         watch_minutes: total_viewer_samples as f64 * interval as f64 / 60.0,
-        chat_messages: samples.iter().map(|s| i64::from(s.2)).sum(),
-        chat_per_minute: chat_per_minute
-            .into_iter()
-            .map(|(minute, messages)| ChatMinute { minute, messages })
-            .collect(),
+        chat_messages: samples.iter().map(|s| i64::from(s.chat_messages)).sum(),
+        chat_per_minute,
         followers_gained,
         encode_speed,
         dropped_frames,
-        samples: samples
-            .into_iter()
-            .map(|(at, viewers, chat_messages)| Sample { at, viewers, chat_messages })
-            .collect(),
+        samples,
     }))
 }
 

@@ -215,9 +215,11 @@ fn openapi_path_item() -> utoipa::openapi::PathItem {
 
 /// Chat partitions for yesterday through a week ahead; safe to run from every replica.
 async fn ensure_partitions(state: &AppState) -> anyhow::Result<()> {
-    let made: i32 = sqlx::query_scalar("SELECT ensure_chat_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9)")
-        .fetch_one(&state.db)
-        .await?;
+    // `!`: the function always returns a count; Postgres reports any call as nullable.
+    let made =
+        sqlx::query_scalar!(r#"SELECT ensure_chat_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9) AS "made!""#)
+            .fetch_one(&state.db)
+            .await?;
     if made > 0 {
         tracing::info!(partitions = made, "created chat_messages partitions");
     }

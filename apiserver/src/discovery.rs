@@ -48,7 +48,7 @@ pub struct SearchParams {
     pub cursor: Option<String>,
 }
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct CategoryView {
     pub slug: String,
     pub name: String,
@@ -153,6 +153,8 @@ async fn search_rows(
     after: Option<SearchKey>,
     limit: i64,
 ) -> ApiResult<Vec<StreamRow>> {
+    // Built at run time, not `query_as!`: which filters, which match and which cursor apply
+    // change the statement, and one static query with optional parameters would plan worse.
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("");
     // A tag is as selective as a word, so it also picks rows first.
     let first = m.is_some() || f.tag.is_some();
@@ -229,11 +231,14 @@ async fn search_rows(
 /// Every category with how many streams are live in it and how many watch them.
 #[utoipa::path(get, path = "/api/categories", tag = "discovery", responses((status = 200, body = Vec<CategoryView>)))]
 async fn categories(State(state): State<AppState>) -> ApiResult<Json<Vec<CategoryView>>> {
-    let rows = sqlx::query_as(
-        "SELECT c.slug, c.name, count(s.id) AS live_streams, coalesce(sum(s.current_viewers), 0)::bigint AS viewers
+    // `!`: count and coalesce are never NULL, which Postgres does not report.
+    let rows = sqlx::query_as!(
+        CategoryView,
+        r#"SELECT c.slug, c.name, count(s.id) AS "live_streams!",
+            coalesce(sum(s.current_viewers), 0)::bigint AS "viewers!"
          FROM categories c LEFT JOIN streams s ON s.category = c.slug AND s.status = 'live'
          GROUP BY c.slug, c.name, c.sort_order
-         ORDER BY viewers DESC, live_streams DESC, c.sort_order, c.slug",
+         ORDER BY "viewers!" DESC, "live_streams!" DESC, c.sort_order, c.slug"#,
     )
     .fetch_all(&state.read_db)
     .await?;

@@ -15,7 +15,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, foreign_key_violation};
 use crate::pagination::{Cursor, Page, PageParams, sane_time};
 use crate::state::AppState;
-use crate::streams::{STREAM_SELECT, StreamRow, StreamView};
+use crate::streams::{StreamRow, StreamView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,9 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A user in a follow list, with when the follow happened.
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct FollowEntry {
-    #[sqlx(try_from = "Uuid")]
     pub id: UserId,
     pub username: String,
     pub display_name: String,
@@ -47,12 +46,14 @@ async fn follow(State(state): State<AppState>, user: AuthUser, Path(user_id): Pa
     if user_id == user.id().0 {
         return Err(ApiError::conflict("cannot_follow_self", "you cannot follow yourself"));
     }
-    sqlx::query("INSERT INTO followers (user_id, follower_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(user_id)
-        .bind(user.id().0)
-        .execute(&state.db)
-        .await
-        .map_err(|e| if foreign_key_violation(&e).is_some() { ApiError::NotFound("user") } else { e.into() })?;
+    sqlx::query!(
+        "INSERT INTO followers (user_id, follower_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        user_id,
+        user.id().0,
+    )
+    .execute(&state.db)
+    .await
+    .map_err(|e| if foreign_key_violation(&e).is_some() { ApiError::NotFound("user") } else { e.into() })?;
     tracing::info!(user_id = %user.id(), channel = %user_id, "followed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -61,39 +62,38 @@ async fn follow(State(state): State<AppState>, user: AuthUser, Path(user_id): Pa
 #[utoipa::path(delete, path = "/api/users/{user_id}/follow", tag = "followers", security(("bearer" = [])),
     params(("user_id" = Uuid, Path)), responses((status = 204), (status = 401, body = onair_web::ErrorBody)))]
 async fn unfollow(State(state): State<AppState>, user: AuthUser, Path(user_id): Path<Uuid>) -> ApiResult<StatusCode> {
-    sqlx::query("DELETE FROM followers WHERE user_id = $1 AND follower_id = $2")
-        .bind(user_id)
-        .bind(user.id().0)
+    sqlx::query!("DELETE FROM followers WHERE user_id = $1 AND follower_id = $2", user_id, user.id().0)
         .execute(&state.db)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn follow_page(
+/// Where a follow list resumes: after this `(followed_at, user id)`, newest first.
+type FollowKey = (DateTime<Utc>, Uuid);
+
+/// One page of a follow list of `user_id` (404 when there is no such user); `fetch` runs the
+/// list's own query for the rows after the cursor, given how many to take.
+async fn follow_page<F>(
     state: &AppState,
-    sql: &'static str,
     user_id: Uuid,
     page: PageParams,
-) -> ApiResult<Page<FollowEntry>> {
+    fetch: impl FnOnce(Option<FollowKey>, i64) -> F,
+) -> ApiResult<Page<FollowEntry>>
+where
+    F: Future<Output = sqlx::Result<Vec<FollowEntry>>>,
+{
     let limit = page.limit()?;
-    let after: Option<(DateTime<Utc>, Uuid)> = page.cursor()?.map(|c: Cursor<(DateTime<Utc>, Uuid)>| c.0);
+    let after: Option<FollowKey> = page.cursor()?.map(|c: Cursor<FollowKey>| c.0);
     if let Some((t, _)) = after {
         sane_time(t)?;
     }
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-        .bind(user_id)
+    let exists = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS "exists!""#, user_id)
         .fetch_one(&state.read_db)
         .await?;
     if !exists {
         return Err(ApiError::NotFound("user"));
     }
-    let rows: Vec<FollowEntry> = sqlx::query_as(sql)
-        .bind(user_id)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(limit + 1)
-        .fetch_all(&state.read_db)
-        .await?;
+    let rows = fetch(after, limit + 1).await?;
     Ok(Page::from_rows(rows, limit, |r| Cursor((r.followed_at, r.id.0)), |r| r))
 }
 
@@ -105,11 +105,22 @@ async fn followers(
     Path(user_id): Path<Uuid>,
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Page<FollowEntry>>> {
-    let sql = "SELECT u.id, u.username, u.display_name, u.avatar_url, f.created_at AS followed_at
-        FROM followers f JOIN users u ON u.id = f.follower_id
-        WHERE f.user_id = $1 AND ($2::timestamptz IS NULL OR (f.created_at, f.follower_id) < ($2, $3))
-        ORDER BY f.created_at DESC, f.follower_id DESC LIMIT $4";
-    follow_page(&state, sql, user_id, page).await.map(Json)
+    follow_page(&state, user_id, page, |after, take| {
+        sqlx::query_as!(
+            FollowEntry,
+            "SELECT u.id, u.username, u.display_name, u.avatar_url, f.created_at AS followed_at
+             FROM followers f JOIN users u ON u.id = f.follower_id
+             WHERE f.user_id = $1 AND ($2::timestamptz IS NULL OR (f.created_at, f.follower_id) < ($2, $3))
+             ORDER BY f.created_at DESC, f.follower_id DESC LIMIT $4",
+            user_id,
+            after.map(|a| a.0),
+            after.map(|a| a.1),
+            take,
+        )
+        .fetch_all(&state.read_db)
+    })
+    .await
+    .map(Json)
 }
 
 /// Whom this user follows, newest first.
@@ -120,23 +131,38 @@ async fn following(
     Path(user_id): Path<Uuid>,
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Page<FollowEntry>>> {
-    let sql = "SELECT u.id, u.username, u.display_name, u.avatar_url, f.created_at AS followed_at
-        FROM followers f JOIN users u ON u.id = f.user_id
-        WHERE f.follower_id = $1 AND ($2::timestamptz IS NULL OR (f.created_at, f.user_id) < ($2, $3))
-        ORDER BY f.created_at DESC, f.user_id DESC LIMIT $4";
-    follow_page(&state, sql, user_id, page).await.map(Json)
+    follow_page(&state, user_id, page, |after, take| {
+        sqlx::query_as!(
+            FollowEntry,
+            "SELECT u.id, u.username, u.display_name, u.avatar_url, f.created_at AS followed_at
+             FROM followers f JOIN users u ON u.id = f.user_id
+             WHERE f.follower_id = $1 AND ($2::timestamptz IS NULL OR (f.created_at, f.user_id) < ($2, $3))
+             ORDER BY f.created_at DESC, f.user_id DESC LIMIT $4",
+            user_id,
+            after.map(|a| a.0),
+            after.map(|a| a.1),
+            take,
+        )
+        .fetch_all(&state.read_db)
+    })
+    .await
+    .map(Json)
 }
 
 /// Channels the caller follows that are live now, most watched first.
 #[utoipa::path(get, path = "/api/users/me/following/live", tag = "followers", security(("bearer" = [])),
     responses((status = 200, body = Vec<StreamView>), (status = 401, body = onair_web::ErrorBody)))]
 async fn following_live(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<StreamView>>> {
-    let sql = format!(
-        "{STREAM_SELECT} JOIN followers f ON f.user_id = s.user_id
+    let rows = sqlx::query_as!(
+        StreamRow,
+        "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,
+            s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at
+         FROM streams s JOIN users u ON u.id = s.user_id JOIN followers f ON f.user_id = s.user_id
          WHERE f.follower_id = $1 AND s.status = 'live'
-         ORDER BY s.current_viewers DESC, s.created_at DESC LIMIT 200"
-    );
-    let rows: Vec<StreamRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user.id().0).fetch_all(&state.read_db).await?;
+         ORDER BY s.current_viewers DESC, s.created_at DESC LIMIT 200",
+        user.id().0,
+    )
+    .fetch_all(&state.read_db)
+    .await?;
     Ok(Json(rows.into_iter().map(|r| r.into_view(&state)).collect()))
 }

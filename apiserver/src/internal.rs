@@ -50,25 +50,25 @@ async fn verify_stream_key(
     if req.stream_key.is_empty() || req.stream_key.len() > 200 {
         return Err(ApiError::NotFound("stream key"));
     }
-    let owner: Option<(Uuid, String)> = sqlx::query_as(
+    let owner = sqlx::query!(
         "SELECT k.user_id, u.tier FROM stream_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
+        hash_token(&req.stream_key),
     )
-    .bind(hash_token(&req.stream_key))
     .fetch_optional(&state.db)
-    .await?;
-    let (user_id, tier) = owner.ok_or(ApiError::NotFound("stream key"))?;
-    let stream: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, quality FROM streams WHERE user_id = $1 AND status IN ('starting', 'live')")
-            .bind(user_id)
-            .fetch_optional(&state.db)
-            .await?;
-    let (stream_id, quality) = stream
-        .ok_or_else(|| ApiError::conflict("no_active_stream", "start a stream in the dashboard before publishing"))?;
+    .await?
+    .ok_or(ApiError::NotFound("stream key"))?;
+    let stream = sqlx::query!(
+        "SELECT id, quality FROM streams WHERE user_id = $1 AND status IN ('starting', 'live')",
+        owner.user_id,
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::conflict("no_active_stream", "start a stream in the dashboard before publishing"))?;
     Ok(Json(KeyOwner {
-        user_id: UserId(user_id),
-        stream_id: StreamId(stream_id),
-        tier: Tier::parse(&tier).unwrap_or(Tier::Free),
-        quality,
+        user_id: UserId(owner.user_id),
+        stream_id: StreamId(stream.id),
+        tier: Tier::parse(&owner.tier).unwrap_or(Tier::Free),
+        quality: stream.quality,
     }))
 }
 
@@ -119,13 +119,14 @@ async fn report_health(
             onair_domain::ValidationError::new("encode_speed", "must be 0-100, with dropped_frames >= 0").into()
         );
     }
-    let updated =
-        sqlx::query("UPDATE streams SET encode_speed = $2, dropped_frames = $3, health_at = now() WHERE id = $1")
-            .bind(stream_id)
-            .bind(req.encode_speed)
-            .bind(req.dropped_frames)
-            .execute(&state.db)
-            .await?;
+    let updated = sqlx::query!(
+        "UPDATE streams SET encode_speed = $2, dropped_frames = $3, health_at = now() WHERE id = $1",
+        stream_id,
+        req.encode_speed,
+        req.dropped_frames,
+    )
+    .execute(&state.db)
+    .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::NotFound("stream"));
     }

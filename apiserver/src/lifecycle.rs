@@ -6,7 +6,6 @@
 //! [`transition`]'s table; `ended` and `failed` are final.
 
 use onair_domain::{StreamId, StreamStatus, UserId};
-use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -94,32 +93,30 @@ impl AppState {
         cause: Cause,
     ) -> ApiResult<Option<Change>> {
         let mut tx = self.db.begin().await?;
-        let row: Option<(String, Uuid)> =
-            sqlx::query_as("SELECT status, user_id FROM streams WHERE id = $1 FOR UPDATE")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (from, user_id) = row.ok_or(ApiError::NotFound("stream"))?;
+        let row = sqlx::query!("SELECT status, user_id FROM streams WHERE id = $1 FOR UPDATE", id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(ApiError::NotFound("stream"))?;
         // An unknown value cannot be written (the column has a CHECK); read it as the final state.
-        let from = StreamStatus::parse(&from).unwrap_or(StreamStatus::Failed);
+        let from = StreamStatus::parse(&row.status).unwrap_or(StreamStatus::Failed);
         if transition(from, to)? == Step::Unchanged {
             return Ok(None);
         }
         let over = !to.is_active();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE streams SET status = $2,
                 started_at = CASE WHEN $2 = 'live' THEN coalesce(started_at, now()) ELSE started_at END,
                 ended_at = CASE WHEN $3 THEN now() ELSE ended_at END,
                 current_viewers = CASE WHEN $3 THEN 0 ELSE current_viewers END
              WHERE id = $1",
+            id.0,
+            to.as_str(),
+            over,
         )
-        .bind(id.0)
-        .bind(to.as_str())
-        .bind(over)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let change = Change { stream_id: id, user_id: UserId(user_id), from, to };
+        let change = Change { stream_id: id, user_id: UserId(row.user_id), from, to };
         self.invalidate_stream(id).await;
         self.publish_lifecycle(event_name(to), id, change.user_id).await;
         tracing::info!(stream_id = %id, from = %from, to = %to, cause = ?cause, "stream status changed");

@@ -43,20 +43,19 @@ pub async fn issue(
     let token = random_token("rt_");
     let family = family.unwrap_or_else(Uuid::now_v7);
     let expires_at = Utc::now() + ttl;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        Uuid::now_v7(),
+        user.0,
+        family,
+        hash_token(&token),
+        expires_at,
     )
-    .bind(Uuid::now_v7())
-    .bind(user.0)
-    .bind(family)
-    .bind(hash_token(&token))
-    .bind(expires_at)
     .execute(conn)
     .await?;
     Ok(NewSession { refresh_token: token, family, expires_at })
 }
 
-#[derive(sqlx::FromRow)]
 struct TokenRow {
     user_id: Uuid,
     family_id: Uuid,
@@ -83,10 +82,11 @@ pub async fn rotate(conn: &mut PgConnection, token: &str, ttl: chrono::Duration)
     if token.len() > 200 {
         return Err(invalid());
     }
-    let row: Option<TokenRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        TokenRow,
         "SELECT user_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        hash_token(token),
     )
-    .bind(hash_token(token))
     .fetch_optional(&mut *conn)
     .await?;
     let row = row.ok_or_else(invalid)?;
@@ -101,8 +101,7 @@ pub async fn rotate(conn: &mut PgConnection, token: &str, ttl: chrono::Duration)
     if row.expires_at <= Utc::now() {
         return Err(invalid());
     }
-    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
-        .bind(hash_token(token))
+    sqlx::query!("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", hash_token(token))
         .execute(&mut *conn)
         .await?;
     let user = UserId(row.user_id);
@@ -111,8 +110,7 @@ pub async fn rotate(conn: &mut PgConnection, token: &str, ttl: chrono::Duration)
 }
 
 pub async fn revoke_family(conn: &mut PgConnection, family: Uuid) -> Result<(), ApiError> {
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
-        .bind(family)
+    sqlx::query!("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family)
         .execute(conn)
         .await?;
     Ok(())
@@ -120,11 +118,11 @@ pub async fn revoke_family(conn: &mut PgConnection, family: Uuid) -> Result<(), 
 
 /// Revoke the family `token` belongs to (logout). Unknown tokens are ignored: logout is idempotent.
 pub async fn revoke_by_token(conn: &mut PgConnection, token: &str) -> Result<(), ApiError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = now()
          WHERE revoked_at IS NULL AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+        hash_token(token),
     )
-    .bind(hash_token(token))
     .execute(conn)
     .await?;
     Ok(())
@@ -132,12 +130,12 @@ pub async fn revoke_by_token(conn: &mut PgConnection, token: &str) -> Result<(),
 
 /// Revoke every session of `user` except `keep` (after a password change).
 pub async fn revoke_all_except(conn: &mut PgConnection, user: UserId, keep: Option<Uuid>) -> Result<(), ApiError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = now()
          WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR family_id <> $2)",
+        user.0,
+        keep,
     )
-    .bind(user.0)
-    .bind(keep)
     .execute(conn)
     .await?;
     Ok(())

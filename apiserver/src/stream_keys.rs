@@ -44,18 +44,17 @@ pub struct StreamKeyInfo {
 /// Make (or replace) `user`'s key and return it in clear. A user with a key is a streamer.
 pub async fn create_key(conn: &mut PgConnection, user: UserId) -> ApiResult<(String, DateTime<Utc>)> {
     let key = random_token("live_");
-    let created_at: DateTime<Utc> = sqlx::query_scalar(
+    let created_at = sqlx::query_scalar!(
         "INSERT INTO stream_keys (user_id, key_hash, key_prefix) VALUES ($1, $2, $3)
          ON CONFLICT (user_id) DO UPDATE SET key_hash = EXCLUDED.key_hash, key_prefix = EXCLUDED.key_prefix, created_at = now()
          RETURNING created_at",
+        user.0,
+        hash_token(&key),
+        &key[..PREFIX_LEN],
     )
-    .bind(user.0)
-    .bind(hash_token(&key))
-    .bind(&key[..PREFIX_LEN])
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("UPDATE users SET role = 'streamer' WHERE id = $1 AND role = 'viewer'")
-        .bind(user.0)
+    sqlx::query!("UPDATE users SET role = 'streamer' WHERE id = $1 AND role = 'viewer'", user.0)
         .execute(&mut *conn)
         .await?;
     Ok((key, created_at))
@@ -65,15 +64,13 @@ pub async fn create_key(conn: &mut PgConnection, user: UserId) -> ApiResult<(Str
 #[utoipa::path(get, path = "/api/users/me/stream-key", tag = "stream keys", security(("bearer" = [])),
     responses((status = 200, body = StreamKeyInfo), (status = 401, body = onair_web::ErrorBody)))]
 async fn key_info(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<StreamKeyInfo>> {
-    let row: Option<(String, DateTime<Utc>)> =
-        sqlx::query_as("SELECT key_prefix, created_at FROM stream_keys WHERE user_id = $1")
-            .bind(user.id().0)
-            .fetch_optional(&state.db)
-            .await?;
+    let row = sqlx::query!("SELECT key_prefix, created_at FROM stream_keys WHERE user_id = $1", user.id().0)
+        .fetch_optional(&state.db)
+        .await?;
     Ok(Json(StreamKeyInfo {
         exists: row.is_some(),
-        prefix: row.as_ref().map(|r| r.0.clone()),
-        created_at: row.map(|r| r.1),
+        prefix: row.as_ref().map(|r| r.key_prefix.clone()),
+        created_at: row.map(|r| r.created_at),
         ingest_url: state.config.ingest_url.clone(),
     }))
 }

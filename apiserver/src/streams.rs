@@ -67,12 +67,8 @@ pub struct StreamView {
     pub media: Option<crate::orchestrator::MediaStatus>,
 }
 
-/// Columns and join every stream read shares; `StreamRow` maps them.
-pub const STREAM_SELECT: &str =
-    "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,
-        s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at
-    FROM streams s JOIN users u ON u.id = s.user_id";
-
+/// A stream and its streamer, as every stream read selects them (`streams s JOIN users u`).
+/// The checked queries spell the columns out; `FromRow` serves discovery's built query.
 #[derive(sqlx::FromRow)]
 pub struct StreamRow {
     pub id: Uuid,
@@ -256,8 +252,16 @@ fn map_category_error(e: sqlx::Error) -> ApiError {
 impl AppState {
     /// Load one stream by id from the primary.
     pub(crate) async fn stream_row(&self, id: StreamId) -> ApiResult<Option<StreamRow>> {
-        let sql = format!("{STREAM_SELECT} WHERE s.id = $1");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.db).await?)
+        Ok(sqlx::query_as!(
+            StreamRow,
+            "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,
+                s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at
+             FROM streams s JOIN users u ON u.id = s.user_id
+             WHERE s.id = $1",
+            id.0,
+        )
+        .fetch_optional(&self.db)
+        .await?)
     }
 
     /// A stream's public JSON, from the in-memory cache (at most `stream_cache_ms` old).
@@ -325,13 +329,11 @@ async fn start_stream(
     }
 
     let mut tx = state.db.begin().await?;
-    let key: Option<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT key_prefix, key_hash FROM stream_keys WHERE user_id = $1")
-            .bind(user.id().0)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let key = sqlx::query!("SELECT key_prefix, key_hash FROM stream_keys WHERE user_id = $1", user.id().0)
+        .fetch_optional(&mut *tx)
+        .await?;
     let (new_key, key_prefix, key_hash) = match key {
-        Some((prefix, hash)) => (None, prefix, hash),
+        Some(k) => (None, k.key_prefix, k.key_hash),
         None => {
             let (k, _) = create_key(&mut tx, user.id()).await?;
             let prefix = k[..9].to_owned();
@@ -342,17 +344,17 @@ async fn start_stream(
     // The token names the user; usernames do not change.
     let channel = user.0.name.clone();
     let id = StreamId::new();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO streams (id, user_id, title, category, tags, language, quality, streamer_name)
          SELECT $1, $2, $3, $4, $5, $6, $7, username FROM users WHERE id = $2",
+        id.0,
+        user.id().0,
+        title.as_str(),
+        category.as_str(),
+        &tags.to_strings(),
+        language.as_ref().map(|l| l.as_str()).unwrap_or("en"),
+        quality,
     )
-    .bind(id.0)
-    .bind(user.id().0)
-    .bind(title.as_str())
-    .bind(category.as_str())
-    .bind(tags.to_strings())
-    .bind(language.as_ref().map(|l| l.as_str()).unwrap_or("en"))
-    .bind(&quality)
     .execute(&mut *tx)
     .await
     .map_err(|e| match unique_violation(&e) {
@@ -441,20 +443,20 @@ async fn update_stream(
 ) -> ApiResult<Json<StreamView>> {
     let title = req.title.as_deref().map(StreamTitle::parse).transpose()?;
     let category = req.category.as_deref().map(Category::parse).transpose()?;
-    let tags = req.tags.as_deref().map(Tags::parse).transpose()?;
+    let tags = req.tags.as_deref().map(Tags::parse).transpose()?.map(|t| t.to_strings());
     let language = req.language.as_deref().map(Language::parse).transpose()?;
     let id = StreamId(stream_id);
     let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
     user.require_owner_or_admin(UserId(row.user_id), "stream")?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE streams SET title = COALESCE($2, title), category = COALESCE($3, category),
             tags = COALESCE($4, tags), language = COALESCE($5, language) WHERE id = $1",
+        id.0,
+        title.as_ref().map(|t| t.as_str()),
+        category.as_ref().map(|c| c.as_str()),
+        tags.as_deref(),
+        language.as_ref().map(|l| l.as_str()),
     )
-    .bind(id.0)
-    .bind(title.as_ref().map(|t| t.as_str()))
-    .bind(category.as_ref().map(|c| c.as_str()))
-    .bind(tags.map(|t| t.to_strings()))
-    .bind(language.as_ref().map(|l| l.as_str()))
     .execute(&state.db)
     .await
     .map_err(map_category_error)?;
@@ -476,16 +478,19 @@ async fn user_streams(
     if let Some((t, _)) = after {
         sane_time(t)?;
     }
-    let sql = format!(
-        "{STREAM_SELECT} WHERE s.user_id = $1 AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2, $3))
-         ORDER BY s.created_at DESC, s.id DESC LIMIT $4"
-    );
-    let rows: Vec<StreamRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(limit + 1)
-        .fetch_all(&state.read_db)
-        .await?;
+    let rows = sqlx::query_as!(
+        StreamRow,
+        "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,
+            s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at
+         FROM streams s JOIN users u ON u.id = s.user_id
+         WHERE s.user_id = $1 AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2, $3))
+         ORDER BY s.created_at DESC, s.id DESC LIMIT $4",
+        user_id,
+        after.map(|a| a.0),
+        after.map(|a| a.1),
+        limit + 1,
+    )
+    .fetch_all(&state.read_db)
+    .await?;
     Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state))))
 }

@@ -30,7 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A user row as the API needs it.
-#[derive(sqlx::FromRow)]
 pub struct UserRow {
     pub id: Uuid,
     pub username: String,
@@ -43,8 +42,6 @@ pub struct UserRow {
     pub tier: String,
     pub created_at: DateTime<Utc>,
 }
-
-const USER_COLUMNS: &str = "id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at";
 
 impl UserRow {
     fn role(&self) -> Role {
@@ -86,9 +83,8 @@ impl From<&UserRow> for PrivateUser {
 }
 
 /// What anyone sees of a user.
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct PublicProfile {
-    #[sqlx(try_from = "Uuid")]
     pub id: UserId,
     pub username: String,
     pub display_name: String,
@@ -217,8 +213,7 @@ impl ToSchema for UpdateMeBody {
 
 impl AppState {
     pub(crate) async fn user_by_id(&self, id: UserId) -> ApiResult<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.db).await?)
+        Ok(user_row(&self.db, id).await?)
     }
 
     /// Sign an access token for `user` in login session `family`, and build the session body.
@@ -253,6 +248,18 @@ impl AppState {
         // The value is base64url and the rest is ASCII we wrote, so this is always a valid header.
         HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
+}
+
+/// One user by id, from the pool or inside a transaction.
+async fn user_row<'e>(db: impl sqlx::PgExecutor<'e>, id: UserId) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at
+         FROM users WHERE id = $1",
+        id.0,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 fn with_cookie(status: StatusCode, body: impl Serialize, cookie: HeaderValue) -> Response {
@@ -301,23 +308,25 @@ async fn register(
 
     let hash = state.passwords.hash(&password).await?;
     let mut tx = state.db.begin().await?;
-    let sql = format!(
-        "INSERT INTO users (id, username, username_key, email, password_hash, display_name) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
-    );
-    let user: UserRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(UserId::new().0)
-        .bind(username.as_str())
-        .bind(username.key())
-        .bind(email.as_str())
-        .bind(&hash)
-        .bind(display_name.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match unique_violation(&e) {
-            Some("users_username_key") => ApiError::conflict("username_taken", "that username is taken"),
-            Some("users_email_key") => ApiError::conflict("email_taken", "an account with that email exists"),
-            _ => e.into(),
-        })?;
+    let user = sqlx::query_as!(
+        UserRow,
+        "INSERT INTO users (id, username, username_key, email, password_hash, display_name)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at",
+        UserId::new().0,
+        username.as_str(),
+        username.key(),
+        email.as_str(),
+        hash,
+        display_name.as_str(),
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some("users_username_key") => ApiError::conflict("username_taken", "that username is taken"),
+        Some("users_email_key") => ApiError::conflict("email_taken", "an account with that email exists"),
+        _ => e.into(),
+    })?;
     let new = sessions::issue(&mut tx, UserId(user.id), None, state.refresh_ttl()).await?;
     tx.commit().await?;
     state.metrics.auth("register", "ok");
@@ -340,12 +349,27 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     }
     state.rate_limit(state.login_ip_limit(), &ip.0.to_string()).await?;
 
-    let (sql, login) = if req.login.contains('@') {
-        (format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"), req.login.trim().to_lowercase())
+    let by_email = req.login.contains('@');
+    let login = if by_email { req.login.trim().to_lowercase() } else { Username::key_of(&req.login) };
+    let user = if by_email {
+        sqlx::query_as!(
+            UserRow,
+            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at
+             FROM users WHERE email = $1",
+            login,
+        )
+        .fetch_optional(&state.db)
+        .await?
     } else {
-        (format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"), Username::key_of(&req.login))
+        sqlx::query_as!(
+            UserRow,
+            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at
+             FROM users WHERE username_key = $1",
+            login,
+        )
+        .fetch_optional(&state.db)
+        .await?
     };
-    let user: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&login).fetch_optional(&state.db).await?;
 
     // Count the attempt against the account (or, for no account, the name tried, so a 429
     // reveals nothing) before the slow check: counting after would let parallel guesses all pass.
@@ -387,10 +411,8 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: axum::
             ))
         }
         Rotation::Rotated { user, session } => {
-            let row = {
-                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-                sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql)).bind(user.0).fetch_one(&mut *tx).await?
-            };
+            // The token's row holds its user by foreign key, so the user is there.
+            let row = user_row(&mut *tx, user).await?.ok_or(sqlx::Error::RowNotFound)?;
             tx.commit().await?;
             state.metrics.auth("refresh", "ok");
             let (session, cookie) = state.session_for(&row, session)?;
@@ -457,7 +479,8 @@ async fn update_me(
     };
 
     let mut tx = state.db.begin().await?;
-    let sql = format!(
+    let row = sqlx::query_as!(
+        UserRow,
         "UPDATE users SET
             display_name = COALESCE($2, display_name),
             bio = COALESCE($3, bio),
@@ -465,22 +488,22 @@ async fn update_me(
             email = COALESCE($6, email),
             password_hash = COALESCE($7, password_hash),
             updated_at = now()
-         WHERE id = $1 RETURNING {USER_COLUMNS}"
-    );
-    let row: UserRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(user.id().0)
-        .bind(display_name.as_ref().map(|d| d.as_str()))
-        .bind(bio.as_ref().map(|b| b.as_str()))
-        .bind(avatar.is_some())
-        .bind(avatar.flatten().map(|a| a.into_inner()))
-        .bind(email.as_ref().map(|e| e.as_str()))
-        .bind(new_hash.as_deref())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match unique_violation(&e) {
-            Some("users_email_key") => ApiError::conflict("email_taken", "an account with that email exists"),
-            _ => e.into(),
-        })?;
+         WHERE id = $1
+         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at",
+        user.id().0,
+        display_name.as_ref().map(|d| d.as_str()),
+        bio.as_ref().map(|b| b.as_str()),
+        avatar.is_some(),
+        avatar.flatten().map(|a| a.into_inner()),
+        email.as_ref().map(|e| e.as_str()),
+        new_hash.as_deref(),
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some("users_email_key") => ApiError::conflict("email_taken", "an account with that email exists"),
+        _ => e.into(),
+    })?;
     if new_password.is_some() {
         // Every other login session ends; this one (the caller's) stays.
         sessions::revoke_all_except(&mut tx, user.id(), Some(user.0.sid)).await?;
@@ -494,14 +517,16 @@ async fn update_me(
 #[utoipa::path(get, path = "/api/users/{user_id}", tag = "users", params(("user_id" = Uuid, Path)),
     responses((status = 200, body = PublicProfile), (status = 404, body = onair_web::ErrorBody)))]
 async fn profile(State(state): State<AppState>, Path(user_id): Path<Uuid>) -> ApiResult<Json<PublicProfile>> {
-    let p: Option<PublicProfile> = sqlx::query_as(
-        "SELECT u.id, u.username, u.display_name, u.bio, u.avatar_url, u.role, u.created_at,
-                (SELECT count(*) FROM followers f WHERE f.user_id = u.id) AS followers,
-                (SELECT count(*) FROM followers f WHERE f.follower_id = u.id) AS following,
+    // `!`: a count is never NULL, but Postgres reports any subquery's column as nullable.
+    let p = sqlx::query_as!(
+        PublicProfile,
+        r#"SELECT u.id, u.username, u.display_name, u.bio, u.avatar_url, u.role, u.created_at,
+                (SELECT count(*) FROM followers f WHERE f.user_id = u.id) AS "followers!",
+                (SELECT count(*) FROM followers f WHERE f.follower_id = u.id) AS "following!",
                 (SELECT s.id FROM streams s WHERE s.user_id = u.id AND s.status IN ('starting', 'live', 'ending')) AS live_stream_id
-         FROM users u WHERE u.id = $1",
+         FROM users u WHERE u.id = $1"#,
+        user_id,
     )
-    .bind(user_id)
     .fetch_optional(&state.read_db)
     .await?;
     p.map(Json).ok_or(ApiError::NotFound("user"))

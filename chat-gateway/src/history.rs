@@ -9,7 +9,6 @@ use crate::protocol::{Author, ChatMessage};
 use crate::send::uuid_time;
 use crate::state::ChatState;
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     stream_id: Uuid,
@@ -32,8 +31,6 @@ impl From<Row> for ChatMessage {
     }
 }
 
-const COLUMNS: &str = "id, stream_id, user_id, user_name, badges, body, created_at";
-
 /// A page of history, newest first, before `(ts, id)` when given. Deleted messages are hidden.
 pub async fn page(
     state: &ChatState,
@@ -45,25 +42,31 @@ pub async fn page(
     // comparison: both let the planner prune day partitions instead of visiting every one.
     let rows: Vec<Row> = match before {
         None => {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
-                 ORDER BY created_at DESC, id DESC LIMIT $2"
-            );
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(stream.0).bind(limit).fetch_all(&state.chat_db).await?
+            sqlx::query_as!(
+                Row,
+                "SELECT id, stream_id, user_id, user_name, badges, body, created_at
+                 FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
+                 ORDER BY created_at DESC, id DESC LIMIT $2",
+                stream.0,
+                limit,
+            )
+            .fetch_all(&state.chat_db)
+            .await?
         }
         Some((ts, id)) => {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
+            sqlx::query_as!(
+                Row,
+                "SELECT id, stream_id, user_id, user_name, badges, body, created_at
+                 FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
                  AND created_at <= $2 AND (created_at, id) < ($2, $3)
-                 ORDER BY created_at DESC, id DESC LIMIT $4"
-            );
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(stream.0)
-                .bind(ts)
-                .bind(id)
-                .bind(limit)
-                .fetch_all(&state.chat_db)
-                .await?
+                 ORDER BY created_at DESC, id DESC LIMIT $4",
+                stream.0,
+                ts,
+                id,
+                limit,
+            )
+            .fetch_all(&state.chat_db)
+            .await?
         }
     };
     Ok(rows.into_iter().map(Into::into).collect())
@@ -72,11 +75,16 @@ pub async fn page(
 /// What a reconnecting client missed after `last`, oldest first (at most 200).
 pub async fn after(state: &ChatState, stream: StreamId, last: Uuid) -> ChatResult<Vec<ChatMessage>> {
     let Some(ts) = uuid_time(&last) else { return Ok(vec![]) };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
-         AND created_at >= $2 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT 200"
-    );
-    let rows: Vec<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(stream.0).bind(ts).bind(last).fetch_all(&state.chat_db).await?;
+    let rows = sqlx::query_as!(
+        Row,
+        "SELECT id, stream_id, user_id, user_name, badges, body, created_at
+         FROM chat_messages WHERE stream_id = $1 AND deleted_at IS NULL
+         AND created_at >= $2 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT 200",
+        stream.0,
+        ts,
+        last,
+    )
+    .fetch_all(&state.chat_db)
+    .await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -103,20 +103,21 @@ async fn insert(state: &ChatState, msgs: &[ChatMessage]) -> anyhow::Result<()> {
     let badges: Vec<String> = msgs.iter().map(|m| m.user.badges.join(",")).collect();
     let bodies: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
     let times: Vec<chrono::DateTime<chrono::Utc>> = msgs.iter().map(|m| m.ts).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO chat_messages (id, stream_id, user_id, user_name, badges, body, created_at)
          SELECT id, s, u, n, CASE WHEN b = '' THEN '{}'::text[] ELSE string_to_array(b, ',') END, body, t
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
               AS x(id, s, u, n, b, body, t)
          ON CONFLICT DO NOTHING",
+        &ids,
+        &streams,
+        &users,
+        // `as`: borrowed names and bodies are text[] too, but the macro's check wants `&[String]`.
+        &names as &[&str],
+        &badges,
+        &bodies as &[&str],
+        &times,
     )
-    .bind(&ids)
-    .bind(&streams)
-    .bind(&users)
-    .bind(&names)
-    .bind(&badges)
-    .bind(&bodies)
-    .bind(&times)
     .execute(&state.chat_db)
     .await?;
     Ok(())

@@ -115,8 +115,7 @@ impl FromRequestParts<ChatState> for AuthUser {
 /// 404 `stream_not_found` unless the stream exists (ended ones included: their history and
 /// reports stay readable).
 async fn require_stream(state: &ChatState, stream_id: Uuid) -> ChatResult<()> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM streams WHERE id = $1)")
-        .bind(stream_id)
+    let exists = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM streams WHERE id = $1) AS "exists!""#, stream_id)
         .fetch_one(&state.db)
         .await?;
     if exists { Ok(()) } else { Err(ChatError::not_found("stream_not_found", "no such stream")) }
@@ -125,11 +124,13 @@ async fn require_stream(state: &ChatState, stream_id: Uuid) -> ChatResult<()> {
 /// Whether `user` is one of `channel`'s appointed moderators (read from the database, not a
 /// room's cached list, which may trail a removal).
 async fn is_moderator(state: &ChatState, channel: Uuid, user: Uuid) -> ChatResult<bool> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chat_moderators WHERE channel_id = $1 AND user_id = $2)")
-        .bind(channel)
-        .bind(user)
-        .fetch_one(&state.db)
-        .await?)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM chat_moderators WHERE channel_id = $1 AND user_id = $2) AS "exists!""#,
+        channel,
+        user,
+    )
+    .fetch_one(&state.db)
+    .await?)
 }
 
 /// 403 unless the caller is staff of the channel (its owner, one of its moderators, or an admin).
@@ -156,11 +157,12 @@ async fn publish_mod(state: &ChatState, stream: StreamId, ev: &ModEvent) -> Chat
 /// Moderator lists and filters change rarely: tell the channel's active rooms to reload their
 /// rules.
 async fn refresh_channel_rooms(state: &ChatState, channel: UserId) -> ChatResult<()> {
-    let streams: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM streams WHERE user_id = $1 AND status IN ('starting', 'live', 'ending')")
-            .bind(channel.0)
-            .fetch_all(&state.db)
-            .await?;
+    let streams = sqlx::query_scalar!(
+        "SELECT id FROM streams WHERE user_id = $1 AND status IN ('starting', 'live', 'ending')",
+        channel.0,
+    )
+    .fetch_all(&state.db)
+    .await?;
     for s in streams {
         publish_mod(state, StreamId(s), &ModEvent::FiltersChanged).await?;
     }

@@ -7,13 +7,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use onair_domain::contracts::subjects;
 use onair_domain::{StreamId, UserId};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::error::{ChatError, ChatResult};
 use crate::filter::Filters;
@@ -23,25 +21,25 @@ use crate::state::ChatState;
 
 /// Load a room's state; `None` when the stream does not exist.
 pub async fn load_info(state: &ChatState, stream: StreamId) -> ChatResult<Option<RoomInfo>> {
-    let row: Option<(Uuid, String)> = sqlx::query_as("SELECT user_id, status FROM streams WHERE id = $1")
-        .bind(stream.0)
-        .fetch_optional(&state.db)
-        .await?;
-    let Some((channel, status)) = row else { return Ok(None) };
-    let settings: Option<(i32, bool, bool)> =
-        sqlx::query_as("SELECT slow_mode_secs, followers_only, links_allowed FROM chat_settings WHERE channel_id = $1")
-            .bind(channel)
-            .fetch_optional(&state.db)
-            .await?;
-    let (slow, followers_only, links_allowed) = settings.unwrap_or((0, false, true));
-    let moderators: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM chat_moderators WHERE channel_id = $1")
-        .bind(channel)
+    let row =
+        sqlx::query!("SELECT user_id, status FROM streams WHERE id = $1", stream.0).fetch_optional(&state.db).await?;
+    let Some(row) = row else { return Ok(None) };
+    let (channel, status) = (row.user_id, row.status);
+    let settings = sqlx::query!(
+        "SELECT slow_mode_secs, followers_only, links_allowed FROM chat_settings WHERE channel_id = $1",
+        channel,
+    )
+    .fetch_optional(&state.db)
+    .await?;
+    let (slow, followers_only, links_allowed) =
+        settings.map_or((0, false, true), |s| (s.slow_mode_secs, s.followers_only, s.links_allowed));
+    let moderators = sqlx::query_scalar!("SELECT user_id FROM chat_moderators WHERE channel_id = $1", channel)
         .fetch_all(&state.db)
         .await?;
-    let bans: Vec<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let bans = sqlx::query!(
         "SELECT user_id, until FROM chat_bans WHERE channel_id = $1 AND (until IS NULL OR until > now())",
+        channel,
     )
-    .bind(channel)
     .fetch_all(&state.db)
     .await?;
     Ok(Some(RoomInfo {
@@ -53,18 +51,19 @@ pub async fn load_info(state: &ChatState, stream: StreamId) -> ChatResult<Option
         followers_only,
         links_allowed,
         moderators: moderators.into_iter().map(UserId).collect(),
-        bans: bans.into_iter().map(|(u, t)| (UserId(u), t)).collect(),
+        bans: bans.into_iter().map(|b| (UserId(b.user_id), b.until)).collect(),
         filters: load_filters(state, UserId(channel)).await?,
     }))
 }
 
 async fn load_filters(state: &ChatState, channel: UserId) -> ChatResult<Filters> {
-    let rules: Vec<(String, bool)> =
-        sqlx::query_as("SELECT pattern, is_regex FROM chat_filters WHERE channel_id = $1 OR channel_id IS NULL")
-            .bind(channel.0)
-            .fetch_all(&state.db)
-            .await?;
-    Ok(Filters::new(rules.iter().map(|(p, r)| (p.as_str(), *r))))
+    let rules = sqlx::query!(
+        "SELECT pattern, is_regex FROM chat_filters WHERE channel_id = $1 OR channel_id IS NULL",
+        channel.0,
+    )
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Filters::new(rules.iter().map(|r| (r.pattern.as_str(), r.is_regex))))
 }
 
 /// A use of a room (a socket, or one REST send). The room closes, and its NATS interest is

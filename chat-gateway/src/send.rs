@@ -98,12 +98,13 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
     let mut claimed: Vec<String> = Vec::new();
     if !privileged {
         if info.followers_only {
-            let follows: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM followers WHERE user_id = $1 AND follower_id = $2)")
-                    .bind(info.channel_id.0)
-                    .bind(user.0)
-                    .fetch_one(&state.db)
-                    .await?;
+            let follows = sqlx::query_scalar!(
+                r#"SELECT EXISTS (SELECT 1 FROM followers WHERE user_id = $1 AND follower_id = $2) AS "exists!""#,
+                info.channel_id.0,
+                user.0,
+            )
+            .fetch_one(&state.db)
+            .await?;
             if !follows {
                 return Err(reject(
                     state,

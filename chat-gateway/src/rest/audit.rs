@@ -31,19 +31,19 @@ pub(super) struct Entry<'a> {
 
 /// Record `entry` in the room's channel log (reasons are cut to 500 characters).
 pub(super) async fn record(state: &ChatState, info: &RoomInfo, entry: Entry<'_>) -> ChatResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO moderation_audit (id, channel_id, stream_id, actor_id, action, target_user_id, target_message, reason, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        Uuid::now_v7(),
+        info.channel_id.0,
+        info.stream_id.0,
+        entry.actor.0,
+        entry.action,
+        entry.target_user.map(|u| u.0),
+        entry.target_message,
+        entry.reason.chars().take(500).collect::<String>(),
+        entry.details,
     )
-    .bind(Uuid::now_v7())
-    .bind(info.channel_id.0)
-    .bind(info.stream_id.0)
-    .bind(entry.actor.0)
-    .bind(entry.action)
-    .bind(entry.target_user.map(|u| u.0))
-    .bind(entry.target_message)
-    .bind(entry.reason.chars().take(500).collect::<String>())
-    .bind(entry.details)
     .execute(&state.db)
     .await?;
     tracing::info!(channel_id = %info.channel_id, stream_id = %info.stream_id, actor = %entry.actor,
@@ -52,7 +52,7 @@ pub(super) async fn record(state: &ChatState, info: &RoomInfo, entry: Entry<'_>)
 }
 
 /// One recorded moderation action.
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct AuditEntry {
     pub id: Uuid,
     pub actor_id: Uuid,
@@ -84,11 +84,12 @@ async fn audit_log(
 ) -> ChatResult<Json<Vec<AuditEntry>>> {
     require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may read the log")
         .await?;
-    let rows = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        AuditEntry,
         "SELECT id, actor_id, action, target_user_id, target_message, reason, details, created_at
          FROM moderation_audit WHERE channel_id = $1 ORDER BY created_at DESC LIMIT 200",
+        channel,
     )
-    .bind(channel)
     .fetch_all(&state.db)
     .await?;
     Ok(Json(rows))

@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<ChatState> {
 }
 
 /// A ban or a running timeout.
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct BanEntry {
     pub user_id: Uuid,
     pub username: String,
@@ -46,13 +46,14 @@ async fn bans(
     Path(channel): Path<Uuid>,
 ) -> ChatResult<Json<Vec<BanEntry>>> {
     require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may list bans").await?;
-    let rows = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        BanEntry,
         "SELECT b.user_id, u.username, b.until, b.reason, b.created_at
          FROM chat_bans b JOIN users u ON u.id = b.user_id
          WHERE b.channel_id = $1 AND (b.until IS NULL OR b.until > now())
          ORDER BY b.created_at DESC LIMIT 500",
+        channel,
     )
-    .bind(channel)
     .fetch_all(&state.db)
     .await?;
     Ok(Json(rows))
@@ -67,16 +68,16 @@ pub(super) async fn upsert(
     reason: &str,
     by: UserId,
 ) -> ChatResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO chat_bans (channel_id, user_id, until, reason, created_by) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (channel_id, user_id) DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason,
             created_by = EXCLUDED.created_by, created_at = now()",
+        info.channel_id.0,
+        user.0,
+        until,
+        reason.chars().take(500).collect::<String>(),
+        by.0,
     )
-    .bind(info.channel_id.0)
-    .bind(user.0)
-    .bind(until)
-    .bind(reason.chars().take(500).collect::<String>())
-    .bind(by.0)
     .execute(&state.db)
     .await?;
     Ok(())
@@ -84,9 +85,7 @@ pub(super) async fn upsert(
 
 /// Lift a ban or timeout (a no-op when there is none).
 pub(super) async fn remove(state: &ChatState, info: &RoomInfo, user: UserId) -> ChatResult<()> {
-    sqlx::query("DELETE FROM chat_bans WHERE channel_id = $1 AND user_id = $2")
-        .bind(info.channel_id.0)
-        .bind(user.0)
+    sqlx::query!("DELETE FROM chat_bans WHERE channel_id = $1 AND user_id = $2", info.channel_id.0, user.0)
         .execute(&state.db)
         .await?;
     Ok(())

@@ -69,26 +69,28 @@ async fn add_filter(
     if body.is_regex && regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().is_err() {
         return Err(onair_domain::ValidationError::new("pattern", "is not a valid regular expression").into());
     }
-    sqlx::query("INSERT INTO chat_filters (id, channel_id, pattern, is_regex, created_by) VALUES ($1, $2, $3, $4, $5)")
-        .bind(Uuid::now_v7())
-        .bind(channel)
-        .bind(pattern)
-        .bind(body.is_regex)
-        .bind(claims.sub.0)
-        .execute(&state.db)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                ChatError::not_found("channel_not_found", "no such channel")
-            }
-            _ => e.into(),
-        })?;
+    sqlx::query!(
+        "INSERT INTO chat_filters (id, channel_id, pattern, is_regex, created_by) VALUES ($1, $2, $3, $4, $5)",
+        Uuid::now_v7(),
+        channel,
+        pattern,
+        body.is_regex,
+        claims.sub.0,
+    )
+    .execute(&state.db)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            ChatError::not_found("channel_not_found", "no such channel")
+        }
+        _ => e.into(),
+    })?;
     refresh_channel_rooms(&state, UserId(channel)).await?;
     Ok(StatusCode::CREATED)
 }
 
 /// A banned-word rule as stored.
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct FilterEntry {
     pub id: Uuid,
     pub pattern: String,
@@ -113,10 +115,11 @@ async fn filters(
 ) -> ChatResult<Json<Vec<FilterEntry>>> {
     require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may read filters")
         .await?;
-    let rows = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        FilterEntry,
         "SELECT id, pattern, is_regex, created_at FROM chat_filters WHERE channel_id = $1 ORDER BY created_at DESC",
+        channel,
     )
-    .bind(channel)
     .fetch_all(&state.db)
     .await?;
     Ok(Json(rows))
@@ -140,9 +143,7 @@ async fn remove_filter(
 ) -> ChatResult<StatusCode> {
     require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may change filters")
         .await?;
-    let gone = sqlx::query("DELETE FROM chat_filters WHERE id = $1 AND channel_id = $2")
-        .bind(filter)
-        .bind(channel)
+    let gone = sqlx::query!("DELETE FROM chat_filters WHERE id = $1 AND channel_id = $2", filter, channel)
         .execute(&state.db)
         .await?;
     if gone.rows_affected() == 0 {

@@ -154,8 +154,7 @@ impl Moderation<'_> {
 
     /// 404 unless `user` exists.
     async fn ensure_user(&self, user: UserId) -> ChatResult<()> {
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-            .bind(user.0)
+        let exists = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS "exists!""#, user.0)
             .fetch_one(&self.state.db)
             .await?;
         if exists { Ok(()) } else { Err(ChatError::not_found("user_not_found", "no such user")) }
@@ -214,12 +213,12 @@ impl Moderation<'_> {
         if seconds > MAX_SLOW_MODE_SECS {
             return Err(ValidationError::new("seconds", "slow mode is 0 (off) to 86400 seconds").into());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO chat_settings (channel_id, slow_mode_secs) VALUES ($1, $2)
              ON CONFLICT (channel_id) DO UPDATE SET slow_mode_secs = EXCLUDED.slow_mode_secs, updated_at = now()",
+            self.info.channel_id.0,
+            seconds as i32,
         )
-        .bind(self.info.channel_id.0)
-        .bind(seconds as i32)
         .execute(&self.state.db)
         .await?;
         self.publish(&ModEvent::SlowMode { seconds }).await?;
@@ -259,29 +258,30 @@ impl Moderation<'_> {
     /// Set either flag; both as stored come back, so the event carries the truth even when two
     /// moderators change different flags at once.
     async fn set_flags(&self, followers_only: Option<bool>, links: Option<bool>) -> ChatResult<(bool, bool)> {
-        Ok(sqlx::query_as(
+        let stored = sqlx::query!(
             "INSERT INTO chat_settings (channel_id, followers_only, links_allowed) VALUES ($1, coalesce($2, false), coalesce($3, true))
              ON CONFLICT (channel_id) DO UPDATE SET followers_only = coalesce($2, chat_settings.followers_only),
                 links_allowed = coalesce($3, chat_settings.links_allowed), updated_at = now()
              RETURNING followers_only, links_allowed",
+            self.info.channel_id.0,
+            followers_only,
+            links,
         )
-        .bind(self.info.channel_id.0)
-        .bind(followers_only)
-        .bind(links)
         .fetch_one(&self.state.db)
-        .await?)
+        .await?;
+        Ok((stored.followers_only, stored.links_allowed))
     }
 }
 
 /// Hide every message of `stream` sent up to `until`.
 async fn clear_history(state: &ChatState, stream: StreamId, until: DateTime<Utc>, by: UserId) -> ChatResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE chat_messages SET deleted_at = now(), deleted_by = $3
          WHERE stream_id = $1 AND created_at <= $2 AND deleted_at IS NULL",
+        stream.0,
+        until,
+        by.0,
     )
-    .bind(stream.0)
-    .bind(until)
-    .bind(by.0)
     .execute(&state.chat_db)
     .await?;
     Ok(())
@@ -293,13 +293,13 @@ fn delete_from_history(state: &ChatState, stream: StreamId, id: Uuid, ts: DateTi
     let state = state.clone();
     tokio::spawn(async move {
         for attempt in 0..20 {
-            let res = sqlx::query(
+            let res = sqlx::query!(
                 "UPDATE chat_messages SET deleted_at = now(), deleted_by = $4 WHERE created_at = $1 AND id = $2 AND stream_id = $3",
+                ts,
+                id,
+                stream.0,
+                by.0,
             )
-            .bind(ts)
-            .bind(id)
-            .bind(stream.0)
-            .bind(by.0)
             .execute(&state.chat_db)
             .await;
             match res {

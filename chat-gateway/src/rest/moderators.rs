@@ -35,12 +35,12 @@ async fn add_moderator(
     if !claims.is_owner_or_admin(UserId(channel)) {
         return Err(ChatError::forbidden("only the channel owner or an admin may appoint moderators"));
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO chat_moderators (channel_id, user_id, added_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        channel,
+        user,
+        claims.sub.0,
     )
-    .bind(channel)
-    .bind(user)
-    .bind(claims.sub.0)
     .execute(&state.db)
     .await
     .map_err(|e| match &e {
@@ -71,9 +71,7 @@ async fn remove_moderator(
     if !claims.is_owner_or_admin(UserId(channel)) {
         return Err(ChatError::forbidden("only the channel owner or an admin may remove moderators"));
     }
-    sqlx::query("DELETE FROM chat_moderators WHERE channel_id = $1 AND user_id = $2")
-        .bind(channel)
-        .bind(user)
+    sqlx::query!("DELETE FROM chat_moderators WHERE channel_id = $1 AND user_id = $2", channel, user)
         .execute(&state.db)
         .await?;
     refresh_channel_rooms(&state, UserId(channel)).await?;

@@ -59,22 +59,22 @@ async fn report(
             ChatError::reject(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many reports").retry_after(ms)
         );
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO chat_reports (id, stream_id, message_id, reporter_id, reason) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (message_id, reporter_id) DO NOTHING",
+        Uuid::now_v7(),
+        stream_id,
+        body.message_id,
+        claims.sub.0,
+        body.reason,
     )
-    .bind(Uuid::now_v7())
-    .bind(stream_id)
-    .bind(body.message_id)
-    .bind(claims.sub.0)
-    .bind(&body.reason)
     .execute(&state.db)
     .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// A report waiting for a moderator, with the message it is about.
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct OpenReport {
     pub id: Uuid,
     pub stream_id: Uuid,
@@ -106,26 +106,25 @@ async fn open_reports(
 ) -> ChatResult<Json<Vec<OpenReport>>> {
     require_staff(&state, channel, &claims, "only the channel owner, its moderators or an admin may read reports")
         .await?;
-    let mut rows: Vec<OpenReport> = sqlx::query_as(
+    let mut rows = sqlx::query_as!(
+        OpenReport,
         "SELECT r.id, r.stream_id, r.message_id, r.reporter_id, r.reason, r.created_at,
                 NULL::uuid AS author_id, NULL::text AS author_name, NULL::text AS text
          FROM chat_reports r JOIN streams s ON s.id = r.stream_id
          WHERE s.user_id = $1 AND r.resolved_at IS NULL
          ORDER BY r.created_at DESC LIMIT 200",
+        channel,
     )
-    .bind(channel)
     .fetch_all(&state.db)
     .await?;
     // The messages live in the chat database (which may be a separate one).
     let ids: Vec<Uuid> = rows.iter().map(|r| r.message_id).collect();
-    let messages: Vec<(Uuid, Uuid, String, String)> =
-        sqlx::query_as("SELECT id, user_id, user_name, body FROM chat_messages WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&state.chat_db)
-            .await?;
+    let messages = sqlx::query!("SELECT id, user_id, user_name, body FROM chat_messages WHERE id = ANY($1)", &ids)
+        .fetch_all(&state.chat_db)
+        .await?;
     for r in &mut rows {
-        if let Some((_, author, name, text)) = messages.iter().find(|m| m.0 == r.message_id) {
-            (r.author_id, r.author_name, r.text) = (Some(*author), Some(name.clone()), Some(text.clone()));
+        if let Some(m) = messages.iter().find(|m| m.id == r.message_id) {
+            (r.author_id, r.author_name, r.text) = (Some(m.user_id), Some(m.user_name.clone()), Some(m.body.clone()));
         }
     }
     Ok(Json(rows))

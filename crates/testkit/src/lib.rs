@@ -44,6 +44,7 @@ impl TestDb {
 
         let mut admin = PgConnection::connect(&admin_url()).await?;
         admin.execute("SELECT pg_advisory_lock(727274)").await?;
+        // Runtime, not `query_scalar!`: test setup's catalog queries, which no migration shapes.
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&template)
             .fetch_one(&mut admin)
