@@ -210,6 +210,7 @@ impl WorkerState {
                 tracing::info!(stream_id = %stream, ?stored, "recording stored");
             } else {
                 tracing::warn!(stream_id = %stream, ?timeout, "recording not fully stored in time; the rest is given up");
+                recorder.forget(stream);
             }
         });
     }

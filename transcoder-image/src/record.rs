@@ -65,6 +65,12 @@ struct RecorderMetrics {
     failures: Family<ReasonLabels, Counter>,
 }
 
+impl RecorderMetrics {
+    fn set_queue_bytes(&self, bytes: u64) {
+        self.queue_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+}
+
 impl Recorder {
     pub fn new(store: Store, config: RecorderConfig, registry: &mut Registry) -> Arc<Self> {
         let metrics = RecorderMetrics::default();
@@ -112,14 +118,16 @@ impl Recorder {
             let mut q = self.queue();
             (q.push(stream, segment, Instant::now()), q.bytes())
         };
-        self.metrics.queue_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.metrics.set_queue_bytes(bytes);
         match pushed {
             Pushed::Queued => self.work.notify_one(),
             Pushed::Dropped => {
                 self.metrics.dropped_segments.inc();
                 tracing::debug!(stream_id = %stream, rendition = %segment.rendition, msn = segment.segment.msn, "recording queue full: segment dropped");
             }
-            Pushed::Ignored => {}
+            Pushed::Ignored => {
+                tracing::debug!(stream_id = %stream, rendition = %segment.rendition, "not a recordable rendition name: not recorded");
+            }
         }
     }
 
@@ -134,8 +142,11 @@ impl Recorder {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let stored = self.stored.notified();
-            if self.state(stream).is_none_or(|s| s.flushed) {
-                return true;
+            match self.state(stream) {
+                Some(s) if s.flushed => return true,
+                // Forgotten: given up, not stored.
+                None => return false,
+                Some(_) => {}
             }
             if tokio::time::timeout_at(deadline, stored).await.is_err() {
                 return false;
@@ -197,7 +208,7 @@ impl Recorder {
                 q.done(&item);
                 q.bytes()
             };
-            self.metrics.queue_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.metrics.set_queue_bytes(bytes);
             self.metrics.uploaded_bytes.inc_by(item.bytes.len() as u64);
             if item.segment {
                 self.metrics.uploaded_segments.inc();
@@ -210,7 +221,7 @@ impl Recorder {
         }
     }
 
-    /// Stores `item`, retrying until it is.
+    /// Stores `item`, retrying until it is or its stream is forgotten (given up).
     async fn put(&self, item: &Item) {
         let path = Path::from(item.key.as_str());
         let mut delay = BACKOFF_FIRST;
@@ -236,20 +247,28 @@ impl Recorder {
                     let jitter = rand::random_range(0.8..1.2);
                     tokio::time::sleep(delay.mul_f64(jitter)).await;
                     delay = (delay * 2).min(BACKOFF_MAX);
+                    if !self.queue().is_pending(item) {
+                        return;
+                    }
                 }
             }
         }
     }
 }
 
-/// A bounded label for what went wrong.
+/// A bounded label for what went wrong, from the innermost error: object_store's retry wrapper
+/// names its own `retry_timeout` in every message, so the outer text says nothing.
 fn failure_reason(e: &object_store::Error) -> &'static str {
-    let text = e.to_string();
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    let text = inner.to_string().to_ascii_lowercase();
     if text.contains("timed out") || text.contains("timeout") {
         "timeout"
-    } else if text.contains("connect") {
+    } else if text.contains("connect") || text.contains("refused") {
         "connect"
-    } else if matches!(e, object_store::Error::Generic { .. }) && text.contains("Server returned") {
+    } else if text.contains("status") || text.contains("server returned") {
         "status"
     } else {
         "other"

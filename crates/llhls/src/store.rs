@@ -24,8 +24,9 @@ pub struct CompletedSegment {
     pub init: Bytes,
 }
 
-/// Told of every segment a store's renditions complete, in order per rendition. Called outside
-/// the rendition's lock, on the writer's task: it must not block (queue and return).
+/// Told of every segment a store's renditions complete, in order per rendition. Called under the
+/// rendition's write lock, on the writer's task: it must not block (queue and return) and must
+/// not call back into the store.
 pub trait SegmentSink: Send + Sync + std::fmt::Debug {
     fn completed(&self, segment: CompletedSegment);
 }
@@ -124,17 +125,19 @@ impl Rendition {
     }
 
     fn write(&self, f: impl FnOnce(&mut Packager)) {
-        let (position, completed) = {
+        let position = {
             let mut p = self.packager.write().unwrap_or_else(PoisonError::into_inner);
             f(&mut p);
-            (p.position(), p.take_completed())
+            // Under the lock: two writers racing (an old encoder's last bytes, the stream's end)
+            // must hand segments over in the order they completed. Sinks only queue.
+            if let Some(sink) = &self.sink {
+                for (segment, init) in p.take_completed() {
+                    sink.completed(CompletedSegment { rendition: self.name.clone(), segment, init });
+                }
+            }
+            p.position()
         };
         self.tx.publish(position);
-        if let Some(sink) = &self.sink {
-            for (segment, init) in completed {
-                sink.completed(CompletedSegment { rendition: self.name.clone(), segment, init });
-            }
-        }
     }
 
     /// 3 × target duration (the spec's limit on how long a blocking request is held).

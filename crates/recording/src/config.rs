@@ -59,7 +59,12 @@ impl RecordingsArgs {
             return Ok(None);
         }
         let url = if raw.contains("://") {
-            Url::parse(raw).map_err(|_| StoreError::NotAUrl(raw.to_owned()))?
+            let url = Url::parse(raw).map_err(|_| StoreError::NotAUrl(raw.to_owned()))?;
+            // Keys in the URL would be logged with it (and object_store ignores them).
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(StoreError::CredentialsInUrl);
+            }
+            url
         } else {
             let path = cwd.join(raw);
             Url::from_directory_path(&path).map_err(|()| StoreError::NotAUrl(raw.to_owned()))?
@@ -95,6 +100,10 @@ mod tests {
         assert_eq!(url(&["--recordings-url", "/data/rec"]).ok().flatten().as_deref(), Some("file:///data/rec/"));
         assert_eq!(url(&["--recordings-url", "s3://b/p"]).ok().flatten().as_deref(), Some("s3://b/p"));
         assert_eq!(url(&["--recordings-url", ""]).ok().flatten(), None);
+        assert!(matches!(
+            args(&["--recordings-url", "s3://AK:SK@b/p"]).store_config(cwd),
+            Err(StoreError::CredentialsInUrl)
+        ));
         let c = args(&["--recordings-url", "s3://b", "--recordings-endpoint", "http://127.0.0.1:9000"])
             .store_config(cwd)
             .ok()

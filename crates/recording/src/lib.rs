@@ -5,6 +5,7 @@ pub mod layout;
 pub mod plan;
 pub mod playlist;
 pub mod store;
+pub mod vod;
 
 pub use config::RecordingsArgs;
 pub use layout::{BadKey, InitName, Rel, Rendition, Root, SegmentName, Session};

@@ -62,6 +62,10 @@ impl StoreConfig {
 pub enum StoreError {
     #[error("recordings URL {0:?}: not a URL or path")]
     NotAUrl(String),
+    #[error(
+        "the recordings URL carries credentials: give them as ONAIR_RECORDINGS_ACCESS_KEY_ID and _SECRET_ACCESS_KEY"
+    )]
+    CredentialsInUrl,
     #[error("recordings URL {0}: only file:// and s3:// are supported")]
     Scheme(Url),
     #[error("recordings URL {0}: not an absolute local path")]
@@ -72,6 +76,8 @@ pub enum StoreError {
     CreateDir { path: PathBuf, source: std::io::Error },
     #[error("cannot open the recordings store {url}")]
     Open { url: Url, source: Box<object_store::Error> },
+    #[error("recordings store: {key}")]
+    Io { key: String, source: Box<object_store::Error> },
     #[error("cannot delete the objects under {prefix}")]
     Delete { prefix: Path, source: Box<object_store::Error> },
 }

@@ -50,7 +50,7 @@ struct Book {
     pending_bytes: u64,
     accepting: bool,
     inits_queued: HashSet<(String, u32)>,
-    last_pdt_ms: HashMap<String, u64>,
+    next_pdt_ms: HashMap<String, u64>,
     uploaded_segments: u64,
     uploaded_bytes: u64,
     dropped_segments: u64,
@@ -79,7 +79,8 @@ impl Queue {
         Self { cap_bytes, behind, items: VecDeque::new(), bytes: 0, next_id: 0, books: HashMap::new() }
     }
 
-    /// Start recording `stream` in `session` (a new session after a worker restart). Idempotent.
+    /// Start recording `stream` in `session`: its packager store was made (a new one after the
+    /// old was dropped starts a new session, whose inits are stored anew).
     pub fn begin(&mut self, stream: StreamId, session: Session) {
         let book = self.books.entry(stream).or_insert_with(|| Book {
             session,
@@ -87,13 +88,17 @@ impl Queue {
             pending_bytes: 0,
             accepting: true,
             inits_queued: HashSet::new(),
-            last_pdt_ms: HashMap::new(),
+            next_pdt_ms: HashMap::new(),
             uploaded_segments: 0,
             uploaded_bytes: 0,
             dropped_segments: 0,
             last_drop: None,
             ended: false,
         });
+        if book.session != session {
+            book.session = session;
+            book.inits_queued.clear();
+        }
         book.ended = false;
     }
 
@@ -107,10 +112,8 @@ impl Queue {
         let seg = c.segment.bytes();
         let need = seg.len() as u64 + init_len;
         if !book.accepting && total <= cap / 4 * 3 {
+            // Inits queued before the pause are still stored: an init is never dropped alone.
             book.accepting = true;
-            // What was queued before the pause may be lost: queue the inits again.
-            book.inits_queued.clear();
-            return self.push(stream, c, now);
         }
         if !book.accepting || total + need > cap {
             book.accepting = false;
@@ -120,24 +123,26 @@ impl Queue {
         }
         let root = Root::Recording(stream.0);
         let session = book.session;
+        // Dates never go back, nor overlap the previous segment (a clock stepped back): key
+        // order is playback order, and seeking by date finds the right segment.
+        let pdt = u64::try_from(c.segment.program_date_time.timestamp_millis()).unwrap_or(0);
+        let duration_us = u64::try_from(c.segment.duration.as_micros()).unwrap_or(u64::MAX);
+        let next = book.next_pdt_ms.entry(c.rendition.to_string()).or_insert(0);
+        let pdt_ms = pdt.max(*next);
+        *next = pdt_ms + (duration_us / 1000).max(1);
+        let name = SegmentName {
+            pdt_ms,
+            session,
+            msn: c.segment.msn,
+            duration_us,
+            init_version: c.segment.init,
+            discontinuity: c.segment.discontinuity,
+        };
         if init_len > 0 {
             book.inits_queued.insert(init_key);
             let rel = Rel::Init(rendition.clone(), InitName { session, version: c.segment.init });
             self.enqueue(stream, root.key(&rel), c.init.clone(), false, now);
         }
-        let book = self.books.get_mut(&stream).expect("checked above");
-        let pdt = u64::try_from(c.segment.program_date_time.timestamp_millis()).unwrap_or(0);
-        let last = book.last_pdt_ms.entry(c.rendition.to_string()).or_insert(0);
-        let pdt_ms = pdt.max(*last + 1);
-        *last = pdt_ms;
-        let name = SegmentName {
-            pdt_ms,
-            session,
-            msn: c.segment.msn,
-            duration_us: u64::try_from(c.segment.duration.as_micros()).unwrap_or(u64::MAX),
-            init_version: c.segment.init,
-            discontinuity: c.segment.discontinuity,
-        };
         self.enqueue(stream, root.key(&Rel::Segment(rendition, name)), seg, true, now);
         Pushed::Queued
     }
@@ -163,6 +168,8 @@ impl Queue {
     pub fn done(&mut self, item: &Item) {
         let len = item.bytes.len() as u64;
         self.bytes = self.bytes.saturating_sub(len);
+        // In flight counts in `bytes` until here, even for a stream forgotten meanwhile
+        // (`forget` frees only what is still queued).
         if let Some(book) = self.books.get_mut(&item.stream)
             && book.pending.remove(&item.id).is_some()
         {
@@ -181,9 +188,30 @@ impl Queue {
         }
     }
 
-    /// Forget `stream` (its recording is over and reported). Its queued items still go.
+    /// Forget `stream`: its recording is over, stored or given up. What it still has queued is
+    /// given up too (an upload in flight finds itself no longer pending and stops retrying).
     pub fn forget(&mut self, stream: StreamId) {
-        self.books.remove(&stream);
+        if self.books.remove(&stream).is_none() {
+            return;
+        }
+        let before = self.items.len();
+        let mut freed = 0;
+        self.items.retain(|(item, _)| {
+            let keep = item.stream != stream;
+            if !keep {
+                freed += item.bytes.len() as u64;
+            }
+            keep
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+        if self.items.len() < before {
+            tracing::warn!(stream_id = %stream, objects = before - self.items.len(), "recorded objects given up");
+        }
+    }
+
+    /// Whether `item` is still to be stored (its stream was not forgotten).
+    pub fn is_pending(&self, item: &Item) -> bool {
+        self.books.get(&item.stream).is_some_and(|b| b.pending.contains_key(&item.id))
     }
 
     pub fn bytes(&self) -> u64 {
@@ -309,14 +337,15 @@ mod tests {
                 _ => None,
             })
             .collect();
+        // Each starts where the previous one ended at the earliest.
         assert_eq!(
             pdts,
-            vec![("360p".into(), 10_000), ("360p".into(), 10_001), ("360p".into(), 10_002), ("720p".into(), 9_000)]
+            vec![("360p".into(), 10_000), ("360p".into(), 11_000), ("360p".into(), 12_000), ("720p".into(), 9_000)]
         );
     }
 
     #[test]
-    fn a_full_queue_pauses_the_whole_stream_until_three_quarters_then_requeues_inits() {
+    fn a_full_queue_pauses_the_whole_stream_until_three_quarters() {
         let stream = StreamId::new();
         // Room for 10 segments of 100 bytes (inits are 10).
         let mut q = Queue::new(1_010, Duration::from_secs(10));
@@ -339,14 +368,48 @@ mod tests {
             q.done(&item);
         }
         assert_eq!(q.push(stream, &seg("720p", 13, 13, 0, 100), t), Pushed::Queued);
+        // The init stored before the pause still serves; the 360p one was never queued, so it
+        // goes ahead of that rendition's first segment.
+        assert_eq!(q.push(stream, &seg("360p", 1, 13, 0, 1), t), Pushed::Queued);
         let keys = drain(&mut q);
-        assert!(
-            keys[keys.len() - 2].contains("/init/"),
-            "the init again before the first segment after the pause: {keys:?}"
-        );
+        let inits: Vec<_> = keys.iter().filter(|k| k.contains("/init/")).collect();
+        assert_eq!(inits.len(), 1, "720p's init is not queued again: {keys:?}");
+        assert!(keys[keys.len() - 2].contains("360p/init/"), "{keys:?}");
         // Failing for a minute after the last drop, then ok.
         let later = t + FAILING_FOR + Duration::from_secs(1);
         assert_eq!(q.state(stream, later).map(|s| s.state), Some(UploadState::Ok));
+    }
+
+    #[test]
+    fn forgetting_a_stream_gives_up_its_queue_but_not_other_streams() {
+        let (a, b) = (StreamId::new(), StreamId::new());
+        let mut q = Queue::new(1 << 20, Duration::from_secs(10));
+        let t = Instant::now();
+        q.begin(a, Session(1));
+        q.begin(b, Session(1));
+        q.push(a, &seg("720p", 1, 1, 0, 100), t);
+        q.push(b, &seg("720p", 1, 1, 0, 100), t);
+        let in_flight = q.pop().expect("a's init");
+        q.forget(a);
+        assert!(!q.is_pending(&in_flight), "an upload in flight stops retrying");
+        q.done(&in_flight);
+        let left = drain(&mut q);
+        assert!(left.iter().all(|k| k.contains(&b.to_string())) && left.len() == 2, "{left:?}");
+        assert_eq!((q.bytes(), q.pending()), (0, 0));
+        assert_eq!(q.state(a, t), None);
+    }
+
+    #[test]
+    fn a_new_session_stores_its_inits_again() {
+        let stream = StreamId::new();
+        let mut q = Queue::new(1 << 20, Duration::from_secs(10));
+        let t = Instant::now();
+        q.begin(stream, Session(1));
+        q.push(stream, &seg("720p", 1, 1, 0, 10), t);
+        q.begin(stream, Session(2));
+        q.push(stream, &seg("720p", 1, 5, 0, 10), t);
+        let keys = drain(&mut q);
+        assert!(keys[2].contains("/init/s2_0.mp4") && keys[3].contains("_s2_"), "{keys:?}");
     }
 
     #[test]
