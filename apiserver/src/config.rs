@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use onair_config::{DatabaseArgs, NatsArgs, RedisArgs};
+use onair_config::{DatabaseArgs, NatsArgs, RedisArgs, secret};
 use secrecy::SecretString;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -91,10 +91,6 @@ pub struct ApiConfig {
     /// Run background tasks (analytics sampler, partition upkeep). Tests drive them by hand.
     #[arg(long, env = "ONAIR_BACKGROUND_TASKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub background_tasks: bool,
-}
-
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_owned()))
 }
 
 impl ApiConfig {

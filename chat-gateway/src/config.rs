@@ -2,12 +2,8 @@
 
 use std::net::SocketAddr;
 
-use onair_config::{DatabaseArgs, NatsArgs, RedisArgs};
+use onair_config::{DatabaseArgs, NatsArgs, RedisArgs, secret};
 use secrecy::{ExposeSecret as _, SecretString};
-
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_owned()))
-}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ChatConfig {

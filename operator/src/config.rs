@@ -2,11 +2,8 @@
 
 use std::net::SocketAddr;
 
+use onair_config::secret;
 use secrecy::SecretString;
-
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_owned()))
-}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct OperatorConfig {

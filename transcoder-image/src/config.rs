@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use onair_config::RedisArgs;
+use onair_config::{RedisArgs, secret};
 use secrecy::SecretString;
 
 /// What a media worker does. One machine runs `all`; on Kubernetes a stream has one `ingest`
@@ -14,10 +14,6 @@ pub enum Role {
     All,
     Ingest,
     Transcode,
-}
-
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_owned()))
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use onair_config::secret;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -22,10 +23,6 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::api::ApiClient;
 use crate::metrics::ReasonLabels;
 use crate::rtmp::{APP, server_handshake};
-
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_owned()))
-}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct GatewayConfig {

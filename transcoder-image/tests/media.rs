@@ -1226,6 +1226,25 @@ fn no_gaps(recorded: &std::collections::BTreeMap<String, Vec<(u64, Duration, u64
         .collect()
 }
 
+impl Env {
+    /// A per-stream LL-HLS worker of `stream` recording into `bucket` on `s3`, with `extra` flags.
+    async fn recording_worker(
+        &self,
+        s3: &onair_testkit::s3::S3Server,
+        bucket: &str,
+        stream: &str,
+        key: &str,
+        extra: &[&str],
+    ) -> (String, String, tempfile::TempDir) {
+        let hash = onair_domain::contracts::stream_key::hash_hex(key);
+        let recordings = s3.recordings_args(bucket);
+        let mut flags = vec!["--latency", "low"];
+        flags.extend_from_slice(extra);
+        flags.extend(recordings.iter().map(String::as_str));
+        self.per_stream_worker_with(stream, &hash, &flags).await
+    }
+}
+
 /// The worker's view of a stream's recording.
 async fn recording_state(env: &Env, base: &str, stream: &str) -> Option<Value> {
     let res = env.http.get(format!("{base}/internal/streams/{stream}")).header("x-onair-internal-token", "media-test");
@@ -1240,15 +1259,10 @@ async fn a_live_stream_is_recorded_to_s3_segment_by_segment() {
     let Some(s3) = onair_testkit::s3::S3Server::start().unwrap() else { return };
     let env = env().await;
     let (_, stream, key) = env.streamer("recorded", "kept").await;
-    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
     let bucket = s3.bucket().unwrap();
-    let mut flags: Vec<String> = ["--latency", "low", "--ladder", "360p,240p", "--reconnect-grace-secs", "1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    flags.extend(s3.recordings_args(&bucket));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (rtmp, base, _dir) = env.per_stream_worker_with(&stream, &hash, &flags).await;
+    let (rtmp, base, _dir) = env
+        .recording_worker(&s3, &bucket, &stream, &key, &["--ladder", "360p,240p", "--reconnect-grace-secs", "1"])
+        .await;
     let mut publisher = publish(&format!("{rtmp}/{key}"), 8);
     // While live, segments are stored as they complete: not all at the end.
     let live = onair_testkit::eventually(Duration::from_secs(20), || async {
@@ -1293,16 +1307,16 @@ async fn an_upload_outage_of_20_s_loses_no_segment() {
     let Some(s3) = onair_testkit::s3::S3Server::start().unwrap() else { return };
     let env = env().await;
     let (_, stream, key) = env.streamer("outage", "through it").await;
-    let hash = onair_domain::contracts::stream_key::hash_hex(&key);
     let bucket = s3.bucket().unwrap();
-    let mut flags: Vec<String> =
-        ["--latency", "low", "--ladder", "240p", "--recording-behind-secs", "3", "--reconnect-grace-secs", "1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    flags.extend(s3.recordings_args(&bucket));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (rtmp, base, _dir) = env.per_stream_worker_with(&stream, &hash, &flags).await;
+    let (rtmp, base, _dir) = env
+        .recording_worker(
+            &s3,
+            &bucket,
+            &stream,
+            &key,
+            &["--ladder", "240p", "--recording-behind-secs", "3", "--reconnect-grace-secs", "1"],
+        )
+        .await;
     let mut publisher = publish(&format!("{rtmp}/{key}"), 32);
     onair_testkit::eventually(Duration::from_secs(20), || async {
         let r = recording_state(&env, &base, &stream).await?;

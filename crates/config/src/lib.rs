@@ -5,7 +5,9 @@
 
 use secrecy::SecretString;
 
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+/// `value_parser` for a flag whose value is a secret (a password, a key, a URL that may carry
+/// either): kept as a `SecretString`, so Debug and logs never show it.
+pub fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s.to_owned()))
 }
 

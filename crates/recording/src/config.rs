@@ -3,14 +3,11 @@
 
 use std::path::Path;
 
+use onair_config::secret;
 use secrecy::SecretString;
 use url::Url;
 
 use crate::store::{StoreConfig, StoreError};
-
-fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_owned()))
-}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RecordingsArgs {
