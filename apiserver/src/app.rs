@@ -19,7 +19,9 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::config::ApiConfig;
 use crate::orchestrator::{Orchestrator, RecordingOrchestrator};
 use crate::state::{AppMetrics, AppState, Inner};
-use crate::{MIGRATOR, analytics, discovery, followers, internal, openapi, stream_keys, streams, users};
+use crate::{
+    MIGRATOR, analytics, clips, discovery, followers, internal, openapi, recordings, stream_keys, streams, users, vods,
+};
 
 pub struct Application {
     listener: TcpListener,
@@ -87,6 +89,9 @@ impl Application {
         let metrics = AppMetrics::register(&mut registry);
 
         let readiness = onair_infra::readiness(&db, &redis, &nats);
+        let recordings = open_recordings(&config, &mut registry)?;
+        let playback_lookups =
+            moka::future::Cache::builder().max_capacity(100_000).time_to_live(crate::recorded::LOOKUP_TTL).build();
 
         let stream_cache = moka::future::Cache::builder()
             .max_capacity(100_000)
@@ -108,6 +113,8 @@ impl Application {
             metrics,
             readiness,
             registry,
+            recordings,
+            playback_lookups,
         }));
         ensure_partitions(&state).await?;
         let (router, openapi) = api_router(state.clone(), http_metrics);
@@ -153,6 +160,7 @@ impl Application {
         if self.state.config.background_tasks {
             tasks.spawn(sampler_loop(self.state.clone(), stop_rx.clone()));
             tasks.spawn(partition_loop(self.state.clone(), stop_rx.clone()));
+            tasks.spawn(crate::recordings::recordings_loop(self.state.clone(), stop_rx.clone()));
         }
         tracing::info!(addr = %self.local_addr(), orchestrator = self.state.orchestrator.name(), "apiserver listening");
         let result = onair_web::serve(self.listener, self.router, shutdown).await;
@@ -173,12 +181,16 @@ fn api_router(state: AppState, http_metrics: Arc<HttpMetrics>) -> (Router, utoip
         .merge(followers::router())
         .merge(analytics::router())
         .merge(internal::router())
+        .merge(recordings::router())
+        .merge(vods::router())
+        .merge(clips::router())
         .merge(openapi::router())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     // The chat gateway's REST routes answer at the same address (the Ingress on Kubernetes,
     // `onair up` on one machine), so one document describes both.
     doc.merge(onair_chat_gateway::openapi());
+    doc.merge(crate::playback::PlaybackDoc::openapi());
     openapi::document_extractor_errors(&mut doc);
     doc.paths.paths.insert("/api/openapi.json".to_owned(), openapi_path_item());
     let doc_json = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
@@ -192,11 +204,28 @@ fn api_router(state: AppState, http_metrics: Arc<HttpMetrics>) -> (Router, utoip
                 async move { ([(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body) }
             }),
         )
+        .merge(crate::playback::router())
         .route_layer(axum::middleware::from_fn_with_state(http_metrics, onair_web::track_metrics))
         .with_state(state);
     let router =
         onair_web::finish_router(router.merge(crate::web_app::router()), onair_web::Limits::default()).layer(cors);
     (router, doc)
+}
+
+/// The recordings store `ONAIR_RECORDINGS_URL` names (a relative path is taken from the working
+/// directory, as the media worker takes it), or `None` when recording is off.
+fn open_recordings(
+    config: &ApiConfig,
+    registry: &mut prometheus_client::registry::Registry,
+) -> anyhow::Result<Option<Arc<crate::recorded::Recordings>>> {
+    let cwd = std::env::current_dir()?;
+    let Some(store_config) = config.recordings.store_config(&cwd)? else {
+        tracing::info!("recording is off (ONAIR_RECORDINGS_URL is empty): no VODs");
+        return Ok(None);
+    };
+    let store = onair_recording::open(&store_config)?;
+    tracing::info!(url = %store_config.url, "recordings store");
+    Ok(Some(crate::recorded::Recordings::new(store, registry)))
 }
 
 /// The document describes itself too, so "every routed path is documented" has no exception.

@@ -88,6 +88,35 @@ pub struct ApiConfig {
     /// Browser origins allowed to call the API (CORS); empty allows none cross-origin.
     #[arg(long, env = "ONAIR_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Where broadcasts are recorded (`ONAIR_RECORDINGS_*`, the media workers' store too): the
+    /// apiserver makes each ended recording a VOD, serves it under `/vod/` and deletes what
+    /// retention or the streamer removes. Empty: no recording.
+    #[command(flatten)]
+    pub recordings: onair_recording::RecordingsArgs,
+    /// Public base URL of VOD playback (`{base}/vod/{id}/master.m3u8`): the address viewers
+    /// reach this server at, or a CDN in front of it. Unset: this server's own address.
+    #[arg(long, env = "ONAIR_VOD_BASE_URL")]
+    pub vod_base_url: Option<String>,
+    /// Seconds after a stream's end its worker may still be storing segments: past it, a
+    /// recording whose worker never said it was done (the pod died) is made a VOD anyway.
+    #[arg(long, env = "ONAIR_RECORDING_FLUSH_GRACE", default_value_t = 900)]
+    pub recording_flush_grace_secs: u64,
+    /// Seconds between looks for ended recordings to make VODs of.
+    #[arg(long, env = "ONAIR_FINALIZE_INTERVAL", default_value_t = 10)]
+    pub finalize_interval_secs: u64,
+    /// Seconds between retention runs (expired VODs deleted, queued objects removed).
+    #[arg(long, env = "ONAIR_RETENTION_INTERVAL", default_value_t = 60)]
+    pub retention_interval_secs: u64,
+    /// Days a free channel's VOD is kept after its broadcast ended.
+    #[arg(long, env = "ONAIR_VOD_RETENTION_DAYS", default_value_t = 30)]
+    pub vod_retention_days: u32,
+    /// Days a partner channel's VOD is kept after its broadcast ended.
+    #[arg(long, env = "ONAIR_VOD_RETENTION_DAYS_PARTNER", default_value_t = 60)]
+    pub vod_retention_days_partner: u32,
+    /// Clips a signed-in user may make per hour.
+    #[arg(long, env = "ONAIR_CLIPS_PER_USER_PER_HOUR", default_value_t = 10)]
+    pub clips_per_user_per_hour: u32,
+
     /// Run background tasks (analytics sampler, partition upkeep). Tests drive them by hand.
     #[arg(long, env = "ONAIR_BACKGROUND_TASKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub background_tasks: bool,

@@ -18,6 +18,9 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A service we depend on (the recordings store) did not answer: 503, retry.
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("rate limited")]
     RateLimited { retry_after: u64, message: &'static str },
     #[error("orchestrator: {0}")]
@@ -60,6 +63,9 @@ impl ApiError {
             Self::Conflict { code, message } => HttpError::new(StatusCode::CONFLICT, code, message),
             Self::RateLimited { retry_after, message } => {
                 HttpError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).with_retry_after(retry_after)
+            }
+            Self::Unavailable(message) => {
+                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message).with_retry_after(1)
             }
             Self::Orchestrator(e) => {
                 tracing::error!(error = %e, "orchestrator failed");

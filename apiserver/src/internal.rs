@@ -34,6 +34,9 @@ pub struct KeyOwner {
     pub stream_id: StreamId,
     pub tier: Tier,
     pub quality: String,
+    /// Whether to record the broadcast: its channel records (`record_broadcasts`) and this
+    /// server keeps a recording of it (the worker's reports and the VOD need one).
+    pub record: bool,
 }
 
 /// Check a stream key (the media worker calls this before accepting media). 404 for an
@@ -58,7 +61,8 @@ async fn verify_stream_key(
     .await?
     .ok_or(ApiError::NotFound("stream key"))?;
     let stream = sqlx::query!(
-        "SELECT id, quality FROM streams WHERE user_id = $1 AND status IN ('starting', 'live')",
+        "SELECT s.id, s.quality, EXISTS (SELECT 1 FROM recordings r WHERE r.stream_id = s.id) AS \"record!\"
+         FROM streams s WHERE s.user_id = $1 AND s.status IN ('starting', 'live')",
         owner.user_id,
     )
     .fetch_optional(&state.db)
@@ -69,6 +73,7 @@ async fn verify_stream_key(
         stream_id: StreamId(stream.id),
         tier: Tier::parse(&owner.tier).unwrap_or(Tier::Free),
         quality: stream.quality,
+        record: stream.record,
     }))
 }
 

@@ -3,6 +3,7 @@
 mod analytics;
 mod app;
 mod auth;
+mod clips;
 mod config;
 mod discovery;
 mod error;
@@ -16,12 +17,16 @@ mod openapi;
 mod orchestrator;
 mod pagination;
 mod passwords;
+mod playback;
 mod ratelimit;
+mod recorded;
+mod recordings;
 mod sessions;
 mod state;
 mod stream_keys;
 mod streams;
 mod users;
+mod vods;
 mod web_app;
 
 pub use app::Application;
@@ -32,6 +37,8 @@ pub use orchestrator::{
     LocalOrchestrator, MediaEndpoints, MediaStatus, Orchestrator, OrchestratorError, RecordedCall,
     RecordingOrchestrator, StreamSpec,
 };
+pub use recorded::Recordings;
+pub use recordings::Finalized;
 pub use state::AppState;
 
 /// The schema, embedded: `onair migrate` and apiserver start-up apply it.

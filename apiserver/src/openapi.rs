@@ -23,6 +23,8 @@ use crate::state::AppState;
         (name = "discovery", description = "Search and categories"),
         (name = "followers", description = "Follows"),
         (name = "analytics", description = "Viewer presence and stream analytics"),
+        (name = "vods", description = "Recorded broadcasts to watch"),
+        (name = "clips", description = "Short cuts of broadcasts, kept on their own"),
         (name = "internal", description = "Service-to-service routes (internal token)"),
         (name = "operations", description = "Health, metrics, keys"),
     )

@@ -79,4 +79,13 @@ impl AppState {
             message: "too many heartbeats from this address",
         }
     }
+
+    pub(crate) fn clip_user_limit(&self) -> Limit {
+        Limit {
+            scope: "clip_user",
+            max: self.config.clips_per_user_per_hour,
+            window: Duration::from_secs(3600),
+            message: "too many clips made in the last hour; wait and try again",
+        }
+    }
 }

@@ -83,6 +83,10 @@ pub struct Inner {
     pub metrics: AppMetrics,
     pub readiness: onair_web::Readiness,
     pub registry: prometheus_client::registry::Registry,
+    /// The recordings store, when recording is on (`ONAIR_RECORDINGS_URL`).
+    pub recordings: Option<Arc<crate::recorded::Recordings>>,
+    /// The `/vod` and `/clip` routes' lookups (`recorded::LOOKUP_TTL`).
+    pub playback_lookups: crate::recorded::Lookups,
 }
 
 /// Cheap to clone: everything sits behind one `Arc`.

@@ -62,6 +62,10 @@ pub struct StreamView {
     /// media until the stream ends (absent while it waits for its publisher or the encoder's
     /// first part, so a player is never handed a playlist that cannot play).
     pub playback_url: Option<String>,
+    /// While a recorded stream plays: its rewind window (the last 30 min by default), an HLS
+    /// master beside the live one. Players seek back in it and return to `playback_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dvr_url: Option<String>,
     /// The media's state (Kubernetes: the LiveStream's phase), when the orchestrator knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<crate::orchestrator::MediaStatus>,
@@ -118,6 +122,7 @@ impl StreamRow {
             started_at: self.started_at,
             ended_at: self.ended_at,
             playback_url,
+            dvr_url: None,
             media: None,
         }
     }
@@ -289,6 +294,12 @@ impl AppState {
                             view.playback_url = Some(url.clone());
                         }
                     }
+                    // A recorded stream can be rewound (the media worker's recorded window).
+                    if let Some(live) = &view.playback_url
+                        && self.is_recorded(id).await?
+                    {
+                        view.dvr_url = Some(playback::dvr_url(live));
+                    }
                 }
                 let json = serde_json::to_vec(&view).map_err(anyhow::Error::from)?;
                 Ok(Some(Bytes::from(json)))
@@ -300,6 +311,14 @@ impl AppState {
         });
         self.metrics.stream_cache.get_or_create(&CacheLabels { result: if missed { "miss" } else { "hit" } }).inc();
         result
+    }
+
+    async fn is_recorded(&self, id: StreamId) -> ApiResult<bool> {
+        let found =
+            sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM recordings WHERE stream_id = $1) AS "found!""#, id.0)
+                .fetch_one(&self.db)
+                .await?;
+        Ok(found)
     }
 
     pub(crate) async fn invalidate_stream(&self, id: StreamId) {
@@ -363,6 +382,7 @@ async fn start_stream(
         }
         _ => map_category_error(e),
     })?;
+    let recording = state.begin_recording(&mut tx, id.0, user.id().0).await?;
     tx.commit().await?;
 
     let key_hash = onair_domain::contracts::stream_key::to_hex(&key_hash);
@@ -376,7 +396,7 @@ async fn start_stream(
         }
     };
     state.publish_lifecycle("started", id, user.id()).await;
-    tracing::info!(stream_id = %id, user_id = %user.id(), orchestrator = state.orchestrator.name(), "stream started");
+    tracing::info!(stream_id = %id, user_id = %user.id(), orchestrator = state.orchestrator.name(), recording, "stream started");
 
     let row = state.stream_row(id).await?.ok_or(ApiError::NotFound("stream"))?;
     let stream = row.into_view(&state);

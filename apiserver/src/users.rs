@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use onair_auth::AccessClaims;
 use onair_domain::contracts::http::REFRESH_COOKIE;
-use onair_domain::{AvatarUrl, Bio, DisplayName, Email, Password, Role, Tier, UserId, Username};
+use onair_domain::{AvatarUrl, Bio, DisplayName, Email, Password, Role, StreamId, Tier, UserId, Username};
 use onair_web::{Json, Path};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
-        .routes(routes!(me, update_me))
+        .routes(routes!(me, update_me, delete_me))
         .routes(routes!(profile))
 }
 
@@ -40,6 +40,7 @@ pub struct UserRow {
     pub avatar_url: Option<String>,
     pub role: String,
     pub tier: String,
+    pub record_broadcasts: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -63,6 +64,8 @@ pub struct PrivateUser {
     pub avatar_url: Option<String>,
     pub role: Role,
     pub tier: Tier,
+    /// Broadcasts are recorded and kept as VODs (from the next one started).
+    pub record_broadcasts: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -77,6 +80,7 @@ impl From<&UserRow> for PrivateUser {
             avatar_url: u.avatar_url.clone(),
             role: u.role(),
             tier: u.tier(),
+            record_broadcasts: u.record_broadcasts,
             created_at: u.created_at,
         }
     }
@@ -176,6 +180,8 @@ pub struct UpdateMeRequest {
     /// 8 to 128 characters, not only whitespace.
     #[schema(min_length = 8, max_length = 128, pattern = r"\S")]
     pub new_password: Option<String>,
+    /// Record broadcasts and keep them as VODs; applies from the next broadcast started.
+    pub record_broadcasts: Option<bool>,
 }
 
 /// `UpdateMeRequest` as the document states it: the fields, plus the rule no field attribute
@@ -254,7 +260,7 @@ impl AppState {
 async fn user_row<'e>(db: impl sqlx::PgExecutor<'e>, id: UserId) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at
+        "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at
          FROM users WHERE id = $1",
         id.0,
     )
@@ -312,7 +318,7 @@ async fn register(
         UserRow,
         "INSERT INTO users (id, username, username_key, email, password_hash, display_name)
          VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at",
+         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at",
         UserId::new().0,
         username.as_str(),
         username.key(),
@@ -354,7 +360,7 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     let user = if by_email {
         sqlx::query_as!(
             UserRow,
-            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at
+            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at
              FROM users WHERE email = $1",
             login,
         )
@@ -363,7 +369,7 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     } else {
         sqlx::query_as!(
             UserRow,
-            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at
+            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at
              FROM users WHERE username_key = $1",
             login,
         )
@@ -487,9 +493,10 @@ async fn update_me(
             avatar_url = CASE WHEN $4 THEN $5 ELSE avatar_url END,
             email = COALESCE($6, email),
             password_hash = COALESCE($7, password_hash),
+            record_broadcasts = COALESCE($8, record_broadcasts),
             updated_at = now()
          WHERE id = $1
-         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, created_at",
+         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at",
         user.id().0,
         display_name.as_ref().map(|d| d.as_str()),
         bio.as_ref().map(|b| b.as_str()),
@@ -497,6 +504,7 @@ async fn update_me(
         avatar.flatten().map(|a| a.into_inner()),
         email.as_ref().map(|e| e.as_str()),
         new_hash.as_deref(),
+        req.record_broadcasts,
     )
     .fetch_one(&mut *tx)
     .await
@@ -511,6 +519,51 @@ async fn update_me(
     tx.commit().await?;
     tracing::info!(user_id = %user.id(), password_changed = new_password.is_some(), "profile updated");
     Ok(Json((&row).into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DeleteMeRequest {
+    /// The account's password: an access token alone cannot delete an account.
+    pub password: String,
+}
+
+/// Delete the caller's account and everything it owns: its broadcast on air ends, its
+/// recordings, VODs and clips are deleted (rows now, objects in the background), its login
+/// sessions end. Clips it made of other channels stay, without a maker.
+#[utoipa::path(delete, path = "/api/users/me", tag = "users", security(("bearer" = [])), request_body = DeleteMeRequest,
+    responses((status = 204, description = "deleted; the refresh cookie is cleared"), (status = 400, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody)))]
+async fn delete_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<DeleteMeRequest>,
+) -> ApiResult<Response> {
+    let current = state
+        .user_by_id(user.id())
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid_token", "this account no longer exists"))?;
+    if !state.passwords.verify(&req.password, Some(current.password_hash.clone())).await? {
+        return Err(ApiError::forbidden("the password is wrong"));
+    }
+    let live = sqlx::query_scalar!(
+        "SELECT id FROM streams WHERE user_id = $1 AND status IN ('starting', 'live', 'ending')",
+        user.id().0,
+    )
+    .fetch_optional(&state.db)
+    .await?;
+    if let Some(stream) = live.map(StreamId) {
+        // Its media stops first; the row goes with the account either way.
+        if let Err(e) = state.orchestrator.stop(stream).await {
+            tracing::warn!(stream_id = %stream, error = %e, "stopping the media of a deleted account's stream failed");
+        }
+        state.invalidate_stream(stream).await;
+    }
+    // Cascades take the streams, recordings, VODs and clips; their triggers queue the objects.
+    sqlx::query!("DELETE FROM users WHERE id = $1", user.id().0).execute(&state.db).await?;
+    tracing::info!(user_id = %user.id(), "account deleted");
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut().append(http::header::SET_COOKIE, state.refresh_cookie("", 0));
+    Ok(res)
 }
 
 /// A user's public profile.

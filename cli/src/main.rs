@@ -102,14 +102,23 @@ async fn main() -> anyhow::Result<()> {
 struct Given {
     ingest_url: bool,
     playback_base_url: bool,
+    recordings_url: bool,
 }
 
 impl From<&ArgMatches> for Given {
     fn from(m: &ArgMatches) -> Self {
         let given = |id: &str| !matches!(m.value_source(id), None | Some(ValueSource::DefaultValue));
-        Self { ingest_url: given("ingest_url"), playback_base_url: given("playback_base_url") }
+        Self {
+            ingest_url: given("ingest_url"),
+            playback_base_url: given("playback_base_url"),
+            recordings_url: given("recordings_url"),
+        }
     }
 }
+
+/// Where `onair up` records broadcasts unless told otherwise (relative to where it runs, like
+/// its signing keys).
+const DEFAULT_RECORDINGS_DIR: &str = ".onair/recordings";
 
 /// The single-machine platform: the API server, a chat gateway and a media worker sharing
 /// Postgres, Redis and NATS, plus (by default) a demo stream publishing a test pattern.
@@ -144,6 +153,15 @@ async fn up(args: UpArgs, given: Given) -> anyhow::Result<()> {
     let api_url = format!("http://{addr}");
     let latency =
         clap::ValueEnum::to_possible_value(&args.latency).map(|v| v.get_name().to_owned()).unwrap_or_default();
+    // One machine records into a directory by default (services started on their own, as on
+    // Kubernetes, record only where they are told to); the worker stores where the apiserver reads.
+    if !given.recordings_url {
+        config.recordings.url = DEFAULT_RECORDINGS_DIR.to_owned();
+    }
+    let recordings_dir = match config.recordings.store_config(&std::env::current_dir()?)? {
+        Some(store) => store.url.to_string(),
+        None => String::new(),
+    };
     let media_config = MediaConfig::from_args(shared(&[
         "--apiserver-url",
         &api_url,
@@ -151,6 +169,8 @@ async fn up(args: UpArgs, given: Given) -> anyhow::Result<()> {
         &internal,
         "--latency",
         &latency,
+        "--recordings-url",
+        &recordings_dir,
     ]))?;
     // Then the media worker, whose bound addresses the apiserver hands out: what streamers
     // publish to and viewers play from, unless the user named other URLs (a CDN, a proxy).
@@ -252,6 +272,14 @@ mod demo {
         }
         let token =
             session["access_token"].as_str().ok_or_else(|| anyhow::anyhow!("demo login failed: {session}"))?.to_owned();
+        // A test pattern running as long as the platform is not worth ~2.4 GB an hour of
+        // recordings: the demo channel opts out (every other channel records by default).
+        http.patch(format!("{api}/api/users/me"))
+            .bearer_auth(&token)
+            .json(&json!({"record_broadcasts": false}))
+            .send()
+            .await?
+            .error_for_status()?;
         let key: Value =
             http.post(format!("{api}/api/users/me/stream-key")).bearer_auth(&token).send().await?.json().await?;
         let key = key["stream_key"].as_str().ok_or_else(|| anyhow::anyhow!("no demo stream key"))?.to_owned();

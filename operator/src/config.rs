@@ -80,6 +80,10 @@ pub struct OperatorConfig {
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME", default_value = "")]
     pub identity: String,
+    /// The recordings store ingest pods upload to (`ONAIR_RECORDINGS_*`, the apiserver's too);
+    /// its keys reach them through the media Secret. Empty: nothing is recorded.
+    #[command(flatten)]
+    pub recordings: onair_recording::RecordingsArgs,
 }
 
 impl OperatorConfig {
@@ -100,6 +104,23 @@ impl OperatorConfig {
 
     pub fn budget(&self) -> Option<u32> {
         (self.transcode_budget_millicores > 0).then_some(self.transcode_budget_millicores)
+    }
+
+    /// Whether ingest pods record.
+    pub fn records(&self) -> bool {
+        !self.recordings.url.trim().is_empty()
+    }
+
+    /// Refuses a recordings store pods cannot share: a directory (`file://` or a path) is on
+    /// each pod's own disk and goes with it.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let url = self.recordings.url.trim();
+        if self.records() && (url.starts_with("file:") || !url.contains("://")) {
+            anyhow::bail!(
+                "ONAIR_RECORDINGS_URL {url:?}: media pods cannot share a directory; use s3://bucket[/prefix]"
+            );
+        }
+        Ok(())
     }
 
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>

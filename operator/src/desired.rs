@@ -60,6 +60,9 @@ pub struct Desired {
 /// Keys of the media Secret every media pod reads (`secret_env` below).
 pub const MEDIA_SECRET_TOKEN_KEY: &str = "internal-token";
 pub const MEDIA_SECRET_REDIS_KEY: &str = "redis-url";
+/// The recordings store's keys, when the operator was given them (else the pods' environment).
+pub const MEDIA_SECRET_RECORDINGS_KEY_ID: &str = "recordings-access-key-id";
+pub const MEDIA_SECRET_RECORDINGS_SECRET_KEY: &str = "recordings-secret-access-key";
 
 /// The Secret media pods in `namespace` read the internal token and Redis from. Shared by
 /// every stream of the namespace, so owned by none of them (it outlives each stream).
@@ -75,10 +78,17 @@ pub fn media_secret(namespace: &str, config: &OperatorConfig) -> Secret {
             ])),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([
-            (MEDIA_SECRET_TOKEN_KEY.to_string(), bytes(config.internal_token.expose_secret())),
-            (MEDIA_SECRET_REDIS_KEY.to_string(), bytes(config.media_redis_url.expose_secret())),
-        ])),
+        data: Some({
+            let mut data = BTreeMap::from([
+                (MEDIA_SECRET_TOKEN_KEY.to_string(), bytes(config.internal_token.expose_secret())),
+                (MEDIA_SECRET_REDIS_KEY.to_string(), bytes(config.media_redis_url.expose_secret())),
+            ]);
+            if let (Some(id), Some(secret)) = (&config.recordings.access_key_id, &config.recordings.secret_access_key) {
+                data.insert(MEDIA_SECRET_RECORDINGS_KEY_ID.to_string(), bytes(id.expose_secret()));
+                data.insert(MEDIA_SECRET_RECORDINGS_SECRET_KEY.to_string(), bytes(secret.expose_secret()));
+            }
+            data
+        }),
         type_: Some("Opaque".into()),
         ..Default::default()
     }
@@ -196,6 +206,35 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+}
+
+/// Where an ingest pod stores what it records (nothing when the operator has no store). Transcode
+/// pods stream their renditions into the ingest pod's packager: it is the one uploader.
+fn recording_env(config: &OperatorConfig) -> Vec<EnvVar> {
+    if !config.records() {
+        return Vec::new();
+    }
+    let r = &config.recordings;
+    let mut vars = vec![
+        env("ONAIR_RECORDINGS_URL", r.url.trim()),
+        env("ONAIR_RECORDINGS_REGION", r.region.clone()),
+        env("ONAIR_RECORDINGS_VIRTUAL_HOSTED", r.virtual_hosted_style.to_string()),
+    ];
+    if let Some(endpoint) = r.endpoint.as_deref().filter(|e| !e.is_empty()) {
+        vars.push(env("ONAIR_RECORDINGS_ENDPOINT", endpoint));
+    }
+    if let Some(allow) = r.allow_http {
+        vars.push(env("ONAIR_RECORDINGS_ALLOW_HTTP", allow.to_string()));
+    }
+    if r.access_key_id.is_some() && r.secret_access_key.is_some() {
+        vars.push(secret_env("ONAIR_RECORDINGS_ACCESS_KEY_ID", &config.media_secret, MEDIA_SECRET_RECORDINGS_KEY_ID));
+        vars.push(secret_env(
+            "ONAIR_RECORDINGS_SECRET_ACCESS_KEY",
+            &config.media_secret,
+            MEDIA_SECRET_RECORDINGS_SECRET_KEY,
+        ));
+    }
+    vars
 }
 
 /// The apiserver labels the LiveStreams it creates; a platform team's own have no row there.
@@ -322,12 +361,15 @@ pub fn desired(ls: &LiveStream, config: &OperatorConfig, parts: &[Part]) -> Desi
         config,
         ingest_name(&name),
         role_selector(ls, "ingest", None),
-        vec![
+        [
             env("ONAIR_MEDIA_ROLE", "ingest"),
             // Streams the apiserver made are confirmed by it too; others have only the hash.
             env("ONAIR_TRUST_KEY_HASH", (!made_by_apiserver(ls)).to_string()),
             secret_env("ONAIR_STREAM_KEY_HASH", &spec.stream_key_secret.name, &spec.stream_key_secret.key),
-        ],
+        ]
+        .into_iter()
+        .chain(recording_env(config))
+        .collect(),
         resources(INGEST_MILLICORES, "128Mi", "512Mi"),
     );
     let source_url =
@@ -443,6 +485,51 @@ mod tests {
 
     pub(crate) fn config() -> OperatorConfig {
         OperatorConfig::from_args(["--internal-token", "t", "--media-image", "onair:test"]).unwrap()
+    }
+
+    /// Only the ingest pod uploads, with the store's keys from the media Secret, never inline;
+    /// without a store no pod hears of recording.
+    #[test]
+    fn the_ingest_pod_records_with_keys_from_the_media_secret() {
+        let mut c = OperatorConfig::from_args([
+            "--internal-token",
+            "t",
+            "--recordings-url",
+            "s3://vods/prod",
+            "--recordings-endpoint",
+            "http://minio:9000",
+            "--recordings-access-key-id",
+            "AKID",
+            "--recordings-secret-access-key",
+            "SECRET",
+        ])
+        .unwrap();
+        let part = Part { name: "t0".into(), renditions: vec!["360p".into()], millicores: 100 };
+        let d = desired(&ls(json!({})), &c, std::slice::from_ref(&part));
+        let env = env_of(&d.ingest);
+        assert_eq!(env["ONAIR_RECORDINGS_URL"]["value"], "s3://vods/prod");
+        assert_eq!(env["ONAIR_RECORDINGS_ENDPOINT"]["value"], "http://minio:9000");
+        assert_eq!(
+            env["ONAIR_RECORDINGS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"],
+            json!({"name": "onair-media", "key": MEDIA_SECRET_RECORDINGS_SECRET_KEY, "optional": false})
+        );
+        assert!(env.values().all(|e| e.get("value") != Some(&json!("SECRET"))), "keys are never inlined");
+        assert!(!env_of(&d.transcoders[0]).contains_key("ONAIR_RECORDINGS_URL"), "transcode pods do not upload");
+        let secret = media_secret("streams", &c);
+        let data = secret.data.unwrap();
+        assert_eq!(data[MEDIA_SECRET_RECORDINGS_SECRET_KEY].0, b"SECRET");
+        assert_eq!(data[MEDIA_SECRET_RECORDINGS_KEY_ID].0, b"AKID");
+        c.check().unwrap();
+
+        let plain = config();
+        let d = desired(&ls(json!({})), &plain, &[part]);
+        assert!(!env_of(&d.ingest).keys().any(|k| k.starts_with("ONAIR_RECORDINGS")));
+        assert_eq!(media_secret("streams", &plain).data.unwrap().len(), 2);
+        // A directory is each pod's own: refused.
+        for dir in ["file:///data/rec", ".onair/recordings"] {
+            c.recordings.url = dir.into();
+            assert!(c.check().is_err(), "{dir}");
+        }
     }
 
     fn ls(spec: serde_json::Value) -> LiveStream {

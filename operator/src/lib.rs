@@ -45,6 +45,7 @@ pub async fn run(
     config: OperatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.check()?;
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());
     let health = Health { ready: Arc::default(), metrics: metrics.clone() };

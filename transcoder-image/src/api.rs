@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use onair_domain::contracts::http::INTERNAL_TOKEN_HEADER;
+use onair_domain::contracts::media::RecordingState;
 use onair_domain::{StreamId, StreamStatus};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -14,6 +15,18 @@ pub struct KeyOwner {
     pub tier: String,
     /// The streamer's requested top rendition (`source`, `720p`, ...).
     pub quality: String,
+    /// Whether the apiserver keeps a recording of this broadcast (its channel records).
+    #[serde(default)]
+    pub record: bool,
+}
+
+/// What became of a recording report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    Taken,
+    /// The apiserver keeps no recording of the stream: no point asking again.
+    NoRecording,
+    Failed,
 }
 
 /// Why a key was refused (for the log line and the metric label).
@@ -79,6 +92,29 @@ impl ApiClient {
             .await;
         if let Err(e) = res {
             tracing::debug!(stream_id = %stream, error = %e, "health report failed");
+        }
+    }
+
+    /// Tell the apiserver how the stream's recording keeps up (and, once, that it is stored).
+    pub async fn report_recording(&self, stream: StreamId, state: &RecordingState) -> Reported {
+        let res = self
+            .http
+            .post(format!("{}/internal/streams/{stream}/recording", self.base))
+            .header(INTERNAL_TOKEN_HEADER, self.token.expose_secret())
+            .json(state)
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => Reported::Taken,
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => Reported::NoRecording,
+            Ok(r) => {
+                tracing::debug!(stream_id = %stream, status = %r.status(), "recording report refused");
+                Reported::Failed
+            }
+            Err(e) => {
+                tracing::debug!(stream_id = %stream, error = %e, "recording report failed");
+                Reported::Failed
+            }
         }
     }
 

@@ -123,6 +123,10 @@ pub struct MediaConfig {
     /// Seconds an ended stream's recording may take to finish storing before it is given up.
     #[arg(long, env = "ONAIR_RECORDING_FLUSH_TIMEOUT", default_value_t = 600)]
     pub recording_flush_timeout_secs: u64,
+    /// Seconds of a live stream viewers can rewind (`/hls/{id}/dvr/master.m3u8`, from the
+    /// recording); 0 turns rewinding off.
+    #[arg(long, env = "ONAIR_DVR_WINDOW", default_value_t = 1800)]
+    pub dvr_window_secs: u64,
 }
 
 /// How close to the live edge a worker's playlists keep players.

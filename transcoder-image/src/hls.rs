@@ -43,6 +43,15 @@ pub async fn serve(
 ) -> Result<Response, HttpError> {
     let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such playlist or segment");
     let stream: StreamId = stream_id.parse().map_err(|_| not_found())?;
+    // The rewind window: recorded segments, from the recordings store.
+    if let Some(rest) = path.strip_prefix("dvr/") {
+        if rest == "master.m3u8"
+            && let Some(session) = q.session.as_deref().filter(|s| valid_session(s))
+        {
+            record_viewer(&state, stream, session).await;
+        }
+        return serve_dvr(&state, stream, rest).await;
+    }
     // The thumbnail stays a file in either mode.
     if state.config.low_latency() && path != "thumb.jpg" {
         let req = crate::ll::parse(&path).ok_or_else(not_found)?;
@@ -154,6 +163,57 @@ async fn serve_ll(
         }
         tokio::time::sleep(START_POLL).await;
     }
+}
+
+/// `GET /hls/{id}/dvr/…`: the rewind window (`record/dvr.rs`). The master is the live one (its
+/// URIs are relative, so they name the window's playlists here); the playlists come from the
+/// recorder's index; init and media segments from the store (404 outside the window, 503 with a
+/// retry hint when the store does not answer).
+async fn serve_dvr(state: &WorkerState, stream: StreamId, path: &str) -> Result<Response, HttpError> {
+    use onair_recording::layout::{Rel, Root};
+    use onair_recording::object_store::{self, ObjectStoreExt as _};
+    let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not_found", "not in this stream's rewind window");
+    let recorder = state.recorder.as_ref().ok_or_else(not_found)?;
+    if path == "master.m3u8" {
+        let store = state.ll.get(stream).ok_or_else(not_found)?;
+        let variants = crate::ll::variants(&state.ladder);
+        let variants: Vec<(&str, u64)> = variants.iter().map(|(n, bw)| (n.as_str(), *bw)).collect();
+        let text = crate::ll::master(&store, &variants).ok_or_else(not_found)?;
+        return Ok(crate::ll::master_response(text));
+    }
+    let rel = Rel::parse(path).map_err(|_| not_found())?;
+    if let Rel::Playlist(rendition) = &rel {
+        let text = recorder.dvr_playlist(stream, rendition).ok_or_else(not_found)?;
+        let mut res = (StatusCode::OK, Body::from(text)).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rel.content_type()));
+        // A new segment is listed about every second.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
+        return Ok(res);
+    }
+    if !recorder.dvr_holds(stream, &rel) {
+        return Err(not_found());
+    }
+    let key = onair_recording::store::path(&Root::Recording(stream.0), &rel);
+    let bytes = match recorder.store().get(&key).await {
+        Ok(got) => got.bytes().await,
+        Err(e) => Err(e),
+    };
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(object_store::Error::NotFound { .. }) => return Err(not_found()),
+        Err(e) => {
+            tracing::debug!(stream_id = %stream, key = %key, error = %e, "rewind window: store read failed");
+            return Err(
+                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "try again").with_retry_after(1)
+            );
+        }
+    };
+    let mut res = (StatusCode::OK, Body::from(bytes)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rel.content_type()));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    Ok(res)
 }
 
 /// Whether a viewer's first request for the stream's master playlist plays now: it lists a

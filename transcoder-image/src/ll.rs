@@ -131,7 +131,7 @@ pub async fn ingest(
     if !state.holds(stream) {
         return Err(HttpError::new(StatusCode::GONE, "stream_ended", "this stream is not live here"));
     }
-    let store = state.ll.store(stream, || state.recorder.as_ref().map(|r| r.sink(stream)));
+    let store = state.ll.store(stream, || state.recording_sink(stream));
     tracing::info!(stream_id = %stream, %rendition, "encoder upload started");
     // Checked again as it streams: the operator may move the rendition meanwhile.
     let still = || part.as_deref().is_none_or(allowed);

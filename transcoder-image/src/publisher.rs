@@ -68,6 +68,8 @@ impl WorkerState {
                     stream_id: StreamId(only),
                     tier: self.config.tier.clone(),
                     quality: "source".into(),
+                    // A stream the apiserver does not know has no recording to finish.
+                    record: false,
                 },
                 Err(r) => return Err(r.label()),
             },
@@ -87,6 +89,7 @@ impl WorkerState {
         if slot.stopped {
             return Err("stream_stopped");
         }
+        slot.record = owner.record;
         let feed = (self.config.role == Role::Ingest).then(|| {
             let feed = Arc::new(Feed::new(&owner.tier, &owner.quality));
             self.feeds.lock().unwrap_or_else(|e| e.into_inner()).insert(owner.stream_id, feed.clone());
@@ -203,8 +206,16 @@ impl WorkerState {
         let Some(recorder) = self.recorder.clone().filter(|r| r.state(stream).is_some()) else { return };
         recorder.end(stream);
         let timeout = Duration::from_secs(self.config.recording_flush_timeout_secs);
+        let api = self.api.clone();
+        let thumbnail = self.stream_dir(stream).join("thumb.jpg");
         tokio::spawn(async move {
             if recorder.flushed(stream, timeout).await {
+                // The poster of its VOD: the encoder's last thumbnail (before "stored", which
+                // lets the apiserver make the VOD).
+                if let Ok(jpeg) = tokio::fs::read(thumbnail).await {
+                    recorder.put_thumbnail(stream, jpeg).await;
+                }
+                crate::record::report::flushed(&recorder, &api, stream).await;
                 let stored =
                     recorder.state(stream).map(|s| (s.uploaded_segments, s.uploaded_bytes, s.dropped_segments));
                 tracing::info!(stream_id = %stream, ?stored, "recording stored");

@@ -26,8 +26,12 @@ use tokio::sync::Notify;
 
 use crate::metrics::ReasonLabels;
 
+pub mod dvr;
 pub mod queue;
+pub mod report;
 
+use dvr::Dvr;
+use onair_recording::layout::{Rel, Rendition, Root, SegmentName};
 use queue::{Item, Pushed, Queue};
 
 /// What the media worker's flags say about recording.
@@ -37,6 +41,8 @@ pub struct RecorderConfig {
     pub concurrency: usize,
     /// A stream whose oldest unstored segment is this old is `behind`.
     pub behind: Duration,
+    /// How far back viewers can rewind a live stream (zero: not at all).
+    pub dvr_window: Duration,
 }
 
 /// Our retry loop around object_store's own short one (`onair_recording::store`): 0.5 s doubling
@@ -49,6 +55,8 @@ pub struct Recorder {
     store: Store,
     config: RecorderConfig,
     queue: Mutex<Queue>,
+    /// Each stream's rewind window: what was queued, listed once stored.
+    dvr: Mutex<Dvr>,
     /// An item was queued.
     work: Notify,
     /// An item was stored.
@@ -96,11 +104,37 @@ impl Recorder {
             metrics.failures.clone(),
         );
         let queue = Mutex::new(Queue::new(config.queue_bytes, config.behind));
-        Arc::new(Self { store, config, queue, work: Notify::new(), stored: Notify::new(), metrics })
+        let dvr = Mutex::new(Dvr::new(config.dvr_window));
+        Arc::new(Self { store, config, queue, dvr, work: Notify::new(), stored: Notify::new(), metrics })
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn dvr(&self) -> MutexGuard<'_, Dvr> {
+        self.dvr.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The store recordings go to (the rewind window's segments are read from it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The rewind window's playlist of a stream's rendition, once something is stored.
+    pub fn dvr_playlist(&self, stream: StreamId, rendition: &Rendition) -> Option<String> {
+        self.dvr().playlist(stream, rendition)
+    }
+
+    /// Whether the stream's rewind window holds `rel` (an init of a rendition it has, or a
+    /// stored segment still in the window).
+    pub fn dvr_holds(&self, stream: StreamId, rel: &Rel) -> bool {
+        let dvr = self.dvr();
+        match rel {
+            Rel::Segment(r, name) => dvr.holds(stream, r, name),
+            Rel::Init(r, _) => dvr.renditions(stream).contains(r),
+            _ => false,
+        }
     }
 
     /// Start recording `stream`: the sink its LL-HLS store hands completed segments to. One
@@ -120,7 +154,12 @@ impl Recorder {
         };
         self.metrics.set_queue_bytes(bytes);
         match pushed {
-            Pushed::Queued => self.work.notify_one(),
+            Pushed::Queued(name) => {
+                if let Ok(rendition) = Rendition::parse(&segment.rendition) {
+                    self.dvr().queued(stream, &rendition, name);
+                }
+                self.work.notify_one();
+            }
             Pushed::Dropped => {
                 self.metrics.dropped_segments.inc();
                 tracing::debug!(stream_id = %stream, rendition = %segment.rendition, msn = segment.segment.msn, "recording queue full: segment dropped");
@@ -134,6 +173,7 @@ impl Recorder {
     /// The stream is over: its last segments are queued already (the store ended first).
     pub fn end(&self, stream: StreamId) {
         self.queue().end(stream);
+        self.dvr().end(stream);
         self.stored.notify_waiters();
     }
 
@@ -158,9 +198,25 @@ impl Recorder {
         self.queue().state(stream, Instant::now())
     }
 
+    /// Stores a recording's poster (`thumb.jpg`), once; a failure only costs the poster.
+    pub async fn put_thumbnail(&self, stream: StreamId, jpeg: Vec<u8>) {
+        let path = Path::from(Root::Recording(stream.0).key(&Rel::Thumb));
+        if let Err(e) = self.store.put(&path, PutPayload::from(jpeg)).await {
+            tracing::info!(stream_id = %stream, error = %e, "the recording's poster was not stored");
+        }
+    }
+
+    /// Every stream being recorded, with its state.
+    pub fn states(&self) -> Vec<(StreamId, RecordingState)> {
+        let q = self.queue();
+        let now = Instant::now();
+        q.streams().into_iter().filter_map(|s| Some((s, q.state(s, now)?))).collect()
+    }
+
     /// Forget a stream whose recording is flushed (or given up on).
     pub fn forget(&self, stream: StreamId) {
         self.queue().forget(stream);
+        self.dvr().forget(stream);
     }
 
     /// Starts the upload tasks.
@@ -212,6 +268,9 @@ impl Recorder {
             self.metrics.uploaded_bytes.inc_by(item.bytes.len() as u64);
             if item.segment {
                 self.metrics.uploaded_segments.inc();
+                if let Ok((_, Rel::Segment(rendition, name))) = Root::parse_key(&item.key) {
+                    self.stored_segment(item.stream, &rendition, &name);
+                }
             }
             self.stored.notify_waiters();
             // Another task may have left work behind while this one stored.
@@ -219,6 +278,10 @@ impl Recorder {
                 self.work.notify_one();
             }
         }
+    }
+
+    fn stored_segment(&self, stream: StreamId, rendition: &Rendition, name: &SegmentName) {
+        self.dvr().stored(stream, rendition, name);
     }
 
     /// Stores `item`, retrying until it is or its stream is forgotten (given up).

@@ -45,6 +45,7 @@ pub async fn run(
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
     let uploads = state.recorder.as_ref().map(|r| r.start());
+    let reports = state.recorder.clone().map(|r| tokio::spawn(crate::record::report::run(r, state.api.clone())));
     let recorder = state.recorder.clone();
     let router = onair_web::finish_router(router(state), onair_web::Limits::default()).merge(ll_uploads);
     tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "media worker listening");
@@ -57,6 +58,9 @@ pub async fn run(
     // What was recorded and not stored yet gets a last chance (the pod's grace period).
     if let (Some(recorder), Some(tasks)) = (recorder, uploads) {
         recorder.stop(tasks, RECORDING_DRAIN).await;
+    }
+    if let Some(r) = reports {
+        r.abort();
     }
     Ok(result?)
 }

@@ -23,6 +23,8 @@ pub struct Slot {
     /// When a write to the encoder last found its input pipe full: the machine, not the
     /// publisher, is what is slow (shedding counts only then).
     pub backed_up: Option<std::time::Instant>,
+    /// The apiserver keeps a recording of this broadcast: its packaged segments are stored.
+    pub record: bool,
     /// Set on first use from the configured initial level.
     level: Option<Arc<LevelCell>>,
 }
@@ -65,6 +67,11 @@ impl Slots {
     /// Whether a publisher holds the stream right now (its media is on the way).
     pub fn publishing(&self, stream: StreamId) -> bool {
         self.lock().get(&stream).is_some_and(|s| s.publishing)
+    }
+
+    /// Whether the stream's broadcast is to be recorded.
+    pub fn records(&self, stream: StreamId) -> bool {
+        self.lock().get(&stream).is_some_and(|s| s.record)
     }
 
     /// Whether this worker holds the stream: a publisher, or one within its reconnect grace.

@@ -102,6 +102,17 @@ impl WorkerState {
         self.slots.holds(stream)
     }
 
+    /// Where the stream's LL-HLS store hands completed segments: the recorder, when this worker
+    /// records and the broadcast is to be recorded.
+    pub fn recording_sink(&self, stream: StreamId) -> Option<Arc<dyn onair_llhls::SegmentSink>> {
+        let recorder = self.recorder.as_ref()?;
+        if !self.slots.records(stream) {
+            tracing::debug!(stream_id = %stream, "not recorded: the apiserver keeps no recording of it");
+            return None;
+        }
+        Some(recorder.sink(stream))
+    }
+
     /// The relay of a stream this ingest pod is receiving.
     pub fn feed(&self, stream: StreamId) -> Option<Arc<Feed>> {
         self.feeds.lock().unwrap_or_else(|e| e.into_inner()).get(&stream).cloned()

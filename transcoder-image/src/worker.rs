@@ -121,6 +121,7 @@ fn open_recorder(
         queue_bytes: config.recording_queue_mb.saturating_mul(1 << 20),
         concurrency: config.recording_concurrency,
         behind: std::time::Duration::from_secs(config.recording_behind_secs),
+        dvr_window: std::time::Duration::from_secs(config.dvr_window_secs),
     };
     Ok(Some(crate::record::Recorder::new(store, recorder_config, registry)))
 }

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 struct Env {
     api: String,
+    /// The apiserver's state, to drive its background steps (making VODs, retention) by hand.
+    state: onair_apiserver::AppState,
     http: reqwest::Client,
     rtmp: String,
     hls: String,
@@ -25,13 +27,19 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(&[]).await
+}
+
+/// As `env`, with more apiserver flags (the recordings store: it keeps a recording, and so the
+/// workers record, only when it has one).
+async fn env_with(api_extra: &[String]) -> Env {
     onair_telemetry::init_test_tracing();
     let db = TestDb::new(&onair_apiserver::MIGRATOR).await.expect("db");
     let keys = tempfile::tempdir().expect("tmp");
     let media_dir = tempfile::tempdir().expect("tmp");
     let prefix = onair_testkit::unique_prefix();
     let nats_prefix = onair_testkit::unique_prefix().replace(':', ".");
-    let config = onair_apiserver::ApiConfig::from_args([
+    let mut api_args: Vec<String> = [
         "--listen",
         "127.0.0.1:0",
         "--database-url",
@@ -48,8 +56,12 @@ async fn env() -> Env {
         "media-test",
         "--stream-cache-ms",
         "1",
-    ])
-    .expect("config");
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    api_args.extend(api_extra.iter().cloned());
+    let config = onair_apiserver::ApiConfig::from_args(api_args).expect("config");
     // The media worker's HTTP port is chosen first, so the apiserver's local orchestrator can
     // reach it.
     let media_http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -61,6 +73,7 @@ async fn env() -> Env {
     ));
     let app = Application::build(config, Some(orch)).await.expect("apiserver");
     let api = format!("http://{}", app.local_addr());
+    let state = app.state();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let media = MediaWorker::build(
         MediaConfig::from_args([
@@ -98,7 +111,7 @@ async fn env() -> Env {
     let rtmp = format!("rtmp://{}/live", media.rtmp_addr());
     let hls = format!("http://{}/hls", media.http_addr());
     tokio::spawn(media.run_until_stopped(std::future::pending()));
-    Env { api, http: onair_http::client(), rtmp, hls, prefix, media_dir, _keys: keys, _db: db }
+    Env { api, state, http: onair_http::client(), rtmp, hls, prefix, media_dir, _keys: keys, _db: db }
 }
 
 impl Env {
@@ -1148,6 +1161,8 @@ async fn recorded(
             Rel::Init(r, name) => {
                 inits.insert((r.to_string(), name));
             }
+            // The poster, stored once the broadcast ended.
+            Rel::Thumb => {}
             other => panic!("unexpected object {other:?}"),
         }
     }
@@ -1167,50 +1182,82 @@ fn bucket_store(s3: &onair_testkit::s3::S3Server, bucket: &str) -> onair_recordi
     onair_recording::open(&args.store_config(std::path::Path::new("/")).unwrap().unwrap()).unwrap()
 }
 
-/// Writes the stream's VOD into the store and plays it as stored: every object under the
-/// recording fetched from the S3 server into a directory (moto refuses unsigned GETs; players
-/// will get it through the apiserver), then ffprobe's duration of the master and every
-/// rendition decoded by ffmpeg with no error. Answers (duration, renditions).
-async fn play_vod(s3: &onair_testkit::s3::S3Server, bucket: &str, stream: &str) -> (f64, Vec<String>) {
-    use futures::TryStreamExt as _;
-    use onair_recording::object_store::{ObjectStore as _, ObjectStoreExt as _};
-    let store = bucket_store(s3, bucket);
-    let root = onair_recording::layout::Root::Recording(stream.parse().unwrap());
-    let plan = onair_recording::vod::write(&*store, &root).await.unwrap();
-    let renditions: Vec<String> = plan.renditions.iter().map(|r| r.rendition.to_string()).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = onair_recording::store::root_path(&root);
-    let listed: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
-    for meta in listed {
-        let rel = meta.location.as_ref().strip_prefix(&format!("{prefix}/")).unwrap().to_owned();
-        let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
-        let to = dir.path().join(rel);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::write(to, bytes).unwrap();
-    }
-    let master_path = dir.path().join("master.m3u8");
-    let master = std::fs::read_to_string(&master_path).unwrap();
+/// The VOD the apiserver makes of `stream` once its worker reported everything stored (the
+/// finalizing step driven by hand, as its loop would). Answers the VOD's JSON.
+async fn vod_of(env: &Env, stream: &str) -> Value {
+    let id: uuid::Uuid = stream.parse().unwrap();
+    let vod = onair_testkit::eventually(Duration::from_secs(60), || async {
+        let done = env.state.finalize_step().await.unwrap();
+        done.into_iter().find_map(|(s, f)| match f {
+            onair_apiserver::Finalized::Ready(vod) if s == id => Some(vod),
+            _ => None,
+        })
+    })
+    .await;
+    let res = env.http.get(format!("{}/api/vods/{vod}", env.api)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// Plays a VOD as a viewer gets it, through the apiserver's `/vod/` (the store itself refuses
+/// unsigned reads): ffprobe's duration of the master, and every rendition decoded by ffmpeg
+/// with no error. Answers (duration, renditions as the master lists them).
+async fn play_vod(env: &Env, vod: &Value) -> (f64, Vec<String>) {
+    let master_url = vod["playback_url"].as_str().unwrap();
+    let master = env.http.get(master_url).send().await.unwrap().text().await.unwrap();
     assert!(master.contains("CODECS=\"avc1.") && master.contains("RESOLUTION="), "{master}");
+    let renditions: Vec<String> =
+        master.lines().filter_map(|l| l.strip_suffix("/index.m3u8")).map(str::to_owned).collect();
     let probe = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
-        .arg(&master_path)
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", master_url])
         .output()
         .await
         .unwrap();
     assert!(probe.status.success(), "ffprobe: {}", String::from_utf8_lossy(&probe.stderr));
     let duration: f64 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap();
+    let base = master_url.trim_end_matches("master.m3u8");
     for r in &renditions {
         let decode = tokio::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-nostdin", "-i"])
-            .arg(dir.path().join(r).join("index.m3u8"))
-            .args(["-f", "null", "-"])
+            .args(["-v", "error", "-nostdin", "-i", &format!("{base}{r}/index.m3u8"), "-f", "null", "-"])
             .output()
             .await
             .unwrap();
         let stderr = String::from_utf8_lossy(&decode.stderr);
         assert!(decode.status.success() && stderr.trim().is_empty(), "{r}: ffmpeg decode: {stderr}");
     }
+    let listed: Vec<String> =
+        vod["renditions"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+    assert_eq!(listed, renditions, "the VOD's renditions are the master's");
     (duration, renditions)
+}
+
+/// ffprobe's duration of an HLS presentation at `url`.
+async fn probe_duration(url: &str) -> f64 {
+    let probe = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", url])
+        .output()
+        .await
+        .unwrap();
+    assert!(probe.status.success(), "ffprobe {url}: {}", String::from_utf8_lossy(&probe.stderr));
+    String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap()
+}
+
+/// Makes a clip through the API (`path` under /api, `body` as given); answers the clip.
+async fn make_clip(env: &Env, token: &str, path: &str, body: Value) -> Value {
+    let res = env.http.post(format!("{}/api/{path}", env.api)).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = res.status();
+    let clip: Value = res.json().await.unwrap();
+    assert_eq!(status, 201, "{clip}");
+    clip
+}
+
+/// How many objects the store holds under the stream's recording.
+async fn objects_of(s3: &onair_testkit::s3::S3Server, bucket: &str, stream: &str) -> usize {
+    use futures::TryStreamExt as _;
+    use onair_recording::object_store::ObjectStore as _;
+    let store = bucket_store(s3, bucket);
+    let prefix = onair_recording::store::root_path(&onair_recording::layout::Root::Recording(stream.parse().unwrap()));
+    store.list(Some(&prefix)).try_collect::<Vec<_>>().await.unwrap().len()
 }
 
 /// Asserts each rendition's sequence numbers run without a gap, and answers its duration.
@@ -1254,12 +1301,14 @@ async fn recording_state(env: &Env, base: &str, stream: &str) -> Option<Value> {
 
 /// An LL-HLS worker records what it packages, segment by segment while live, into a real S3
 /// server: every rendition, every segment, no gap, with its init, and as long as the broadcast.
+/// The apiserver makes it a VOD that plays through `/vod/`; the streamer deletes it while a
+/// viewer watches, who gets 404 from then on (never a 5xx), and its objects leave the bucket.
 #[tokio::test]
-async fn a_live_stream_is_recorded_to_s3_segment_by_segment() {
+async fn a_live_stream_is_recorded_to_s3_and_played_as_a_vod_until_deleted() {
     let Some(s3) = onair_testkit::s3::S3Server::start().unwrap() else { return };
-    let env = env().await;
-    let (_, stream, key) = env.streamer("recorded", "kept").await;
     let bucket = s3.bucket().unwrap();
+    let env = env_with(&s3.recordings_args(&bucket)).await;
+    let (token, stream, key) = env.streamer("recorded", "kept").await;
     let (rtmp, base, _dir) = env
         .recording_worker(&s3, &bucket, &stream, &key, &["--ladder", "360p,240p", "--reconnect-grace-secs", "1"])
         .await;
@@ -1294,30 +1343,88 @@ async fn a_live_stream_is_recorded_to_s3_segment_by_segment() {
         "the worker's count is what the store holds"
     );
     // The broadcast ended: its VOD plays end to end in every rendition, as long as it was.
-    let (duration, renditions) = play_vod(&s3, &bucket, &stream).await;
+    let vod = vod_of(&env, &stream).await;
+    let (duration, renditions) = play_vod(&env, &vod).await;
     assert_eq!(renditions, ["360p", "240p"], "highest first");
     assert!((duration - 8.0).abs() < 2.0, "VOD of {duration} s for 8 s broadcast");
+    assert!((vod["duration_secs"].as_f64().unwrap() - duration).abs() < 0.5, "{vod}");
+    // Its poster is the encoder's last thumbnail, a JPEG.
+    let poster = env.http.get(vod["thumbnail_url"].as_str().expect("a poster")).send().await.unwrap();
+    assert_eq!(poster.headers()["content-type"], "image/jpeg");
+    assert_eq!(&poster.bytes().await.unwrap()[..2], &[0xff, 0xd8]);
+
+    // A clip of it: 2 s in, 5 s long, cut on segment boundaries, plays for as long.
+    let clip = make_clip(
+        &env,
+        &token,
+        &format!("vods/{}/clips", vod["id"].as_str().unwrap()),
+        json!({"title": "the middle", "start_secs": 2.0, "seconds": 5}),
+    )
+    .await;
+    let clipped = probe_duration(clip["playback_url"].as_str().unwrap()).await;
+    assert!((5.0..=7.0).contains(&clipped), "a clip of {clipped} s for 5 s asked");
+    assert!((clip["duration_secs"].as_f64().unwrap() - clipped).abs() < 0.5, "{clip}");
+
+    // A viewer plays it segment by segment (4× real time); the streamer deletes it midway.
+    let media_url = vod["playback_url"].as_str().unwrap().replace("master.m3u8", "240p/index.m3u8");
+    let playlist = env.http.get(&media_url).send().await.unwrap().text().await.unwrap();
+    let segments: Vec<String> = playlist.lines().filter(|l| l.starts_with("seg/")).map(str::to_owned).collect();
+    assert!(segments.len() >= 6, "{playlist}");
+    let (fetched_tx, mut fetched) = tokio::sync::mpsc::unbounded_channel();
+    let viewer = {
+        let (http, base) = (env.http.clone(), media_url.trim_end_matches("index.m3u8").to_owned());
+        tokio::spawn(async move {
+            for seg in segments {
+                let status = http.get(format!("{base}{seg}")).send().await.unwrap().status();
+                let _ = fetched_tx.send((std::time::Instant::now(), status));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    for _ in 0..3 {
+        let (_, status) = fetched.recv().await.unwrap();
+        assert_eq!(status, 200, "before the deletion");
+    }
+    let res = env.http.delete(format!("{}/api/vods/{}", env.api, vod["id"].as_str().unwrap())).bearer_auth(&token);
+    assert_eq!(res.send().await.unwrap().status(), 204);
+    let deleted = std::time::Instant::now();
+    viewer.await.unwrap();
+    let mut after = 0;
+    while let Ok((at, status)) = fetched.try_recv() {
+        assert!(!status.is_server_error(), "a viewer never sees a server error: {status}");
+        if at > deleted {
+            assert_eq!(status, 404, "the VOD plays on {:?} after its deletion", at - deleted);
+            after += 1;
+        }
+    }
+    assert!(after >= 2, "the viewer went on asking");
+    // Its objects leave the bucket.
+    assert!(objects_of(&s3, &bucket, &stream).await > 0, "swept in the background, not in the request");
+    assert!(env.state.sweep_step().await.unwrap() > 0);
+    assert_eq!(objects_of(&s3, &bucket, &stream).await, 0);
 }
 
-/// The S3 server stops answering for 20 s mid-stream (SIGSTOP: connections hang, as with a stuck
-/// server): the recording reports `behind`, keeps every segment queued, and once the server is
-/// back stores them all. Nothing is lost.
+/// The S3 server stops answering for 20 s of a 60 s broadcast (SIGSTOP: connections hang, as
+/// with a stuck server): the recording reports `behind`, keeps every segment queued, and once
+/// the server is back stores them all. Nothing is lost: the VOD is as long as the broadcast.
+/// Retention then deletes it, rows and objects.
 #[tokio::test]
 async fn an_upload_outage_of_20_s_loses_no_segment() {
     let Some(s3) = onair_testkit::s3::S3Server::start().unwrap() else { return };
-    let env = env().await;
-    let (_, stream, key) = env.streamer("outage", "through it").await;
     let bucket = s3.bucket().unwrap();
+    let env = env_with(&s3.recordings_args(&bucket)).await;
+    let (_, stream, key) = env.streamer("outage", "through it").await;
     let (rtmp, base, _dir) = env
         .recording_worker(
             &s3,
             &bucket,
             &stream,
             &key,
-            &["--ladder", "240p", "--recording-behind-secs", "3", "--reconnect-grace-secs", "1"],
+            &["--ladder", "360p,240p", "--recording-behind-secs", "3", "--reconnect-grace-secs", "1"],
         )
         .await;
-    let mut publisher = publish(&format!("{rtmp}/{key}"), 32);
+    let mut publisher = publish(&format!("{rtmp}/{key}"), 60);
+    let published = std::time::Instant::now();
     onair_testkit::eventually(Duration::from_secs(20), || async {
         let r = recording_state(&env, &base, &stream).await?;
         (r["uploadedSegments"].as_u64()? >= 2).then_some(())
@@ -1341,6 +1448,77 @@ async fn an_upload_outage_of_20_s_loses_no_segment() {
         (r["state"] == "ok").then_some(())
     })
     .await;
+    assert!(publisher.try_wait().unwrap().is_none(), "caught up while live");
+    // A viewer clips the last 30 s while it is live (once the apiserver has heard the
+    // recording caught up: until then the answer is 409 recording_behind), 40 s in.
+    let (viewer, _, _) = env.streamer("clipper", "a viewer's own channel").await;
+    tokio::time::sleep(Duration::from_secs(40).saturating_sub(published.elapsed())).await;
+    let live_clip = onair_testkit::eventually(Duration::from_secs(20), || async {
+        let res = env
+            .http
+            .post(format!("{}/api/streams/{stream}/clips", env.api))
+            .bearer_auth(&viewer)
+            .json(&json!({"title": "the last half minute", "seconds": 30}))
+            .send()
+            .await
+            .ok()?;
+        if res.status() == 409 {
+            return None;
+        }
+        assert_eq!(res.status(), 201);
+        res.json::<Value>().await.ok()
+    })
+    .await;
+    assert!(publisher.try_wait().unwrap().is_none(), "clipped while live");
+    // Rewinding 30 s while live: the window reaches back past it (through the outage: its
+    // segments were listed once stored), and the segment of 30 s ago decodes.
+    let dvr_master = env.http.get(format!("{base}/hls/{stream}/dvr/master.m3u8")).send().await.unwrap();
+    assert_eq!(dvr_master.status(), 200);
+    assert!(dvr_master.text().await.unwrap().contains("240p/index.m3u8"));
+    let window = env.http.get(format!("{base}/hls/{stream}/dvr/240p/index.m3u8")).send().await.unwrap();
+    assert_eq!(window.headers()["cache-control"], "public, max-age=1");
+    let window = window.text().await.unwrap();
+    assert!(!window.contains("#EXT-X-ENDLIST") && !window.contains("PLAYLIST-TYPE"), "{window}");
+    let dated: Vec<(chrono::DateTime<chrono::Utc>, &str)> = window
+        .lines()
+        .zip(window.lines().skip(2))
+        .filter_map(|(tag, uri)| {
+            let at = chrono::DateTime::parse_from_rfc3339(tag.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:")?).ok()?;
+            Some((at.with_timezone(&chrono::Utc), uri.strip_prefix("seg/").map(|_| uri)?))
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    assert!(dated[0].0 <= now - chrono::Duration::seconds(35), "the window starts at {:?}: {window}", dated[0].0);
+    let back = now - chrono::Duration::seconds(30);
+    let (_, uri) = dated.iter().rev().find(|(at, _)| *at <= back).unwrap();
+    let init = window.lines().find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\"")?.strip_suffix('"')).unwrap();
+    let mut mp4 = Vec::new();
+    for part in [init, uri] {
+        let res = env.http.get(format!("{base}/hls/{stream}/dvr/240p/{part}")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{part}");
+        mp4.extend_from_slice(&res.bytes().await.unwrap());
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &mp4).unwrap();
+    let frames = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames"])
+        .args(["-of", "csv=p=0"])
+        .arg(file.path())
+        .output()
+        .await
+        .unwrap();
+    let frames: u32 = String::from_utf8_lossy(&frames.stdout).trim().parse().unwrap_or(0);
+    assert!(frames >= 15, "the segment of 30 s ago decodes: {frames} frames");
+    // Outside the window, or not a recording's name: 404.
+    for bad in
+        ["240p/seg/0000000000000_s1_000000000000_1_0.m4s", "240p/init/s1_0.mp4", "240p/index.m3u8x", "1080p/index.m3u8"]
+    {
+        let res = env.http.get(format!("{base}/hls/{stream}/dvr/{bad}")).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{bad}");
+    }
+    let live_clip_url = live_clip["playback_url"].as_str().unwrap().to_owned();
+    let clipped = probe_duration(&live_clip_url).await;
+    assert!((30.0..=32.0).contains(&clipped), "a live clip of {clipped} s for 30 s asked");
     publisher.wait().await.unwrap();
     let done = onair_testkit::eventually(Duration::from_secs(30), || async {
         let r = recording_state(&env, &base, &stream).await?;
@@ -1350,9 +1528,28 @@ async fn an_upload_outage_of_20_s_loses_no_segment() {
     assert_eq!(done["droppedSegments"].as_u64(), Some(0), "{done}");
     let store = bucket_store(&s3, &bucket);
     for (r, d) in no_gaps(&recorded(&store, &stream).await) {
-        assert!(d.as_secs_f64() > 29.0, "{r}: {d:?} recorded of 32 s");
+        assert!(d.as_secs_f64() > 57.0, "{r}: {d:?} recorded of 60 s");
     }
-    // And the VOD plays through the outage's 20 s with nothing missing.
-    let (duration, _) = play_vod(&s3, &bucket, &stream).await;
-    assert!((duration - 32.0).abs() < 2.0, "VOD of {duration} s for a 32 s broadcast");
+    // The VOD plays through the outage's 20 s with nothing missing, in every rendition.
+    let vod = vod_of(&env, &stream).await;
+    assert_eq!(vod["discontinuities"], 0, "{vod}");
+    let (duration, renditions) = play_vod(&env, &vod).await;
+    assert_eq!(renditions.len(), 2);
+    assert!((duration - 60.0).abs() < 2.0, "VOD of {duration} s for a 60 s broadcast");
+
+    // Thirty days on, retention deletes it: the row, then the objects.
+    let vod_id: uuid::Uuid = vod["id"].as_str().unwrap().parse().unwrap();
+    let db = sqlx::PgPool::connect(&env._db.url).await.unwrap();
+    sqlx::query("UPDATE vods SET expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(vod_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(env.state.expire_step().await.unwrap(), 1);
+    let res = env.http.get(vod["playback_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(env.state.sweep_step().await.unwrap() > 0);
+    assert_eq!(objects_of(&s3, &bucket, &stream).await, 0);
+    // The clip made while it was live is its own copy: it plays on.
+    assert!((probe_duration(&live_clip_url).await - clipped).abs() < 0.1);
 }

@@ -10,6 +10,7 @@ export interface User {
   email?: string;
   role: string;
   tier?: string;
+  record_broadcasts?: boolean;
 }
 
 export interface Stream {
@@ -27,6 +28,27 @@ export interface Stream {
   started_at: string | null;
   ended_at: string | null;
   playback_url: string | null;
+  dvr_url?: string;
+}
+
+export interface Vod {
+  id: string;
+  stream_id: string;
+  streamer: { id: string; username: string; display_name: string; avatar_url: string | null };
+  title: string;
+  category: string;
+  duration_secs: number;
+  renditions: string[];
+  discontinuities: number;
+  bytes: number;
+  playback_url: string;
+  thumbnail_url: string | null;
+  recorded_at: string;
+  ended_at: string | null;
+  created_at: string;
+  expires_at: string;
+  peak_viewers: number;
+  unique_viewers: number;
 }
 
 export interface Page<T> {

@@ -8,6 +8,7 @@ import { Dashboard } from "./pages/Dashboard";
 import { AuthPage } from "./pages/Auth";
 import { Profile } from "./pages/Profile";
 import { Moderation } from "./pages/Moderation";
+import { ClipPage, VodPage } from "./pages/Vod";
 import "./styles.css";
 
 function useRoute(): string[] {
@@ -75,6 +76,12 @@ function App() {
   switch (page) {
     case "watch":
       body = <Watch key={arg} streamId={arg} me={me} />;
+      break;
+    case "vod":
+      body = <VodPage key={arg} vodId={arg} me={me} />;
+      break;
+    case "clip":
+      body = <ClipPage key={arg} clipId={arg} me={me} />;
       break;
     case "dashboard":
       body = me ? <Dashboard me={me} /> : <AuthPage mode="login" next="/dashboard" />;

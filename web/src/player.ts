@@ -95,7 +95,7 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
     emit();
   }, 1000);
   (video as any).__hls = hls;
-  (window as any).__onairPlayer = { hls, setLevel: (i: number) => (hls.currentLevel = i) };
+  (window as any).__onairPlayer = { hls, mode: "live", setLevel: (i: number) => (hls.currentLevel = i) };
   return () => {
     clearInterval(timer);
     clearTimeout(reloadTimer);
@@ -113,4 +113,142 @@ export function goLive(video: HTMLVideoElement) {
   const edge = hls?.liveSyncPosition;
   if (edge != null) video.currentTime = edge;
   video.play().catch(() => {});
+}
+
+// Starts playback once there is something to play (a call before the first buffered fragment
+// can be lost), muted when the browser refuses sound without a click.
+function autoplay(hls: Hls, video: HTMLVideoElement) {
+  let started = false;
+  video.addEventListener("playing", () => (started = true), { once: true });
+  const go = () => {
+    if (started || !video.paused) return;
+    video.play().catch(() => {
+      video.muted = true;
+      video.play().catch(() => {});
+    });
+  };
+  hls.on(Hls.Events.MANIFEST_PARSED, go);
+  hls.on(Hls.Events.FRAG_BUFFERED, go);
+}
+
+export interface VodState {
+  levels: { index: number; height: number; bitrate: number }[];
+  playingLevel: number;
+  error: string | null;
+  // A playlist or segment answered 404: the VOD was deleted (or expired) while it played.
+  gone: boolean;
+}
+
+// hls.js for a finished broadcast: a VOD playlist, the whole of it seekable, no live edge.
+export function attachVod(video: HTMLVideoElement, url: string, onState: (s: VodState) => void): () => void {
+  const state: VodState = { levels: [], playingLevel: -1, error: null, gone: false };
+  const emit = () => onState({ ...state });
+  if (!Hls.isSupported()) {
+    video.src = url;
+    return () => video.removeAttribute("src");
+  }
+  const hls = new Hls({ lowLatencyMode: false, backBufferLength: 60 });
+  autoplay(hls, video);
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
+    state.levels = data.levels
+      .map((l: Level, index: number) => ({ index, height: l.height, bitrate: l.bitrate }))
+      .sort((a, b) => b.height - a.height);
+    emit();
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
+    state.playingLevel = data.level;
+    emit();
+  });
+  hls.on(Hls.Events.ERROR, (_e, data) => {
+    if (data.response?.code === 404) {
+      state.gone = true;
+      state.error = "this broadcast is no longer available";
+      hls.stopLoad();
+      emit();
+      return;
+    }
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      state.error = "connection lost, retrying…";
+      hls.startLoad();
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+    } else {
+      state.error = "this broadcast cannot be played";
+    }
+    emit();
+  });
+  hls.on(Hls.Events.FRAG_BUFFERED, () => {
+    if (state.error && !state.gone) {
+      state.error = null;
+      emit();
+    }
+  });
+  (video as any).__hls = hls;
+  (window as any).__onairPlayer = { hls, setLevel: (i: number) => (hls.currentLevel = i) };
+  return () => hls.destroy();
+}
+
+// hls.js on the rewind window (a live playlist of the recorded segments, up to 30 min): starts
+// `backSecs` behind the wall clock, found by the segments' PROGRAM-DATE-TIME, and stays there
+// (no catching up: the viewer chose to be behind).
+export function attachDvr(video: HTMLVideoElement, url: string, backSecs: number, onState: (s: VodState) => void): () => void {
+  const state: VodState = { levels: [], playingLevel: -1, error: null, gone: false };
+  const emit = () => onState({ ...state });
+  const hls = new Hls({ lowLatencyMode: false, maxLiveSyncPlaybackRate: 1, backBufferLength: 60 });
+  let placed = false;
+  autoplay(hls, video);
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
+    state.levels = data.levels
+      .map((l: Level, index: number) => ({ index, height: l.height, bitrate: l.bitrate }))
+      .sort((a, b) => b.height - a.height);
+    emit();
+  });
+  // Placed once the first fragment is buffered: only then are the fragments' start times on
+  // the media's own timeline (before, a live playlist's are estimates from 0).
+  hls.on(Hls.Events.FRAG_BUFFERED, (_e, data) => {
+    if (placed) return;
+    placed = true;
+    const frags = hls.levels[data.frag.level]?.details?.fragments ?? [];
+    const target = Date.now() - backSecs * 1000;
+    const frag = [...frags].reverse().find((f) => f.programDateTime != null && f.programDateTime <= target) ?? frags[0];
+    if (!frag) return;
+    video.currentTime = frag.start + Math.max(0, (target - (frag.programDateTime ?? target)) / 1000);
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
+    state.playingLevel = data.level;
+    emit();
+  });
+  hls.on(Hls.Events.ERROR, (_e, data) => {
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      state.error = "connection lost, retrying…";
+      hls.startLoad();
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+    } else {
+      state.error = "the rewind cannot be played";
+    }
+    emit();
+  });
+  hls.on(Hls.Events.FRAG_BUFFERED, () => {
+    if (state.error) {
+      state.error = null;
+      emit();
+    }
+  });
+  (video as any).__hls = hls;
+  (window as any).__onairPlayer = { hls, mode: "dvr", setLevel: (i: number) => (hls.currentLevel = i) };
+  return () => hls.destroy();
+}
+
+// How far behind the wall clock the video on screen is (seconds), when the player knows.
+export function behindNow(video: HTMLVideoElement): number | null {
+  const hls: Hls | undefined = (video as any).__hls;
+  const at = hls?.playingDate;
+  return at ? (Date.now() - at.getTime()) / 1000 : null;
 }

@@ -105,6 +105,7 @@ test("a new streamer goes live from the dashboard and a viewer watches it play",
   assert.match(key, /^live_/, "the key is shown once, right after it is made");
   const ingest = (await streamer.textContent("[data-testid=ingest-url]")).trim();
   state.publisher = publish(`${ingest}/${key}`, 150);
+  state.publishedAt = Date.now();
   await streamer.waitForSelector("[data-testid=stream-status]:has-text('LIVE')", { timeout: 30_000 });
   const href = await streamer.getAttribute("a:has-text('Open watch page')", "href");
   state.streamId = href.split("/").pop();
@@ -187,6 +188,64 @@ test("chat goes both ways, a moderator's delete reaches everyone, a timeout show
   assert.match(error, /timed out/i, `the refusal is shown inline: ${error}`);
 });
 
+test("a viewer rewinds 30 s while live, returns to live, and clips the last 30 s", { timeout: 120_000 }, async () => {
+  const { streamId } = state;
+  const errors = [];
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const viewer = await context.newPage();
+  viewer.on("pageerror", (e) => errors.push(`${e}`));
+  await registerAs(viewer, `rewinder_${RUN}`);
+  // The window must reach 30 s back: the broadcast has to be that old.
+  const wait = state.publishedAt + 38_000 - Date.now();
+  if (wait > 0) await viewer.waitForTimeout(wait);
+  await viewer.goto(`${BASE}/#/watch/${streamId}`);
+  await viewer.waitForFunction(() => document.querySelector("video")?.currentTime > 0.5, null, { timeout: 25_000 });
+  const liveBehind = await viewer.evaluate(() => (Date.now() - window.__onairPlayer.hls.playingDate.getTime()) / 1000);
+  await viewer.click("[data-testid=rewind]");
+  // The page goes 30 s further back than the live player was, and says so.
+  const label = await viewer.locator("[data-testid=latency]").textContent();
+  const back = Number(label.match(/(\d+) s back/)?.[1]);
+  assert.ok(Math.abs(back - (liveBehind + 30)) < 2, `"${label}" after ${liveBehind} s behind live`);
+  // Playing the recorded window that far behind the streamer's clock (dates from the segments).
+  await viewer.waitForFunction(
+    (back) => {
+      const p = window.__onairPlayer;
+      const at = p?.mode === "dvr" && p.hls.playingDate;
+      return at && document.querySelector("video").currentTime > 0 && Math.abs(Date.now() - at.getTime() - back * 1000) < 3_000;
+    },
+    back,
+    { timeout: 25_000 },
+  );
+  const t1 = await viewer.evaluate(() => document.querySelector("video").currentTime);
+  await viewer.waitForTimeout(2000);
+  const t2 = await viewer.evaluate(() => document.querySelector("video").currentTime);
+  assert.ok(t2 > t1 + 1, `the rewound video plays (${t1} -> ${t2})`);
+  const behind = await viewer.evaluate(() => (Date.now() - window.__onairPlayer.hls.playingDate.getTime()) / 1000);
+  assert.ok(Math.abs(behind - back) < 3, `${behind} s behind the streamer's clock, ${back} s asked`);
+  state.rewoundBehindS = +behind.toFixed(1);
+  await viewer.screenshot({ path: join(ARTIFACTS, "rewind.png") });
+  // Back to live: the low-latency player again, about a second behind.
+  await viewer.click("[data-testid=go-live]");
+  await viewer.waitForFunction(() => window.__onairPlayer?.mode === "live" && window.__onairPlayer.hls.latency > 0 && window.__onairPlayer.hls.latency < 3, null, { timeout: 20_000 });
+
+  // A clip of the last 30 s, with a page that plays it.
+  await viewer.click("[data-testid=clip]");
+  const link = viewer.locator("[data-testid=clip-link]");
+  await link.waitFor({ timeout: 25_000 });
+  await link.click();
+  await viewer.waitForFunction(() => document.querySelector("[data-testid=clip-video]")?.currentTime > 0.5, null, { timeout: 25_000 });
+  const clipDuration = await viewer.evaluate(() => document.querySelector("[data-testid=clip-video]").duration);
+  const clipId = viewer.url().split("/").pop();
+  const clip = (await api(`/api/clips/${clipId}`)).body;
+  // The last 30 s of media, or all there is: with the demo, this stream, its ladder and the
+  // browser on two cores the encoders run below real time, so a minute on the wall clock can hold
+  // less media than that (the exact cut is checked in transcoder-image/tests/media.rs).
+  assert.ok(clip.renditions.length >= 1 && clip.duration_secs >= 10 && clip.duration_secs <= 33, JSON.stringify(clip));
+  assert.ok(Math.abs(clip.duration_secs - clipDuration) < 1, `the page plays the whole clip: ${clipDuration} s of ${JSON.stringify(clip)}`);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test("search finds the stream, live now shows it with viewers, and it leaves after stop", { timeout: 90_000 }, async () => {
   const { streamId, streamer } = state;
   const visitor = await newPage("visitor");
@@ -210,6 +269,54 @@ test("search finds the stream, live now shows it with viewers, and it leaves aft
   await streamer.waitForSelector("[data-testid=stream-status]:has-text('OFFLINE')", { timeout: 15_000 });
   await card.waitFor({ state: "detached", timeout: 20_000 });
   state.publisher.kill("SIGINT");
+});
+
+test("the ended broadcast plays as a VOD with a seek bar, and stops playing once its streamer deletes it", { timeout: 120_000 }, async () => {
+  const { streamer } = state;
+  // Recorded while live; a VOD once the worker has stored its last segments.
+  await streamer.goto(`${BASE}/#/dashboard`);
+  const link = streamer.locator("[data-testid=vod-link]").first();
+  await link.waitFor({ timeout: 60_000 });
+  const vodId = (await link.getAttribute("href")).split("/").pop();
+  const vod = (await api(`/api/vods/${vodId}`)).body;
+  assert.equal(vod.stream_id, state.streamId);
+  assert.ok(vod.duration_secs > 5, `a VOD of ${vod.duration_secs} s`);
+
+  const errors = [];
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const viewer = await context.newPage();
+  viewer.on("pageerror", (e) => errors.push(`${e}`));
+  await viewer.goto(`${BASE}/#/vod/${vodId}`);
+  await viewer.waitForFunction(() => document.querySelector("[data-testid=vod-video]")?.currentTime > 0.5, null, { timeout: 25_000 });
+  // The whole broadcast is there: the player's duration is the VOD's, and a seek lands and plays.
+  const duration = await viewer.evaluate(() => document.querySelector("[data-testid=vod-video]").duration);
+  assert.ok(Math.abs(duration - vod.duration_secs) < 2, `player duration ${duration} vs ${vod.duration_secs}`);
+  const target = Math.floor(duration / 2);
+  await viewer.evaluate((t) => (document.querySelector("[data-testid=vod-video]").currentTime = t), target);
+  await viewer.waitForFunction((t) => document.querySelector("[data-testid=vod-video]").currentTime > t + 0.5, target, { timeout: 15_000 });
+  const qualities = await viewer.locator("[data-testid=quality] option").count();
+  assert.ok(qualities >= 2, `the renditions to choose from (${qualities - 1})`);
+  await viewer.screenshot({ path: join(ARTIFACTS, "vod.png") });
+
+  // The streamer deletes it from the dashboard while the viewer watches.
+  // (Its confirm() is accepted by newPage's dialog handler.)
+  await streamer.locator("text=Delete recording").first().click();
+  await streamer.locator(`[data-testid=vod-link][href='#/vod/${vodId}']`).waitFor({ state: "detached", timeout: 10_000 });
+  assert.equal((await api(`/api/vods/${vodId}`)).status, 404);
+  // The viewer's next load is refused; the page says why. (Segments are immutable, so the
+  // browser's cache would answer for what it fetched already: a viewer further into a long VOD
+  // has not. A switch of rendition flushes the buffer, so the player loads again.)
+  const cdp = await context.newCDPSession(viewer);
+  await cdp.send("Network.clearBrowserCache");
+  await viewer.evaluate(() => {
+    const hls = window.__onairPlayer.hls;
+    hls.currentLevel = hls.levels.findIndex((_, i) => i !== hls.loadLevel);
+    const v = document.querySelector("[data-testid=vod-video]");
+    v.currentTime = Math.max(0, v.duration - 1);
+  });
+  await viewer.waitForSelector("[data-testid=vod-gone]", { timeout: 20_000 });
+  assert.deepEqual(errors, []);
+  await context.close();
 });
 
 async function api(path, { token, body } = {}) {

@@ -11,5 +11,6 @@ mod helpers;
 mod kubernetes;
 mod local;
 mod openapi;
+mod recordings;
 mod streams;
 mod users;

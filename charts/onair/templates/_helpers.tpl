@@ -63,3 +63,34 @@ seccompProfile:
 - name: ONAIR_LOG_FORMAT
   value: json
 {{- end -}}
+
+{{- /* The Secret holding the recordings store's keys ("" when credentials come from the
+       environment). */ -}}
+{{- define "onair.recordingsSecret" -}}
+{{- if .Values.recordings.existingSecret -}}
+{{- .Values.recordings.existingSecret -}}
+{{- else if .Values.recordings.accessKeyId -}}
+{{- printf "%s-recordings" .Release.Name -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* ONAIR_RECORDINGS_* for the apiserver and the operator (which hands them to ingest pods). */ -}}
+{{- define "onair.recordingsEnv" -}}
+{{- $r := .Values.recordings -}}
+{{- if hasPrefix "file:" $r.url -}}
+{{- fail "recordings.url: file:// cannot be shared by pods; use s3://bucket[/prefix]" -}}
+{{- end -}}
+- {name: ONAIR_RECORDINGS_URL, value: {{ $r.url | quote }}}
+- {name: ONAIR_RECORDINGS_ENDPOINT, value: {{ $r.endpoint | quote }}}
+- {name: ONAIR_RECORDINGS_REGION, value: {{ $r.region | quote }}}
+{{- if ne (toString $r.allowHttp) "" }}
+- {name: ONAIR_RECORDINGS_ALLOW_HTTP, value: {{ $r.allowHttp | toString | quote }}}
+{{- end }}
+- {name: ONAIR_RECORDINGS_VIRTUAL_HOSTED, value: {{ $r.virtualHostedStyle | toString | quote }}}
+{{- with include "onair.recordingsSecret" . }}
+- name: ONAIR_RECORDINGS_ACCESS_KEY_ID
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: access-key-id}}
+- name: ONAIR_RECORDINGS_SECRET_ACCESS_KEY
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: secret-access-key}}
+{{- end }}
+{{- end -}}

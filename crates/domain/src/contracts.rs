@@ -216,8 +216,20 @@ pub mod playback {
         format!("{}/{stream}/master.m3u8", base.trim_end_matches('/'))
     }
 
+    /// The rewind window's master beside a stream's live master URL
+    /// (`…/{stream}/master.m3u8` → `…/{stream}/dvr/master.m3u8`), served by the same origin.
+    pub fn dvr_url(live_master: &str) -> String {
+        let dir = live_master.strip_suffix("master.m3u8").unwrap_or(live_master);
+        format!("{}/dvr/master.m3u8", dir.trim_end_matches('/'))
+    }
+
     #[cfg(test)]
     mod tests {
+        #[test]
+        fn the_rewind_window_sits_beside_the_live_master() {
+            assert_eq!(super::dvr_url("http://cdn/hls/s1/master.m3u8"), "http://cdn/hls/s1/dvr/master.m3u8");
+        }
+
         #[test]
         fn one_slash_between_base_and_stream() {
             for base in ["http://cdn/hls", "http://cdn/hls/", "http://cdn/hls//"] {

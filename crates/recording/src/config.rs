@@ -13,10 +13,9 @@ use crate::store::{StoreConfig, StoreError};
 pub struct RecordingsArgs {
     /// Where broadcasts are recorded: a directory (relative to the working directory, e.g.
     /// `.onair/recordings`), `file:///abs/dir`, or `s3://bucket[/prefix]` (any S3-compatible
-    /// service). Empty, the default for now, turns recording off: until retention deletes old
-    /// recordings (issue 15, step 5), recording by default would fill a one-machine install's
-    /// disk (~2.4 GB an hour for the demo stream's ladder).
-    #[arg(long = "recordings-url", env = "ONAIR_RECORDINGS_URL", default_value = "")]
+    /// service). Empty turns recording off: the default for a service started on its own (a
+    /// pod's disk is no place for recordings); `onair up` records into `.onair/recordings`.
+    #[arg(id = "recordings_url", long = "recordings-url", env = "ONAIR_RECORDINGS_URL", default_value = "")]
     pub url: String,
     /// An S3-compatible endpoint (MinIO, Ceph, R2): addressed path-style unless told otherwise.
     #[arg(long = "recordings-endpoint", env = "ONAIR_RECORDINGS_ENDPOINT")]

@@ -198,7 +198,7 @@ impl fmt::Display for SegmentName {
 }
 
 /// A key relative to its [`Root`]. `parse` is the only way a URL path becomes a key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rel {
     /// `master.m3u8`: the VOD or clip master playlist.
     Master,

@@ -96,6 +96,92 @@ pub fn vod(objects: &[Object]) -> VodPlan {
     }
 }
 
+/// Which part of a recording a clip takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipWindow {
+    /// The last `n` seconds recorded (a clip of a live stream).
+    Last(Duration),
+    /// `len` from `start` into the recording (a clip of a VOD).
+    Range { start: Duration, len: Duration },
+}
+
+/// A clip to cut: each rendition's segments, whole (no re-encoding: the start snaps down and the
+/// end up to segment boundaries), aligned across renditions by wall-clock time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClipPlan {
+    /// In master order, as the source plan lists them.
+    pub renditions: Vec<RenditionPlan>,
+    /// Where the clip starts in the recording (the first segment's start).
+    pub offset: Duration,
+    /// The anchor rendition's clipped duration: the clip's.
+    pub duration: Duration,
+    pub bytes: u64,
+}
+
+/// Plans a clip of `source` (a recording's [`VodPlan`], complete or, for a live stream, so far).
+/// `None` when the window holds no segment (a range past the end, nothing recorded yet).
+pub fn clip(source: &VodPlan, window: ClipWindow) -> Option<ClipPlan> {
+    // The anchor: the longest rendition (the VOD's duration and offsets are its).
+    let anchor = source.renditions.iter().reduce(|best, r| if r.duration > best.duration { r } else { best })?;
+    let starts: Vec<u64> = anchor
+        .entries
+        .iter()
+        .scan(0u64, |at, e| {
+            let start = *at;
+            *at += e.name.duration_us;
+            Some(start)
+        })
+        .collect();
+    let (first, last) = match window {
+        ClipWindow::Last(len) => {
+            let last = anchor.entries.len().checked_sub(1)?;
+            let mut first = last;
+            let mut covered = anchor.entries[last].name.duration_us;
+            while first > 0 && u128::from(covered) < len.as_micros() {
+                first -= 1;
+                covered += anchor.entries[first].name.duration_us;
+            }
+            (first, last)
+        }
+        ClipWindow::Range { start, len } => {
+            let (start_us, end_us) = (start.as_micros(), (start + len).as_micros());
+            let ends = |i: usize| u128::from(starts[i] + anchor.entries[i].name.duration_us);
+            let first = (0..anchor.entries.len()).find(|&i| ends(i) > start_us)?;
+            let last = (first..anchor.entries.len()).take_while(|&i| u128::from(starts[i]) < end_us).last()?;
+            (first, last)
+        }
+    };
+    // The wall-clock span the anchor's chosen segments cover; other renditions take what overlaps it.
+    let from_ms = anchor.entries[first].name.pdt_ms;
+    let to = &anchor.entries[last].name;
+    let to_ms = to.pdt_ms + to.duration_us.div_ceil(1000);
+    let renditions: Vec<RenditionPlan> = source
+        .renditions
+        .iter()
+        .map(|r| {
+            let picked: Vec<(SegmentName, u64)> = r
+                .entries
+                .iter()
+                .filter(|e| e.name.pdt_ms + e.name.duration_us / 1000 > from_ms && e.name.pdt_ms < to_ms)
+                .map(|e| (e.name, e.size))
+                .collect();
+            rendition(r.rendition.clone(), picked)
+        })
+        .collect();
+    let duration_us: u64 = anchor.entries[first..=last].iter().map(|e| e.name.duration_us).sum();
+    // As for the VOD: a rendition shed (or not yet added) for part of the clip would end it early.
+    let renditions: Vec<RenditionPlan> = renditions
+        .into_iter()
+        .filter(|r| r.duration.as_micros() * 100 >= u128::from(duration_us) * MIN_COVERAGE_PERCENT)
+        .collect();
+    Some(ClipPlan {
+        bytes: renditions.iter().map(|r| r.bytes).sum(),
+        renditions,
+        offset: Duration::from_micros(starts[first]),
+        duration: Duration::from_micros(duration_us),
+    })
+}
+
 /// One rendition's segments in playback order, with a discontinuity wherever playback jumps.
 fn rendition(rendition: Rendition, mut segments: Vec<(SegmentName, u64)>) -> RenditionPlan {
     // Name order is key order is playback order (layout: `pdt_ms` leads, zero-padded).
@@ -171,6 +257,66 @@ mod tests {
 
     fn names(p: &VodPlan) -> Vec<&str> {
         p.renditions.iter().map(|r| r.rendition.as_str()).collect()
+    }
+
+    /// A source of two renditions, 10 one-second segments each; 240p starts half a second
+    /// later (its own keyframes), as a transcoder's rendition does.
+    fn two_renditions() -> VodPlan {
+        let mut objects = run("360p", 1, 0, 0, 10);
+        objects.extend((0..10).map(|i| seg("240p", name(i * 1000 + 500, 1, i, 1000, 0, false), 60_000)));
+        vod(&objects)
+    }
+
+    fn msns(p: &RenditionPlan) -> Vec<u64> {
+        p.entries.iter().map(|e| e.name.msn).collect()
+    }
+
+    #[test]
+    fn a_clip_of_a_range_snaps_out_to_whole_segments_in_every_rendition() {
+        let source = two_renditions();
+        let c = clip(&source, ClipWindow::Range { start: Duration::from_millis(2_500), len: Duration::from_secs(3) })
+            .unwrap();
+        // 2.5 s..5.5 s of the anchor: its segments 2..=5, so 2 s..6 s.
+        assert_eq!((c.offset, c.duration), (Duration::from_secs(2), Duration::from_secs(4)));
+        assert_eq!(c.renditions.iter().map(|r| r.rendition.as_str()).collect::<Vec<_>>(), ["360p", "240p"]);
+        assert_eq!(msns(&c.renditions[0]), [2, 3, 4, 5]);
+        // 240p's segments overlapping 2 s..6 s of wall clock: 1.5-2.5 through 5.5-6.5.
+        assert_eq!(msns(&c.renditions[1]), [1, 2, 3, 4, 5]);
+        assert_eq!(c.bytes, 4 * 125_000 + 5 * 60_000);
+        assert!(c.renditions.iter().all(|r| r.discontinuities == 0));
+    }
+
+    #[test]
+    fn a_clip_of_the_last_seconds_ends_at_the_newest_segment() {
+        let c = clip(&two_renditions(), ClipWindow::Last(Duration::from_millis(2_500))).unwrap();
+        assert_eq!(msns(&c.renditions[0]), [7, 8, 9]);
+        assert_eq!((c.offset, c.duration), (Duration::from_secs(7), Duration::from_secs(3)));
+        // Longer than what was recorded: all of it.
+        let all = clip(&two_renditions(), ClipWindow::Last(Duration::from_secs(60))).unwrap();
+        assert_eq!((all.offset, all.duration), (Duration::ZERO, Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_rendition_shed_before_the_clip_is_left_out_of_it() {
+        // 720p was shed 2 s before the end: 38 of 40 seconds, enough for the VOD to keep it.
+        let mut objects = run("360p", 1, 0, 0, 40);
+        objects.extend(run("720p", 1, 0, 0, 38));
+        let source = vod(&objects);
+        let c = clip(&source, ClipWindow::Last(Duration::from_secs(5))).unwrap();
+        assert_eq!(c.renditions.iter().map(|r| r.rendition.as_str()).collect::<Vec<_>>(), ["360p"]);
+        // Earlier, where both were made, both are in.
+        let early = clip(&source, ClipWindow::Range { start: Duration::ZERO, len: Duration::from_secs(5) }).unwrap();
+        assert_eq!(early.renditions.len(), 2);
+    }
+
+    #[test]
+    fn a_clip_outside_the_recording_is_none() {
+        let past = ClipWindow::Range { start: Duration::from_secs(10), len: Duration::from_secs(5) };
+        assert_eq!(clip(&two_renditions(), past), None);
+        assert_eq!(clip(&VodPlan::default(), ClipWindow::Last(Duration::from_secs(30))), None);
+        // A range that starts inside and runs past the end is cut at the end.
+        let tail = ClipWindow::Range { start: Duration::from_secs(8), len: Duration::from_secs(30) };
+        assert_eq!(clip(&two_renditions(), tail).unwrap().duration, Duration::from_secs(2));
     }
 
     #[test]

@@ -30,6 +30,31 @@ pub fn vod_media(entries: &[Entry]) -> String {
     // `write!` into a String cannot fail; the results are ignored as llhls does.
     let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", target_duration(entries));
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:0");
+    segments(&mut out, entries);
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+/// A rendition's rewind window while live (design §4.5): a plain live playlist (no
+/// PLAYLIST-TYPE: RFC 8216 §4.3.3.5 forbids removing segments from an EVENT one) whose head
+/// slides. `media_sequence` is the first entry's number and `discontinuity_sequence` the
+/// discontinuities that slid out before it; `ended` closes it.
+pub fn sliding(entries: &[Entry], media_sequence: u64, discontinuity_sequence: u64, ended: bool) -> String {
+    let mut out = String::with_capacity(160 + entries.len() * 160);
+    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", target_duration(entries));
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{media_sequence}");
+    let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
+    segments(&mut out, entries);
+    if ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
+/// The segment lines: a discontinuity where playback jumps, a MAP at each init change, the
+/// wall-clock date of each (players seek by it).
+fn segments(out: &mut String, entries: &[Entry]) {
     let mut map: Option<InitName> = None;
     for (i, e) in entries.iter().enumerate() {
         // The first segment has nothing to be discontinuous with.
@@ -44,8 +69,6 @@ pub fn vod_media(entries: &[Entry]) -> String {
         let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", pdt(e.name.pdt_ms));
         let _ = writeln!(out, "#EXTINF:{},\nseg/{}", secs(e.name.duration_us), e.name);
     }
-    out.push_str("#EXT-X-ENDLIST\n");
-    out
 }
 
 /// One rendition in the VOD master playlist.
@@ -117,6 +140,19 @@ mod tests {
                 .collect();
             assert_eq!(target_duration(&entries), target, "{durations:?}");
         }
+    }
+
+    #[test]
+    fn the_rewind_window_is_a_live_playlist_with_its_sequences() {
+        let entries = [entry(T0, 7, 40, 1_000_000, 0, false), entry(T0 + 1000, 8, 0, 1_000_000, 0, true)];
+        let text = sliding(&entries, 40, 3, false);
+        assert!(text.starts_with(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:1\n\
+             #EXT-X-MEDIA-SEQUENCE:40\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n#EXT-X-MAP:URI=\"init/s7_0.mp4\"\n"
+        ));
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init/s8_0.mp4\"\n"), "{text}");
+        assert!(!text.contains("PLAYLIST-TYPE") && !text.contains("ENDLIST"), "{text}");
+        assert!(sliding(&entries, 40, 3, true).ends_with("#EXT-X-ENDLIST\n"));
     }
 
     #[test]

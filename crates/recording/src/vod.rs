@@ -7,13 +7,20 @@ use futures::TryStreamExt as _;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
 
 use crate::layout::{Rel, Root};
-use crate::plan::{self, Object, VodPlan};
+use crate::plan::{self, Object, RenditionPlan, VodPlan};
 use crate::playlist;
 use crate::store::{self, StoreError};
 
 /// Writes the VOD of `root` and answers its plan. A plan with no renditions means nothing was
 /// recorded: nothing is written.
 pub async fn write(store: &dyn ObjectStore, root: &Root) -> Result<VodPlan, StoreError> {
+    let plan = plan(store, root).await?;
+    write_playlists(store, root, &plan.renditions).await?;
+    Ok(plan)
+}
+
+/// Lists `root` and plans its VOD, writing nothing (a clip is cut from this).
+pub async fn plan(store: &dyn ObjectStore, root: &Root) -> Result<VodPlan, StoreError> {
     let prefix = store::root_path(root);
     let fail = |source| StoreError::Io { key: prefix.to_string(), source: Box::new(source) };
     let strip = format!("{prefix}/");
@@ -23,12 +30,21 @@ pub async fn write(store: &dyn ObjectStore, root: &Root) -> Result<VodPlan, Stor
         .try_collect()
         .await
         .map_err(fail)?;
-    let plan = plan::vod(&objects);
-    if plan.renditions.is_empty() {
-        return Ok(plan);
+    Ok(plan::vod(&objects))
+}
+
+/// Writes each rendition's VOD playlist and the master over them under `root`, whose inits
+/// are already stored (a recording's, or a clip's copies). Nothing when `renditions` is empty.
+pub async fn write_playlists(
+    store: &dyn ObjectStore,
+    root: &Root,
+    renditions: &[RenditionPlan],
+) -> Result<(), StoreError> {
+    if renditions.is_empty() {
+        return Ok(());
     }
-    let mut variants = Vec::with_capacity(plan.renditions.len());
-    for r in &plan.renditions {
+    let mut variants = Vec::with_capacity(renditions.len());
+    for r in renditions {
         let media = playlist::vod_media(&r.entries);
         put(store, root, &Rel::Playlist(r.rendition.clone()), media).await?;
         // The first init describes the rendition (a later one after an encoder restart keeps
@@ -39,8 +55,7 @@ pub async fn write(store: &dyn ObjectStore, root: &Root) -> Result<VodPlan, Stor
         };
         variants.push(r.variant(described.0, described.1));
     }
-    put(store, root, &Rel::Master, playlist::vod_master(&variants)).await?;
-    Ok(plan)
+    put(store, root, &Rel::Master, playlist::vod_master(&variants)).await
 }
 
 async fn put(store: &dyn ObjectStore, root: &Root, rel: &Rel, text: String) -> Result<(), StoreError> {

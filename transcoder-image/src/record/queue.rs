@@ -34,7 +34,8 @@ pub struct Item {
 /// What became of a completed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
-    Queued,
+    /// Queued under this name (its date clamped to follow the previous segment's end).
+    Queued(SegmentName),
     /// The queue was full (or the stream is paused until it drains).
     Dropped,
     /// The rendition's name is not a recordable one, or the stream is not recorded.
@@ -144,7 +145,7 @@ impl Queue {
             self.enqueue(stream, root.key(&rel), c.init.clone(), false, now);
         }
         self.enqueue(stream, root.key(&Rel::Segment(rendition, name)), seg, true, now);
-        Pushed::Queued
+        Pushed::Queued(name)
     }
 
     fn enqueue(&mut self, stream: StreamId, key: String, bytes: Bytes, segment: bool, now: Instant) {
@@ -222,6 +223,11 @@ impl Queue {
         self.items.is_empty()
     }
 
+    /// Every stream being recorded (or recorded and not yet forgotten).
+    pub fn streams(&self) -> Vec<StreamId> {
+        self.books.keys().copied().collect()
+    }
+
     /// Pending items of every stream (queued or being stored).
     pub fn pending(&self) -> usize {
         self.books.values().map(|b| b.pending.len()).sum()
@@ -297,11 +303,11 @@ mod tests {
         let t = Instant::now();
         assert_eq!(q.push(stream, &seg("720p", 5, 0, 0, 100), t), Pushed::Ignored, "not begun");
         q.begin(stream, Session(1_800_000_000_000));
-        assert_eq!(q.push(stream, &seg("720p", 5, 0, 0, 100), t), Pushed::Queued);
-        assert_eq!(q.push(stream, &seg("720p", 6, 1, 0, 100), t), Pushed::Queued);
+        assert!(matches!(q.push(stream, &seg("720p", 5, 0, 0, 100), t), Pushed::Queued(_)));
+        assert!(matches!(q.push(stream, &seg("720p", 6, 1, 0, 100), t), Pushed::Queued(_)));
         assert_eq!(q.push(stream, &seg("Bad/Name", 6, 1, 0, 100), t), Pushed::Ignored);
         // A new init version (an encoder restart with other parameters): queued once, first.
-        assert_eq!(q.push(stream, &seg("720p", 7, 2, 1, 100), t), Pushed::Queued);
+        assert!(matches!(q.push(stream, &seg("720p", 7, 2, 1, 100), t), Pushed::Queued(_)));
         let keys = drain(&mut q);
         let root = format!("rec/{stream}/720p/");
         assert_eq!(
@@ -352,7 +358,7 @@ mod tests {
         q.begin(stream, Session(1));
         let t = Instant::now();
         let pushed: Vec<_> = (0..12).map(|i| q.push(stream, &seg("720p", i, i as i64, 0, 100), t)).collect();
-        assert_eq!(pushed.iter().filter(|p| **p == Pushed::Queued).count(), 10);
+        assert_eq!(pushed.iter().filter(|p| matches!(p, Pushed::Queued(_))).count(), 10);
         // Another rendition is paused too, though it would fit.
         assert_eq!(q.push(stream, &seg("360p", 0, 0, 0, 1), t), Pushed::Dropped);
         let state = q.state(stream, t).unwrap_or_default();
@@ -367,10 +373,10 @@ mod tests {
             let item = q.pop().expect("queued");
             q.done(&item);
         }
-        assert_eq!(q.push(stream, &seg("720p", 13, 13, 0, 100), t), Pushed::Queued);
+        assert!(matches!(q.push(stream, &seg("720p", 13, 13, 0, 100), t), Pushed::Queued(_)));
         // The init stored before the pause still serves; the 360p one was never queued, so it
         // goes ahead of that rendition's first segment.
-        assert_eq!(q.push(stream, &seg("360p", 1, 13, 0, 1), t), Pushed::Queued);
+        assert!(matches!(q.push(stream, &seg("360p", 1, 13, 0, 1), t), Pushed::Queued(_)));
         let keys = drain(&mut q);
         let inits: Vec<_> = keys.iter().filter(|k| k.contains("/init/")).collect();
         assert_eq!(inits.len(), 1, "720p's init is not queued again: {keys:?}");

@@ -1,7 +1,8 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { errorText, get, post, request, type Category, type Page, type Stream, type User } from "../api";
+import { errorText, get, post, request, updateUser, type Category, type Page, type Stream, type User, type Vod } from "../api";
 import { attach } from "../player";
 import { compact, uptime } from "../util";
+import { duration } from "./Vod";
 
 interface KeyInfo {
   exists: boolean;
@@ -154,6 +155,7 @@ export function Dashboard({ me }: { me: User }) {
   const [info, setInfo] = useState<KeyInfo | null>(null);
   const [categories, setCategories] = useState<Category[]>([]);
   const [streams, setStreams] = useState<Stream[]>([]);
+  const [vods, setVods] = useState<Map<string, Vod>>(new Map());
   const [title, setTitle] = useState("");
   const [category, setCategory] = useState("");
   const [tags, setTags] = useState("");
@@ -162,7 +164,12 @@ export function Dashboard({ me }: { me: User }) {
   const [open, setOpen] = useState<string | null>(null);
   const [, setTick] = useState(0);
 
-  const loadStreams = () => get<Page<Stream>>(`/api/users/${me.id}/streams?limit=20`).then((p) => setStreams(p.items));
+  const loadStreams = () =>
+    Promise.all([
+      get<Page<Stream>>(`/api/users/${me.id}/streams?limit=20`).then((p) => setStreams(p.items)),
+      // Each past broadcast's recording, once it is a VOD.
+      get<Page<Vod>>(`/api/users/${me.id}/vods?limit=50`).then((p) => setVods(new Map(p.items.map((v) => [v.stream_id, v])))),
+    ]);
   useEffect(() => {
     get<KeyInfo>("/api/users/me/stream-key").then(setInfo).catch(() => {});
     get<Category[]>("/api/categories").then((c) => {
@@ -222,6 +229,23 @@ export function Dashboard({ me }: { me: User }) {
       setError({ text: errorText(e) });
     } finally {
       setBusy(false);
+    }
+  };
+
+  const deleteVod = async (v: Vod) => {
+    if (!confirm(`Delete the recording of "${v.title}" for everyone?`)) return;
+    try {
+      await request("DELETE", `/api/vods/${v.id}`);
+      await loadStreams();
+    } catch (e) {
+      setError({ text: errorText(e) });
+    }
+  };
+  const setRecording = async (on: boolean) => {
+    try {
+      updateUser(await request<User>("PATCH", "/api/users/me", { record_broadcasts: on }));
+    } catch (e) {
+      setError({ text: errorText(e) });
     }
   };
 
@@ -293,6 +317,14 @@ export function Dashboard({ me }: { me: User }) {
                 <button class="link" onClick={() => setOpen(open === s.id ? null : s.id)} aria-expanded={open === s.id}>
                   <b>{s.title}</b> <span class="sub">{new Date(s.created_at).toLocaleString()} · peak {compact(s.peak_viewers)}</span>
                 </button>
+                {vods.get(s.id) ? (
+                  <>
+                    <a class="vod-link" href={`#/vod/${vods.get(s.id)!.id}`} data-testid="vod-link">
+                      Watch ({duration(vods.get(s.id)!.duration_secs)})
+                    </a>
+                    <button class="link danger" onClick={() => deleteVod(vods.get(s.id)!)}>Delete recording</button>
+                  </>
+                ) : null}
                 {open === s.id ? <Stats stream={s} /> : null}
               </li>
             ))}
@@ -301,6 +333,19 @@ export function Dashboard({ me }: { me: User }) {
       </div>
       <div class="col narrow">
         <KeyPanel info={info} onRotated={() => get<KeyInfo>("/api/users/me/stream-key").then(setInfo)} />
+        <section class="panel">
+          <h2>Recording</h2>
+          <label class="check">
+            <input
+              type="checkbox"
+              data-testid="record-broadcasts"
+              checked={me.record_broadcasts !== false}
+              onChange={(e) => setRecording(e.currentTarget.checked)}
+            />
+            Record my broadcasts and keep them as past broadcasts
+          </label>
+          <p class="hint">Applies from your next broadcast. Each recording's page says how long it is kept.</p>
+        </section>
         <section class="panel">
           <h2>Moderation</h2>
           <p class="hint">Reports, bans, banned words and the log of every action in your chat.</p>

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { get, post, request, errorText, type Stream, type User } from "../api";
 import { ChatRoom, type ChatMessage, type RoomState } from "../chat";
 import { usePolling } from "../hooks";
-import { attach, goLive, setLevel, type PlayerState } from "../player";
+import { attach, attachDvr, behindNow, goLive, setLevel, type PlayerState } from "../player";
 import { compact, uptime } from "../util";
 import { Ban, Clock, Flag, Fullscreen, Muted, Trash, Volume } from "../icons";
 
@@ -15,18 +15,42 @@ function sessionId(): string {
   return id;
 }
 
-function Player({ stream }: { stream: Stream }) {
+// How far one press of the rewind button goes back.
+const REWIND_STEP_SECS = 30;
+
+function Player({ stream, me }: { stream: Stream; me: User | null }) {
   const video = useRef<HTMLVideoElement>(null);
   const box = useRef<HTMLDivElement>(null);
   const [ps, setPs] = useState<PlayerState | null>(null);
   const [volume, setVolume] = useState(1);
   const [muted, setMuted] = useState(false);
+  // null: live; a number: rewound that many seconds behind the wall clock (the DVR window).
+  const [back, setBack] = useState<number | null>(null);
+  const [clip, setClip] = useState<{ id?: string; error?: string; busy?: boolean } | null>(null);
   const live = stream.status === "live";
   useEffect(() => {
     // Segments exist once the stream is live; before that there is nothing to load.
     if (!video.current || !stream.playback_url || !live) return;
+    if (back != null && stream.dvr_url) {
+      return attachDvr(video.current, stream.dvr_url, back, (s) =>
+        setPs((p) => ({ levels: s.levels, level: p?.level ?? -1, playingLevel: s.playingLevel, latency: null, atEdge: false, error: s.error })),
+      );
+    }
     return attach(video.current, stream.playback_url, setPs);
-  }, [stream.playback_url, live]);
+  }, [stream.playback_url, live, back]);
+  const rewind = () => {
+    const behind = (video.current && behindNow(video.current)) ?? 0;
+    setBack(Math.round(behind + REWIND_STEP_SECS));
+  };
+  const clipIt = async () => {
+    setClip({ busy: true });
+    try {
+      const c = await post<{ id: string }>(`/api/streams/${stream.id}/clips`, { title: `${stream.title}`.slice(0, 140), seconds: 30 });
+      setClip({ id: c.id });
+    } catch (e) {
+      setClip({ error: errorText(e) });
+    }
+  };
   useEffect(() => {
     // "Still watching": counted among the viewers while the page is open and the stream is on.
     if (!live) return;
@@ -69,16 +93,34 @@ function Player({ stream }: { stream: Stream }) {
       <video ref={video} playsInline data-testid="video" onClick={() => video.current?.paused && video.current.play()} />
       {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
       <div class="controls">
+        {stream.dvr_url ? (
+          <button onClick={rewind} title="Rewind 30 seconds" data-testid="rewind">
+            −30 s
+          </button>
+        ) : null}
         <button
-          class={ps?.atEdge === false ? "edge behind" : "edge"}
-          onClick={() => video.current && goLive(video.current)}
+          class={ps?.atEdge === false || back != null ? "edge behind" : "edge"}
+          onClick={() => (back != null ? setBack(null) : video.current && goLive(video.current))}
           title="Jump to the live edge"
+          data-testid="go-live"
         >
-          <span class="live-dot" /> {ps?.atEdge === false ? "Go live" : "LIVE"}
+          <span class="live-dot" /> {ps?.atEdge === false || back != null ? "Go live" : "LIVE"}
         </button>
         <span class="latency" data-testid="latency" title="Delay behind the live edge">
-          {ps?.latency != null ? `${ps.latency.toFixed(1)} s behind` : ""}
+          {back != null ? `${Math.round(back)} s back` : ps?.latency != null ? `${ps.latency.toFixed(1)} s behind` : ""}
         </span>
+        {me && stream.dvr_url ? (
+          <button onClick={clipIt} disabled={clip?.busy} title="Clip the last 30 seconds" data-testid="clip">
+            Clip
+          </button>
+        ) : null}
+        {clip?.id ? (
+          <a class="button" href={`#/clip/${clip.id}`} data-testid="clip-link">
+            Open clip
+          </a>
+        ) : clip?.error ? (
+          <span class="error" role="alert">{clip.error}</span>
+        ) : null}
         <span class="spacer" />
         <button class="icon" aria-label={muted ? "Unmute" : "Mute"} onClick={() => video.current && (video.current.muted = !video.current.muted)}>
           {muted ? <Muted /> : <Volume />}
@@ -247,7 +289,7 @@ export function Watch({ streamId, me }: { streamId: string; me: User | null }) {
   return (
     <div class="watch">
       <section class="stage">
-        <Player stream={stream} />
+        <Player stream={stream} me={me} />
         <div class="info">
           <div class="avatar big" aria-hidden="true">{name.slice(0, 1).toUpperCase()}</div>
           <div class="grow">

@@ -1,0 +1,367 @@
+//! Clips (issue 15, design §5): a signed-in viewer cuts the last 30-60 s of a live stream, or up
+//! to 60 s of a VOD. The cut is on segment boundaries, without re-encoding: the segments are
+//! copied server-side into the clip's own objects (`onair_recording::clip`), so a clip plays on
+//! after its VOD is deleted. It plays from `/clip/{id}/…` (`playback.rs`).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use onair_domain::{StreamId, StreamStatus, StreamTitle, UserId};
+use onair_recording::{ClipWindow, Rel, Root};
+use onair_web::{Json, Path, Query};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Cursor, Page, PageParams, sane_time};
+use crate::recorded::Kind;
+use crate::state::AppState;
+use crate::streams::Streamer;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(clip_live))
+        .routes(routes!(clip_vod))
+        .routes(routes!(get_clip, delete_clip))
+        .routes(routes!(user_clips))
+}
+
+/// A live clip takes the last this-many seconds.
+const LIVE_SECONDS: std::ops::RangeInclusive<u32> = 30..=60;
+/// A VOD clip is this long.
+const VOD_SECONDS: std::ops::RangeInclusive<u32> = 5..=60;
+/// Cutting (copies and playlists) gets this long before the request gives up with 503.
+const CUT_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"title": "That jump", "seconds": 30}))]
+pub struct LiveClipRequest {
+    /// One line of 1 to 140 characters.
+    #[schema(min_length = 1, max_length = 140)]
+    pub title: String,
+    /// How many of the last seconds to keep: 30 to 60.
+    #[schema(minimum = 30, maximum = 60)]
+    pub seconds: u32,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"title": "The finale", "start_secs": 120.0, "seconds": 45}))]
+pub struct VodClipRequest {
+    /// One line of 1 to 140 characters.
+    #[schema(min_length = 1, max_length = 140)]
+    pub title: String,
+    /// Where the clip starts in the VOD, in seconds (snapped down to a segment start).
+    #[schema(minimum = 0)]
+    pub start_secs: f64,
+    /// 5 to 60.
+    #[schema(minimum = 5, maximum = 60)]
+    pub seconds: u32,
+}
+
+/// A clip.
+#[derive(Serialize, ToSchema)]
+pub struct ClipView {
+    pub id: Uuid,
+    pub channel: Streamer,
+    /// Who made it (absent once their account is deleted).
+    pub creator_id: Option<UserId>,
+    pub title: String,
+    pub stream_id: Option<StreamId>,
+    /// The VOD it was cut from, while that exists.
+    pub vod_id: Option<Uuid>,
+    /// Where it starts in the broadcast's recording.
+    pub offset_secs: f64,
+    pub duration_secs: f64,
+    pub renditions: Vec<String>,
+    /// HLS (VOD type) master playlist.
+    pub playback_url: String,
+    pub created_at: DateTime<Utc>,
+    /// Absent: kept until deleted.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+struct ClipRow {
+    id: Uuid,
+    channel_id: Uuid,
+    username: String,
+    display_name: String,
+    avatar_url: Option<String>,
+    creator_id: Option<Uuid>,
+    title: String,
+    stream_id: Option<Uuid>,
+    vod_id: Option<Uuid>,
+    offset_ms: i64,
+    duration_ms: i64,
+    renditions: Vec<String>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl ClipRow {
+    fn into_view(self, state: &AppState) -> ClipView {
+        ClipView {
+            playback_url: format!("{}/{}", crate::playback::base(state, Kind::Clip, self.id), Rel::Master),
+            id: self.id,
+            channel: Streamer {
+                id: UserId(self.channel_id),
+                username: self.username,
+                display_name: self.display_name,
+                avatar_url: self.avatar_url,
+            },
+            creator_id: self.creator_id.map(UserId),
+            title: self.title,
+            stream_id: self.stream_id.map(StreamId),
+            vod_id: self.vod_id,
+            offset_secs: self.offset_ms as f64 / 1000.0,
+            duration_secs: self.duration_ms as f64 / 1000.0,
+            renditions: self.renditions,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// Where a clip is cut from.
+struct Source {
+    stream: Uuid,
+    channel: Uuid,
+    vod: Option<Uuid>,
+    window: ClipWindow,
+}
+
+impl AppState {
+    async fn clip_row(&self, id: Uuid) -> ApiResult<Option<ClipRow>> {
+        Ok(sqlx::query_as!(
+            ClipRow,
+            "SELECT c.id, c.channel_id, u.username, u.display_name, u.avatar_url, c.creator_id, c.title, c.stream_id,
+                c.vod_id, c.offset_ms, c.duration_ms, c.renditions, c.created_at, c.expires_at
+             FROM clips c JOIN users u ON u.id = c.channel_id WHERE c.id = $1",
+            id,
+        )
+        .fetch_optional(&self.db)
+        .await?)
+    }
+
+    /// Plans, copies and records a clip; 201 with it. A store failure removes what was copied
+    /// (through the deletion queue) and answers 503.
+    async fn cut_clip(&self, creator: &AuthUser, title: &StreamTitle, source: Source) -> ApiResult<ClipView> {
+        let recordings = self.recordings().ok_or_else(not_recorded)?;
+        let store = recordings.store.as_ref();
+        let from = Root::Recording(source.stream);
+        let id = Uuid::now_v7();
+        let to = Root::Clip(id);
+        let cut = async {
+            let planned = onair_recording::vod::plan(store, &from).await?;
+            let Some(plan) = onair_recording::plan::clip(&planned, source.window) else { return Ok(None) };
+            onair_recording::clip::cut(store, &from, &to, &plan).await?;
+            Ok::<_, onair_recording::StoreError>(Some(plan))
+        };
+        let plan = match tokio::time::timeout(CUT_TIMEOUT, cut).await {
+            Ok(Ok(Some(plan))) => plan,
+            Ok(Ok(None)) => {
+                return Err(ApiError::conflict(
+                    "nothing_recorded",
+                    "nothing of that part of the broadcast was recorded",
+                ));
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                tracing::warn!(stream_id = %source.stream, clip_id = %id, error, "cutting a clip failed");
+                sqlx::query!(
+                    "INSERT INTO storage_deletions (prefix, reason) VALUES ($1, 'clip_failed') ON CONFLICT (prefix) DO NOTHING",
+                    to.to_string(),
+                )
+                .execute(&self.db)
+                .await?;
+                return Err(ApiError::Unavailable("the recordings store did not answer; try again"));
+            }
+        };
+        let renditions: Vec<String> = plan.renditions.iter().map(|r| r.rendition.to_string()).collect();
+        let offset_ms = i64::try_from(plan.offset.as_millis()).unwrap_or(i64::MAX);
+        let duration_ms = i64::try_from(plan.duration.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query!(
+            "INSERT INTO clips (id, channel_id, creator_id, stream_id, vod_id, prefix, title, offset_ms, duration_ms,
+                renditions, bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            id,
+            source.channel,
+            creator.id().0,
+            source.stream,
+            source.vod,
+            to.to_string(),
+            title.as_str(),
+            offset_ms,
+            duration_ms,
+            &renditions,
+            i64::try_from(plan.bytes).unwrap_or(i64::MAX),
+        )
+        .execute(&self.db)
+        .await?;
+        tracing::info!(clip_id = %id, stream_id = %source.stream, user_id = %creator.id(), duration_ms, "clip made");
+        let row = self.clip_row(id).await?.ok_or(ApiError::NotFound("clip"))?;
+        Ok(row.into_view(self))
+    }
+}
+
+fn not_recorded() -> ApiError {
+    ApiError::conflict("not_recorded", "this broadcast is not recorded")
+}
+
+/// Clip the last 30-60 s of a live stream (any signed-in viewer).
+#[utoipa::path(post, path = "/api/streams/{stream_id}/clips", tag = "clips", security(("bearer" = [])),
+    params(("stream_id" = Uuid, Path)), request_body = LiveClipRequest,
+    responses((status = 201, body = ClipView), (status = 400, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
+              (status = 409, body = onair_web::ErrorBody, description = "stream_not_live, not_recorded, recording_behind or nothing_recorded"),
+              (status = 429, body = onair_web::ErrorBody), (status = 503, body = onair_web::ErrorBody)))]
+async fn clip_live(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(stream_id): Path<Uuid>,
+    Json(req): Json<LiveClipRequest>,
+) -> ApiResult<(StatusCode, Json<ClipView>)> {
+    let title = StreamTitle::parse(&req.title)?;
+    if !LIVE_SECONDS.contains(&req.seconds) {
+        return Err(onair_domain::ValidationError::new("seconds", "must be 30 to 60").into());
+    }
+    let stream = sqlx::query!(
+        "SELECT s.user_id, s.status, r.lag_ms AS \"lag_ms?\" FROM streams s
+         LEFT JOIN recordings r ON r.stream_id = s.id WHERE s.id = $1",
+        stream_id,
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or(ApiError::NotFound("stream"))?;
+    if StreamStatus::parse(&stream.status) != Some(StreamStatus::Live) {
+        return Err(ApiError::conflict("stream_not_live", "only a live stream can be clipped; clip its VOD instead"));
+    }
+    let lag_ms = stream.lag_ms.ok_or_else(not_recorded)?;
+    if lag_ms > i64::from(req.seconds) * 1000 {
+        return Err(ApiError::conflict(
+            "recording_behind",
+            "the recording is behind the live stream; try again in a moment",
+        ));
+    }
+    state.rate_limit(state.clip_user_limit(), &user.id().to_string()).await?;
+    let source = Source {
+        stream: stream_id,
+        channel: stream.user_id,
+        vod: None,
+        window: ClipWindow::Last(Duration::from_secs(u64::from(req.seconds))),
+    };
+    let clip = state.cut_clip(&user, &title, source).await?;
+    Ok((StatusCode::CREATED, Json(clip)))
+}
+
+/// Clip up to 60 s of a VOD (any signed-in viewer).
+#[utoipa::path(post, path = "/api/vods/{vod_id}/clips", tag = "clips", security(("bearer" = [])),
+    params(("vod_id" = Uuid, Path)), request_body = VodClipRequest,
+    responses((status = 201, body = ClipView), (status = 400, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
+              (status = 429, body = onair_web::ErrorBody), (status = 503, body = onair_web::ErrorBody)))]
+async fn clip_vod(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(vod_id): Path<Uuid>,
+    Json(req): Json<VodClipRequest>,
+) -> ApiResult<(StatusCode, Json<ClipView>)> {
+    let title = StreamTitle::parse(&req.title)?;
+    if !VOD_SECONDS.contains(&req.seconds) {
+        return Err(onair_domain::ValidationError::new("seconds", "must be 5 to 60").into());
+    }
+    let vod = sqlx::query!("SELECT stream_id, user_id, duration_ms FROM vods WHERE id = $1", vod_id)
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("vod"))?;
+    let duration_secs = vod.duration_ms as f64 / 1000.0;
+    if !req.start_secs.is_finite() || req.start_secs < 0.0 || req.start_secs >= duration_secs {
+        return Err(onair_domain::ValidationError::new(
+            "start_secs",
+            format!("must be within the VOD: 0 to {duration_secs:.1}"),
+        )
+        .into());
+    }
+    state.rate_limit(state.clip_user_limit(), &user.id().to_string()).await?;
+    let source = Source {
+        stream: vod.stream_id,
+        channel: vod.user_id,
+        vod: Some(vod_id),
+        window: ClipWindow::Range {
+            start: Duration::from_secs_f64(req.start_secs),
+            len: Duration::from_secs(u64::from(req.seconds)),
+        },
+    };
+    let clip = state.cut_clip(&user, &title, source).await?;
+    Ok((StatusCode::CREATED, Json(clip)))
+}
+
+/// One clip.
+#[utoipa::path(get, path = "/api/clips/{clip_id}", tag = "clips", params(("clip_id" = Uuid, Path)),
+    responses((status = 200, body = ClipView), (status = 404, body = onair_web::ErrorBody)))]
+async fn get_clip(State(state): State<AppState>, Path(clip_id): Path<Uuid>) -> ApiResult<Json<ClipView>> {
+    let row = state.clip_row(clip_id).await?.ok_or(ApiError::NotFound("clip"))?;
+    Ok(Json(row.into_view(&state)))
+}
+
+/// Delete a clip: its channel's owner, whoever made it, or an admin.
+#[utoipa::path(delete, path = "/api/clips/{clip_id}", tag = "clips", security(("bearer" = [])),
+    params(("clip_id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody),
+              (status = 404, body = onair_web::ErrorBody)))]
+async fn delete_clip(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(clip_id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let clip = sqlx::query!("SELECT channel_id, creator_id FROM clips WHERE id = $1", clip_id)
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("clip"))?;
+    if clip.creator_id != Some(user.id().0) {
+        user.require_owner_or_admin(UserId(clip.channel_id), "clip")?;
+    }
+    // The trigger queues its objects.
+    sqlx::query!("DELETE FROM clips WHERE id = $1", clip_id).execute(&state.db).await?;
+    state.playback_lookups.invalidate(&(Kind::Clip, clip_id)).await;
+    tracing::info!(clip_id = %clip_id, user_id = %user.id(), "clip deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A channel's clips, newest first.
+#[utoipa::path(get, path = "/api/users/{user_id}/clips", tag = "clips", params(("user_id" = Uuid, Path), PageParams),
+    responses((status = 200, body = Page<ClipView>), (status = 400, body = onair_web::ErrorBody)))]
+async fn user_clips(
+    State(state): State<AppState>,
+    Path(user_id): Path<Uuid>,
+    Query(page): Query<PageParams>,
+) -> ApiResult<Json<Page<ClipView>>> {
+    let limit = page.limit()?;
+    let after: Option<(DateTime<Utc>, Uuid)> = page.cursor()?.map(|c: Cursor<(DateTime<Utc>, Uuid)>| c.0);
+    if let Some((t, _)) = after {
+        sane_time(t)?;
+    }
+    let rows = sqlx::query_as!(
+        ClipRow,
+        "SELECT c.id, c.channel_id, u.username, u.display_name, u.avatar_url, c.creator_id, c.title, c.stream_id,
+            c.vod_id, c.offset_ms, c.duration_ms, c.renditions, c.created_at, c.expires_at
+         FROM clips c JOIN users u ON u.id = c.channel_id
+         WHERE c.channel_id = $1 AND ($2::timestamptz IS NULL OR (c.created_at, c.id) < ($2, $3))
+         ORDER BY c.created_at DESC, c.id DESC LIMIT $4",
+        user_id,
+        after.map(|a| a.0),
+        after.map(|a| a.1),
+        limit + 1,
+    )
+    .fetch_all(&state.read_db)
+    .await?;
+    Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state))))
+}

@@ -1,0 +1,173 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { errorText, get, request, type User, type Vod } from "../api";
+import { attachVod, setLevel, type VodState } from "../player";
+import { compact } from "../util";
+
+// A past broadcast: the recorded renditions, seekable end to end, with a quality selector.
+export function duration(secs: number): string {
+  const s = Math.round(secs);
+  const hms = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
+  return (hms[0] ? [hms[0], String(hms[1]).padStart(2, "0")] : [hms[1]]).concat(String(hms[2]).padStart(2, "0")).join(":");
+}
+
+export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
+  const video = useRef<HTMLVideoElement>(null);
+  const [vod, setVod] = useState<Vod | null>(null);
+  const [gone, setGone] = useState(false);
+  const [ps, setPs] = useState<VodState | null>(null);
+  const [level, setLvl] = useState(-1);
+  const [error, setError] = useState<string | null>(null);
+  const load = () =>
+    get<Vod>(`/api/vods/${vodId}`)
+      .then(setVod)
+      .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
+  useEffect(() => {
+    load();
+  }, [vodId]);
+  useEffect(() => {
+    if (!video.current || !vod) return;
+    return attachVod(video.current, vod.playback_url, setPs);
+  }, [vod?.playback_url]);
+  // A 404 mid-playback: ask the API whether the broadcast itself is gone.
+  useEffect(() => {
+    if (ps?.gone) load();
+  }, [ps?.gone]);
+  if (gone) {
+    return (
+      <section class="panel" data-testid="vod-gone">
+        <h1>This broadcast was deleted</h1>
+        <p class="hint">Its streamer deleted it, or it reached the end of its retention.</p>
+      </section>
+    );
+  }
+  if (!vod) return <section class="panel">{error ? <p class="error">{error}</p> : <p class="hint">Loading…</p>}</section>;
+  const owner = me && (me.id === vod.streamer.id || me.role === "admin");
+  const remove = async () => {
+    if (!confirm("Delete this broadcast for everyone?")) return;
+    try {
+      await request("DELETE", `/api/vods/${vod.id}`);
+      setGone(true);
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  return (
+    <div class="vod">
+      <div class="player">
+        <video ref={video} controls playsInline data-testid="vod-video" poster={vod.thumbnail_url ?? undefined} />
+        {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
+      </div>
+      <section class="panel">
+        <div class="row">
+          <h1 data-testid="vod-title">{vod.title}</h1>
+          <select
+            aria-label="Quality"
+            data-testid="quality"
+            value={String(level)}
+            onChange={(e) => {
+              const l = Number(e.currentTarget.value);
+              setLvl(l);
+              if (video.current) setLevel(video.current, l);
+            }}
+          >
+            <option value="-1">Auto</option>
+            {(ps?.levels ?? []).map((l) => (
+              <option key={l.index} value={String(l.index)}>
+                {l.height}p
+              </option>
+            ))}
+          </select>
+        </div>
+        <p class="sub">
+          <a href={`#/watch/${vod.stream_id}`}>{vod.streamer.display_name || vod.streamer.username}</a> ·{" "}
+          {new Date(vod.recorded_at).toLocaleString()} · <span data-testid="vod-duration">{duration(vod.duration_secs)}</span> · peak{" "}
+          {compact(vod.peak_viewers)} viewers
+        </p>
+        <p class="hint">Kept until {new Date(vod.expires_at).toLocaleDateString()}.</p>
+        {error ? <p class="error" role="alert">{error}</p> : null}
+        {owner ? (
+          <button type="button" class="danger" onClick={remove} data-testid="vod-delete">
+            Delete broadcast
+          </button>
+        ) : null}
+      </section>
+    </div>
+  );
+}
+
+interface Clip {
+  id: string;
+  channel: { id: string; username: string; display_name: string };
+  creator_id: string | null;
+  title: string;
+  vod_id: string | null;
+  stream_id: string | null;
+  duration_secs: number;
+  playback_url: string;
+  created_at: string;
+}
+
+// A clip: its own copies of a few seconds of a broadcast, playing on after the VOD is gone.
+export function ClipPage({ clipId, me }: { clipId: string; me: User | null }) {
+  const video = useRef<HTMLVideoElement>(null);
+  const [clip, setClip] = useState<Clip | null>(null);
+  const [gone, setGone] = useState(false);
+  const [ps, setPs] = useState<VodState | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = () =>
+    get<Clip>(`/api/clips/${clipId}`)
+      .then(setClip)
+      .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
+  useEffect(() => {
+    load();
+  }, [clipId]);
+  useEffect(() => {
+    if (!video.current || !clip) return;
+    return attachVod(video.current, clip.playback_url, setPs);
+  }, [clip?.playback_url]);
+  useEffect(() => {
+    if (ps?.gone) load();
+  }, [ps?.gone]);
+  if (gone) {
+    return (
+      <section class="panel" data-testid="clip-gone">
+        <h1>This clip was deleted</h1>
+      </section>
+    );
+  }
+  if (!clip) return <section class="panel">{error ? <p class="error">{error}</p> : <p class="hint">Loading…</p>}</section>;
+  const mayDelete = me && (me.id === clip.creator_id || me.id === clip.channel.id || me.role === "admin");
+  const remove = async () => {
+    if (!confirm("Delete this clip?")) return;
+    try {
+      await request("DELETE", `/api/clips/${clip.id}`);
+      setGone(true);
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  return (
+    <div class="vod">
+      <div class="player">
+        <video ref={video} controls playsInline data-testid="clip-video" />
+        {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
+      </div>
+      <section class="panel">
+        <h1 data-testid="clip-title">{clip.title}</h1>
+        <p class="sub">
+          {clip.channel.display_name || clip.channel.username} · <span data-testid="clip-duration">{duration(clip.duration_secs)}</span> ·{" "}
+          {clip.vod_id ? <a href={`#/vod/${clip.vod_id}`}>Watch the broadcast</a> : "from a live broadcast"}
+        </p>
+        <p class="hint">
+          Share: <code>{location.href}</code>
+        </p>
+        {error ? <p class="error" role="alert">{error}</p> : null}
+        {mayDelete ? (
+          <button type="button" class="danger" onClick={remove}>
+            Delete clip
+          </button>
+        ) : null}
+      </section>
+    </div>
+  );
+}
