@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, foreign_key_violation};
 use crate::pagination::{Cursor, Page, PageParams, sane_time};
 use crate::recorded::Kind;
 use crate::state::AppState;
@@ -36,8 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 const LIVE_SECONDS: std::ops::RangeInclusive<u32> = 30..=60;
 /// A VOD clip is this long.
 const VOD_SECONDS: std::ops::RangeInclusive<u32> = 5..=60;
-/// Cutting (copies and playlists) gets this long before the request gives up with 503.
-const CUT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Cutting (copies and playlists) gets this long before the request gives up with 503: under
+/// the 15 s every request gets (`onair_web::Limits`), so the answer is ours, not a 408.
+const CUT_TIMEOUT: Duration = Duration::from_secs(12);
 
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"title": "That jump", "seconds": 30}))]
@@ -156,6 +157,18 @@ impl AppState {
         let from = Root::Recording(source.stream);
         let id = Uuid::now_v7();
         let to = Root::Clip(id);
+        // Whatever happens to this request (a failure, a timeout, the client gone), the copies
+        // are deleted unless the clip's row is made: their deletion is queued first, due after
+        // the flush grace, and taken back in the row's transaction.
+        sqlx::query!(
+            "INSERT INTO storage_deletions (prefix, reason, not_before)
+             VALUES ($1, 'clip_unfinished', now() + make_interval(secs => $2))
+             ON CONFLICT (prefix) DO NOTHING",
+            to.to_string(),
+            self.config.recording_flush_grace_secs as f64,
+        )
+        .execute(&self.db)
+        .await?;
         let cut = async {
             let planned = onair_recording::vod::plan(store, &from).await?;
             let Some(plan) = onair_recording::plan::clip(&planned, source.window) else { return Ok(None) };
@@ -176,18 +189,17 @@ impl AppState {
                     _ => "timed out".to_owned(),
                 };
                 tracing::warn!(stream_id = %source.stream, clip_id = %id, error, "cutting a clip failed");
-                sqlx::query!(
-                    "INSERT INTO storage_deletions (prefix, reason) VALUES ($1, 'clip_failed') ON CONFLICT (prefix) DO NOTHING",
-                    to.to_string(),
-                )
-                .execute(&self.db)
-                .await?;
+                // Copied already: deleted now rather than after the grace.
+                sqlx::query!("UPDATE storage_deletions SET not_before = now() WHERE prefix = $1", to.to_string())
+                    .execute(&self.db)
+                    .await?;
                 return Err(ApiError::Unavailable("the recordings store did not answer; try again"));
             }
         };
         let renditions: Vec<String> = plan.renditions.iter().map(|r| r.rendition.to_string()).collect();
         let offset_ms = i64::try_from(plan.offset.as_millis()).unwrap_or(i64::MAX);
         let duration_ms = i64::try_from(plan.duration.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.db.begin().await?;
         sqlx::query!(
             "INSERT INTO clips (id, channel_id, creator_id, stream_id, vod_id, prefix, title, offset_ms, duration_ms,
                 renditions, bytes)
@@ -204,8 +216,17 @@ impl AppState {
             &renditions,
             i64::try_from(plan.bytes).unwrap_or(i64::MAX),
         )
-        .execute(&self.db)
-        .await?;
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match foreign_key_violation(&e) {
+            // The maker's account went meanwhile (its token still within its 15 minutes).
+            Some("clips_creator_id_fkey") => ApiError::unauthorized("invalid_token", "this account no longer exists"),
+            // The VOD or broadcast was deleted while the clip was cut.
+            Some(_) => ApiError::conflict("source_deleted", "the broadcast was deleted while the clip was cut"),
+            None => e.into(),
+        })?;
+        sqlx::query!("DELETE FROM storage_deletions WHERE prefix = $1", to.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
         tracing::info!(clip_id = %id, stream_id = %source.stream, user_id = %creator.id(), duration_ms, "clip made");
         let row = self.clip_row(id).await?.ok_or(ApiError::NotFound("clip"))?;
         Ok(row.into_view(self))
@@ -221,7 +242,7 @@ fn not_recorded() -> ApiError {
     params(("stream_id" = Uuid, Path)), request_body = LiveClipRequest,
     responses((status = 201, body = ClipView), (status = 400, body = onair_web::ErrorBody),
               (status = 401, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
-              (status = 409, body = onair_web::ErrorBody, description = "stream_not_live, not_recorded, recording_behind or nothing_recorded"),
+              (status = 409, body = onair_web::ErrorBody, description = "stream_not_live, not_recorded, recording_behind, nothing_recorded or source_deleted"),
               (status = 429, body = onair_web::ErrorBody), (status = 503, body = onair_web::ErrorBody)))]
 async fn clip_live(
     State(state): State<AppState>,
@@ -267,6 +288,7 @@ async fn clip_live(
     params(("vod_id" = Uuid, Path)), request_body = VodClipRequest,
     responses((status = 201, body = ClipView), (status = 400, body = onair_web::ErrorBody),
               (status = 401, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
+              (status = 409, body = onair_web::ErrorBody, description = "not_recorded, nothing_recorded or source_deleted"),
               (status = 429, body = onair_web::ErrorBody), (status = 503, body = onair_web::ErrorBody)))]
 async fn clip_vod(
     State(state): State<AppState>,

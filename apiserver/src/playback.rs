@@ -105,10 +105,12 @@ async fn serve(state: &AppState, kind: Kind, id: &str, path: &str) -> Response {
             return unavailable();
         }
     };
+    // Short lives, though the bytes never change: a cache in front (a CDN, the browser) serves
+    // what it holds without asking, so a deleted VOD or clip plays from it for at most this long.
+    // Deleting at once everywhere takes a purge of `/vod/{id}/` at the CDN.
     let cache = match rel {
-        // A finished VOD's playlist changes only if it is made again (a late segment).
-        Rel::Master | Rel::Playlist(_) => "public, max-age=60",
-        _ => "public, max-age=31536000, immutable",
+        Rel::Master | Rel::Playlist(_) => "public, max-age=10",
+        _ => "public, max-age=300",
     };
     let len = got.meta.size;
     let mut res = Body::from_stream(got.into_stream()).into_response();

@@ -532,7 +532,8 @@ pub struct DeleteMeRequest {
 /// sessions end. Clips it made of other channels stay, without a maker.
 #[utoipa::path(delete, path = "/api/users/me", tag = "users", security(("bearer" = [])), request_body = DeleteMeRequest,
     responses((status = 204, description = "deleted; the refresh cookie is cleared"), (status = 400, body = onair_web::ErrorBody),
-              (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody)))]
+              (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody),
+              (status = 429, body = onair_web::ErrorBody), (status = 503, body = onair_web::ErrorBody)))]
 async fn delete_me(
     State(state): State<AppState>,
     user: AuthUser,
@@ -542,6 +543,8 @@ async fn delete_me(
         .user_by_id(user.id())
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid_token", "this account no longer exists"))?;
+    // Password guesses here count with the account's failed logins (keyed as login keys them).
+    state.rate_limit(state.login_account_limit(), &user.id().to_string()).await?;
     if !state.passwords.verify(&req.password, Some(current.password_hash.clone())).await? {
         return Err(ApiError::forbidden("the password is wrong"));
     }
@@ -552,10 +555,9 @@ async fn delete_me(
     .fetch_optional(&state.db)
     .await?;
     if let Some(stream) = live.map(StreamId) {
-        // Its media stops first; the row goes with the account either way.
-        if let Err(e) = state.orchestrator.stop(stream).await {
-            tracing::warn!(stream_id = %stream, error = %e, "stopping the media of a deleted account's stream failed");
-        }
+        // Its media stops first: a worker still recording after the rows are gone would store
+        // objects nobody deletes. If it cannot be stopped the account stays (503, try again).
+        state.orchestrator.stop(stream).await?;
         state.invalidate_stream(stream).await;
     }
     // Cascades take the streams, recordings, VODs and clips; their triggers queue the objects.

@@ -215,6 +215,7 @@ impl WorkerState {
                 if let Ok(jpeg) = tokio::fs::read(thumbnail).await {
                     recorder.put_thumbnail(stream, jpeg).await;
                 }
+                recorder.finish(stream);
                 crate::record::report::flushed(&recorder, &api, stream).await;
                 let stored =
                     recorder.state(stream).map(|s| (s.uploaded_segments, s.uploaded_bytes, s.dropped_segments));

@@ -57,6 +57,9 @@ pub struct Recorder {
     queue: Mutex<Queue>,
     /// Each stream's rewind window: what was queued, listed once stored.
     dvr: Mutex<Dvr>,
+    /// Streams whose end task is done (poster stored): only then is "stored" reported, since
+    /// the apiserver makes the VOD on it.
+    finished: Mutex<std::collections::HashSet<StreamId>>,
     /// An item was queued.
     work: Notify,
     /// An item was stored.
@@ -105,7 +108,16 @@ impl Recorder {
         );
         let queue = Mutex::new(Queue::new(config.queue_bytes, config.behind));
         let dvr = Mutex::new(Dvr::new(config.dvr_window));
-        Arc::new(Self { store, config, queue, dvr, work: Notify::new(), stored: Notify::new(), metrics })
+        Arc::new(Self {
+            store,
+            config,
+            queue,
+            dvr,
+            finished: Mutex::default(),
+            work: Notify::new(),
+            stored: Notify::new(),
+            metrics,
+        })
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -150,16 +162,18 @@ impl Recorder {
     fn push(&self, stream: StreamId, segment: &CompletedSegment) {
         let (pushed, bytes) = {
             let mut q = self.queue();
-            (q.push(stream, segment, Instant::now()), q.bytes())
+            let pushed = q.push(stream, segment, Instant::now());
+            // Into the rewind window before the queue lock goes: an upload task could otherwise
+            // store the segment before its slot exists, and the window would wait for it forever.
+            // (Lock order: queue, then window; nothing takes them the other way round.)
+            if let (Pushed::Queued(name), Ok(rendition)) = (pushed, Rendition::parse(&segment.rendition)) {
+                self.dvr().queued(stream, &rendition, name);
+            }
+            (pushed, q.bytes())
         };
         self.metrics.set_queue_bytes(bytes);
         match pushed {
-            Pushed::Queued(name) => {
-                if let Ok(rendition) = Rendition::parse(&segment.rendition) {
-                    self.dvr().queued(stream, &rendition, name);
-                }
-                self.work.notify_one();
-            }
+            Pushed::Queued(_) => self.work.notify_one(),
             Pushed::Dropped => {
                 self.metrics.dropped_segments.inc();
                 tracing::debug!(stream_id = %stream, rendition = %segment.rendition, msn = segment.segment.msn, "recording queue full: segment dropped");
@@ -206,17 +220,32 @@ impl Recorder {
         }
     }
 
-    /// Every stream being recorded, with its state.
+    /// The stream's end task is done: its recording may be reported stored.
+    pub fn finish(&self, stream: StreamId) {
+        self.finished.lock().unwrap_or_else(PoisonError::into_inner).insert(stream);
+    }
+
+    /// Every stream being recorded, with its state as the apiserver may hear it: `flushed` only
+    /// once the end task finished (the queue may drain before the poster is stored).
     pub fn states(&self) -> Vec<(StreamId, RecordingState)> {
+        let finished = self.finished.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let q = self.queue();
         let now = Instant::now();
-        q.streams().into_iter().filter_map(|s| Some((s, q.state(s, now)?))).collect()
+        q.streams()
+            .into_iter()
+            .filter_map(|s| {
+                let mut state = q.state(s, now)?;
+                state.flushed &= finished.contains(&s);
+                Some((s, state))
+            })
+            .collect()
     }
 
     /// Forget a stream whose recording is flushed (or given up on).
     pub fn forget(&self, stream: StreamId) {
         self.queue().forget(stream);
         self.dvr().forget(stream);
+        self.finished.lock().unwrap_or_else(PoisonError::into_inner).remove(&stream);
     }
 
     /// Starts the upload tasks.

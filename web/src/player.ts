@@ -246,6 +246,11 @@ export function attachDvr(video: HTMLVideoElement, url: string, backSecs: number
   return () => hls.destroy();
 }
 
+// Rewinding plays the window through Media Source Extensions (hls.js): not offered without.
+export function canRewind(): boolean {
+  return Hls.isSupported();
+}
+
 // How far behind the wall clock the video on screen is (seconds), when the player knows.
 export function behindNow(video: HTMLVideoElement): number | null {
   const hls: Hls | undefined = (video as any).__hls;

@@ -77,8 +77,8 @@ seccompProfile:
 {{- /* ONAIR_RECORDINGS_* for the apiserver and the operator (which hands them to ingest pods). */ -}}
 {{- define "onair.recordingsEnv" -}}
 {{- $r := .Values.recordings -}}
-{{- if hasPrefix "file:" $r.url -}}
-{{- fail "recordings.url: file:// cannot be shared by pods; use s3://bucket[/prefix]" -}}
+{{- if and $r.url (not (hasPrefix "s3://" $r.url)) -}}
+{{- fail "recordings.url: pods cannot share a directory (file:// or a path); use s3://bucket[/prefix]" -}}
 {{- end -}}
 - {name: ONAIR_RECORDINGS_URL, value: {{ $r.url | quote }}}
 - {name: ONAIR_RECORDINGS_ENDPOINT, value: {{ $r.endpoint | quote }}}

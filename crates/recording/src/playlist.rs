@@ -37,12 +37,19 @@ pub fn vod_media(entries: &[Entry]) -> String {
 
 /// A rendition's rewind window while live (design §4.5): a plain live playlist (no
 /// PLAYLIST-TYPE: RFC 8216 §4.3.3.5 forbids removing segments from an EVENT one) whose head
-/// slides. `media_sequence` is the first entry's number and `discontinuity_sequence` the
-/// discontinuities that slid out before it; `ended` closes it.
-pub fn sliding(entries: &[Entry], media_sequence: u64, discontinuity_sequence: u64, ended: bool) -> String {
+/// slides. `target` is the longest segment the window ever held, rounded up (RFC 8216 §6.2.1:
+/// it must not change between reloads); `media_sequence` is the first entry's number and
+/// `discontinuity_sequence` the discontinuity tags no longer written; `ended` closes it.
+pub fn sliding(
+    entries: &[Entry],
+    target: u64,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    ended: bool,
+) -> String {
     let mut out = String::with_capacity(160 + entries.len() * 160);
     out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", target_duration(entries));
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", target.max(target_duration(entries)));
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{media_sequence}");
     let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
     segments(&mut out, entries);
@@ -145,14 +152,16 @@ mod tests {
     #[test]
     fn the_rewind_window_is_a_live_playlist_with_its_sequences() {
         let entries = [entry(T0, 7, 40, 1_000_000, 0, false), entry(T0 + 1000, 8, 0, 1_000_000, 0, true)];
-        let text = sliding(&entries, 40, 3, false);
+        let text = sliding(&entries, 1, 40, 3, false);
         assert!(text.starts_with(
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:1\n\
              #EXT-X-MEDIA-SEQUENCE:40\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n#EXT-X-MAP:URI=\"init/s7_0.mp4\"\n"
         ));
         assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init/s8_0.mp4\"\n"), "{text}");
         assert!(!text.contains("PLAYLIST-TYPE") && !text.contains("ENDLIST"), "{text}");
-        assert!(sliding(&entries, 40, 3, true).ends_with("#EXT-X-ENDLIST\n"));
+        assert!(sliding(&entries, 1, 40, 3, true).ends_with("#EXT-X-ENDLIST\n"));
+        // The target stays what the window once needed, never below what it holds now.
+        assert!(sliding(&entries, 4, 40, 3, false).contains("#EXT-X-TARGETDURATION:4\n"));
     }
 
     #[test]

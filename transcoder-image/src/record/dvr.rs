@@ -28,6 +28,9 @@ struct Track {
     next_seq: u64,
     /// Discontinuity tags no longer in the playlist (slid out, or now on its first segment).
     discontinuity_seq: u64,
+    /// The longest segment it ever held, in whole seconds rounded up: the playlist's target
+    /// duration, which must not change from one reload to the next.
+    target: u64,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +76,7 @@ impl Dvr {
             }
         };
         track.slots.push_back(Slot { seq: track.next_seq, name, discontinuity, stored: false });
+        track.target = track.target.max(name.duration_us.div_ceil(1_000_000).max(1));
         track.next_seq += 1;
         // Slide: keep what started within the window of the newest segment's end.
         let end_ms = name.pdt_ms + name.duration_us / 1000;
@@ -119,7 +123,7 @@ impl Dvr {
         let entries: Vec<Entry> =
             stored.iter().map(|s| Entry { name: s.name, size: 0, discontinuity: s.discontinuity }).collect();
         let ended = w.ended && stored.len() == track.slots.len();
-        Some(playlist::sliding(&entries, first.seq, track.discontinuity_seq, ended))
+        Some(playlist::sliding(&entries, track.target, first.seq, track.discontinuity_seq, ended))
     }
 
     /// Whether `name` is in the window (a request outside it is refused).
@@ -204,14 +208,21 @@ mod tests {
         let text = dvr.playlist(s, &r()).unwrap();
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
         assert_eq!(line(&text, "#EXT-X-DISCONTINUITY-SEQUENCE:"), "0");
-        for n in &names[4..] {
+        // The 5th segment slides the old session's second out: the new session's first heads the
+        // window, its tag is no longer written, and is counted.
+        dvr.queued(s, &r(), names[4]);
+        dvr.stored(s, &r(), &names[4]);
+        let text = dvr.playlist(s, &r()).unwrap();
+        assert_eq!(line(&text, "#EXT-X-MEDIA-SEQUENCE:"), "2", "{text}");
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 0, "{text}");
+        assert_eq!(line(&text, "#EXT-X-DISCONTINUITY-SEQUENCE:"), "1");
+        // And stays counted once it slid out too.
+        for n in &names[5..] {
             dvr.queued(s, &r(), *n);
             dvr.stored(s, &r(), n);
         }
-        // The new session's first segment now heads the window: its tag is gone, and counted.
         let text = dvr.playlist(s, &r()).unwrap();
-        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 0, "{text}");
-        assert_eq!(line(&text, "#EXT-X-DISCONTINUITY-SEQUENCE:"), "1");
+        assert_eq!(line(&text, "#EXT-X-DISCONTINUITY-SEQUENCE:"), "1", "{text}");
     }
 
     #[test]

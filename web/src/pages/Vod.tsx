@@ -17,6 +17,8 @@ export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
   const [ps, setPs] = useState<VodState | null>(null);
   const [level, setLvl] = useState(-1);
   const [error, setError] = useState<string | null>(null);
+  // Player restarts after a 404 the API did not explain (a missing file, not a deleted VOD).
+  const [restarts, setRestarts] = useState(0);
   const load = () =>
     get<Vod>(`/api/vods/${vodId}`)
       .then(setVod)
@@ -27,10 +29,14 @@ export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
   useEffect(() => {
     if (!video.current || !vod) return;
     return attachVod(video.current, vod.playback_url, setPs);
-  }, [vod?.playback_url]);
-  // A 404 mid-playback: ask the API whether the broadcast itself is gone.
+  }, [vod?.playback_url, restarts]);
+  // A 404 mid-playback: ask the API whether the broadcast itself is gone; if not, play on (a
+  // couple of times, not forever).
   useEffect(() => {
-    if (ps?.gone) load();
+    if (!ps?.gone) return;
+    get<Vod>(`/api/vods/${vodId}`)
+      .then(() => (restarts < 2 ? setRestarts((n) => n + 1) : setError("part of this broadcast cannot be played")))
+      .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
   }, [ps?.gone]);
   if (gone) {
     return (

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { get, post, request, errorText, type Stream, type User } from "../api";
 import { ChatRoom, type ChatMessage, type RoomState } from "../chat";
 import { usePolling } from "../hooks";
-import { attach, attachDvr, behindNow, goLive, setLevel, type PlayerState } from "../player";
+import { attach, attachDvr, behindNow, canRewind, goLive, setLevel, type PlayerState } from "../player";
 import { compact, uptime } from "../util";
 import { Ban, Clock, Flag, Fullscreen, Muted, Trash, Volume } from "../icons";
 
@@ -93,7 +93,7 @@ function Player({ stream, me }: { stream: Stream; me: User | null }) {
       <video ref={video} playsInline data-testid="video" onClick={() => video.current?.paused && video.current.play()} />
       {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
       <div class="controls">
-        {stream.dvr_url ? (
+        {stream.dvr_url && canRewind() ? (
           <button onClick={rewind} title="Rewind 30 seconds" data-testid="rewind">
             −30 s
           </button>
