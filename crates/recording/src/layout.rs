@@ -149,6 +149,16 @@ pub struct SegmentName {
 }
 
 impl SegmentName {
+    /// Whether playback jumps going from `prev` to this segment (an `#EXT-X-DISCONTINUITY`
+    /// before it): an encoder restart, a new session (another pod or worker), a new init, or
+    /// segments lost between them. The one rule for VODs, clips and the rewind window.
+    pub fn jumps_from(&self, prev: &SegmentName) -> bool {
+        self.discontinuity
+            || self.session != prev.session
+            || self.init_version != prev.init_version
+            || Some(self.msn) != prev.msn.checked_add(1)
+    }
+
     pub fn duration(&self) -> Duration {
         Duration::from_micros(self.duration_us)
     }

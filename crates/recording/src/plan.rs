@@ -188,16 +188,7 @@ fn rendition(rendition: Rendition, mut segments: Vec<(SegmentName, u64)>) -> Ren
     segments.sort();
     let mut entries: Vec<Entry> = Vec::with_capacity(segments.len());
     for (name, size) in segments {
-        let discontinuity = match entries.last() {
-            None => false,
-            Some(prev) => {
-                let prev = prev.name;
-                name.discontinuity
-                    || name.session != prev.session
-                    || name.init_version != prev.init_version
-                    || Some(name.msn) != prev.msn.checked_add(1)
-            }
-        };
+        let discontinuity = entries.last().is_some_and(|prev| name.jumps_from(&prev.name));
         entries.push(Entry { name, size, discontinuity });
     }
     let duration_us: u64 = entries.iter().map(|e| e.name.duration_us).sum();

@@ -65,16 +65,7 @@ impl Dvr {
         let w = self.streams.entry(stream).or_default();
         w.ended = false;
         let track = w.tracks.entry(rendition.clone()).or_default();
-        let discontinuity = match track.slots.back() {
-            None => false,
-            Some(prev) => {
-                let prev = prev.name;
-                name.discontinuity
-                    || name.session != prev.session
-                    || name.init_version != prev.init_version
-                    || Some(name.msn) != prev.msn.checked_add(1)
-            }
-        };
+        let discontinuity = track.slots.back().is_some_and(|prev| name.jumps_from(&prev.name));
         track.slots.push_back(Slot { seq: track.next_seq, name, discontinuity, stored: false });
         track.target = track.target.max(name.duration_us.div_ceil(1_000_000).max(1));
         track.next_seq += 1;
