@@ -21,6 +21,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+# The parsers of bytes from the internet under libFuzzer, briefly (~1 min with the build); a
+# long run is `ONAIR_FUZZ_SECS=600 scripts/fuzz.sh`.
+ONAIR_FUZZ_SECS=${ONAIR_FUZZ_SECS:-10} ./scripts/fuzz.sh
 # The chart and those objects through helm 3 and 4, kubernetes-validate and the CRD's CEL rules.
 ./scripts/k8s-checks.sh "$ONAIR_K8S_OBJECTS_DIR"
 # The OpenAPI document against the real server: schemathesis, every check, 0 failures (~30 s).

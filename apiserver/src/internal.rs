@@ -1,7 +1,7 @@
 //! Routes for onair's own services (media workers), behind the internal token.
 
 use axum::extract::State;
-use onair_domain::{StreamId, StreamStatus, Tier, UserId};
+use onair_domain::{RecordRenditions, StreamId, StreamStatus, Tier, UserId};
 use onair_web::{Json, Path};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -37,6 +37,8 @@ pub struct KeyOwner {
     /// Whether to record the broadcast: its channel records (`record_broadcasts`) and this
     /// server keeps a recording of it (the worker's reports and the VOD need one).
     pub record: bool,
+    /// Which renditions to record (what the channel chose when the broadcast started).
+    pub record_renditions: RecordRenditions,
 }
 
 /// Check a stream key (the media worker calls this before accepting media). 404 for an
@@ -61,8 +63,9 @@ async fn verify_stream_key(
     .await?
     .ok_or(ApiError::NotFound("stream key"))?;
     let stream = sqlx::query!(
-        "SELECT s.id, s.quality, EXISTS (SELECT 1 FROM recordings r WHERE r.stream_id = s.id) AS \"record!\"
-         FROM streams s WHERE s.user_id = $1 AND s.status IN ('starting', 'live')",
+        "SELECT s.id, s.quality, r.renditions AS \"record_renditions?\"
+         FROM streams s LEFT JOIN recordings r ON r.stream_id = s.id
+         WHERE s.user_id = $1 AND s.status IN ('starting', 'live')",
         owner.user_id,
     )
     .fetch_optional(&state.db)
@@ -73,7 +76,12 @@ async fn verify_stream_key(
         stream_id: StreamId(stream.id),
         tier: Tier::parse(&owner.tier).unwrap_or(Tier::Free),
         quality: stream.quality,
-        record: stream.record,
+        record: stream.record_renditions.is_some(),
+        record_renditions: stream
+            .record_renditions
+            .as_deref()
+            .and_then(RecordRenditions::parse)
+            .unwrap_or(RecordRenditions::All),
     }))
 }
 

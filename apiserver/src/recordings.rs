@@ -109,8 +109,8 @@ impl AppState {
             return Ok(false);
         }
         let made = sqlx::query!(
-            "INSERT INTO recordings (stream_id, user_id, prefix)
-             SELECT $1, id, $3 FROM users WHERE id = $2 AND record_broadcasts",
+            "INSERT INTO recordings (stream_id, user_id, prefix, renditions)
+             SELECT $1, id, $3, record_renditions FROM users WHERE id = $2 AND record_broadcasts",
             stream,
             user,
             Root::Recording(stream).to_string(),

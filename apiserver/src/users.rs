@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use onair_auth::AccessClaims;
 use onair_domain::contracts::http::REFRESH_COOKIE;
-use onair_domain::{AvatarUrl, Bio, DisplayName, Email, Password, Role, StreamId, Tier, UserId, Username};
+use onair_domain::{
+    AvatarUrl, Bio, DisplayName, Email, Password, RecordRenditions, Role, StreamId, Tier, UserId, Username,
+};
 use onair_web::{Json, Path};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -41,6 +43,7 @@ pub struct UserRow {
     pub role: String,
     pub tier: String,
     pub record_broadcasts: bool,
+    pub record_renditions: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -50,6 +53,9 @@ impl UserRow {
     }
     fn tier(&self) -> Tier {
         Tier::parse(&self.tier).unwrap_or(Tier::Free)
+    }
+    fn record_renditions(&self) -> RecordRenditions {
+        RecordRenditions::parse(&self.record_renditions).unwrap_or(RecordRenditions::All)
     }
 }
 
@@ -66,6 +72,8 @@ pub struct PrivateUser {
     pub tier: Tier,
     /// Broadcasts are recorded and kept as VODs (from the next one started).
     pub record_broadcasts: bool,
+    /// Which renditions a recording keeps: the whole ladder, or its top and lowest.
+    pub record_renditions: RecordRenditions,
     pub created_at: DateTime<Utc>,
 }
 
@@ -81,6 +89,7 @@ impl From<&UserRow> for PrivateUser {
             role: u.role(),
             tier: u.tier(),
             record_broadcasts: u.record_broadcasts,
+            record_renditions: u.record_renditions(),
             created_at: u.created_at,
         }
     }
@@ -182,6 +191,8 @@ pub struct UpdateMeRequest {
     pub new_password: Option<String>,
     /// Record broadcasts and keep them as VODs; applies from the next broadcast started.
     pub record_broadcasts: Option<bool>,
+    /// `all` renditions of the ladder, or `top_and_lowest`; applies from the next broadcast.
+    pub record_renditions: Option<RecordRenditions>,
 }
 
 /// `UpdateMeRequest` as the document states it: the fields, plus the rule no field attribute
@@ -260,7 +271,7 @@ impl AppState {
 async fn user_row<'e>(db: impl sqlx::PgExecutor<'e>, id: UserId) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at
+        "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at
          FROM users WHERE id = $1",
         id.0,
     )
@@ -318,7 +329,7 @@ async fn register(
         UserRow,
         "INSERT INTO users (id, username, username_key, email, password_hash, display_name)
          VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at",
+         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at",
         UserId::new().0,
         username.as_str(),
         username.key(),
@@ -360,7 +371,7 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     let user = if by_email {
         sqlx::query_as!(
             UserRow,
-            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at
+            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at
              FROM users WHERE email = $1",
             login,
         )
@@ -369,7 +380,7 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     } else {
         sqlx::query_as!(
             UserRow,
-            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at
+            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at
              FROM users WHERE username_key = $1",
             login,
         )
@@ -494,9 +505,10 @@ async fn update_me(
             email = COALESCE($6, email),
             password_hash = COALESCE($7, password_hash),
             record_broadcasts = COALESCE($8, record_broadcasts),
+            record_renditions = COALESCE($9, record_renditions),
             updated_at = now()
          WHERE id = $1
-         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, created_at",
+         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at",
         user.id().0,
         display_name.as_ref().map(|d| d.as_str()),
         bio.as_ref().map(|b| b.as_str()),
@@ -505,6 +517,7 @@ async fn update_me(
         email.as_ref().map(|e| e.as_str()),
         new_hash.as_deref(),
         req.record_broadcasts,
+        req.record_renditions.map(RecordRenditions::as_str),
     )
     .fetch_one(&mut *tx)
     .await

@@ -22,6 +22,9 @@ use crate::hub::Hub;
 use crate::jwks::Keys;
 use crate::metrics::ChatMetrics;
 use crate::state::{ChatState, Inner};
+
+/// How long a shutdown waits for sockets to close after telling them to reconnect.
+const SOCKET_DRAIN: Duration = Duration::from_secs(5);
 use crate::{persister, rest, ws};
 
 pub struct ChatGateway {
@@ -129,6 +132,8 @@ impl ChatGateway {
             registry,
             readiness,
             sockets_by_user: Default::default(),
+            draining: tokio::sync::watch::Sender::new(false),
+            open_sockets: Default::default(),
         }));
         let router = router(state.clone(), http_metrics);
         let addr = listener.local_addr()?;
@@ -162,7 +167,27 @@ impl ChatGateway {
         tasks.spawn(lifecycle_listener(self.state.clone(), stop_rx.clone()));
         tasks.spawn(partition_upkeep(self.state.clone(), stop_rx.clone()));
         tracing::info!(addr = %self.local_addr(), "chat gateway listening");
+        // Sockets are not the HTTP server's to drain (an upgraded connection leaves it): on
+        // shutdown each one is told to reconnect (to another replica, or this one restarted;
+        // `hello` with its last id resends what it missed) while the server stops accepting.
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let open = state.open_sockets.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(open, "draining: closing sockets with a reconnect hint");
+            state.draining.send_replace(true);
+        };
         let result = onair_web::serve(self.listener, self.router, shutdown).await;
+        let drained = tokio::time::timeout(SOCKET_DRAIN, async {
+            while self.state.open_sockets.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            let left = self.state.open_sockets.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(left, "drain time over: the remaining sockets are cut");
+        }
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         Ok(result?)

@@ -1,34 +1,12 @@
-//! The WebSocket protocol (documented in the crate README). Every frame is JSON text.
+//! The WebSocket protocol (documented in the crate README). Every frame is JSON text. What
+//! clients send, and its decoder, is `onair_chat_protocol` (fuzzed apart from the gateway).
 
 use chrono::{DateTime, Utc};
 use onair_domain::{StreamId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Longest message, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 500;
-/// Largest frame a client may send, in bytes.
-pub const MAX_FRAME_BYTES: usize = 4096;
-/// The subprotocol clients ask for; the access token rides beside it as `access_token.<jwt>`.
-pub const SUBPROTOCOL: &str = "onair.chat.v1";
-
-/// What a client sends.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ClientFrame {
-    /// Post a message. `ref` comes back in the `ack` (or `error`) so the client can match them.
-    Send {
-        text: String,
-        #[serde(default, rename = "ref")]
-        client_ref: Option<String>,
-    },
-    /// Resume after a reconnect: everything after `last_id` is sent again.
-    Hello {
-        #[serde(default)]
-        last_id: Option<Uuid>,
-    },
-    Ping,
-}
+pub use onair_chat_protocol::{ClientFrame, MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, Refused, SUBPROTOCOL, decode};
 
 /// Who wrote a message, as shown beside it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -29,6 +29,10 @@ pub struct Inner {
     pub readiness: onair_web::Readiness,
     /// Open sockets per signed-in user on this replica.
     pub sockets_by_user: Mutex<HashMap<UserId, usize>>,
+    /// Set when the gateway shuts down: every socket closes with a reconnect hint.
+    pub draining: tokio::sync::watch::Sender<bool>,
+    /// Sockets open on this replica (what a shutdown waits for).
+    pub open_sockets: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Clone)]

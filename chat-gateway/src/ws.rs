@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::{ChatError, ChatResult};
 use crate::history;
-use crate::protocol::{ClientFrame, MAX_FRAME_BYTES, SUBPROTOCOL, ServerFrame, encode};
+use crate::protocol::{ClientFrame, Refused, SUBPROTOCOL, ServerFrame, decode, encode};
 use crate::room::{self, RoomHandle};
 use crate::send;
 use crate::state::ChatState;
@@ -24,6 +24,8 @@ use crate::state::ChatState;
 /// Close codes (4000-4999 are ours).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_IDLE: u16 = 4009;
+/// The gateway is shutting down: reconnect (RFC 6455's "service restart").
+pub const CLOSE_RESTART: u16 = 1012;
 
 /// Largest frame tungstenite will read at all; frames between `MAX_FRAME_BYTES` and this get an
 /// `error` frame and the socket stays open.
@@ -129,6 +131,8 @@ pub async fn ws_handler(
 
 async fn run_socket(state: ChatState, handle: RoomHandle, claims: Option<AccessClaims>, socket: WebSocket) {
     state.metrics.connections.inc();
+    state.open_sockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut draining = state.draining.subscribe();
     let (mut sink, mut stream) = socket.split();
     let mut frames = handle.room.tx.subscribe();
     let stream_id = handle.room.id;
@@ -180,6 +184,10 @@ async fn run_socket(state: ChatState, handle: RoomHandle, claims: Option<AccessC
                         break;
                     }
                 },
+                () = draining_started(&mut draining) => {
+                    closing = Some((CLOSE_RESTART, "server restarting; reconnect"));
+                    break;
+                }
                 _ = ping.tick() => {
                     if last_seen.elapsed() > ping_every * 3 {
                         closing = Some((CLOSE_IDLE, "no traffic; closing idle socket"));
@@ -194,9 +202,16 @@ async fn run_socket(state: ChatState, handle: RoomHandle, claims: Option<AccessC
         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
     }
     state.metrics.connections.dec();
+    state.open_sockets.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-const KNOWN_TYPES: &[&str] = &["send", "hello", "ping"];
+/// Resolves once the gateway drains (its guard is not `Send`: dropped in here).
+async fn draining_started(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|d| *d).await.is_err() {
+        // The sender lives as long as the state: never, in practice.
+        std::future::pending::<()>().await;
+    }
+}
 
 fn error_frame(code: &str, message: &str, client_ref: Option<&str>, retry_after_ms: Option<u64>) -> String {
     encode(&ServerFrame::Error { code, message, client_ref, retry_after_ms })
@@ -209,33 +224,11 @@ async fn handle_client_frame(
     claims: Option<&AccessClaims>,
     text: &str,
 ) -> Vec<String> {
-    if text.len() > MAX_FRAME_BYTES {
-        state.metrics.reject("frame_too_large");
-        return vec![error_frame(
-            "frame_too_large",
-            &format!("frames are at most {MAX_FRAME_BYTES} bytes"),
-            None,
-            None,
-        )];
-    }
-    let value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(_) => {
-            state.metrics.reject("malformed_json");
-            return vec![error_frame("malformed_json", "frames must be JSON objects", None, None)];
-        }
-    };
-    let client_ref = value.get("ref").and_then(|r| r.as_str()).map(|r| r.chars().take(64).collect::<String>());
-    let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or("");
-    if !KNOWN_TYPES.contains(&kind) {
-        state.metrics.reject("unknown_type");
-        return vec![error_frame("unknown_type", "type must be one of send, hello, ping", client_ref.as_deref(), None)];
-    }
-    let frame: ClientFrame = match serde_json::from_value(value) {
-        Ok(f) => f,
-        Err(e) => {
-            state.metrics.reject("invalid_frame");
-            return vec![error_frame("invalid_frame", &e.to_string(), client_ref.as_deref(), None)];
+    let frame = match decode(text) {
+        Ok(frame) => frame,
+        Err(Refused { code, message, client_ref }) => {
+            state.metrics.reject(code);
+            return vec![error_frame(code, &message, client_ref.as_deref(), None)];
         }
     };
     match frame {

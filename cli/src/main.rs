@@ -9,6 +9,8 @@ use onair_domain::contracts::{http::JWKS_PATH, playback};
 use onair_transcoder_image::{MediaConfig, MediaWorker};
 use tokio::net::TcpListener;
 
+mod supervise;
+
 #[derive(Parser)]
 #[command(name = "onair", version, about = "onair live streaming platform")]
 struct Cli {
@@ -209,11 +211,14 @@ async fn up(args: UpArgs, given: Given) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
-    let api = tokio::spawn(app.run_until_stopped(stopped(stop_rx.clone())));
+    let mut services = supervise::Supervisor::start(vec![
+        ("apiserver", Box::pin(app.run_until_stopped(stopped(stop_rx.clone())))),
+        ("media worker", Box::pin(media.run_until_stopped(stopped(stop_rx.clone())))),
+    ]);
+    // The chat gateway starts from the apiserver's keys: built once that serves.
     let chat = ChatGateway::build(chat_config).await?;
     chat_door.attach(chat.router());
-    let chat = tokio::spawn(chat.run_until_stopped(stopped(stop_rx.clone())));
-    let media = tokio::spawn(media.run_until_stopped(stopped(stop_rx)));
+    services.add(("chat gateway", Box::pin(chat.run_until_stopped(stopped(stop_rx)))));
 
     println!("onair is up:");
     println!("  web app    http://{addr}/");
@@ -236,13 +241,12 @@ async fn up(args: UpArgs, given: Given) -> anyhow::Result<()> {
     } else {
         None
     };
-    shutdown_signal().await;
-    drop(demo);
-    let _ = stop_tx.send(true);
-    api.await??;
-    chat.await??;
-    media.await??;
-    Ok(())
+    services
+        .run(shutdown_signal(), move || {
+            drop(demo);
+            let _ = stop_tx.send(true);
+        })
+        .await
 }
 
 mod demo {

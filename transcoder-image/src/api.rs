@@ -18,6 +18,9 @@ pub struct KeyOwner {
     /// Whether the apiserver keeps a recording of this broadcast (its channel records).
     #[serde(default)]
     pub record: bool,
+    /// Which of its renditions (an older apiserver does not say: all of them).
+    #[serde(default)]
+    pub record_renditions: Option<onair_domain::RecordRenditions>,
 }
 
 /// What became of a recording report.

@@ -55,6 +55,14 @@ pub struct MediaConfig {
     /// RTMP connections handled at once; more wait in the listen backlog until one ends.
     #[arg(long, env = "ONAIR_RTMP_MAX_CONNECTIONS", default_value_t = crate::accept::DEFAULT_MAX_CONNECTIONS)]
     pub rtmp_max_connections: usize,
+    /// RTMP connections from one address at once (0: no limit); more are closed at once. Behind
+    /// a load balancer that hides client addresses (SNAT), raise it or keep client addresses.
+    #[arg(long, env = "ONAIR_RTMP_MAX_PER_IP", default_value_t = crate::accept::DEFAULT_MAX_PER_IP)]
+    pub rtmp_max_per_ip: usize,
+    /// Seconds a new RTMP connection has to finish its handshake and ask to publish, however
+    /// steadily it trickles bytes (the read timeout bounds each read, not the whole).
+    #[arg(long, env = "ONAIR_RTMP_PUBLISH_DEADLINE", default_value_t = crate::rtmp::DEFAULT_PUBLISH_DEADLINE_SECS)]
+    pub rtmp_publish_deadline_secs: u64,
     /// Seconds a publisher may be gone before the stream ends.
     #[arg(long, env = "ONAIR_RECONNECT_GRACE", default_value_t = 30)]
     pub reconnect_grace_secs: u64,

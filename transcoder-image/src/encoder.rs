@@ -16,7 +16,8 @@ use crate::config::Role;
 use crate::ladder::{Output, Rendition, Upload, ffmpeg_args, fit_to_source, pick};
 use crate::slots::LevelCell;
 use crate::state::WorkerState;
-use crate::{flv, playlists, progress};
+use crate::{playlists, progress};
+use onair_flv as flv;
 
 /// One stream's encoder: what it is fitted to, and the ffmpeg running for it (if any).
 pub struct Encoder {

@@ -1,27 +1,22 @@
 //! The source relay's data, shared by both ends: an ingest pod's `Feed` (one publisher's FLV
 //! tags fanned out to its transcode pods, with the codec configuration and the tags since the
-//! last keyframe cached so a late subscriber starts at once) and a transcode pod's `FlvReader`
-//! (the relayed bytes parsed back into tags). No HTTP here: `relay.rs` serves and follows it.
+//! last keyframe cached so a late subscriber starts at once); a transcode pod parses the relayed
+//! bytes back into tags with `onair_flv::FlvReader`. No HTTP here: `relay.rs` serves and
+//! follows it.
 
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::flv;
+use onair_flv as flv;
+pub use onair_flv::{FlvReader, Tag};
 
 /// Live tags a slow subscriber may fall behind by before it is cut off (and reconnects at the
 /// next keyframe): about 15 s of 30 fps video with audio.
 const BACKLOG: usize = 1024;
 /// The keyframe cache stops growing here (a publisher sending no keyframes for minutes).
 const MAX_GOP_BYTES: usize = 32 << 20;
-
-#[derive(Clone, Debug)]
-pub struct Tag {
-    pub kind: u8,
-    pub ts: u32,
-    pub data: Bytes,
-}
 
 /// One publishing stream's relay, owned by its publisher: dropping it ends every subscriber.
 pub struct Feed {
@@ -115,83 +110,9 @@ impl Feed {
     }
 }
 
-/// Incremental FLV parser for the transcoder side: bytes in, tags out.
-#[derive(Default)]
-pub struct FlvReader {
-    buf: Vec<u8>,
-    header_done: bool,
-}
-
-impl FlvReader {
-    pub fn extend(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// The next complete tag, `Ok(None)` when more bytes are needed, `Err` on a stream that is
-    /// not FLV.
-    pub fn next_tag(&mut self) -> Result<Option<Tag>, &'static str> {
-        if !self.header_done {
-            if self.buf.len() < 13 {
-                return Ok(None);
-            }
-            if &self.buf[..3] != b"FLV" {
-                return Err("not an FLV stream");
-            }
-            let header_len = u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]) as usize;
-            if !(9..=64).contains(&header_len) {
-                return Err("bad FLV header");
-            }
-            if self.buf.len() < header_len + 4 {
-                return Ok(None);
-            }
-            self.buf.drain(..header_len + 4);
-            self.header_done = true;
-        }
-        if self.buf.len() < 11 {
-            return Ok(None);
-        }
-        let kind = self.buf[0];
-        let size = u32::from_be_bytes([0, self.buf[1], self.buf[2], self.buf[3]]) as usize;
-        let ts = u32::from_be_bytes([self.buf[7], self.buf[4], self.buf[5], self.buf[6]]);
-        if self.buf.len() < 11 + size + 4 {
-            return Ok(None);
-        }
-        let data = Bytes::copy_from_slice(&self.buf[11..11 + size]);
-        self.buf.drain(..11 + size + 4);
-        Ok(Some(Tag { kind, ts, data }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn drain(feed_bytes: &[u8]) -> Vec<Tag> {
-        let mut r = FlvReader::default();
-        let mut out = Vec::new();
-        // Byte by byte: a tag split across reads must come out whole.
-        for b in feed_bytes {
-            r.extend(&[*b]);
-            while let Some(t) = r.next_tag().unwrap() {
-                out.push(t);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn tags_survive_the_round_trip_through_flv() {
-        let mut bytes = flv::header(true, true);
-        bytes.extend(flv::tag(flv::VIDEO, 0x0102_0304, &[0x17, 0, 1, 2]));
-        bytes.extend(flv::tag(flv::AUDIO, 7, &[0xaf, 1, 9]));
-        let tags = drain(&bytes);
-        assert_eq!(tags.len(), 2);
-        assert_eq!((tags[0].kind, tags[0].ts, &tags[0].data[..]), (flv::VIDEO, 0x0102_0304, &[0x17, 0, 1, 2][..]));
-        assert_eq!((tags[1].kind, tags[1].ts, &tags[1].data[..]), (flv::AUDIO, 7, &[0xaf, 1, 9][..]));
-        let mut bad = FlvReader::default();
-        bad.extend(b"GET / HTTP/1.1\r\n\r\n");
-        assert!(bad.next_tag().is_err());
-    }
 
     #[test]
     fn a_late_subscriber_starts_at_the_last_keyframe_with_the_codec_config() {

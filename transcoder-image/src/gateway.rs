@@ -54,6 +54,12 @@ pub struct GatewayConfig {
     /// Publishers handled at once; more wait in the listen backlog until one leaves.
     #[arg(long, env = "ONAIR_GATEWAY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Publishers from one address at once (0: no limit); more are closed at once.
+    #[arg(long, env = "ONAIR_GATEWAY_MAX_PER_IP", default_value_t = crate::accept::DEFAULT_MAX_PER_IP)]
+    pub max_per_ip: usize,
+    /// Seconds a publisher has to finish its handshake and ask to publish.
+    #[arg(long, env = "ONAIR_RTMP_PUBLISH_DEADLINE", default_value_t = crate::rtmp::DEFAULT_PUBLISH_DEADLINE_SECS)]
+    pub publish_deadline_secs: u64,
 }
 
 impl GatewayConfig {
@@ -120,8 +126,13 @@ impl IngestGateway {
         tracing::info!(rtmp = %self.rtmp_addr(), http = %self.http_addr(), "ingest gateway listening");
         let gw = self.gw.clone();
         let rtmp = self.rtmp;
-        let max = gw.config.max_connections;
-        let accept = tokio::spawn(crate::accept::serve(rtmp, max, move |tcp, peer| {
+        let limits = crate::accept::Limits { max: gw.config.max_connections, per_ip: gw.config.max_per_ip };
+        let refuse = gw.clone();
+        let refused = move |peer: SocketAddr| {
+            tracing::debug!(%peer, "publisher refused: too many from its address");
+            refuse.refuse("too_many_from_address");
+        };
+        let accept = tokio::spawn(crate::accept::serve(rtmp, limits, refused, move |tcp, peer| {
             let gw = gw.clone();
             async move {
                 if let Err(e) = gw.handle(tcp).await {
@@ -166,13 +177,18 @@ impl Gateway {
         let _ = tcp.set_nodelay(true);
         let timeout = Duration::from_secs(self.config.read_timeout_secs.max(1));
         let mut buf = vec![0u8; 64 * 1024];
-        let Some(remaining) = server_handshake(&mut tcp, &mut buf, timeout).await? else { return Ok(()) };
+        // However steadily it trickles, a connection asks to publish within the deadline.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.publish_deadline_secs.max(1));
+        let handshake = tokio::time::timeout_at(deadline, server_handshake(&mut tcp, &mut buf, timeout));
+        let Some(remaining) = handshake.await.map_err(|_| anyhow::anyhow!("no publish request in time"))?? else {
+            return Ok(());
+        };
         let (mut server, initial) = ServerSession::new(ServerSessionConfig::new()).map_err(rtmp_err)?;
         write_server(&mut tcp, initial).await?;
         // Up to the publish request, answer as a server would.
         let mut input = remaining;
         let start = loop {
-            let results = if input.is_empty() { Vec::new() } else { server.handle_input(&input).map_err(rtmp_err)? };
+            let results = if input.is_empty() { Vec::new() } else { onair_rtmp::server_input(&mut server, &input)? };
             input.clear();
             let mut found = None;
             for r in results {
@@ -205,8 +221,10 @@ impl Gateway {
             if let Some(s) = found {
                 break s;
             }
-            let n =
-                tokio::time::timeout(timeout, tcp.read(&mut buf)).await.map_err(|_| anyhow::anyhow!("stalled"))??;
+            let until = deadline.min(tokio::time::Instant::now() + timeout);
+            let n = tokio::time::timeout_at(until, tcp.read(&mut buf))
+                .await
+                .map_err(|_| anyhow::anyhow!("stalled before publishing"))??;
             if n == 0 {
                 break Start::Gone;
             }
@@ -358,7 +376,7 @@ async fn forward(
                 if n == 0 {
                     return Ok(());
                 }
-                for r in server.handle_input(&buf[..n]).map_err(rtmp_err)? {
+                for r in onair_rtmp::server_input(server, &buf[..n])? {
                     let out = match r {
                         ServerSessionResult::OutboundResponse(p) => {
                             tcp.write_all(&p.bytes).await?;

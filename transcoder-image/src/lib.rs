@@ -5,7 +5,6 @@ mod api;
 mod config;
 mod encoder;
 mod feed;
-mod flv;
 mod gateway;
 mod guard;
 mod hls;

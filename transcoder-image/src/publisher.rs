@@ -70,6 +70,7 @@ impl WorkerState {
                     quality: "source".into(),
                     // A stream the apiserver does not know has no recording to finish.
                     record: false,
+                    record_renditions: None,
                 },
                 Err(r) => return Err(r.label()),
             },
@@ -90,6 +91,7 @@ impl WorkerState {
             return Err("stream_stopped");
         }
         slot.record = owner.record;
+        slot.record_top_and_lowest = owner.record_renditions == Some(onair_domain::RecordRenditions::TopAndLowest);
         let feed = (self.config.role == Role::Ingest).then(|| {
             let feed = Arc::new(Feed::new(&owner.tier, &owner.quality));
             self.feeds.lock().unwrap_or_else(|e| e.into_inner()).insert(owner.stream_id, feed.clone());

@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 use crate::metrics::ReasonLabels;
 
 pub mod dvr;
+pub mod pick;
 pub mod queue;
 pub mod report;
 
@@ -151,12 +152,14 @@ impl Recorder {
 
     /// Start recording `stream`: the sink its LL-HLS store hands completed segments to. One
     /// session per store, so a worker restarted mid-stream starts a new one (a discontinuity).
-    pub fn sink(self: &Arc<Self>, stream: StreamId) -> Arc<dyn SegmentSink> {
+    /// `keep` (when given) says which renditions are recorded (`pick`): it is asked under the
+    /// packager's lock, so it must only read plain data.
+    pub fn sink(self: &Arc<Self>, stream: StreamId, keep: Option<Keep>) -> Arc<dyn SegmentSink> {
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let session = Session(u64::try_from(now_ms.as_millis()).unwrap_or(0));
         self.queue().begin(stream, session);
-        tracing::info!(stream_id = %stream, %session, "recording");
-        Arc::new(StreamSink { recorder: Arc::downgrade(self), stream })
+        tracing::info!(stream_id = %stream, %session, top_and_lowest = keep.is_some(), "recording");
+        Arc::new(StreamSink { recorder: Arc::downgrade(self), stream, keep })
     }
 
     fn push(&self, stream: StreamId, segment: &CompletedSegment) {
@@ -367,15 +370,27 @@ fn failure_reason(e: &object_store::Error) -> &'static str {
     }
 }
 
+/// Whether a rendition (by name) is recorded.
+pub type Keep = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// One stream's sink: queues without blocking the packager.
-#[derive(Debug)]
 struct StreamSink {
     recorder: std::sync::Weak<Recorder>,
     stream: StreamId,
+    keep: Option<Keep>,
+}
+
+impl std::fmt::Debug for StreamSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSink").field("stream", &self.stream).field("filtered", &self.keep.is_some()).finish()
+    }
 }
 
 impl SegmentSink for StreamSink {
     fn completed(&self, segment: CompletedSegment) {
+        if self.keep.as_ref().is_some_and(|keep| !keep(&segment.rendition)) {
+            return;
+        }
         if let Some(recorder) = self.recorder.upgrade() {
             recorder.push(self.stream, &segment);
         }

@@ -17,10 +17,10 @@ use onair_domain::StreamId;
 use onair_web::HttpError;
 
 use crate::feed::FlvReader;
-use crate::flv;
 use crate::guard::internal_stream;
 use crate::state::WorkerState;
 use onair_domain::contracts::media::{Assignment, TranscoderReport};
+use onair_flv as flv;
 
 /// Response headers carrying what the transcoder needs before the first tag.
 pub const SOURCE_HEIGHT: &str = "x-onair-source-height";

@@ -7,12 +7,15 @@ use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent,
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::flv;
 use crate::publisher::Publishing;
 use crate::state::WorkerState;
+use onair_flv as flv;
 
-/// The RTMP application publishers use: `rtmp://host/live/{stream_key}`.
-pub const APP: &str = "live";
+pub use onair_rtmp::APP;
+
+/// Seconds from connecting to asking to publish (OBS takes well under one; a key check is one
+/// round trip to the apiserver).
+pub const DEFAULT_PUBLISH_DEADLINE_SECS: u64 = 10;
 
 pub async fn handle(state: WorkerState, mut tcp: TcpStream, peer: std::net::SocketAddr) {
     let _ = tcp.set_nodelay(true);
@@ -28,7 +31,15 @@ pub async fn handle(state: WorkerState, mut tcp: TcpStream, peer: std::net::Sock
 async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<Publishing>) -> anyhow::Result<()> {
     let read_timeout = std::time::Duration::from_secs(state.config.rtmp_read_timeout_secs.max(1));
     let mut buf = vec![0u8; 64 * 1024];
-    let remaining = match server_handshake(tcp, &mut buf, read_timeout).await? {
+    // The read timeout bounds each read; this bounds the whole way to publishing, so a peer
+    // trickling a byte at a time cannot hold a connection slot for long.
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.rtmp_publish_deadline_secs.max(1));
+    let late = || anyhow::anyhow!("no publish request within {} s", state.config.rtmp_publish_deadline_secs);
+    let remaining = match tokio::time::timeout_at(deadline, server_handshake(tcp, &mut buf, read_timeout))
+        .await
+        .map_err(|_| late())??
+    {
         Some(r) => r,
         None => return Ok(()),
     };
@@ -38,7 +49,7 @@ async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<P
     let mut input = remaining;
     loop {
         if !input.is_empty() {
-            pending.extend(session.handle_input(&input).map_err(|e| anyhow::anyhow!("rtmp: {e:?}"))?);
+            pending.extend(onair_rtmp::server_input(&mut session, &input)?);
             input.clear();
         }
         while !pending.is_empty() {
@@ -62,10 +73,15 @@ async fn run(state: &WorkerState, tcp: &mut TcpStream, publishing: &mut Option<P
             }
         }
         let stop = publishing.as_ref().map(|p| p.stop.clone());
+        let now = tokio::time::Instant::now();
+        let until = if publishing.is_some() { now + read_timeout } else { deadline.min(now + read_timeout) };
+        if publishing.is_none() && now >= deadline {
+            return Err(late());
+        }
         let n = tokio::select! {
             // A publisher that stops sending without closing is dropped after `read_timeout`.
-            n = tokio::time::timeout(read_timeout, tcp.read(&mut buf)) => {
-                n.map_err(|_| anyhow::anyhow!("no data for {} s", read_timeout.as_secs()))??
+            n = tokio::time::timeout_at(until, tcp.read(&mut buf)) => {
+                n.map_err(|_| if publishing.is_some() { anyhow::anyhow!("no data for {} s", read_timeout.as_secs()) } else { late() })??
             }
             _ = async { match &stop { Some(s) => s.notified().await, None => std::future::pending().await } } => {
                 tracing::info!("publisher disconnected: the stream was stopped");
@@ -93,7 +109,7 @@ pub async fn server_handshake(
         if n == 0 {
             return Ok(None);
         }
-        match handshake.process_bytes(&buf[..n]).map_err(|e| anyhow::anyhow!("handshake: {e:?}"))? {
+        match onair_rtmp::handshake_input(&mut handshake, &buf[..n])? {
             HandshakeProcessResult::InProgress { response_bytes } => tcp.write_all(&response_bytes).await?,
             HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
                 tcp.write_all(&response_bytes).await?;

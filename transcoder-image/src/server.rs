@@ -28,8 +28,13 @@ pub async fn run(
     let (rtmp_addr, http_addr) = (state.config.rtmp_listen, state.config.http_listen);
     let accept = {
         let state = state.clone();
-        let max = state.config.rtmp_max_connections;
-        tokio::spawn(accept::serve(rtmp, max, move |tcp, peer| rtmp::handle(state.clone(), tcp, peer)))
+        let limits = accept::Limits { max: state.config.rtmp_max_connections, per_ip: state.config.rtmp_max_per_ip };
+        let counted = state.clone();
+        let refused = move |peer: std::net::SocketAddr| {
+            tracing::debug!(%peer, "rtmp connection refused: too many from its address");
+            counted.metrics.refused("too_many_from_address");
+        };
+        tokio::spawn(accept::serve(rtmp, limits, refused, move |tcp, peer| rtmp::handle(state.clone(), tcp, peer)))
     };
     let config = &state.config;
     let follow = match (config.role, config.only_stream, config.source_url.clone()) {

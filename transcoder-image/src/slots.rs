@@ -25,6 +25,8 @@ pub struct Slot {
     pub backed_up: Option<std::time::Instant>,
     /// The apiserver keeps a recording of this broadcast: its packaged segments are stored.
     pub record: bool,
+    /// Only the top and the lowest of its renditions are recorded (the channel's choice).
+    pub record_top_and_lowest: bool,
     /// Set on first use from the configured initial level.
     level: Option<Arc<LevelCell>>,
 }
@@ -69,9 +71,15 @@ impl Slots {
         self.lock().get(&stream).is_some_and(|s| s.publishing)
     }
 
-    /// Whether the stream's broadcast is to be recorded.
-    pub fn records(&self, stream: StreamId) -> bool {
-        self.lock().get(&stream).is_some_and(|s| s.record)
+    /// Whether the stream's broadcast is to be recorded, and whether only its top and lowest
+    /// renditions.
+    pub fn records(&self, stream: StreamId) -> Option<bool> {
+        self.lock().get(&stream).filter(|s| s.record).map(|s| s.record_top_and_lowest)
+    }
+
+    /// What this worker's own encoder makes of the stream, top first.
+    pub fn renditions(&self, stream: StreamId) -> Vec<String> {
+        self.lock().get(&stream).map(|s| s.renditions.clone()).unwrap_or_default()
     }
 
     /// Whether this worker holds the stream: a publisher, or one within its reconnect grace.

@@ -106,11 +106,28 @@ impl WorkerState {
     /// records and the broadcast is to be recorded.
     pub fn recording_sink(&self, stream: StreamId) -> Option<Arc<dyn onair_llhls::SegmentSink>> {
         let recorder = self.recorder.as_ref()?;
-        if !self.slots.records(stream) {
+        let Some(top_and_lowest) = self.slots.records(stream) else {
             tracing::debug!(stream_id = %stream, "not recorded: the apiserver keeps no recording of it");
             return None;
-        }
-        Some(recorder.sink(stream))
+        };
+        // Weak: the recorder, which holds the sink, is itself held by this state.
+        let state = Arc::downgrade(&self.0);
+        let keep: Option<crate::record::Keep> = top_and_lowest.then(|| {
+            Box::new(move |rendition: &str| {
+                state
+                    .upgrade()
+                    .is_none_or(|s| crate::record::pick::top_or_lowest(&WorkerState(s).packaged(stream), rendition))
+            }) as crate::record::Keep
+        });
+        Some(recorder.sink(stream, keep))
+    }
+
+    /// The renditions a stream is packaged in here: this worker's own and, on an ingest pod,
+    /// its transcode pods'. Plain data under short locks (the recorder asks under a packager's).
+    fn packaged(&self, stream: StreamId) -> Vec<String> {
+        let mut all = self.slots.renditions(stream);
+        all.extend(self.transcoders.renditions(stream));
+        all
     }
 
     /// The relay of a stream this ingest pod is receiving.

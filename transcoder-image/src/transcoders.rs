@@ -96,6 +96,20 @@ impl Transcoders {
         .unwrap_or(true)
     }
 
+    /// The renditions the stream's transcode pods make: what the operator assigned them and
+    /// what they report (an assignment precedes a pod's first upload; a report may not).
+    pub fn renditions(&self, stream: StreamId) -> Vec<String> {
+        self.read(stream, |s| {
+            let assigned = s.assignment.iter().flat_map(|a| a.values().flatten());
+            let reported = s.reports.values().flat_map(|(_, r)| r.renditions.iter());
+            let mut all: Vec<String> = assigned.chain(reported).filter(|r| !s.ended.contains(*r)).cloned().collect();
+            all.sort();
+            all.dedup();
+            all
+        })
+        .unwrap_or_default()
+    }
+
     /// The live transcoders of a stream, by part name.
     pub fn live(&self, stream: StreamId) -> Vec<TranscoderState> {
         self.read(stream, |s| {

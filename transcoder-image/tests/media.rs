@@ -481,6 +481,98 @@ async fn garbage_on_the_rtmp_port_is_refused() {
     assert_eq!(health.status(), 200, "the worker is unaffected");
 }
 
+/// A client trickling its handshake a byte a second (every read within the read timeout) is
+/// cut off at the publish deadline (3 s here), not kept for the 1,536 s its C1 would take.
+async fn assert_trickler_cut_off(addr: &str) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let trickle = async {
+        loop {
+            if slow.write_all(&[3]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(8), trickle).await.expect("cut off");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(6), "cut off after {took:?}");
+}
+
+/// Three connections from this address are held (idle, within the deadline); a fourth is
+/// closed at once, and `metrics` (the listener's `/metrics`) counts it under `refused_metric`.
+async fn assert_address_gets_three(http: &reqwest::Client, addr: &str, metrics: &str, refused_metric: &str) {
+    use tokio::io::AsyncReadExt as _;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_millis(1500), fourth.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "the fourth is closed at once: {read:?}");
+    for tcp in &mut held {
+        let read = tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await;
+        assert!(read.is_err(), "the first three are still open");
+    }
+    let text = http.get(metrics).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(&format!(r#"{refused_metric}{{reason="too_many_from_address"}} 1"#)), "{text}");
+}
+
+/// The media worker's RTMP port is bounded: a trickler is cut off at the publish deadline, one
+/// address gets at most its share; the worker is unaffected.
+#[tokio::test]
+async fn trickling_and_crowding_rtmp_clients_are_cut_off() {
+    let env = env().await;
+    let stream = uuid::Uuid::new_v4().to_string();
+    let (rtmp, base, _dir) = env
+        .per_stream_worker_with(
+            &stream,
+            &"0".repeat(64),
+            &["--rtmp-read-timeout-secs", "5", "--rtmp-publish-deadline-secs", "3", "--rtmp-max-per-ip", "3"],
+        )
+        .await;
+    let addr = rtmp.trim_start_matches("rtmp://").trim_end_matches("/live").to_owned();
+    assert_trickler_cut_off(&addr).await;
+    assert_address_gets_three(&env.http, &addr, &format!("{base}/metrics"), "onair_media_refused_publishers_total")
+        .await;
+    let health = env.http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the worker is unaffected");
+}
+
+/// The ingest gateway's RTMP port has the same bounds.
+#[tokio::test]
+async fn the_ingest_gateway_cuts_off_tricklers_and_crowds() {
+    let env = env().await;
+    let gw = IngestGateway::build(
+        GatewayConfig::from_args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--apiserver-url",
+            &env.api,
+            "--internal-token",
+            "media-test",
+            "--read-timeout-secs",
+            "5",
+            "--publish-deadline-secs",
+            "3",
+            "--max-per-ip",
+            "3",
+        ])
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let (addr, http) = (gw.rtmp_addr().to_string(), format!("http://{}", gw.http_addr()));
+    tokio::spawn(gw.run_until_stopped(std::future::pending()));
+    assert_trickler_cut_off(&addr).await;
+    assert_address_gets_three(&env.http, &addr, &format!("{http}/metrics"), "onair_ingest_gateway_refused_total").await;
+}
+
 /// A truncated handshake is dropped after the read timeout; codecs other than H.264 + AAC are
 /// refused with a reason; neither touches the worker.
 #[tokio::test]

@@ -11,6 +11,7 @@ export interface User {
   role: string;
   tier?: string;
   record_broadcasts?: boolean;
+  record_renditions?: "all" | "top_and_lowest";
 }
 
 export interface Stream {

@@ -199,8 +199,14 @@ test("a viewer rewinds 30 s while live, returns to live, and clips the last 30 s
   const wait = state.publishedAt + 38_000 - Date.now();
   if (wait > 0) await viewer.waitForTimeout(wait);
   await viewer.goto(`${BASE}/#/watch/${streamId}`);
-  await viewer.waitForFunction(() => document.querySelector("video")?.currentTime > 0.5, null, { timeout: 25_000 });
-  const liveBehind = await viewer.evaluate(() => (Date.now() - window.__onairPlayer.hls.playingDate.getTime()) / 1000);
+  // hls.js knows the playing date once the fragment under the playhead is matched (not at the
+  // first frame, and not for a moment after a quality switch): wait for it rather than read null.
+  const liveBehind = await (
+    await viewer.waitForFunction(() => {
+      const at = document.querySelector("video")?.currentTime > 0.5 && window.__onairPlayer?.hls.playingDate;
+      return at && (Date.now() - at.getTime()) / 1000;
+    }, null, { timeout: 25_000 })
+  ).jsonValue();
   await viewer.click("[data-testid=rewind]");
   // The page goes 30 s further back than the live player was, and says so.
   const label = await viewer.locator("[data-testid=latency]").textContent();
@@ -220,7 +226,12 @@ test("a viewer rewinds 30 s while live, returns to live, and clips the last 30 s
   await viewer.waitForTimeout(2000);
   const t2 = await viewer.evaluate(() => document.querySelector("video").currentTime);
   assert.ok(t2 > t1 + 1, `the rewound video plays (${t1} -> ${t2})`);
-  const behind = await viewer.evaluate(() => (Date.now() - window.__onairPlayer.hls.playingDate.getTime()) / 1000);
+  const behind = await (
+    await viewer.waitForFunction(() => {
+      const at = window.__onairPlayer.hls.playingDate;
+      return at && (Date.now() - at.getTime()) / 1000;
+    }, null, { timeout: 5_000 })
+  ).jsonValue();
   assert.ok(Math.abs(behind - back) < 3, `${behind} s behind the streamer's clock, ${back} s asked`);
   state.rewoundBehindS = +behind.toFixed(1);
   await viewer.screenshot({ path: join(ARTIFACTS, "rewind.png") });
@@ -317,6 +328,15 @@ test("the ended broadcast plays as a VOD with a seek bar, and stops playing once
   await viewer.waitForSelector("[data-testid=vod-gone]", { timeout: 20_000 });
   assert.deepEqual(errors, []);
   await context.close();
+
+  // Keeping less of the next broadcasts: the choice is saved with the account.
+  const [saved] = await Promise.all([
+    streamer.waitForResponse((r) => r.url().endsWith("/api/users/me") && r.request().method() === "PATCH"),
+    streamer.selectOption("[data-testid=record-renditions]", "top_and_lowest"),
+  ]);
+  assert.equal((await saved.json()).record_renditions, "top_and_lowest");
+  await streamer.reload();
+  await streamer.waitForFunction(() => document.querySelector("[data-testid=record-renditions]")?.value === "top_and_lowest", null, { timeout: 10_000 });
 });
 
 async function api(path, { token, body } = {}) {

@@ -5,6 +5,7 @@
 
 mod analytics;
 mod auth;
+mod authz;
 mod discovery;
 mod followers;
 mod helpers;

@@ -26,7 +26,7 @@ fn store(app: &TestApp) -> &dyn ObjectStore {
 }
 
 /// Start a stream; (stream id, the stream key when this start made it).
-async fn start(app: &TestApp, user: &User) -> (String, String) {
+pub(crate) async fn start(app: &TestApp, user: &User) -> (String, String) {
     let body = app.start_stream(user, "Recorded", "games", &[]).await;
     let key = body["ingest"]["stream_key"].as_str().unwrap_or_default().to_owned();
     (body["stream"]["id"].as_str().unwrap().to_owned(), key)
@@ -63,7 +63,7 @@ fn state_report(flushed: bool) -> Value {
 const T0: u64 = 1_764_000_000_000;
 
 /// What a worker stores for a broadcast of `seconds` one-second segments in two renditions.
-async fn record(app: &TestApp, stream: &str, seconds: u64) -> Vec<StorePath> {
+pub(crate) async fn record(app: &TestApp, stream: &str, seconds: u64) -> Vec<StorePath> {
     let root = Root::Recording(Uuid::parse_str(stream).unwrap());
     let session = Session(T0);
     let mut keys = Vec::new();
@@ -97,7 +97,7 @@ async fn objects_under(app: &TestApp, stream: &str) -> usize {
 }
 
 /// Stop the stream and have its worker say everything is stored; then make the VOD.
-async fn finish(app: &TestApp, user: &User, stream: &str) -> Finalized {
+pub(crate) async fn finish(app: &TestApp, user: &User, stream: &str) -> Finalized {
     let (status, body) = app.post(&format!("/api/streams/{stream}/stop"), Some(&user.token), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(report(app, stream, state_report(true), Some(INTERNAL_TOKEN)).await.0, StatusCode::NO_CONTENT);
@@ -119,14 +119,33 @@ async fn a_recording_channel_gets_a_recording_and_one_that_opted_out_does_not() 
     let ada = app.register("ada").await;
     let (stream, key) = start(&app, &ada).await;
     // The worker learns it from the key check, and the row the reports and the VOD need is there.
-    assert_eq!(verify_key(&app, &key).await["record"], true);
+    let owner = verify_key(&app, &key).await;
+    assert_eq!((&owner["record"], &owner["record_renditions"]), (&json!(true), &json!("all")), "{owner}");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM recordings WHERE stream_id = $1::uuid")
         .bind(&stream)
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(rows, 1);
+
+    // Keeping only the top and lowest renditions applies from the next broadcast too: a
+    // publisher reconnecting to this one still records the whole ladder.
+    let (status, body) = app
+        .request(Method::PATCH, "/api/users/me", Some(&ada.token), Some(json!({"record_renditions": "middle"})))
+        .await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("invalid_body")), "{body}");
+    let (status, me) = app
+        .request(Method::PATCH, "/api/users/me", Some(&ada.token), Some(json!({"record_renditions": "top_and_lowest"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["record_renditions"], "top_and_lowest");
+    assert_eq!(verify_key(&app, &key).await["record_renditions"], "all");
     app.post(&format!("/api/streams/{stream}/stop"), Some(&ada.token), json!({})).await;
+    let body = app.start_stream(&ada, "Top and lowest", "games", &[]).await;
+    let owner = verify_key(&app, &key).await;
+    assert_eq!((&owner["record"], &owner["record_renditions"]), (&json!(true), &json!("top_and_lowest")), "{owner}");
+    app.post(&format!("/api/streams/{}/stop", body["stream"]["id"].as_str().unwrap()), Some(&ada.token), json!({}))
+        .await;
 
     // Turning it off applies to the next broadcast.
     let (status, me) =

@@ -134,6 +134,60 @@ async fn a_reconnecting_client_gets_what_it_missed() {
     assert_eq!(texts, vec!["missed 0", "missed 1", "missed 2"]);
 }
 
+/// A replica shutting down tells its sockets to reconnect (close 1012) instead of vanishing,
+/// finishes within its drain time, and a client that reconnects to another replica with its
+/// last id misses nothing sent meanwhile.
+#[tokio::test]
+async fn a_draining_replica_tells_sockets_to_reconnect_and_nothing_is_missed() {
+    use futures::StreamExt as _;
+    let mut env = env(2, &[]).await;
+    let owner = env.register("drainer").await;
+    let eve = env.register("eve").await;
+    let stream = env.live_stream(&owner).await;
+    let mut ws = env.connect(1, &stream, Some(&eve.token)).await;
+    send(&mut ws, "on the replica going away", "1").await;
+    let last = wait_for(&mut ws, "message").await;
+
+    let leaving = env.gateways.remove(1);
+    let shutdown = tokio::spawn(leaving.shut_down());
+    let close = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("the socket ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("told at once");
+    let frame = close.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1012, "{frame:?}");
+    assert!(frame.reason.contains("reconnect"), "{frame:?}");
+    let took = shutdown.await.unwrap();
+    assert!(took < Duration::from_secs(8), "drained in {took:?}");
+
+    // Meanwhile the room goes on; reconnecting elsewhere with the last id gets it all.
+    for i in 0..3 {
+        let (status, _) = env
+            .rest(
+                0,
+                reqwest::Method::POST,
+                &format!("/api/streams/{stream}/chat"),
+                Some(&owner.token),
+                Some(json!({"text": format!("while away {i}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    crate::helpers::eventually_history(&env, &stream, 4).await;
+    let mut ws = env.connect(0, &stream, Some(&eve.token)).await;
+    ws_send_json(&mut ws, json!({"type": "hello", "last_id": last["id"]})).await;
+    let frame = next_json(&mut ws).await;
+    let texts: Vec<&str> = frame["events"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, vec!["while away 0", "while away 1", "while away 2"], "{frame}");
+}
+
 /// A gateway stopped while messages flow loses none that were acknowledged: the persister of
 /// another replica (durable consumer) writes them all.
 #[tokio::test]

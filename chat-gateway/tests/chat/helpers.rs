@@ -21,6 +21,22 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Shut this replica down as SIGTERM does (it drains) and wait until it has; how long it took.
+    pub async fn shut_down(mut self) -> Duration {
+        let started = std::time::Instant::now();
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("shut down in time")
+                .expect("joined")
+                .expect("ok");
+        }
+        started.elapsed()
+    }
+
     /// Stop this replica (its sockets drop) and wait until it has.
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
@@ -42,7 +58,8 @@ pub struct Env {
     pub redis_prefix: String,
     pub nats_prefix: String,
     pub jwks: String,
-    _keys: tempfile::TempDir,
+    /// The apiserver's signing keys.
+    pub keys: tempfile::TempDir,
     _api_stop: tokio::sync::oneshot::Sender<()>,
     _db: TestDb,
 }
@@ -94,7 +111,7 @@ pub async fn env(replicas: usize, extra: &[&str]) -> Env {
         db_url: db.url.clone(),
         redis_prefix,
         nats_prefix,
-        _keys: keys,
+        keys,
         _api_stop: tx,
         _db: db,
     };

@@ -3,6 +3,7 @@
 // Tests fail loudly by design: unwrap/expect are how they say what broke.
 #![allow(clippy::unwrap_used)]
 
+mod authz;
 mod fanout;
 mod helpers;
 mod input;

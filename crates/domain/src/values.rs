@@ -357,6 +357,12 @@ string_enum!(
 );
 
 string_enum!(
+    /// Which renditions of a broadcast are recorded: the whole ladder, or (a channel's choice,
+    /// about 70% of the bytes for a 720p/480p/360p ladder) only its top and its lowest.
+    RecordRenditions { All => "all", TopAndLowest => "top_and_lowest" }
+);
+
+string_enum!(
     /// Where a broadcast is in its life. `starting`: asked for, waiting for the publisher;
     /// `live`: media is flowing; `ending`: stop asked, media finishing; `ended`/`failed`: over.
     StreamStatus { Starting => "starting", Live => "live", Ending => "ending", Ended => "ended", Failed => "failed" }

@@ -481,6 +481,10 @@ fn parse_moof(body: &[u8], tracks: &[Track]) -> Result<Vec<TrackFragment>, Error
     Ok(out)
 }
 
+/// Samples one `trun` may declare when it stores nothing per sample: far more than a part holds
+/// (a 0.2 s part at 48 kHz audio has ~10 AAC frames; 60 fps video 12 frames).
+const MAX_DEFAULT_SAMPLES: u32 = 1 << 16;
+
 fn read_trun(trun: &[u8], default_duration: u32, default_flags: u32, frag: &mut TrackFragment) -> Result<(), Error> {
     let e = || malformed("trun", "too short");
     let flags = be_u32(trun, 0).ok_or_else(e)? & 0x00ff_ffff;
@@ -499,6 +503,20 @@ fn read_trun(trun: &[u8], default_duration: u32, default_flags: u32, frag: &mut 
     let needed = (count as usize).checked_mul(per_sample).and_then(|n| n.checked_add(at));
     if needed.is_none_or(|n| n > trun.len()) {
         return Err(malformed("trun", "sample count past the box"));
+    }
+    if per_sample == 0 {
+        // Every sample takes the defaults: nothing in the box bounds the count (4 billion
+        // iterations of the loop below were one upload's worth of CPU, found by fuzz/), and
+        // nothing per sample needs reading.
+        if count > MAX_DEFAULT_SAMPLES {
+            return Err(malformed("trun", "too many samples"));
+        }
+        if frag.samples == 0 && count > 0 {
+            frag.starts_with_sync = first_flags.unwrap_or(default_flags) & NON_SYNC == 0;
+        }
+        frag.duration += u64::from(count) * u64::from(default_duration);
+        frag.samples = frag.samples.saturating_add(count);
+        return Ok(());
     }
     for i in 0..count as usize {
         let mut s = at + i * per_sample;
@@ -613,6 +631,34 @@ mod tests {
         assert_eq!((tracks[0].base_decode_time, tracks[0].duration, *keyframe), (9, 12000, true));
         let Event::Fragment { tracks, keyframe, .. } = &events[2] else { panic!("fragment") };
         assert_eq!((tracks[0].duration, tracks[0].samples, *keyframe), (0, 2, false));
+        Ok(())
+    }
+
+    /// A `trun` storing nothing per sample declares its count freely: a huge one is refused at
+    /// once (it used to cost a loop of that many iterations), a real one adds up its defaults.
+    #[test]
+    fn a_trun_of_default_samples_is_bounded_without_a_loop() -> Result<(), Error> {
+        let fragment_with = |count: u32| {
+            let mut data = init(&[SynthTrack { id: 1, timescale: 90000, video: true }]);
+            let mfhd = bx(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 1]);
+            let tfhd = bx(b"tfhd", &[0, 0x02, 0, 0x28, 0, 0, 0, 1, 0, 0, 0x0b, 0xb8, 0, 0, 0, 0]);
+            let mut trun = vec![0, 0, 0, 0];
+            trun.extend(count.to_be_bytes());
+            let traf = bx(b"traf", &[tfhd, bx(b"tfdt", &[0; 8]), bx(b"trun", &trun)].concat());
+            data.extend(bx(b"moof", &[mfhd, traf].concat()));
+            data.extend(bx(b"mdat", b""));
+            data
+        };
+        let started = std::time::Instant::now();
+        let err = Reader::default().push(&fragment_with(u32::MAX)).err();
+        assert!(matches!(err, Some(Error::Malformed { .. })), "{err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused without counting");
+        let events = Reader::default().push(&fragment_with(MAX_DEFAULT_SAMPLES))?;
+        let Event::Fragment { tracks, .. } = &events[1] else { panic!("fragment") };
+        assert_eq!(
+            (tracks[0].samples, tracks[0].duration),
+            (MAX_DEFAULT_SAMPLES, u64::from(MAX_DEFAULT_SAMPLES) * 3000)
+        );
         Ok(())
     }
 

@@ -142,7 +142,7 @@ impl Rendition {
 
     /// 3 × target duration (the spec's limit on how long a blocking request is held).
     fn timeout(&self) -> Duration {
-        Duration::from_secs(3 * self.read(Packager::target_duration))
+        Duration::from_secs(self.read(Packager::target_duration).saturating_mul(3))
     }
 
     fn lookup(&self, resource: Resource) -> Option<Bytes> {

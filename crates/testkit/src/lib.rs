@@ -2,6 +2,7 @@
 
 pub mod kube_fake;
 pub mod s3;
+pub mod tokens;
 
 use std::future::Future;
 use std::time::Duration;

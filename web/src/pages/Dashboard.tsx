@@ -241,9 +241,9 @@ export function Dashboard({ me }: { me: User }) {
       setError({ text: errorText(e) });
     }
   };
-  const setRecording = async (on: boolean) => {
+  const setRecording = async (change: Pick<User, "record_broadcasts" | "record_renditions">) => {
     try {
-      updateUser(await request<User>("PATCH", "/api/users/me", { record_broadcasts: on }));
+      updateUser(await request<User>("PATCH", "/api/users/me", change));
     } catch (e) {
       setError({ text: errorText(e) });
     }
@@ -340,9 +340,23 @@ export function Dashboard({ me }: { me: User }) {
               type="checkbox"
               data-testid="record-broadcasts"
               checked={me.record_broadcasts !== false}
-              onChange={(e) => setRecording(e.currentTarget.checked)}
+              onChange={(e) => setRecording({ record_broadcasts: e.currentTarget.checked })}
             />
             Record my broadcasts and keep them as past broadcasts
+          </label>
+          <label>
+            Qualities kept
+            <select
+              data-testid="record-renditions"
+              value={me.record_renditions ?? "all"}
+              disabled={me.record_broadcasts === false}
+              onChange={(e) =>
+                setRecording({ record_renditions: e.currentTarget.value as User["record_renditions"] })
+              }
+            >
+              <option value="all">Every quality viewers get</option>
+              <option value="top_and_lowest">Only the best and the lowest (less storage)</option>
+            </select>
           </label>
           <p class="hint">Applies from your next broadcast. Each recording's page says how long it is kept.</p>
         </section>
