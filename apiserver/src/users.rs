@@ -9,7 +9,7 @@ use onair_domain::contracts::http::REFRESH_COOKIE;
 use onair_domain::{
     AvatarUrl, Bio, DisplayName, Email, Password, RecordRenditions, Role, StreamId, Tier, UserId, Username,
 };
-use onair_web::{Json, Path};
+use onair_web::{Json, Path, RawBody};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -413,7 +413,7 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
 #[utoipa::path(post, path = "/api/users/refresh", tag = "users",
     request_body(content = Option<RefreshRequest>, description = "Optional: without a body (or without `refresh_token`) the refresh cookie is used"),
     responses((status = 200, body = Session), (status = 401, body = onair_web::ErrorBody)))]
-async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn refresh(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Response> {
     let token = optional_body(&body)?.refresh_token.or_else(|| cookie_token(&headers)).ok_or_else(|| {
         ApiError::unauthorized("missing_refresh_token", "send refresh_token in the body or the refresh cookie")
     })?;
@@ -442,7 +442,7 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: axum::
 #[utoipa::path(post, path = "/api/users/logout", tag = "users",
     request_body(content = Option<RefreshRequest>, description = "Optional: without a body (or without `refresh_token`) the refresh cookie is used; with neither, only the cookie is cleared"),
     responses((status = 204, description = "session ended (or already gone)")))]
-async fn logout(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn logout(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Response> {
     if let Some(token) = optional_body(&body)?.refresh_token.or_else(|| cookie_token(&headers)) {
         let mut conn = state.db.acquire().await?;
         sessions::revoke_by_token(&mut conn, &token).await?;

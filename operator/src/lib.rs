@@ -55,11 +55,15 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let router = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(onair_web::healthz))
-        .route("/readyz", get(readyz))
-        .with_state(health.clone());
+    // The shared limits (64 KiB bodies, 15 s per request, JSON 404/405) like every service's.
+    let router = onair_web::finish_router(
+        Router::new()
+            .route("/metrics", get(metrics_handler))
+            .route("/healthz", get(onair_web::healthz))
+            .route("/readyz", get(readyz))
+            .with_state(health.clone()),
+        onair_web::Limits::default(),
+    );
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(onair_web::serve(listener, router, async move {
         let _ = server_stop.wait_for(|s| *s).await;

@@ -61,7 +61,7 @@ pub struct MediaConfig {
     pub rtmp_max_per_ip: usize,
     /// Seconds a new RTMP connection has to finish its handshake and ask to publish, however
     /// steadily it trickles bytes (the read timeout bounds each read, not the whole).
-    #[arg(long, env = "ONAIR_RTMP_PUBLISH_DEADLINE", default_value_t = crate::rtmp::DEFAULT_PUBLISH_DEADLINE_SECS)]
+    #[arg(long, env = "ONAIR_RTMP_PUBLISH_DEADLINE", default_value_t = onair_rtmp::DEFAULT_PUBLISH_DEADLINE_SECS)]
     pub rtmp_publish_deadline_secs: u64,
     /// Seconds a publisher may be gone before the stream ends.
     #[arg(long, env = "ONAIR_RECONNECT_GRACE", default_value_t = 30)]

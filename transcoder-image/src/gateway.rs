@@ -58,7 +58,7 @@ pub struct GatewayConfig {
     #[arg(long, env = "ONAIR_GATEWAY_MAX_PER_IP", default_value_t = crate::accept::DEFAULT_MAX_PER_IP)]
     pub max_per_ip: usize,
     /// Seconds a publisher has to finish its handshake and ask to publish.
-    #[arg(long, env = "ONAIR_RTMP_PUBLISH_DEADLINE", default_value_t = crate::rtmp::DEFAULT_PUBLISH_DEADLINE_SECS)]
+    #[arg(long, env = "ONAIR_RTMP_PUBLISH_DEADLINE", default_value_t = onair_rtmp::DEFAULT_PUBLISH_DEADLINE_SECS)]
     pub publish_deadline_secs: u64,
 }
 

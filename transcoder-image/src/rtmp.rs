@@ -13,10 +13,6 @@ use onair_flv as flv;
 
 pub use onair_rtmp::APP;
 
-/// Seconds from connecting to asking to publish (OBS takes well under one; a key check is one
-/// round trip to the apiserver).
-pub const DEFAULT_PUBLISH_DEADLINE_SECS: u64 = 10;
-
 pub async fn handle(state: WorkerState, mut tcp: TcpStream, peer: std::net::SocketAddr) {
     let _ = tcp.set_nodelay(true);
     let mut publishing: Option<Publishing> = None;

@@ -20,7 +20,7 @@ use crate::recordings::{finish, record, start};
 
 /// Who may call an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
+pub(crate) enum Rule {
     /// Anyone; credentials, good or bad, change nothing: every caller gets the answer nobody
     /// gets, and it is neither 401 nor 403.
     Public,
@@ -36,7 +36,7 @@ enum Rule {
 }
 
 /// Every apiserver operation and its rule (chat's are the chat gateway's: its own matrix).
-const RULES: &[(&str, &str, Rule)] = &[
+pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/healthz", Rule::Public),
     ("GET", "/readyz", Rule::Public),
     ("GET", "/metrics", Rule::Public),
@@ -99,11 +99,11 @@ enum Caller {
 const BAD_TOKENS: [Caller; 3] = [Caller::Expired, Caller::Forged, Caller::AlgNone];
 
 /// The resources the paths name, all the owner's.
-struct Fixture {
-    owner: User,
-    stream: String,
-    vod: String,
-    clip: String,
+pub(crate) struct Fixture {
+    pub owner: User,
+    pub stream: String,
+    pub vod: String,
+    pub clip: String,
 }
 
 struct Callers {
@@ -130,7 +130,7 @@ impl Callers {
     }
 }
 
-fn concrete(path: &str, fx: &Fixture) -> String {
+pub(crate) fn concrete(path: &str, fx: &Fixture) -> String {
     path.replace("{user_id}", &fx.owner.id)
         .replace("{stream_id}", &fx.stream)
         .replace("{vod_id}", &fx.vod)
@@ -166,7 +166,7 @@ async fn call(app: &TestApp, callers: &Callers, fx: &Fixture, who: Caller, metho
 }
 
 /// A fresh owner with a live stream, a VOD of an earlier broadcast and a clip of it.
-async fn fixture(app: &TestApp, name: &str) -> Fixture {
+pub(crate) async fn fixture(app: &TestApp, name: &str) -> Fixture {
     let owner = app.register(name).await;
     let (earlier, _) = start(app, &owner).await;
     record(app, &earlier, 10).await;
@@ -183,6 +183,25 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
     Fixture { owner, stream, vod: vod.to_string(), clip: clip["id"].as_str().unwrap().to_owned() }
 }
 
+/// An app for calling every route: recording on (the VOD and clip routes need one), and the
+/// per-address limits of sign-up and sign-in raised, since every caller here comes from one
+/// address.
+pub(crate) async fn matrix_app() -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(&[
+        "--recordings-url",
+        dir.path().to_str().unwrap(),
+        "--register-per-ip-per-hour",
+        "1000",
+        "--login-per-ip-per-minute",
+        "1000",
+        "--heartbeats-per-ip-per-minute",
+        "1000",
+    ])
+    .await;
+    (app, dir)
+}
+
 /// Whether an operation changes what the next caller finds (so each allowed caller gets a
 /// fresh fixture, and the first answer must be a success, not a 404 from an earlier call).
 fn destructive(method: &str, path: &str) -> bool {
@@ -196,20 +215,7 @@ fn destructive(method: &str, path: &str) -> bool {
 
 #[tokio::test]
 async fn every_operation_answers_every_caller_by_its_rule() {
-    // Recording on (the VOD and clip routes need one); the per-address limits of sign-up and
-    // sign-in raised, since every caller here comes from one address.
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_with(&[
-        "--recordings-url",
-        dir.path().to_str().unwrap(),
-        "--register-per-ip-per-hour",
-        "1000",
-        "--login-per-ip-per-minute",
-        "1000",
-        "--heartbeats-per-ip-per-minute",
-        "1000",
-    ])
-    .await;
+    let (app, _dir) = matrix_app().await;
     let (_, doc) = app.get("/api/openapi.json", None).await;
     let chat: BTreeSet<String> = onair_chat_gateway::openapi().paths.paths.keys().cloned().collect();
 

@@ -10,6 +10,7 @@ mod discovery;
 mod followers;
 mod helpers;
 mod kubernetes;
+mod limits;
 mod local;
 mod openapi;
 mod recordings;

@@ -247,3 +247,45 @@ async fn every_chat_operation_answers_every_caller_by_its_rule() {
     assert!(failures.is_empty(), "{} of {checked} answers broke their rule:\n{}", failures.len(), failures.join("\n"));
     assert!(checked >= 100, "{checked} calls");
 }
+
+/// Every chat operation that takes a body refuses one over the shared limit (64 KiB) with 413
+/// `body_too_large`, for a caller the route lets in (the channel's owner).
+#[tokio::test]
+async fn every_chat_body_over_the_limit_is_refused_with_413() {
+    let env = env(1, &[]).await;
+    let owner = env.register("bigowner").await;
+    let stream = env.live_stream(&owner).await;
+    let doc = serde_json::to_value(onair_chat_gateway::openapi()).unwrap();
+    let huge = format!(r#"{{"padding":"{}"}}"#, "x".repeat(70 * 1024));
+    let mut refused = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("requestBody").is_none() {
+                continue;
+            }
+            let url = format!(
+                "{}{}",
+                env.gateways[0].base,
+                path.replace("{stream_id}", &stream).replace("{channel_id}", &owner.id).replace("{user_id}", &owner.id)
+            );
+            let res = env
+                .client
+                .request(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), url)
+                .bearer_auth(&owner.token)
+                .header("content-type", "application/json")
+                .body(huge.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")),
+                "{method} {path}: {body}"
+            );
+            refused.push(format!("{method} {path}"));
+        }
+    }
+    assert!(refused.len() >= 4, "{refused:?}");
+}

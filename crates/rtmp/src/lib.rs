@@ -17,6 +17,10 @@ use rml_rtmp::sessions::{ServerSession, ServerSessionResult};
 /// The RTMP application publishers use: `rtmp://host/live/{stream_key}`.
 pub const APP: &str = "live";
 
+/// Seconds from connecting to asking to publish, unless configured otherwise (OBS takes well
+/// under one; a key check is one round trip to the apiserver).
+pub const DEFAULT_PUBLISH_DEADLINE_SECS: u64 = 10;
+
 /// What ends a connection whose peer sent something the session cannot take.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {

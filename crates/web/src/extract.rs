@@ -1,7 +1,7 @@
 //! `Json`, `Path` and `Query` extractors that reject with the JSON error shape (axum's own
 //! answer in plain text), naming what was wrong.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -35,6 +35,29 @@ impl From<JsonRejection> for HttpError {
                 HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
             }
             other => HttpError::new(other.status(), "bad_request", other.body_text()),
+        }
+    }
+}
+
+/// A body read whole (for a route whose body is optional): over the limit -> 413
+/// `body_too_large`, in the JSON error shape like every other refusal.
+#[derive(Debug, Clone, Default)]
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = HttpError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state).await.map(Self).map_err(HttpError::from)
+    }
+}
+
+impl From<BytesRejection> for HttpError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
+        } else {
+            HttpError::new(r.status(), "bad_request", r.body_text())
         }
     }
 }

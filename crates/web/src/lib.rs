@@ -8,7 +8,7 @@ mod metrics;
 
 pub use auth::{BearerError, bearer_token, constant_time_eq};
 pub use error::{ErrorBody, ErrorDetail, HttpError};
-pub use extract::{Json, Path, Query};
+pub use extract::{Json, Path, Query, RawBody};
 pub use health::{Check, CheckResult, Readiness, health_router, healthz, readyz};
 pub use metrics::{HttpMetrics, metrics_response, track_metrics};
 
