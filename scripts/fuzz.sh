@@ -41,7 +41,9 @@ export PATH=$(dirname "$CARGO_FUZZ"):$PATH
 # (RUSTC_BOOTSTRAP), without a sanitizer (Rust code here forbids `unsafe`: panics are the crashes).
 TOOLCHAIN=()
 SANITIZER=(--sanitizer address)
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+# (Read whole first: `grep -q` in a pipe under pipefail can fail the pipe by closing it early.)
+toolchains=$(rustup toolchain list 2>/dev/null || true)
+if grep -q '^nightly' <<<"$toolchains"; then
   TOOLCHAIN=(+nightly)
 else
   export RUSTC_BOOTSTRAP=1
@@ -60,11 +62,23 @@ for target in "${TARGETS[@]}"; do
   # inputs as well (they must no longer crash).
   inputs=("$corpus" fuzz/seeds/"$target")
   [[ -d fuzz/regressions/$target ]] && inputs+=(fuzz/regressions/"$target")
-  if ! cargo "${TOOLCHAIN[@]}" fuzz run "${SANITIZER[@]}" --features libfuzzer \
+  # Built first, apart, so a build failure says so instead of passing for a crash.
+  if ! cargo "${TOOLCHAIN[@]}" fuzz build "${SANITIZER[@]}" --features libfuzzer \
+    --fuzz-dir fuzz --target-dir "$TARGET_DIR" "$target"; then
+    log "$target: the build failed"
+    exit 2
+  fi
+  # libFuzzer's own log in a file (it is long); its summary, and any crash with the panic
+  # message onair_fuzz::run printed, shown after.
+  out=$TARGET_DIR/$target.log
+  if cargo "${TOOLCHAIN[@]}" fuzz run "${SANITIZER[@]}" --features libfuzzer \
     --fuzz-dir fuzz --target-dir "$TARGET_DIR" "$target" "${inputs[@]}" -- \
     -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="fuzz/artifacts/$target/" 2> >(tail -n 25 >&2); then
+    -artifact_prefix="fuzz/artifacts/$target/" 2>"$out"; then
+    grep -E '^Done|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' "$out" >&2 || true
+  else
     failed+=("$target")
+    grep -B2 -A12 -E 'panicked|ERROR: libFuzzer|SUMMARY|Failing input' "$out" | head -n 80 >&2 || tail -n 40 "$out" >&2
   fi
 done
 if [[ ${#failed[@]} -gt 0 ]]; then

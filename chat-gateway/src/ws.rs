@@ -130,8 +130,9 @@ pub async fn ws_handler(
 }
 
 async fn run_socket(state: ChatState, handle: RoomHandle, claims: Option<AccessClaims>, socket: WebSocket) {
-    state.metrics.connections.inc();
-    state.open_sockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Counted open until this function ends, however it ends (a panic included): a shutdown
+    // waits for the count to reach 0.
+    let _open = OpenSocket::new(&state);
     let mut draining = state.draining.subscribe();
     let (mut sink, mut stream) = socket.split();
     let mut frames = handle.room.tx.subscribe();
@@ -201,8 +202,24 @@ async fn run_socket(state: ChatState, handle: RoomHandle, claims: Option<AccessC
     if let Some((code, reason)) = closing {
         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
     }
-    state.metrics.connections.dec();
-    state.open_sockets.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One open socket in the gauge and in the count a shutdown waits on, for as long as it lives.
+struct OpenSocket(ChatState);
+
+impl OpenSocket {
+    fn new(state: &ChatState) -> Self {
+        state.metrics.connections.inc();
+        state.open_sockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(state.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.metrics.connections.dec();
+        self.0.open_sockets.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Resolves once the gateway drains (its guard is not `Send`: dropped in here).

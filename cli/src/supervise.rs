@@ -10,8 +10,10 @@ use std::time::Duration;
 /// A service: its name and what runs it until the stop signal it was given fires.
 pub type Service = (&'static str, Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>);
 
-/// How long the others get to stop after the first ended or the shutdown was asked.
-pub const STOP_GRACE: Duration = Duration::from_secs(20);
+/// How long the others get to stop after the first ended or the shutdown was asked: longer than
+/// the slowest's own bounded stop (the media worker: 3 s of HTTP drain, then up to 20 s storing
+/// what it recorded).
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// The services, running.
 pub struct Supervisor {

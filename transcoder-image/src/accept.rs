@@ -45,8 +45,22 @@ struct PerIp(Mutex<HashMap<IpAddr, usize>>);
 
 struct PerIpSlot(Arc<PerIp>, IpAddr);
 
+/// The address a limit counts: IPv4 as is (an IPv4-mapped IPv6 address as its IPv4), IPv6 by
+/// its /64, the block one host or one home network is given (counting whole addresses would let
+/// it open a connection from each of its 2^64).
+fn counted(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
 impl PerIp {
     fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<PerIpSlot> {
+        let ip = counted(ip);
         let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(ip).or_default();
         if limit > 0 && *n >= limit {
@@ -124,6 +138,15 @@ mod tests {
     use tokio::sync::{Notify, mpsc};
 
     use super::*;
+
+    #[test]
+    fn addresses_count_by_host_ipv6_by_its_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(counted(ip("203.0.113.7")), ip("203.0.113.7"));
+        assert_eq!(counted(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
+        assert_eq!(counted(ip("2001:db8:1:2:aaaa::1")), counted(ip("2001:db8:1:2:ffff::9")));
+        assert_ne!(counted(ip("2001:db8:1:2::1")), counted(ip("2001:db8:1:3::1")));
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_cap() {
@@ -228,7 +251,15 @@ mod tests {
         assert!(started_rx.try_recv().is_err(), "not handled");
         // Once one of the two ends, the address has room again.
         release.notify_one();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The handler that was let go closes its connection; then its address has room again.
+        let mut closed = 0;
+        for tcp in &mut held {
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buf)).await {
+                closed += 1;
+            }
+        }
+        assert_eq!(closed, 1, "one handler ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let _again = tokio::net::TcpStream::connect(addr).await.expect("connect");
         tokio::time::timeout(within, started_rx.recv()).await.expect("handled again").expect("open");
         assert!(refused_rx.try_recv().is_err());

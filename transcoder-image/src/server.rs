@@ -16,6 +16,9 @@ use crate::{accept, hls, internal, origin, relay, rtmp};
 /// How long a stopping worker keeps storing recorded segments (Kubernetes' default grace
 /// period is 30 s).
 const RECORDING_DRAIN: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long requests in flight get when the worker stops: 3 s + `RECORDING_DRAIN` stay within
+/// Kubernetes' default 30 s grace period.
+const HTTP_DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Serve RTMP and HTTP until `shutdown` resolves.
 pub async fn run(
@@ -54,7 +57,9 @@ pub async fn run(
     let recorder = state.recorder.clone();
     let router = onair_web::finish_router(router(state), onair_web::Limits::default()).merge(ll_uploads);
     tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "media worker listening");
-    let result = onair_web::serve(http, router, shutdown).await;
+    // A short drain: while a stream is live its encoders' uploads and relays never end, and the
+    // recorder's last flush below needs the rest of the pod's grace period (30 s by default).
+    let result = onair_web::serve_draining(http, router, shutdown, HTTP_DRAIN).await;
     accept.abort();
     // A transcode pod going away kills its encoder with it (the child dies on drop).
     if let Some(f) = follow {

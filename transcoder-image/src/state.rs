@@ -112,11 +112,19 @@ impl WorkerState {
         };
         // Weak: the recorder, which holds the sink, is itself held by this state.
         let state = Arc::downgrade(&self.0);
+        // The last non-empty ladder seen: when the stream ends, its renditions are cleared
+        // before the packager completes their open segments, and an empty ladder would make
+        // every rendition both top and lowest (one stray segment of each middle one).
+        let last = Mutex::new(Vec::<String>::new());
         let keep: Option<crate::record::Keep> = top_and_lowest.then(|| {
             Box::new(move |rendition: &str| {
-                state
-                    .upgrade()
-                    .is_none_or(|s| crate::record::pick::top_or_lowest(&WorkerState(s).packaged(stream), rendition))
+                let Some(s) = state.upgrade() else { return true };
+                let now = WorkerState(s).packaged(stream);
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if !now.is_empty() {
+                    *last = now;
+                }
+                crate::record::pick::top_or_lowest(&last, rendition)
             }) as crate::record::Keep
         });
         Some(recorder.sink(stream, keep))

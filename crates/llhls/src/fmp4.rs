@@ -514,7 +514,10 @@ fn read_trun(trun: &[u8], default_duration: u32, default_flags: u32, frag: &mut 
         if frag.samples == 0 && count > 0 {
             frag.starts_with_sync = first_flags.unwrap_or(default_flags) & NON_SYNC == 0;
         }
-        frag.duration += u64::from(count) * u64::from(default_duration);
+        frag.duration = frag
+            .duration
+            .checked_add(u64::from(count) * u64::from(default_duration))
+            .ok_or_else(|| malformed("trun", "durations past any clock"))?;
         frag.samples = frag.samples.saturating_add(count);
         return Ok(());
     }
@@ -535,7 +538,10 @@ fn read_trun(trun: &[u8], default_duration: u32, default_flags: u32, frag: &mut 
             let f = first_flags.unwrap_or(sample_flags);
             frag.starts_with_sync = f & NON_SYNC == 0;
         }
-        frag.duration += u64::from(duration);
+        frag.duration = frag
+            .duration
+            .checked_add(u64::from(duration))
+            .ok_or_else(|| malformed("trun", "durations past any clock"))?;
     }
     frag.samples = frag.samples.saturating_add(count);
     Ok(())
