@@ -62,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     onair_telemetry::init_tracing(cli.log.json());
+    // rml_rtmp's panics on a peer's malformed messages are caught (onair-rtmp): not log noise.
+    onair_telemetry::install_panic_hook(onair_rtmp::containing);
     match cli.command {
         Command::Apiserver(config) => {
             let app = Application::build(config, None).await?;

@@ -31,21 +31,34 @@ pub enum InputError {
     Malformed,
 }
 
+thread_local! {
+    static CONTAINING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside rml_rtmp on a peer's bytes right now: a panic hook asks, to log
+/// a contained panic as the peer's bad input rather than as a bug
+/// (`onair_telemetry::install_panic_hook(onair_rtmp::containing)`).
+pub fn containing() -> bool {
+    CONTAINING.with(std::cell::Cell::get)
+}
+
+/// `f`, with a panic in it turned into [`InputError::Malformed`].
+fn contained<T>(f: impl FnOnce() -> T) -> Result<T, InputError> {
+    CONTAINING.with(|c| c.set(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(false));
+    result.map_err(|_| InputError::Malformed)
+}
+
 /// Feed the peer's bytes to the server side of the handshake.
 pub fn handshake_input(handshake: &mut Handshake, bytes: &[u8]) -> Result<HandshakeProcessResult, InputError> {
-    match catch_unwind(AssertUnwindSafe(|| handshake.process_bytes(bytes))) {
-        Ok(result) => result.map_err(|e| InputError::Refused(format!("handshake: {e:?}"))),
-        Err(_) => Err(InputError::Malformed),
-    }
+    contained(|| handshake.process_bytes(bytes))?.map_err(|e| InputError::Refused(format!("handshake: {e:?}")))
 }
 
 /// Feed the peer's bytes to its server session. After an error the connection is to be closed
 /// (after a panic the session's state is whatever it was mid-message).
 pub fn server_input(session: &mut ServerSession, bytes: &[u8]) -> Result<Vec<ServerSessionResult>, InputError> {
-    match catch_unwind(AssertUnwindSafe(|| session.handle_input(bytes))) {
-        Ok(result) => result.map_err(|e| InputError::Refused(format!("{e:?}"))),
-        Err(_) => Err(InputError::Malformed),
-    }
+    contained(|| session.handle_input(bytes))?.map_err(|e| InputError::Refused(format!("{e:?}")))
 }
 
 #[cfg(test)]

@@ -26,6 +26,30 @@ pub fn init_test_tracing() {
     }
 }
 
+/// Panics go through tracing, in the service's log format with where they happened, instead of
+/// as raw lines on stderr. One that `contained` says is being caught on purpose (a parser fed a
+/// peer's malformed input, e.g. `onair_rtmp::containing`) is that peer's bad input: logged at
+/// DEBUG, so a peer cannot make the service write a line per message it sends. Any other is an
+/// ERROR, and the previous hook still runs (a backtrace with `RUST_BACKTRACE`).
+pub fn install_panic_hook(contained: fn() -> bool) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if contained() {
+            tracing::debug!(%location, %message, "contained panic on malformed input");
+        } else {
+            tracing::error!(%location, %message, "panic");
+            previous(info);
+        }
+    }));
+}
+
 /// A registry whose metric names all start with `onair_<service>_`.
 pub fn registry(service: &str) -> Registry {
     Registry::with_prefix(format!("onair_{}", service.replace('-', "_")))
