@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, foreign_key_violation};
-use crate::pagination::{Cursor, Page, PageParams, sane_time};
+use crate::pagination::{Cursor, Page, PageParams};
 use crate::recorded::Kind;
 use crate::state::AppState;
 use crate::streams::Streamer;
@@ -367,10 +367,7 @@ async fn user_clips(
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Page<ClipView>>> {
     let limit = page.limit()?;
-    let after: Option<(DateTime<Utc>, Uuid)> = page.cursor()?.map(|c: Cursor<(DateTime<Utc>, Uuid)>| c.0);
-    if let Some((t, _)) = after {
-        sane_time(t)?;
-    }
+    let after = page.time_cursor()?;
     let rows = sqlx::query_as!(
         ClipRow,
         "SELECT c.id, c.channel_id, u.username, u.display_name, u.avatar_url, c.creator_id, c.title, c.stream_id,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, foreign_key_violation};
-use crate::pagination::{Cursor, Page, PageParams, sane_time};
+use crate::pagination::{Cursor, Page, PageParams};
 use crate::state::AppState;
 use crate::streams::{StreamRow, StreamView};
 
@@ -83,10 +83,7 @@ where
     F: Future<Output = sqlx::Result<Vec<FollowEntry>>>,
 {
     let limit = page.limit()?;
-    let after: Option<FollowKey> = page.cursor()?.map(|c: Cursor<FollowKey>| c.0);
-    if let Some((t, _)) = after {
-        sane_time(t)?;
-    }
+    let after = page.time_cursor()?;
     let exists = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS "exists!""#, user_id)
         .fetch_one(&state.read_db)
         .await?;

@@ -41,6 +41,15 @@ impl PageParams {
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
         serde_json::from_slice(&bytes).map(|v| Some(Cursor(v))).map_err(|_| bad())
     }
+
+    /// The cursor of a list ordered by (time, id), newest first: decoded, its time checked.
+    pub fn time_cursor(&self) -> Result<Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>, ApiError> {
+        let after = self.cursor::<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>()?.map(|c| c.0);
+        if let Some((t, _)) = after {
+            sane_time(t)?;
+        }
+        Ok(after)
+    }
 }
 
 /// Reject cursor timestamps no server could have issued, before Postgres sees them (a year like

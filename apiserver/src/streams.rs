@@ -20,7 +20,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, foreign_key_violation, unique_violation};
 use crate::lifecycle::{self, Cause};
 use crate::orchestrator::StreamSpec;
-use crate::pagination::{Cursor, Page, PageParams, sane_time};
+use crate::pagination::{Cursor, Page, PageParams};
 use crate::state::{AppState, CacheLabels};
 use crate::stream_keys::create_key;
 
@@ -494,10 +494,7 @@ async fn user_streams(
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Page<StreamView>>> {
     let limit = page.limit()?;
-    let after: Option<(DateTime<Utc>, Uuid)> = page.cursor()?.map(|c: Cursor<(DateTime<Utc>, Uuid)>| c.0);
-    if let Some((t, _)) = after {
-        sane_time(t)?;
-    }
+    let after = page.time_cursor()?;
     let rows = sqlx::query_as!(
         StreamRow,
         "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{Cursor, Page, PageParams, sane_time};
+use crate::pagination::{Cursor, Page, PageParams};
 use crate::state::AppState;
 use crate::streams::Streamer;
 
@@ -128,10 +128,7 @@ async fn user_vods(
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Page<VodView>>> {
     let limit = page.limit()?;
-    let after: Option<(DateTime<Utc>, Uuid)> = page.cursor()?.map(|c: Cursor<(DateTime<Utc>, Uuid)>| c.0);
-    if let Some((t, _)) = after {
-        sane_time(t)?;
-    }
+    let after = page.time_cursor()?;
     let rows = sqlx::query_as!(
         VodRow,
         "SELECT v.id, v.stream_id, v.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category,

@@ -1,9 +1,9 @@
 // hls.js tuned for a live low-latency feed: start at the playlist's hold-back (LL-HLS parts, or
 // three segments of standard HLS), catch up by playing slightly faster rather than by seeking.
-import Hls, { type Level } from "hls.js";
+import Hls, { type ErrorData, type Level } from "hls.js";
 
 export interface PlayerState {
-  levels: { index: number; height: number; bitrate: number }[];
+  levels: Levels;
   level: number; // -1 = auto
   playingLevel: number;
   latency: number | null; // seconds behind the live edge
@@ -47,45 +47,25 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
   });
   hls.loadSource(url);
   hls.attachMedia(video);
-  hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
-    state.levels = data.levels
-      .map((l: Level, index: number) => ({ index, height: l.height, bitrate: l.bitrate }))
-      .sort((a, b) => b.height - a.height);
-    emit();
-    video.play().catch(() => {
-      // Autoplay with sound is blocked until a click; start muted instead.
-      video.muted = true;
-      video.play().catch(() => {});
-    });
-  });
-  hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
-    state.playingLevel = data.level;
-    emit();
-  });
-  hls.on(Hls.Events.ERROR, (_e, data) => {
-    if (!data.fatal) return;
-    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && !manifestLoaded) {
+  track(hls, state, emit, "this stream cannot be played", {
+    before: (data) => {
+      if (!data.fatal || data.type !== Hls.ErrorTypes.NETWORK_ERROR || manifestLoaded) return false;
       // The stream is live but its first playlist is not out yet (or the origin is briefly
       // unreachable): load the source again, with backoff. startLoad() cannot recover here:
       // there is no manifest to load levels from.
       state.error = "waiting for the stream to start…";
       clearTimeout(reloadTimer);
       reloadTimer = setTimeout(() => hls.loadSource(url), Math.min(500 * 2 ** reloads++, 4_000));
-    } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
-      state.error = "connection lost, retrying…";
-      hls.startLoad();
-    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
-      hls.recoverMediaError();
-    } else {
-      state.error = "this stream cannot be played";
-    }
-    emit();
-  });
-  hls.on(Hls.Events.FRAG_BUFFERED, () => {
-    if (state.error) {
-      state.error = null;
       emit();
-    }
+      return true;
+    },
+  });
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    video.play().catch(() => {
+      // Autoplay with sound is blocked until a click; start muted instead.
+      video.muted = true;
+      video.play().catch(() => {});
+    });
   });
   const timer = setInterval(() => {
     const edge = hls.liveSyncPosition;
@@ -94,8 +74,7 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
     state.atEdge = edge == null || edge - video.currentTime < 6;
     emit();
   }, 1000);
-  (video as any).__hls = hls;
-  (window as any).__onairPlayer = { hls, mode: "live", setLevel: (i: number) => (hls.currentLevel = i) };
+  expose(video, hls, "live");
   return () => {
     clearInterval(timer);
     clearTimeout(reloadTimer);
@@ -115,6 +94,55 @@ export function goLive(video: HTMLVideoElement) {
   video.play().catch(() => {});
 }
 
+type Levels = { index: number; height: number; bitrate: number }[];
+
+// What every player reports the same way: its qualities (best first), the one playing, and fatal
+// errors recovered where hls.js can (network: load again; media: recover), otherwise `failure`.
+// `before` sees every error first and says whether it handled it; an error clears once media
+// flows again, unless `stands` says it stands.
+function track(
+  hls: Hls,
+  state: { levels: Levels; playingLevel: number; error: string | null },
+  emit: () => void,
+  failure: string,
+  opts: { before?: (data: ErrorData) => boolean; stands?: () => boolean } = {},
+) {
+  hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
+    state.levels = data.levels
+      .map((l: Level, index: number) => ({ index, height: l.height, bitrate: l.bitrate }))
+      .sort((a, b) => b.height - a.height);
+    emit();
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
+    state.playingLevel = data.level;
+    emit();
+  });
+  hls.on(Hls.Events.ERROR, (_e, data) => {
+    if (opts.before?.(data) || !data.fatal) return;
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      state.error = "connection lost, retrying…";
+      hls.startLoad();
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+    } else {
+      state.error = failure;
+    }
+    emit();
+  });
+  hls.on(Hls.Events.FRAG_BUFFERED, () => {
+    if (state.error && !opts.stands?.()) {
+      state.error = null;
+      emit();
+    }
+  });
+}
+
+// For setLevel/goLive/behindNow, and for the browser tests (which read the player's state).
+function expose(video: HTMLVideoElement, hls: Hls, mode: "live" | "vod" | "dvr") {
+  (video as any).__hls = hls;
+  (window as any).__onairPlayer = { hls, mode, setLevel: (i: number) => (hls.currentLevel = i) };
+}
+
 // Starts playback once there is something to play (a call before the first buffered fragment
 // can be lost), muted when the browser refuses sound without a click.
 function autoplay(hls: Hls, video: HTMLVideoElement) {
@@ -132,7 +160,7 @@ function autoplay(hls: Hls, video: HTMLVideoElement) {
 }
 
 export interface VodState {
-  levels: { index: number; height: number; bitrate: number }[];
+  levels: Levels;
   playingLevel: number;
   error: string | null;
   // A playlist or segment answered 404: the VOD was deleted (or expired) while it played.
@@ -151,43 +179,18 @@ export function attachVod(video: HTMLVideoElement, url: string, onState: (s: Vod
   autoplay(hls, video);
   hls.loadSource(url);
   hls.attachMedia(video);
-  hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
-    state.levels = data.levels
-      .map((l: Level, index: number) => ({ index, height: l.height, bitrate: l.bitrate }))
-      .sort((a, b) => b.height - a.height);
-    emit();
-  });
-  hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
-    state.playingLevel = data.level;
-    emit();
-  });
-  hls.on(Hls.Events.ERROR, (_e, data) => {
-    if (data.response?.code === 404) {
+  track(hls, state, emit, "this broadcast cannot be played", {
+    before: (data) => {
+      if (data.response?.code !== 404) return false;
       state.gone = true;
       state.error = "this broadcast is no longer available";
       hls.stopLoad();
       emit();
-      return;
-    }
-    if (!data.fatal) return;
-    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
-      state.error = "connection lost, retrying…";
-      hls.startLoad();
-    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
-      hls.recoverMediaError();
-    } else {
-      state.error = "this broadcast cannot be played";
-    }
-    emit();
+      return true;
+    },
+    stands: () => state.gone,
   });
-  hls.on(Hls.Events.FRAG_BUFFERED, () => {
-    if (state.error && !state.gone) {
-      state.error = null;
-      emit();
-    }
-  });
-  (video as any).__hls = hls;
-  (window as any).__onairPlayer = { hls, setLevel: (i: number) => (hls.currentLevel = i) };
+  expose(video, hls, "vod");
   return () => hls.destroy();
 }
 
@@ -202,12 +205,7 @@ export function attachDvr(video: HTMLVideoElement, url: string, backSecs: number
   autoplay(hls, video);
   hls.loadSource(url);
   hls.attachMedia(video);
-  hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
-    state.levels = data.levels
-      .map((l: Level, index: number) => ({ index, height: l.height, bitrate: l.bitrate }))
-      .sort((a, b) => b.height - a.height);
-    emit();
-  });
+  track(hls, state, emit, "the rewind cannot be played");
   // Placed once the first fragment is buffered: only then are the fragments' start times on
   // the media's own timeline (before, a live playlist's are estimates from 0).
   hls.on(Hls.Events.FRAG_BUFFERED, (_e, data) => {
@@ -219,30 +217,7 @@ export function attachDvr(video: HTMLVideoElement, url: string, backSecs: number
     if (!frag) return;
     video.currentTime = frag.start + Math.max(0, (target - (frag.programDateTime ?? target)) / 1000);
   });
-  hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
-    state.playingLevel = data.level;
-    emit();
-  });
-  hls.on(Hls.Events.ERROR, (_e, data) => {
-    if (!data.fatal) return;
-    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
-      state.error = "connection lost, retrying…";
-      hls.startLoad();
-    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
-      hls.recoverMediaError();
-    } else {
-      state.error = "the rewind cannot be played";
-    }
-    emit();
-  });
-  hls.on(Hls.Events.FRAG_BUFFERED, () => {
-    if (state.error) {
-      state.error = null;
-      emit();
-    }
-  });
-  (video as any).__hls = hls;
-  (window as any).__onairPlayer = { hls, mode: "dvr", setLevel: (i: number) => (hls.currentLevel = i) };
+  expose(video, hls, "dvr");
   return () => hls.destroy();
 }
 
