@@ -61,6 +61,11 @@ impl AppState {
         sample_once(self, Utc::now()).await
     }
 
+    /// [`Self::sample_analytics`] as if it were `at` (tests: a sampler kept away for a while).
+    pub async fn sample_analytics_at(&self, at: DateTime<Utc>) -> Result<Option<usize>, ApiError> {
+        sample_once(self, at).await
+    }
+
     /// Sessions seen within the viewer window.
     pub(crate) async fn current_viewers(&self, stream: StreamId) -> Result<i64, redis::RedisError> {
         onair_infra::current_viewers(&mut self.redis(), &self.config.redis.redis_prefix, stream, self.viewer_window())
@@ -111,13 +116,50 @@ async fn heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Take one sample of every active stream at `at`, unless another replica already took this tick.
+/// How far back a sampler that was kept away (Redis or Postgres not answering, every replica
+/// restarting) fills in the ticks it missed once it is back.
+const CATCH_UP_SECS: i64 = 300;
+
+/// Moves the replicas' "last tick written" (KEYS[1]) forward to ARGV[1], never back.
+const WRITTEN: &str = r"local last = redis.call('GET', KEYS[1])
+if not last or tonumber(last) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1";
+
+/// Records that `tick` is written (so a sampler back from an outage knows what it missed).
+async fn mark_written(state: &AppState, tick: i64, interval: i64) -> ApiResult<()> {
+    let _: i64 = redis::Script::new(WRITTEN)
+        .key(redis_keys::sampler_written(&state.config.redis.redis_prefix))
+        .arg(tick)
+        .arg(CATCH_UP_SECS.max(interval * 6))
+        .invoke_async(&mut state.redis())
+        .await?;
+    Ok(())
+}
+
+/// The ticks to sample now: the one `at` falls in, and any missed since `last` was written (at
+/// most [`CATCH_UP_SECS`] back); none when `at`'s tick is written already.
+fn ticks_due(at: DateTime<Utc>, interval: i64, last: Option<i64>) -> Vec<i64> {
+    let tick = at.timestamp().div_euclid(interval) * interval;
+    if last.is_some_and(|l| l >= tick) {
+        return vec![];
+    }
+    let oldest = tick - CATCH_UP_SECS.div_euclid(interval) * interval;
+    let first = last.map_or(tick, |l| (l.div_euclid(interval) * interval + interval).clamp(oldest, tick));
+    (first..=tick).step_by(interval as usize).collect()
+}
+
+/// Take a sample of every active stream at `at`'s tick, and at each tick missed before it (a
+/// sampler kept from its tick by a paused Redis or Postgres, or by a restart, fills them in once
+/// it is back: a hole in a streamer's graph is worse than a late point). One replica claims each
+/// tick; what was missed is told by the last tick *written*, so a claim that a paused Redis runs
+/// late, or a sampler that died before its commit, leaves no hole. Returns how many samples were
+/// written, or `None` when another replica has taken this tick.
 pub(crate) async fn sample_once(state: &AppState, at: DateTime<Utc>) -> ApiResult<Option<usize>> {
     let interval = state.config.sample_interval_secs.max(1) as i64;
-    let tick = at.timestamp() / interval * interval;
-    let claim = redis_keys::sampler_tick(&state.config.redis.redis_prefix, tick);
+    let prefix = &state.config.redis.redis_prefix;
+    let tick = at.timestamp().div_euclid(interval) * interval;
     let claimed: Option<String> = redis::cmd("SET")
-        .arg(&claim)
+        .arg(redis_keys::sampler_tick(prefix, tick))
         .arg("1")
         .arg("NX")
         .arg("EX")
@@ -127,47 +169,73 @@ pub(crate) async fn sample_once(state: &AppState, at: DateTime<Utc>) -> ApiResul
     if claimed.is_none() {
         return Ok(None);
     }
-    let at = DateTime::from_timestamp(tick, 0).unwrap_or(at);
+    let last: Option<i64> =
+        redis::cmd("GET").arg(redis_keys::sampler_written(prefix)).query_async(&mut state.redis()).await?;
+    let ticks = ticks_due(at, interval, last);
+    if ticks.is_empty() {
+        return Ok(None);
+    }
+    if ticks.len() > 1 {
+        tracing::info!(missed = ticks.len() - 1, "analytics sampler filling in the ticks it missed");
+    }
 
-    let streams =
-        sqlx::query_scalar!("SELECT id FROM streams WHERE status IN ('starting', 'live')").fetch_all(&state.db).await?;
+    let streams = sqlx::query!(
+        "SELECT id, COALESCE(started_at, created_at) AS \"began!\" FROM streams WHERE status IN ('starting', 'live')"
+    )
+    .fetch_all(&state.db)
+    .await?;
     if streams.is_empty() {
+        mark_written(state, tick, interval).await?;
         state.metrics.samples_taken.inc();
         return Ok(Some(0));
     }
-    let prefix = &state.config.redis.redis_prefix;
     let since = Utc::now().timestamp_millis() - state.viewer_window().as_millis() as i64;
-    // One round trip for all streams: drop expired sessions, count the rest, take the chat
-    // counter, count uniques.
+    // One round trip for all streams: drop expired sessions, count the rest, read the chat
+    // counter (taken off only once the samples are committed), count uniques.
     let mut pipe = redis::pipe();
-    for id in &streams {
-        let sid = StreamId(*id);
+    for s in &streams {
+        let sid = StreamId(s.id);
         let sessions = redis_keys::viewer_sessions(prefix, sid);
         pipe.cmd("ZREMRANGEBYSCORE").arg(&sessions).arg("-inf").arg(since - 1).ignore();
         pipe.cmd("ZCARD").arg(&sessions);
-        pipe.cmd("GETDEL").arg(redis_keys::chat_counter(prefix, sid));
+        pipe.cmd("GET").arg(redis_keys::chat_counter(prefix, sid));
         pipe.cmd("PFCOUNT").arg(redis_keys::unique_viewers(prefix, sid));
     }
-    let counts: Vec<(i64, Option<i64>, i64)> = {
-        let flat: Vec<redis::Value> = pipe.query_async(&mut state.redis()).await?;
-        flat.chunks(3)
-            .map(|c| {
-                let n = |v: &redis::Value| -> Option<i64> { redis::from_redis_value_ref(v).ok() };
-                (n(&c[0]).unwrap_or(0), n(&c[1]), n(&c[2]).unwrap_or(0))
-            })
-            .collect()
-    };
-    let viewers: Vec<i32> = counts.iter().map(|c| c.0.clamp(0, i32::MAX as i64) as i32).collect();
-    let chat: Vec<i32> = counts.iter().map(|c| c.1.unwrap_or(0).clamp(0, i32::MAX as i64) as i32).collect();
-    let uniques: Vec<i32> = counts.iter().map(|c| c.2.clamp(0, i32::MAX as i64) as i32).collect();
+    let flat: Vec<redis::Value> = pipe.query_async(&mut state.redis()).await?;
+    let n = |v: &redis::Value| -> Option<i64> { redis::from_redis_value_ref(v).ok() };
+    let clamp = |v: i64| v.clamp(0, i32::MAX as i64) as i32;
+    let (mut ids, mut ats, mut viewers, mut chat) = (vec![], vec![], vec![], vec![]);
+    let (mut now_viewers, mut uniques, mut taken) = (vec![], vec![], vec![]);
+    for (s, c) in streams.iter().zip(flat.chunks(3)) {
+        let count = clamp(n(&c[0]).unwrap_or(0));
+        let messages = n(&c[1]).unwrap_or(0).max(0);
+        // A missed tick gets the audience counted now (presence keeps only each session's last
+        // beat, so who watched back then cannot be told apart from who came since), and only
+        // from the stream's start; the chat since the last sample is told at the newest tick.
+        let due: Vec<i64> = ticks.iter().copied().filter(|t| *t + interval > s.began.timestamp()).collect();
+        let newest = due.last().copied();
+        for t in due {
+            ids.push(s.id);
+            ats.push(DateTime::from_timestamp(t, 0).unwrap_or(at));
+            viewers.push(count);
+            chat.push(if Some(t) == newest { clamp(messages) } else { 0 });
+        }
+        now_viewers.push(count);
+        uniques.push(clamp(n(&c[2]).unwrap_or(0)));
+        taken.push((StreamId(s.id), messages));
+    }
+    let live: Vec<uuid::Uuid> = streams.iter().map(|s| s.id).collect();
 
     let mut tx = state.db.begin().await?;
+    // Two replicas may both write a tick (one filling in what the other is still committing):
+    // the audience is the same count, the chat adds up.
     sqlx::query!(
         "INSERT INTO analytics_samples (stream_id, at, concurrent_viewers, chat_messages)
-         SELECT id, $2, v, c FROM unnest($1::uuid[], $3::int[], $4::int[]) AS t(id, v, c)
-         ON CONFLICT (stream_id, at) DO NOTHING",
-        &streams,
-        at,
+         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::int[])
+         ON CONFLICT (stream_id, at) DO UPDATE
+         SET chat_messages = analytics_samples.chat_messages + EXCLUDED.chat_messages",
+        &ids,
+        &ats,
         &viewers,
         &chat,
     )
@@ -178,16 +246,26 @@ pub(crate) async fn sample_once(state: &AppState, at: DateTime<Utc>) -> ApiResul
             unique_viewers = greatest(s.unique_viewers, t.u)
          FROM unnest($1::uuid[], $2::int[], $3::int[]) AS t(id, v, u)
          WHERE s.id = t.id AND s.status IN ('starting', 'live')",
-        &streams,
-        &viewers,
+        &live,
+        &now_viewers,
         &uniques,
     )
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    // What was written is taken off the chat counters (what came since stays for the next tick).
+    let taken: Vec<_> = taken.into_iter().filter(|(_, m)| *m > 0).collect();
+    if !taken.is_empty() {
+        let mut pipe = redis::pipe();
+        for (sid, m) in &taken {
+            pipe.cmd("DECRBY").arg(redis_keys::chat_counter(prefix, *sid)).arg(*m).ignore();
+        }
+        let _: () = pipe.query_async(&mut state.redis()).await?;
+    }
+    mark_written(state, tick, interval).await?;
     state.metrics.samples_taken.inc();
-    tracing::debug!(streams = streams.len(), "analytics sample taken");
-    Ok(Some(streams.len()))
+    tracing::debug!(streams = streams.len(), ticks = ticks.len(), "analytics sample taken");
+    Ok(Some(ids.len()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -321,5 +399,17 @@ mod tests {
         assert!(!super::valid_session_id("short"));
         assert!(!super::valid_session_id("has space in it"));
         assert!(!super::valid_session_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn a_sampler_back_from_an_outage_takes_the_ticks_it_missed_and_no_more() {
+        let at = |s: i64| chrono::DateTime::from_timestamp(s, 500_000_000).unwrap();
+        assert_eq!(super::ticks_due(at(1005), 10, None), [1000], "first ever: this tick");
+        assert_eq!(super::ticks_due(at(1005), 10, Some(990)), [1000], "on time");
+        assert_eq!(super::ticks_due(at(1035), 10, Some(990)), [1000, 1010, 1020, 1030], "three missed");
+        let long = super::ticks_due(at(10_005), 10, Some(990));
+        assert_eq!((long.len(), long[0], long[long.len() - 1]), (31, 9_700, 10_000), "five minutes back at most");
+        assert!(super::ticks_due(at(1005), 10, Some(1000)).is_empty(), "written already");
+        assert!(super::ticks_due(at(995), 10, Some(1000)).is_empty(), "never backwards");
     }
 }

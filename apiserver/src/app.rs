@@ -97,6 +97,8 @@ impl Application {
             .max_capacity(100_000)
             .time_to_live(Duration::from_millis(config.stream_cache_ms.max(1)))
             .build();
+        let stream_stale =
+            moka::future::Cache::builder().max_capacity(100_000).time_to_live(crate::streams::STALE_FOR).build();
 
         let state = AppState(Arc::new(Inner {
             passwords: crate::passwords::Passwords::new()?,
@@ -109,6 +111,8 @@ impl Application {
             verifier,
             orchestrator,
             stream_cache,
+            limits: Default::default(),
+            stream_stale,
             internal_token,
             metrics,
             readiness,

@@ -22,26 +22,20 @@ impl AppState {
     /// Count one request against `limit` for `subject`; refuse with 429 past the limit.
     pub(crate) async fn rate_limit(&self, limit: Limit, subject: &str) -> Result<(), ApiError> {
         let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
-        let res = onair_infra::hit(&mut self.redis(), &key, limit.window.as_millis() as u64).await;
-        match res {
-            Ok((n, ttl_ms)) if n > u64::from(limit.max) => {
-                self.metrics.rate_limited.get_or_create(&ScopeLabels { scope: limit.scope }).inc();
-                Err(ApiError::RateLimited {
-                    retry_after: (ttl_ms.max(0) as u64).div_ceil(1000).max(1),
-                    message: limit.message,
-                })
-            }
-            Ok(_) => Ok(()),
-            Err(e) => {
-                tracing::warn!(scope = limit.scope, error = %e, "rate limiter unavailable; allowing request");
-                Ok(())
-            }
+        let (n, ttl_ms) = self.limits.hit(&mut self.redis(), &key, limit.window.as_millis() as u64).await;
+        if n > u64::from(limit.max) {
+            self.metrics.rate_limited.get_or_create(&ScopeLabels { scope: limit.scope }).inc();
+            return Err(ApiError::RateLimited {
+                retry_after: (ttl_ms.max(0) as u64).div_ceil(1000).max(1),
+                message: limit.message,
+            });
         }
+        Ok(())
     }
 
     pub(crate) async fn rate_clear(&self, limit: Limit, subject: &str) {
         let key = redis_keys::rate_limit(&self.config.redis.redis_prefix, limit.scope, subject);
-        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&key).query_async(&mut self.redis()).await;
+        self.limits.release(&mut self.redis(), &[key]).await;
     }
 
     pub(crate) fn login_ip_limit(&self) -> Limit {

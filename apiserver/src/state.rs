@@ -79,6 +79,10 @@ pub struct Inner {
     pub passwords: Passwords,
     pub orchestrator: Arc<dyn Orchestrator>,
     pub stream_cache: StreamCache,
+    /// Rate limits: in Redis, or in memory while Redis does not answer.
+    pub limits: onair_infra::Limits,
+    /// The last good answer of each stream's state (`streams::STALE_FOR`), for when loading fails.
+    pub stream_stale: StreamCache,
     pub internal_token: SecretString,
     pub metrics: AppMetrics,
     pub readiness: onair_web::Readiness,

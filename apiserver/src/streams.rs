@@ -245,6 +245,11 @@ pub struct UpdateStreamRequest {
     pub language: Option<String>,
 }
 
+/// How long a stream's state may take to load before the last good answer is served.
+pub const STALE_IF_SLOWER: Duration = Duration::from_secs(1);
+/// How old the last good answer served in its place may be.
+pub const STALE_FOR: Duration = Duration::from_secs(60);
+
 const QUALITIES: &[&str] = &["source", "1080p", "720p", "480p", "360p", "240p"];
 
 fn map_category_error(e: sqlx::Error) -> ApiError {
@@ -271,8 +276,38 @@ impl AppState {
 
     /// A stream's public JSON, from the in-memory cache (at most `stream_cache_ms` old).
     /// Concurrent misses for one stream share one load, so a popular stream costs Postgres one
-    /// query per interval per replica however many people open its page.
+    /// query per interval per replica however many people open its page. When the load fails, or
+    /// takes longer than [`STALE_IF_SLOWER`], the last good answer (at most [`STALE_FOR`] old) is
+    /// served instead: a database that does not answer must not take the stream pages, the
+    /// heartbeats and the player's polling with it (the fault suite measured a 9 s API outage
+    /// for a 10 s Postgres pause before this).
     pub(crate) async fn stream_json(&self, id: StreamId) -> ApiResult<Option<Bytes>> {
+        let Some(stale) = self.stream_stale.get(&id).await else { return self.stream_json_fresh(id).await };
+        // Its own task: a load that outlasts this request still finishes and refreshes both
+        // caches, so a slow database does not leave every request serving the stale answer.
+        let me = self.clone();
+        let mut fresh = tokio::spawn(async move { me.stream_json_fresh(id).await });
+        let stale_served = |why: &str| {
+            tracing::debug!(stream_id = %id, why, "served the last good stream state");
+            self.metrics.stream_cache.get_or_create(&CacheLabels { result: "stale" }).inc();
+        };
+        tokio::select! {
+            r = &mut fresh => match r {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(ApiError::NotFound(what))) => Err(ApiError::NotFound(what)),
+                Ok(Err(_)) | Err(_) => {
+                    stale_served("failed");
+                    Ok(stale)
+                }
+            },
+            () = tokio::time::sleep(STALE_IF_SLOWER) => {
+                stale_served("slow");
+                Ok(stale)
+            }
+        }
+    }
+
+    async fn stream_json_fresh(&self, id: StreamId) -> ApiResult<Option<Bytes>> {
         let mut missed = false;
         let result = self
             .stream_cache
@@ -310,6 +345,9 @@ impl AppState {
             Err(e) => ApiError::Internal(anyhow::anyhow!("{e}")),
         });
         self.metrics.stream_cache.get_or_create(&CacheLabels { result: if missed { "miss" } else { "hit" } }).inc();
+        if missed && let Ok(v) = &result {
+            self.stream_stale.insert(id, v.clone()).await;
+        }
         result
     }
 
@@ -323,6 +361,7 @@ impl AppState {
 
     pub(crate) async fn invalidate_stream(&self, id: StreamId) {
         self.stream_cache.invalidate(&id).await;
+        self.stream_stale.invalidate(&id).await;
     }
 }
 

@@ -123,6 +123,7 @@ impl ChatGateway {
             db,
             chat_db,
             redis,
+            limits: Default::default(),
             nats,
             js,
             js_stream,

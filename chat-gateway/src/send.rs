@@ -40,7 +40,7 @@ fn reject(state: &ChatState, status: StatusCode, code: &'static str, message: im
 /// Count one hit against a limit shared by every replica; `Some(retry_ms)` past the limit.
 pub async fn hit(state: &ChatState, scope: &str, subject: &str, max: u32, window_ms: u64) -> ChatResult<Option<u64>> {
     let key = redis_keys::rate_limit(&state.config.redis.redis_prefix, scope, subject);
-    let (n, ttl) = onair_infra::hit(&mut state.redis(), &key, window_ms).await?;
+    let (n, ttl) = state.limits.hit(&mut state.redis(), &key, window_ms).await;
     Ok((n > u64::from(max)).then_some(ttl.max(1) as u64))
 }
 
@@ -136,16 +136,8 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
                 &format!("slow:{}", room.id),
                 &user.to_string(),
             );
-            let set: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(u64::from(info.slow_mode_secs) * 1000)
-                .query_async(&mut state.redis())
-                .await?;
-            if set.is_none() {
-                let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut state.redis()).await?;
+            if let Some(ttl) = state.limits.claim(&mut state.redis(), &key, u64::from(info.slow_mode_secs) * 1000).await
+            {
                 return Err(reject(
                     state,
                     StatusCode::TOO_MANY_REQUESTS,
@@ -163,9 +155,7 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
             &format!("dup:{}", room.id),
             &format!("{user}:{fingerprint}"),
         );
-        let fresh: Option<String> =
-            redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("EX").arg(30).query_async(&mut state.redis()).await?;
-        if fresh.is_none() {
+        if state.limits.claim(&mut state.redis(), &key, 30_000).await.is_some() {
             release(state, &claimed).await;
             return Err(reject(
                 state,
@@ -191,19 +181,20 @@ pub async fn send(state: &ChatState, room: &Room, claims: &AccessClaims, text: &
         return Err(e);
     }
     state.metrics.messages_in.inc();
+    // The analytics counter, off the sender's path: its answer must not wait on Redis.
     let counter = redis_keys::chat_counter(&state.config.redis.redis_prefix, room.id);
-    let _: redis::RedisResult<()> =
-        redis::pipe().incr(&counter, 1).ignore().expire(&counter, 3600).ignore().query_async(&mut state.redis()).await;
+    let mut redis = state.redis();
+    tokio::spawn(async move {
+        let _: redis::RedisResult<()> =
+            redis::pipe().incr(&counter, 1).ignore().expire(&counter, 3600).ignore().query_async(&mut redis).await;
+    });
     tracing::debug!(stream_id = %room.id, user_id = %user, message_id = %msg.id, "message accepted");
     Ok(msg)
 }
 
 /// Forget the slow-mode and flood keys of a send that did not go out.
 async fn release(state: &ChatState, keys: &[String]) {
-    if keys.is_empty() {
-        return;
-    }
-    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(&mut state.redis()).await;
+    state.limits.release(&mut state.redis(), keys).await;
 }
 
 /// Publish to JetStream with the message id as `Nats-Msg-Id` (a retried publish is dropped as

@@ -18,6 +18,8 @@ pub struct Inner {
     /// Chat history (may be the same database).
     pub chat_db: PgPool,
     pub redis: redis::aio::ConnectionManager,
+    /// Rate limits, slow mode and repeats: in Redis, or in memory while Redis does not answer.
+    pub limits: onair_infra::Limits,
     pub nats: async_nats::Client,
     pub js: async_nats::jetstream::Context,
     /// The JetStream stream over the chat subjects.

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
@@ -18,25 +17,12 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// one (and one more while reconnecting); a NAT in front of several streamers a few more.
 pub const DEFAULT_MAX_PER_IP: usize = 16;
 
-/// The first pause after a failed accept; it doubles on each failure in a row.
-const FIRST_BACKOFF: Duration = Duration::from_millis(10);
-/// The longest pause between accepts while they keep failing.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
-
 /// How many connections a listener holds.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max: usize,
     /// 0: no per-address limit.
     pub per_ip: usize,
-}
-
-/// The pause after another failed accept, given the last one (`None`: the last accept worked).
-pub fn next_backoff(last: Option<Duration>) -> Duration {
-    match last {
-        None => FIRST_BACKOFF,
-        Some(d) => (d * 2).min(MAX_BACKOFF),
-    }
 }
 
 /// Connections open per address; a [`PerIpSlot`] gives its place back when dropped.
@@ -113,7 +99,7 @@ where
                 });
             }
             Err(e) => {
-                let pause = next_backoff(backoff);
+                let pause = onair_web::next_backoff(backoff);
                 backoff = Some(pause);
                 tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "rtmp accept failed");
                 tokio::time::sleep(pause).await;
@@ -138,6 +124,7 @@ mod tests {
     use tokio::sync::{Notify, mpsc};
 
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn addresses_count_by_host_ipv6_by_its_64() {
@@ -146,18 +133,6 @@ mod tests {
         assert_eq!(counted(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
         assert_eq!(counted(ip("2001:db8:1:2:aaaa::1")), counted(ip("2001:db8:1:2:ffff::9")));
         assert_ne!(counted(ip("2001:db8:1:2::1")), counted(ip("2001:db8:1:3::1")));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_a_cap() {
-        let mut d = None;
-        let mut seen = Vec::new();
-        for _ in 0..10 {
-            let next = next_backoff(d);
-            seen.push(next.as_millis());
-            d = Some(next);
-        }
-        assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
     }
 
     #[tokio::test(start_paused = true)]

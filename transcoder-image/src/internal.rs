@@ -62,7 +62,7 @@ pub async fn set_level(
     State(state): State<WorkerState>,
     axum::extract::Path(stream_id): axum::extract::Path<String>,
     headers: http::HeaderMap,
-    body: axum::body::Bytes,
+    onair_web::RawBody(body): onair_web::RawBody,
 ) -> Result<http::StatusCode, onair_web::HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
     let body: LevelBody = serde_json::from_slice(&body).map_err(|_| {

@@ -30,4 +30,5 @@ mod worker;
 pub use config::{Latency, MediaConfig, Role};
 pub use gateway::{GatewayConfig, IngestGateway};
 pub use ladder::{Rendition, parse_ladder};
+pub use origin::MAX_UPLOAD_BYTES;
 pub use worker::MediaWorker;

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse as _;
-use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use onair_domain::StreamId;
 use onair_web::HttpError;
@@ -61,7 +60,7 @@ pub async fn upload(
     State(state): State<WorkerState>,
     Path((stream_id, path)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    onair_web::RawBody(body): onair_web::RawBody,
 ) -> Result<StatusCode, HttpError> {
     let gate = state.transcoders.gate(internal_stream(&state, &headers, &stream_id)?);
     // Playlists are checked and written under the gate; segments need not be.
@@ -125,7 +124,7 @@ pub async fn report(
     State(state): State<WorkerState>,
     Path((stream_id, part)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    onair_web::RawBody(body): onair_web::RawBody,
 ) -> Result<axum::response::Response, HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
     if !is_part_name(&part) {
@@ -150,7 +149,7 @@ pub async fn put_assignment(
     State(state): State<WorkerState>,
     Path(stream_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    onair_web::RawBody(body): onair_web::RawBody,
 ) -> Result<StatusCode, HttpError> {
     let stream = internal_stream(&state, &headers, &stream_id)?;
     let bad = || HttpError::new(StatusCode::BAD_REQUEST, "invalid_assignment", "expected {\"t0\": [\"720p\"], ...}");

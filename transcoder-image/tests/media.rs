@@ -1647,3 +1647,35 @@ async fn an_upload_outage_of_20_s_loses_no_segment() {
     // The clip made while it was live is its own copy: it plays on.
     assert!((probe_duration(&live_clip_url).await - clipped).abs() < 0.1);
 }
+
+#[tokio::test]
+async fn every_internal_body_over_its_limit_is_refused_with_413() {
+    let env = env().await;
+    let base = env.hls.trim_end_matches("/hls");
+    let id = uuid::Uuid::now_v7();
+    let small = 64 * 1024 + 1;
+    let cases = [
+        (
+            reqwest::Method::PUT,
+            format!("/internal/streams/{id}/hls/360p/seg_t0_1.ts"),
+            onair_transcoder_image::MAX_UPLOAD_BYTES + 1,
+        ),
+        (reqwest::Method::PUT, format!("/internal/streams/{id}/transcoders"), small),
+        (reqwest::Method::POST, format!("/internal/streams/{id}/transcoders/t0"), small),
+        (reqwest::Method::PUT, format!("/internal/streams/{id}/level"), small),
+    ];
+    for (method, path, size) in cases {
+        let res = env
+            .http
+            .request(method.clone(), format!("{base}{path}"))
+            .header(onair_domain::contracts::http::INTERNAL_TOKEN_HEADER, "media-test")
+            .header("content-type", "application/json")
+            .body(vec![b' '; size])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 413, "{method} {path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "body_too_large", "{method} {path}: {body}");
+    }
+}

@@ -72,6 +72,66 @@ async fn heartbeats_become_viewers_samples_and_analytics() {
 }
 
 #[tokio::test]
+async fn a_sampler_kept_away_fills_in_the_ticks_it_missed() {
+    let app = spawn_app_with(&["--stream-cache-ms", "1", "--sample-interval-secs", "10"]).await;
+    let host = app.register("patient").await;
+    let id = app.go_live(&host, "outage", "games", &[]).await;
+    for s in ["session-aaaa", "session-bbbb"] {
+        let (status, body) = app.post(&format!("/api/streams/{id}/heartbeat"), None, json!({"session_id": s})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let now = chrono::Utc::now();
+    let tick = |t: chrono::DateTime<chrono::Utc>| t.timestamp() / 10 * 10;
+    // On air for a minute already.
+    let began = now - chrono::Duration::seconds(60);
+    sqlx::query("UPDATE streams SET started_at = $2 WHERE id = $1::uuid")
+        .bind(&id)
+        .bind(began)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // The last sample written was 30 s ago, none since (Redis or Postgres away, every replica
+    // restarting; claims a paused Redis ran late do not count: only what was written does).
+    let late = now - chrono::Duration::seconds(30);
+    assert_eq!(app.state.sample_analytics_at(late).await.unwrap(), Some(1));
+    let mut redis = app.redis().await;
+    for t in [10, 20] {
+        let _: () = redis::cmd("SET")
+            .arg(redis_keys::sampler_tick(&app.redis_prefix, tick(late) + t))
+            .arg(1)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    // Chat while the sampler was away is told at the newest tick, and taken off the counter.
+    let stream_id: StreamId = id.parse().unwrap();
+    let counter = redis_keys::chat_counter(&app.redis_prefix, stream_id);
+    let _: () = redis::cmd("SET").arg(&counter).arg(5).query_async(&mut redis).await.unwrap();
+    assert_eq!(app.state.sample_analytics_at(now).await.unwrap(), Some(3), "the three ticks since");
+    let left: Option<i64> = redis::cmd("GET").arg(&counter).query_async(&mut redis).await.unwrap();
+    assert_eq!(left.unwrap_or(0), 0);
+    assert_eq!(app.state.sample_analytics_at(now).await.unwrap(), None, "each tick once");
+    assert_eq!(
+        app.state.sample_analytics_at(now - chrono::Duration::seconds(10)).await.unwrap(),
+        None,
+        "never backwards"
+    );
+    let (status, a) = app.get(&format!("/api/streams/{id}/analytics"), Some(&host.token)).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    let samples = a["samples"].as_array().unwrap();
+    let ats: Vec<i64> = samples
+        .iter()
+        .map(|s| s["at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp())
+        .collect();
+    assert_eq!(ats.len(), 4, "{a}");
+    assert_eq!(ats[0], tick(late));
+    assert!(ats.windows(2).all(|w| w[1] - w[0] == 10), "one every 10 s, no hole: {ats:?}");
+    assert!(samples.iter().all(|s| s["viewers"] == 2), "{a}");
+    let chat: Vec<i64> = samples.iter().map(|s| s["chat_messages"].as_i64().unwrap()).collect();
+    assert_eq!(chat, [0, 0, 0, 5], "{a}");
+}
+
+#[tokio::test]
 async fn heartbeats_are_validated() {
     let app = spawn_app_with(&["--heartbeats-per-ip-per-minute", "4", "--stream-cache-ms", "1"]).await;
     let host = app.register("beats").await;

@@ -2,7 +2,7 @@ use onair_apiserver::RecordedCall;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{INTERNAL_TOKEN, assert_error, spawn_app};
+use crate::helpers::{INTERNAL_TOKEN, assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn start_get_stop_through_the_orchestrator() {
@@ -295,4 +295,23 @@ async fn a_channels_broadcasts_page_newest_first() {
         StatusCode::BAD_REQUEST,
         "invalid_query",
     );
+}
+
+#[tokio::test]
+async fn a_stream_page_outlives_a_database_that_does_not_answer() {
+    let app = spawn_app_with(&["--stream-cache-ms", "1"]).await;
+    let host = app.register("steadfast").await;
+    let id = app.go_live(&host, "still here", "games", &[]).await;
+    let (status, before) = app.get(&format!("/api/streams/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+
+    // The database goes away: the page is the last good answer, not an error.
+    app.state.db.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (status, during) = app.get(&format!("/api/streams/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{during}");
+    assert_eq!((during["id"].clone(), during["title"].clone()), (before["id"].clone(), before["title"].clone()));
+    // A stream never served has no last good answer: an error, not a made-up page.
+    let (status, never) = app.get(&format!("/api/streams/{}", uuid::Uuid::now_v7()), None).await;
+    assert!(status.is_server_error(), "{status} {never}");
 }

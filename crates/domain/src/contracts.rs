@@ -59,6 +59,12 @@ pub mod redis_keys {
     pub fn sampler_tick(prefix: &str, tick: i64) -> String {
         format!("{prefix}sampler:{tick}")
     }
+
+    /// The newest analytics tick written to Postgres (unix seconds): a sampler back from an
+    /// outage fills in the ticks after it.
+    pub fn sampler_written(prefix: &str) -> String {
+        format!("{prefix}sampler:written")
+    }
 }
 
 /// HTTP headers and paths shared between services.

@@ -19,11 +19,13 @@ pub fn install_tls_provider() {
     });
 }
 
-/// `reqwest::Client::builder()` with the TLS provider in place.
+/// `reqwest::Client::builder()` with the TLS provider in place, and idle connections let go
+/// after 5 s: onair's servers close a connection idle for 10 s (`onair_web::Connections`), and a
+/// request sent on one they are closing would fail.
 #[allow(clippy::disallowed_methods)] // the one place allowed to call it
 pub fn builder() -> reqwest::ClientBuilder {
     install_tls_provider();
-    reqwest::Client::builder()
+    reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(5))
 }
 
 /// A client with reqwest's defaults, for tests and one-off tools. Services set timeouts through

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+mod limits;
+
+pub use limits::{Hit, Limits};
+
 use futures::FutureExt as _;
 use onair_config::{NatsArgs, RedisArgs};
 use onair_web::{Check, Readiness};

@@ -5,12 +5,14 @@ mod error;
 mod extract;
 mod health;
 mod metrics;
+mod serve;
 
 pub use auth::{BearerError, bearer_token, constant_time_eq};
 pub use error::{ErrorBody, ErrorDetail, HttpError};
 pub use extract::{Json, Path, Query, RawBody};
 pub use health::{Check, CheckResult, Readiness, health_router, healthz, readyz};
 pub use metrics::{HttpMetrics, metrics_response, track_metrics};
+pub use serve::{Connections, DRAIN_TIMEOUT, next_backoff, serve, serve_draining, serve_with};
 
 use std::time::Duration;
 
@@ -20,56 +22,6 @@ use http::{HeaderName, StatusCode};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-
-/// How long a shutdown lets requests in flight finish before it stops waiting for them: under
-/// Kubernetes' default grace period (30 s), over the request timeout most routes have.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serve `router` on `listener` until `shutdown`, with client addresses available to handlers
-/// (`ConnectInfo`) and `TCP_NODELAY` on every connection, so small frames and responses go out
-/// at once instead of waiting on Nagle's algorithm. On `shutdown` it stops accepting and lets
-/// requests in flight finish for up to [`DRAIN_TIMEOUT`] (an endless response, like an
-/// encoder's upload or a relay, would otherwise hold the process until it is killed).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_draining(listener, router, shutdown, DRAIN_TIMEOUT).await
-}
-
-/// [`serve`] with the drain time given.
-pub async fn serve_draining(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let (asked, stopping) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = asked.send(());
-    };
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .into_future();
-    tokio::select! {
-        served = server => served,
-        () = async {
-            if stopping.await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(drain).await;
-        } => {
-            tracing::info!(drain_secs = drain.as_secs_f64(), "drain time over: leaving the requests still open");
-            Ok(())
-        }
-    }
-}
 
 /// Limits every service applies to every request.
 #[derive(Debug, Clone, Copy)]
