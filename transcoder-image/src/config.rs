@@ -30,6 +30,10 @@ pub struct MediaConfig {
     /// Shared secret for the apiserver's internal routes.
     #[arg(long, env = "ONAIR_INTERNAL_TOKEN", value_parser = secret)]
     pub internal_token: SecretString,
+    /// Keys that verify signed playback URLs, `kid:secret,…` (base64 secrets of 32 bytes or more;
+    /// the apiserver signs with the first of the same list). Unset: `/t/{token}/hls/…` is refused.
+    #[arg(long, env = "ONAIR_PLAYBACK_KEYS", value_parser = secret)]
+    pub playback_keys: Option<SecretString>,
     /// Where HLS output is written (one folder per stream).
     #[arg(long, env = "ONAIR_MEDIA_DIR", default_value = ".onair/media")]
     pub media_dir: PathBuf,

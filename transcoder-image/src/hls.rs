@@ -34,6 +34,25 @@ fn content_type(path: &str) -> Option<&'static str> {
     }
 }
 
+/// `GET /t/{token}/hls/{stream_id}/{*path}`: a signed playback URL. The token is checked against
+/// `--playback-keys` for this stream; then it is served as `/hls/…` (whose relative URIs keep
+/// the token in front of them).
+pub async fn serve_signed(
+    State(state): State<WorkerState>,
+    Path((token, stream_id, path)): Path<(String, String, String)>,
+    query: Query<PlaybackQuery>,
+    raw: RawQuery,
+) -> Result<Response, HttpError> {
+    let refused = |why: onair_playback_token::TokenError| {
+        state.metrics.playback_tokens_refused.inc();
+        tracing::debug!(stream_id = %stream_id, reason = %why, "playback token refused");
+        HttpError::new(StatusCode::FORBIDDEN, "invalid_playback_token", "this playback link is not valid (or expired)")
+    };
+    let keys = state.playback_keys.as_ref().ok_or_else(|| refused(onair_playback_token::TokenError::UnknownKey))?;
+    keys.verify(&token, &stream_id, Utc::now().timestamp()).map_err(refused)?;
+    serve(State(state.clone()), Path((stream_id, path)), query, raw).await
+}
+
 /// `GET /hls/{stream_id}/{*path}`.
 pub async fn serve(
     State(state): State<WorkerState>,

@@ -26,6 +26,8 @@ pub struct MediaMetrics {
     pub restarts: Counter,
     /// Ladder levels shed because an encoder stayed under real time (one machine).
     pub sheds: Counter,
+    /// Signed playback URLs refused (bad, expired or unknown-key tokens).
+    pub playback_tokens_refused: Counter,
 }
 
 impl MediaMetrics {
@@ -38,7 +40,13 @@ impl MediaMetrics {
             dropped_frames: Family::default(),
             restarts: Counter::default(),
             sheds: Counter::default(),
+            playback_tokens_refused: Counter::default(),
         };
+        registry.register(
+            "playback_tokens_refused",
+            "Signed playback URLs refused (bad, expired or unknown key)",
+            metrics.playback_tokens_refused.clone(),
+        );
         registry.register("publishers", "Publishers connected", metrics.publishers.clone());
         registry.register("refused_publishers", "Publishers refused, by reason", metrics.refused.clone());
         registry.register("encode_speed", "ffmpeg encode speed (1.0 = real time)", metrics.encode_speed.clone());

@@ -79,12 +79,13 @@ pub async fn run(
 fn router(state: WorkerState) -> Router {
     // Players on other origins (the web app) read playlists, and the 404 a player gets
     // before the first segment exists must be readable too.
-    let hls = Router::new().route("/hls/{stream_id}/{*path}", get(hls::serve)).layer(
-        tower_http::set_header::SetResponseHeaderLayer::overriding(
+    let hls = Router::new()
+        .route("/hls/{stream_id}/{*path}", get(hls::serve))
+        .route("/t/{token}/hls/{stream_id}/{*path}", get(hls::serve_signed))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
             http::HeaderValue::from_static("*"),
-        ),
-    );
+        ));
     // Transcode pods upload segments: larger bodies than any other internal route.
     let uploads = Router::new()
         .route("/internal/streams/{stream_id}/hls/{*path}", axum::routing::put(origin::upload).delete(origin::remove))

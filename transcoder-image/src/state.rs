@@ -37,6 +37,8 @@ pub struct Inner {
     pub ll: crate::ll_streams::LlStreams,
     /// Stores what `ll` packages, when this worker records.
     pub recorder: Option<Arc<crate::record::Recorder>>,
+    /// Verifies signed playback URLs (`--playback-keys`).
+    pub playback_keys: Option<onair_playback_token::Keyring>,
 }
 
 #[derive(Clone)]

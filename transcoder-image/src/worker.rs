@@ -56,6 +56,13 @@ impl MediaWorker {
             None => None,
         };
         let recorder = open_recorder(&config, &mut registry)?;
+        let playback_keys = match &config.playback_keys {
+            Some(spec) => {
+                use secrecy::ExposeSecret as _;
+                Some(onair_playback_token::Keyring::parse(spec.expose_secret()).map_err(anyhow::Error::from)?)
+            }
+            None => None,
+        };
         let state = WorkerState::new(Inner {
             config,
             api,
@@ -69,6 +76,7 @@ impl MediaWorker {
             assigned: Mutex::new(assigned),
             ll: crate::ll_streams::LlStreams::default(),
             recorder,
+            playback_keys,
         });
         Ok(Self { rtmp, http, state })
     }

@@ -1679,3 +1679,66 @@ async fn every_internal_body_over_its_limit_is_refused_with_413() {
         assert_eq!(body["error"]["code"], "body_too_large", "{method} {path}: {body}");
     }
 }
+
+/// Two playback keys, `new` signing (as the apiserver's `--playback-keys` would list them).
+const PLAYBACK_KEYS: &str =
+    "new:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8,old:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+#[tokio::test]
+async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_does_not() {
+    let env = env().await;
+    let key = "live_signed_playback_0123456789";
+    let hash = onair_domain::contracts::stream_key::hash_hex(key);
+    let stream = uuid::Uuid::new_v4().to_string();
+    let (rtmp, base, _dir) = env
+        .per_stream_worker_with(&stream, &hash, &["--trust-key-hash", "true", "--playback-keys", PLAYBACK_KEYS])
+        .await;
+    let _publisher = publish(&format!("{rtmp}/{key}"), 30);
+    let ring = onair_playback_token::Keyring::parse(PLAYBACK_KEYS).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let signed = |token: &str| onair_playback_token::signed_base(&format!("{base}/hls"), token);
+
+    // The master through the signed path, then what it names by relative URI, as a player goes.
+    let token = ring.sign(&stream, "viewer-0001", now + 600).unwrap();
+    let master_url = format!("{}/{stream}/master.m3u8", signed(&token));
+    let master = onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &master_url).await.map(|(_, t)| t).filter(|t| t.contains(".m3u8"))
+    })
+    .await;
+    let variant = master.lines().find(|l| l.ends_with(".m3u8")).unwrap();
+    let variant_url = url::Url::parse(&master_url).unwrap().join(variant).unwrap();
+    assert!(variant_url.path().starts_with(&format!("/t/{token}/hls/")), "{variant_url}");
+    let playlist = onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, variant_url.as_str()).await.map(|(_, t)| t).filter(|t| t.contains(".ts"))
+    })
+    .await;
+    let segment = variant_url.join(playlist.lines().rfind(|l| l.ends_with(".ts")).unwrap()).unwrap();
+    let res = env.http.get(segment.clone()).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{segment}");
+    assert!(!res.bytes().await.unwrap().is_empty());
+
+    // A token the old key signed still plays (rotation); forged, expired, another stream's, an
+    // unknown key's: refused, with the JSON error.
+    let old_only = onair_playback_token::Keyring::parse(PLAYBACK_KEYS.split(',').nth(1).unwrap()).unwrap();
+    let by_old = old_only.sign(&stream, "viewer-0002", now + 600).unwrap();
+    let ok = env.http.get(format!("{}/{stream}/master.m3u8", signed(&by_old))).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let stranger = onair_playback_token::Keyring::parse("x:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
+    let refused = [
+        token.replacen("viewer-0001", "viewer-0009", 1),
+        ring.sign(&stream, "viewer-0001", now - 1).unwrap(),
+        ring.sign(&uuid::Uuid::new_v4().to_string(), "viewer-0001", now + 600).unwrap(),
+        stranger.sign(&stream, "viewer-0001", now + 600).unwrap(),
+        "not-a-token".to_owned(),
+    ];
+    for t in refused {
+        let res = env.http.get(format!("{}/{stream}/master.m3u8", signed(&t))).send().await.unwrap();
+        assert_eq!(res.status(), 403, "{t}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_playback_token", "{t}");
+    }
+    // A worker without keys refuses every signed path.
+    let plain = env.hls.replace("/hls", "");
+    let res = env.http.get(format!("{plain}/t/{token}/hls/{stream}/master.m3u8")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+}
