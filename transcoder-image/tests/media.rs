@@ -135,6 +135,17 @@ impl Env {
         (rtmp, base, dir)
     }
 
+    /// A per-stream worker for a stream the apiserver does not know (a LiveStream applied with
+    /// kubectl): it trusts its Secret's hash of `key`. (stream id, RTMP base, HTTP base, its media dir.)
+    async fn kubectl_stream_worker(&self, key: &str, extra: &[&str]) -> (String, String, String, tempfile::TempDir) {
+        let hash = onair_domain::contracts::stream_key::hash_hex(key);
+        let stream = uuid::Uuid::new_v4().to_string();
+        let mut flags = vec!["--trust-key-hash", "true"];
+        flags.extend_from_slice(extra);
+        let (rtmp, base, dir) = self.per_stream_worker_with(&stream, &hash, &flags).await;
+        (stream, rtmp, base, dir)
+    }
+
     /// The flags every per-stream worker here shares (ports chosen by the OS, a 240p ladder,
     /// the fastest preset); `extra` pairs replace or add flags.
     fn worker_args(&self, dir: &std::path::Path, stream: &str, extra: &[&str]) -> Vec<String> {
@@ -710,9 +721,7 @@ async fn a_per_stream_worker_takes_only_its_stream_and_reports_its_state() {
 async fn a_per_stream_worker_trusts_its_secrets_hash_for_streams_the_apiserver_does_not_know() {
     let env = env().await;
     let key = "live_applied_with_kubectl_0123456789";
-    let hash = onair_domain::contracts::stream_key::hash_hex(key);
-    let stream = uuid::Uuid::new_v4().to_string();
-    let (rtmp, base, _dir) = env.per_stream_worker_with(&stream, &hash, &["--trust-key-hash", "true"]).await;
+    let (stream, rtmp, base, _dir) = env.kubectl_stream_worker(key, &[]).await;
 
     let mut wrong = publish(&format!("{rtmp}/live_not_the_key"), 30);
     let refused = tokio::time::timeout(Duration::from_secs(10), wrong.wait()).await;
@@ -1688,11 +1697,7 @@ const PLAYBACK_KEYS: &str =
 async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_does_not() {
     let env = env().await;
     let key = "live_signed_playback_0123456789";
-    let hash = onair_domain::contracts::stream_key::hash_hex(key);
-    let stream = uuid::Uuid::new_v4().to_string();
-    let (rtmp, base, _dir) = env
-        .per_stream_worker_with(&stream, &hash, &["--trust-key-hash", "true", "--playback-keys", PLAYBACK_KEYS])
-        .await;
+    let (stream, rtmp, base, _dir) = env.kubectl_stream_worker(key, &["--playback-keys", PLAYBACK_KEYS]).await;
     let _publisher = publish(&format!("{rtmp}/{key}"), 30);
     let ring = onair_playback_token::Keyring::parse(PLAYBACK_KEYS).unwrap();
     let now = chrono::Utc::now().timestamp();
