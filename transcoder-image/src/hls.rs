@@ -48,7 +48,13 @@ pub async fn serve_signed(
         tracing::debug!(stream_id = %stream_id, reason = %why, "playback token refused");
         HttpError::new(StatusCode::FORBIDDEN, "invalid_playback_token", "this playback link is not valid (or expired)")
     };
-    let keys = state.playback_keys.as_ref().ok_or_else(|| refused(onair_playback_token::TokenError::UnknownKey))?;
+    let keys = state.playback_keys.as_ref().ok_or_else(|| refused(onair_playback_token::TokenError::NoKeys))?;
+    // Tokens sign the canonical id (lowercase, hyphenated): any other spelling of it is refused,
+    // so one stream has one signed path (and one cached copy at an edge).
+    let canonical = stream_id.parse::<StreamId>().is_ok_and(|s| s.to_string() == stream_id);
+    if !canonical {
+        return Err(refused(onair_playback_token::TokenError::Malformed));
+    }
     keys.verify(&token, &stream_id, Utc::now().timestamp()).map_err(refused)?;
     serve(State(state.clone()), Path((stream_id, path)), query, raw).await
 }

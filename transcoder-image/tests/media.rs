@@ -1742,6 +1742,13 @@ async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_playback_token", "{t}");
     }
+    // One spelling of the stream id: the token is for the canonical one.
+    let upper = format!("{}/{}/master.m3u8", signed(&token), stream.to_uppercase());
+    assert_eq!(env.http.get(upper).send().await.unwrap().status(), 403);
+    // The token opens its stream's directory and nothing beside it.
+    let other = uuid::Uuid::new_v4();
+    let escape = format!("{}/{stream}/..%2F{other}%2Fmaster.m3u8", signed(&token));
+    assert_ne!(env.http.get(escape).send().await.unwrap().status(), 200);
     // A worker without keys refuses every signed path.
     let plain = env.hls.replace("/hls", "");
     let res = env.http.get(format!("{plain}/t/{token}/hls/{stream}/master.m3u8")).send().await.unwrap();

@@ -25,6 +25,8 @@ pub const PREFIX: &str = "t";
 pub const MAX_KID_CHARS: usize = 16;
 /// A signature's length: 32 bytes of HMAC-SHA256 in unpadded base64url.
 const SIGNATURE_CHARS: usize = 43;
+/// The latest expiry a token may carry (12 digits of unix seconds).
+const MAX_EXPIRES: i64 = 999_999_999_999;
 /// Shortest secret a key may have, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -34,6 +36,8 @@ pub enum TokenError {
     Malformed,
     #[error("no key has this token's key id")]
     UnknownKey,
+    #[error("this server has no playback keys")]
+    NoKeys,
     #[error("the token has expired")]
     Expired,
     #[error("the signature does not match")]
@@ -111,7 +115,7 @@ impl Keyring {
     /// A token for `viewer` to play `stream` until `expires` (unix seconds), signed by the
     /// active key. `viewer` is 8-64 of `A-Za-z0-9_-` (the player's session id).
     pub fn sign(&self, stream: &str, viewer: &str, expires: i64) -> Result<String, TokenError> {
-        if !valid_id(viewer, 8, 64) || expires < 0 {
+        if !valid_id(viewer, 8, 64) || !(0..=MAX_EXPIRES).contains(&expires) {
             return Err(TokenError::Malformed);
         }
         let (kid, secret) = (&self.keys[0].0, &self.keys[0].1);
@@ -127,9 +131,12 @@ impl Keyring {
         else {
             return Err(TokenError::Malformed);
         };
+        // One spelling per token: digits without leading zeros, so a token string names its
+        // claims exactly (deny lists and logs can key on it).
         let well_formed = valid_id(kid, 1, MAX_KID_CHARS)
             && (1..=12).contains(&expires.len())
             && expires.bytes().all(|b| b.is_ascii_digit())
+            && (expires == "0" || !expires.starts_with('0'))
             && valid_id(viewer, 8, 64)
             && signature.len() == SIGNATURE_CHARS;
         if !well_formed {
@@ -176,12 +183,14 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
     (!token.is_empty()).then_some((token, tail))
 }
 
-/// `path` with its token (if any) replaced by `-`: what logs may show.
+/// `path` with its token (if any, even with nothing after it) replaced by `-`: what logs may show.
 pub fn redact(path: &str) -> std::borrow::Cow<'_, str> {
-    match split_path(path) {
-        Some((_, rest)) => format!("/{PREFIX}/-{rest}").into(),
-        None => path.into(),
-    }
+    let Some(rest) = path.strip_prefix('/').and_then(|p| p.strip_prefix(PREFIX)).and_then(|p| p.strip_prefix('/'))
+    else {
+        return path.into();
+    };
+    let tail = rest.find('/').map_or("", |i| &rest[i..]);
+    format!("/{PREFIX}/-{tail}").into()
 }
 
 #[cfg(test)]
@@ -197,6 +206,7 @@ mod tests {
         let ring = Keyring::parse(A).unwrap();
         let t = ring.sign(STREAM, "viewer-0001", 2_000).unwrap();
         let claims = ring.verify(&t, STREAM, 1_999).unwrap();
+        assert_eq!(ring.sign(STREAM, "viewer-0001", 1_000_000_000_000), Err(TokenError::Malformed), "past 12 digits");
         assert_eq!(claims, Claims { kid: "a".into(), expires: 2_000, viewer: "viewer-0001".into() });
         assert_eq!(ring.verify(&t, STREAM, 2_000), Err(TokenError::Expired));
         assert_eq!(ring.verify(&t, "0192f3a0-0000-7000-8000-000000000002", 1_000), Err(TokenError::BadSignature));
@@ -214,8 +224,16 @@ mod tests {
         let last = sig.len() - 2;
         sig[last] = if sig[last] == 'A' { 'B' } else { 'A' };
         assert_eq!(ring.verify(&sig.into_iter().collect::<String>(), STREAM, 1_000), Err(TokenError::BadSignature));
-        for bad in ["", "a.b.c", "a.2000.viewer-0001.sig", "a.-1.viewer-0001.x", "a.2000.short.AAAA", &format!("{t}.x")]
-        {
+        let leading_zero = t.replacen(".2000.", ".02000.", 1);
+        for bad in [
+            "",
+            "a.b.c",
+            "a.2000.viewer-0001.sig",
+            "a.-1.viewer-0001.x",
+            "a.2000.short.AAAA",
+            &format!("{t}.x"),
+            &leading_zero,
+        ] {
             assert_eq!(ring.verify(bad, STREAM, 1_000), Err(TokenError::Malformed), "{bad}");
         }
     }
@@ -254,5 +272,6 @@ mod tests {
         assert_eq!(split_path("/t/TOK"), None);
         assert_eq!(redact("/t/a.2000.viewer-0001.SIG/hls/s1/x.m4s"), "/t/-/hls/s1/x.m4s");
         assert_eq!(redact("/hls/s1/x.m4s"), "/hls/s1/x.m4s");
+        assert_eq!(redact("/t/a.2000.viewer-0001.SIG"), "/t/-", "a token with nothing after it");
     }
 }
