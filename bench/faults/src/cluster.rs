@@ -312,14 +312,25 @@ impl Cluster {
         anyhow::ensure!(status.success(), "onair migrate failed");
 
         let keys = dir.join("keys").display().to_string();
-        let shared = |mut v: Vec<String>| {
-            v.extend(s(&["--redis-url", &redis_url, "--redis-prefix", "faults:"]));
-            v
+        // One of our services: `onair` with these flags (and the shared Redis), ready when its
+        // `/healthz` at `http` answers.
+        let service = |name: &'static str, log_name: &str, http: SocketAddr, mut args: Vec<String>| {
+            args.extend(s(&["--redis-url", &redis_url, "--redis-prefix", "faults:"]));
+            Proc {
+                name,
+                program: onair.into(),
+                args,
+                user: None,
+                log: log(log_name),
+                health: Health::Http(format!("http://{http}/healthz")),
+                child: None,
+            }
         };
-        let api = Proc {
-            name: "apiserver",
-            program: onair.into(),
-            args: shared(s(&[
+        let api = service(
+            "apiserver",
+            "apiserver",
+            addrs.api,
+            s(&[
                 "apiserver",
                 "--listen",
                 &addrs.api.to_string(),
@@ -344,41 +355,37 @@ impl Cluster {
                 "100000",
                 "--heartbeats-per-ip-per-minute",
                 "100000",
-            ])),
-            user: None,
-            log: log("apiserver"),
-            health: Health::Http(format!("http://{}/healthz", addrs.api)),
-            child: None,
-        };
-        let gateway = |i: usize, name: &'static str| Proc {
-            name,
-            program: onair.into(),
-            args: shared(s(&[
-                "chat-gateway",
-                "--listen",
-                &addrs.chat[i].to_string(),
-                "--database-url",
-                &db_url,
-                "--nats-url",
-                &nats_url,
-                "--nats-prefix",
-                "faults.",
-                "--jwks-url",
-                &format!("http://{}/.well-known/jwks.json", addrs.api),
-                // The simulated audience connects from a handful of loopback addresses.
-                "--connects-per-ip-per-minute",
-                "100000",
-            ])),
-            user: None,
-            log: log(name),
-            health: Health::Http(format!("http://{}/healthz", addrs.chat[i])),
-            child: None,
+            ]),
+        );
+        let gateway = |i: usize, name: &'static str| {
+            service(
+                name,
+                name,
+                addrs.chat[i],
+                s(&[
+                    "chat-gateway",
+                    "--listen",
+                    &addrs.chat[i].to_string(),
+                    "--database-url",
+                    &db_url,
+                    "--nats-url",
+                    &nats_url,
+                    "--nats-prefix",
+                    "faults.",
+                    "--jwks-url",
+                    &format!("http://{}/.well-known/jwks.json", addrs.api),
+                    // The simulated audience connects from a handful of loopback addresses.
+                    "--connects-per-ip-per-minute",
+                    "100000",
+                ]),
+            )
         };
         let chat = [gateway(0, "chat gateway A"), gateway(1, "chat gateway B")];
-        let media = Proc {
-            name: "media worker",
-            program: onair.into(),
-            args: shared(s(&[
+        let media = service(
+            "media worker",
+            "media",
+            addrs.media_http,
+            s(&[
                 "media",
                 "--rtmp-listen",
                 &addrs.rtmp.to_string(),
@@ -398,12 +405,8 @@ impl Cluster {
                 "ultrafast",
                 "--latency",
                 "low",
-            ])),
-            user: None,
-            log: log("media"),
-            health: Health::Http(format!("http://{}/healthz", addrs.media_http)),
-            child: None,
-        };
+            ]),
+        );
         let mut cluster = Cluster { addrs, postgres, redis, nats, api, chat, media };
         cluster.api.start().await?;
         cluster.api.ready(Duration::from_secs(60)).await?;
