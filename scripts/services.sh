@@ -83,6 +83,12 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
 if [ "${1:-}" = "--browser" ]; then
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
   [ -x /usr/bin/chromium ] || apt_install chromium
+  # Two nginx edges play two CDNs (web/tests/cdn.test.mjs, examples/edge): nginx with njs for
+  # the signed-link check. Installed stopped: each test starts its own with its own config.
+  if [ ! -x /usr/sbin/nginx ] || [ ! -f /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
+    apt_install nginx-light libnginx-mod-http-js
+    "${SUDO[@]}" sh -c 'command -v service >/dev/null && service nginx stop >/dev/null 2>&1 || true'
+  fi
 fi
 
 log "ready: postgres :5432, redis :6379, nats :4222 (JetStream), $(ffmpeg -version | head -n 1 | cut -d' ' -f1-3)"

@@ -29,9 +29,16 @@ pub struct HeartbeatRequest {
     /// The player's viewer session id (random, made by the player, 8-64 of `A-Za-z0-9_-`).
     #[schema(min_length = 8, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$", example = "v_3f9a2c71b0d4")]
     pub session_id: String,
+    /// The delivery base the player is playing from now (a name from its source list).
+    #[schema(max_length = 32)]
+    pub base: Option<String>,
+    /// The bases it left since its last beat, and why (at most 8).
+    #[serde(default)]
+    #[schema(max_items = 8)]
+    pub failovers: Vec<crate::delivery::FailoverReport>,
 }
 
-fn valid_session_id(s: &str) -> bool {
+pub(crate) fn valid_session_id(s: &str) -> bool {
     (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -93,6 +100,13 @@ async fn heartbeat(
         )
         .into());
     }
+    if req.failovers.len() > crate::delivery::MAX_FAILOVERS_PER_BEAT {
+        return Err(onair_domain::ValidationError::new("failovers", "at most 8 per beat").into());
+    }
+    let long = |name: &str| name.len() > crate::delivery::MAX_BASE_NAME;
+    if req.base.as_deref().is_some_and(long) || req.failovers.iter().any(|f| long(&f.from)) {
+        return Err(onair_domain::ValidationError::new("base", "a base name is at most 32 characters").into());
+    }
     state.rate_limit(state.heartbeat_ip_limit(), &ip.0.to_string()).await?;
     let id = StreamId(stream_id);
     // The cached public state answers "does it exist and is it on" without a query per beat.
@@ -113,6 +127,12 @@ async fn heartbeat(
         return Err(ApiError::conflict("stream_not_live", "this stream ended before this beat"));
     }
     state.record_viewer(id, &req.session_id).await?;
+    if req.base.is_some() || !req.failovers.is_empty() {
+        // Delivery health is a side channel: a beat counts even when its report cannot be kept.
+        if let Err(e) = state.report_delivery(ip.0, req.base.as_deref(), &req.failovers).await {
+            tracing::debug!(stream_id = %id, error = %e, "delivery report not kept");
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -20,7 +20,8 @@ use crate::config::ApiConfig;
 use crate::orchestrator::{Orchestrator, RecordingOrchestrator};
 use crate::state::{AppMetrics, AppState, Inner};
 use crate::{
-    MIGRATOR, analytics, clips, discovery, followers, internal, openapi, recordings, stream_keys, streams, users, vods,
+    MIGRATOR, analytics, clips, delivery, discovery, followers, internal, openapi, recordings, stream_keys, streams,
+    users, vods,
 };
 
 pub struct Application {
@@ -87,6 +88,7 @@ impl Application {
         let mut registry = onair_telemetry::registry("apiserver");
         let http_metrics = HttpMetrics::register(&mut registry);
         let metrics = AppMetrics::register(&mut registry);
+        let delivery = crate::delivery::Delivery::from_config(&config, &mut registry)?;
 
         let readiness = onair_infra::readiness(&db, &redis, &nats);
         let recordings = open_recordings(&config, &mut registry)?;
@@ -119,6 +121,7 @@ impl Application {
             registry,
             recordings,
             playback_lookups,
+            delivery,
         }));
         ensure_partitions(&state).await?;
         let (router, openapi) = api_router(state.clone(), http_metrics);
@@ -184,6 +187,7 @@ fn api_router(state: AppState, http_metrics: Arc<HttpMetrics>) -> (Router, utoip
         .merge(discovery::router())
         .merge(followers::router())
         .merge(analytics::router())
+        .merge(delivery::router())
         .merge(internal::router())
         .merge(recordings::router())
         .merge(vods::router())

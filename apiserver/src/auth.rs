@@ -50,6 +50,27 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// A caller who may or may not be signed in, for routes open to anyone that some resources
+/// restrict (a followers-only channel). Without a valid token the route answers as it does for
+/// anyone; where it needs to know who is calling, [`Self::require`] gives the reason there is
+/// no one (no token, an expired one, a forged one) as the 401 `AuthUser` would have answered.
+#[derive(Debug)]
+pub struct OptionalUser(Result<AuthUser, ApiError>);
+
+impl OptionalUser {
+    pub fn require(self) -> Result<AuthUser, ApiError> {
+        self.0
+    }
+}
+
+impl FromRequestParts<AppState> for OptionalUser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(AuthUser::from_request_parts(parts, state).await))
+    }
+}
+
 /// The client's address, for per-IP limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);

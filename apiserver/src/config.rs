@@ -50,6 +50,32 @@ pub struct ApiConfig {
     /// `{base}/{stream_id}/master.m3u8`.
     #[arg(long, env = "ONAIR_PLAYBACK_BASE_URL", default_value = "http://127.0.0.1:8090/hls")]
     pub playback_base_url: String,
+    /// Delivery bases (CDNs, edges) in front of the origin, each standing for its `/hls`:
+    /// `name=url@weight,…` (e.g. `cdn-a=https://a.example/hls@3,cdn-b=https://b.example/hls`).
+    /// Viewers get them in a per-session weighted order, the origin (`--playback-base-url`) last.
+    #[arg(long, env = "ONAIR_PLAYBACK_BASES", default_value = "")]
+    pub playback_bases: String,
+    /// Keys that sign playback URLs for channels that require them, `kid:secret,…` (base64
+    /// secrets of 32 bytes or more; the first signs, all verify). The media workers (and edges
+    /// that verify) hold the same list.
+    #[arg(long, env = "ONAIR_PLAYBACK_KEYS", value_parser = secret)]
+    pub playback_keys: Option<SecretString>,
+    /// How long a signed playback URL opens, in seconds (players ask for a new one before).
+    #[arg(long, env = "ONAIR_PLAYBACK_TOKEN_TTL", default_value_t = 21_600)]
+    pub playback_token_ttl_secs: u64,
+    /// Failure reports (distinct viewer sessions) within the breaker window that take a
+    /// delivery base out of new viewers' lists...
+    #[arg(long, env = "ONAIR_DELIVERY_BREAKER_FAILURES", default_value_t = 5)]
+    pub delivery_breaker_failures: u32,
+    /// ... when they are at least this share (percent) of the base's reports in the window.
+    #[arg(long, env = "ONAIR_DELIVERY_BREAKER_PERCENT", default_value_t = 20)]
+    pub delivery_breaker_percent: u32,
+    /// The breaker's window, in seconds.
+    #[arg(long, env = "ONAIR_DELIVERY_BREAKER_WINDOW", default_value_t = 30)]
+    pub delivery_breaker_window_secs: u64,
+    /// How long a failing base stays out of new lists before it is tried again, in seconds.
+    #[arg(long, env = "ONAIR_DELIVERY_BREAKER_COOLDOWN", default_value_t = 30)]
+    pub delivery_breaker_cooldown_secs: u64,
 
     /// What runs the media: `recording` (nothing; tests), `kubernetes` (a LiveStream per
     /// stream, for the operator). `onair up` uses its local worker whatever this says.

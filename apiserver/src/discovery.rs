@@ -69,7 +69,7 @@ pub fn to_prefix_tsquery(q: &str) -> Option<String> {
 }
 
 /// The stream columns a search ranks and returns (everything but the search vector).
-const RANK_COLUMNS: &str = "id, user_id, title, category, tags, language, quality, status, current_viewers, peak_viewers, created_at, started_at, ended_at";
+const RANK_COLUMNS: &str = "id, user_id, title, category, tags, language, quality, status, current_viewers, peak_viewers, created_at, started_at, ended_at, playback_access";
 
 /// Sort key of a search result: on air first, then viewers, then newest.
 type SearchKey = (bool, i32, DateTime<Utc>, Uuid);
@@ -183,7 +183,7 @@ async fn search_rows(
     // Rank and cut the page first, then join the streamer of just those rows.
     sql.push(
         "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags, s.language,
-        s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at FROM (SELECT ",
+        s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at, s.playback_access FROM (SELECT ",
     )
     .push(RANK_COLUMNS)
     .push(if first { " FROM matched s" } else { " FROM streams s" });

@@ -21,6 +21,9 @@ pub enum ApiError {
     /// A service we depend on (the recordings store) did not answer: 503, retry.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// This server cannot do it now or as configured: 503 with its own code.
+    #[error("{message}")]
+    ServiceUnavailable { code: &'static str, message: &'static str },
     #[error("rate limited")]
     RateLimited { retry_after: u64, message: &'static str },
     #[error("orchestrator: {0}")]
@@ -66,6 +69,9 @@ impl ApiError {
             }
             Self::Unavailable(message) => {
                 HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message).with_retry_after(1)
+            }
+            Self::ServiceUnavailable { code, message } => {
+                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).with_retry_after(5)
             }
             Self::Orchestrator(e) => {
                 tracing::error!(error = %e, "orchestrator failed");

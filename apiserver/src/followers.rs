@@ -153,7 +153,7 @@ async fn following_live(State(state): State<AppState>, user: AuthUser) -> ApiRes
     let rows = sqlx::query_as!(
         StreamRow,
         "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,
-            s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at
+            s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at, s.playback_access
          FROM streams s JOIN users u ON u.id = s.user_id JOIN followers f ON f.user_id = s.user_id
          WHERE f.follower_id = $1 AND s.status = 'live'
          ORDER BY s.current_viewers DESC, s.created_at DESC LIMIT 200",
@@ -162,4 +162,18 @@ async fn following_live(State(state): State<AppState>, user: AuthUser) -> ApiRes
     .fetch_all(&state.read_db)
     .await?;
     Ok(Json(rows.into_iter().map(|r| r.into_view(&state)).collect()))
+}
+
+impl AppState {
+    /// Whether `follower` follows `channel`.
+    pub(crate) async fn follows(&self, follower: UserId, channel: UserId) -> ApiResult<bool> {
+        let found = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM followers WHERE user_id = $1 AND follower_id = $2) AS "found!""#,
+            channel.0,
+            follower.0,
+        )
+        .fetch_one(&self.db)
+        .await?;
+        Ok(found)
+    }
 }

@@ -1,7 +1,7 @@
 //! Routes for onair's own services (media workers), behind the internal token.
 
 use axum::extract::State;
-use onair_domain::{RecordRenditions, StreamId, StreamStatus, Tier, UserId};
+use onair_domain::{PlaybackAccess, RecordRenditions, StreamId, StreamStatus, Tier, UserId};
 use onair_web::{Json, Path};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -39,6 +39,9 @@ pub struct KeyOwner {
     pub record: bool,
     /// Which renditions to record (what the channel chose when the broadcast started).
     pub record_renditions: RecordRenditions,
+    /// Who may play it: anything but `public` plays only from signed URLs (`/t/{token}/hls/…`),
+    /// so the worker refuses its plain `/hls/{stream}/…` paths.
+    pub playback_access: PlaybackAccess,
 }
 
 /// Check a stream key (the media worker calls this before accepting media). 404 for an
@@ -63,7 +66,7 @@ async fn verify_stream_key(
     .await?
     .ok_or(ApiError::NotFound("stream key"))?;
     let stream = sqlx::query!(
-        "SELECT s.id, s.quality, r.renditions AS \"record_renditions?\"
+        "SELECT s.id, s.quality, s.playback_access, r.renditions AS \"record_renditions?\"
          FROM streams s LEFT JOIN recordings r ON r.stream_id = s.id
          WHERE s.user_id = $1 AND s.status IN ('starting', 'live')",
         owner.user_id,
@@ -82,6 +85,7 @@ async fn verify_stream_key(
             .as_deref()
             .and_then(RecordRenditions::parse)
             .unwrap_or(RecordRenditions::All),
+        playback_access: PlaybackAccess::parse(&stream.playback_access).unwrap_or(PlaybackAccess::Public),
     }))
 }
 

@@ -5,6 +5,7 @@ mod app;
 mod auth;
 mod clips;
 mod config;
+mod delivery;
 mod discovery;
 mod error;
 mod events;

@@ -91,6 +91,8 @@ pub struct Inner {
     pub recordings: Option<Arc<crate::recorded::Recordings>>,
     /// The `/vod` and `/clip` routes' lookups (`recorded::LOOKUP_TTL`).
     pub playback_lookups: crate::recorded::Lookups,
+    /// Delivery bases, playback signing keys and the bases' circuit breaker.
+    pub delivery: crate::delivery::Delivery,
 }
 
 /// Cheap to clone: everything sits behind one `Arc`.

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode};
 use onair_domain::contracts::playback;
-use onair_domain::{Category, Language, StreamId, StreamStatus, StreamTitle, Tags, UserId};
+use onair_domain::{Category, Language, PlaybackAccess, StreamId, StreamStatus, StreamTitle, Tags, UserId};
 use onair_web::{Json, Path, Query};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -58,6 +58,9 @@ pub struct StreamView {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Who may play it: `public` streams play from `playback_url` as it is; `signed` and
+    /// `followers` ones only from the signed URLs `POST /api/streams/{id}/playback` hands out.
+    pub playback_access: PlaybackAccess,
     /// HLS master playlist, once a viewer's first request plays: from the publisher's first
     /// media until the stream ends (absent while it waits for its publisher or the encoder's
     /// first part, so a player is never handed a playlist that cannot play).
@@ -91,6 +94,7 @@ pub struct StreamRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    pub playback_access: String,
 }
 
 impl StreamRow {
@@ -121,6 +125,7 @@ impl StreamRow {
             created_at: self.created_at,
             started_at: self.started_at,
             ended_at: self.ended_at,
+            playback_access: PlaybackAccess::parse(&self.playback_access).unwrap_or(PlaybackAccess::Public),
             playback_url,
             dvr_url: None,
             media: None,
@@ -265,7 +270,7 @@ impl AppState {
         Ok(sqlx::query_as!(
             StreamRow,
             "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,
-                s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at
+                s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at, s.playback_access
              FROM streams s JOIN users u ON u.id = s.user_id
              WHERE s.id = $1",
             id.0,
@@ -403,8 +408,8 @@ async fn start_stream(
     let channel = user.0.name.clone();
     let id = StreamId::new();
     sqlx::query!(
-        "INSERT INTO streams (id, user_id, title, category, tags, language, quality, streamer_name)
-         SELECT $1, $2, $3, $4, $5, $6, $7, username FROM users WHERE id = $2",
+        "INSERT INTO streams (id, user_id, title, category, tags, language, quality, streamer_name, playback_access)
+         SELECT $1, $2, $3, $4, $5, $6, $7, username, playback_access FROM users WHERE id = $2",
         id.0,
         user.id().0,
         title.as_str(),
@@ -537,7 +542,7 @@ async fn user_streams(
     let rows = sqlx::query_as!(
         StreamRow,
         "SELECT s.id, s.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category, s.tags,
-            s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at
+            s.language, s.quality, s.status, s.current_viewers, s.peak_viewers, s.created_at, s.started_at, s.ended_at, s.playback_access
          FROM streams s JOIN users u ON u.id = s.user_id
          WHERE s.user_id = $1 AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2, $3))
          ORDER BY s.created_at DESC, s.id DESC LIMIT $4",

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use onair_auth::AccessClaims;
 use onair_domain::contracts::http::REFRESH_COOKIE;
 use onair_domain::{
-    AvatarUrl, Bio, DisplayName, Email, Password, RecordRenditions, Role, StreamId, Tier, UserId, Username,
+    AvatarUrl, Bio, DisplayName, Email, Password, PlaybackAccess, RecordRenditions, Role, StreamId, Tier, UserId,
+    Username,
 };
 use onair_web::{Json, Path, RawBody};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,7 @@ pub struct UserRow {
     pub tier: String,
     pub record_broadcasts: bool,
     pub record_renditions: String,
+    pub playback_access: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -56,6 +58,9 @@ impl UserRow {
     }
     fn record_renditions(&self) -> RecordRenditions {
         RecordRenditions::parse(&self.record_renditions).unwrap_or(RecordRenditions::All)
+    }
+    fn playback_access(&self) -> PlaybackAccess {
+        PlaybackAccess::parse(&self.playback_access).unwrap_or(PlaybackAccess::Public)
     }
 }
 
@@ -74,6 +79,8 @@ pub struct PrivateUser {
     pub record_broadcasts: bool,
     /// Which renditions a recording keeps: the whole ladder, or its top and lowest.
     pub record_renditions: RecordRenditions,
+    /// Who may play this channel's broadcasts (from the next one started).
+    pub playback_access: PlaybackAccess,
     pub created_at: DateTime<Utc>,
 }
 
@@ -90,6 +97,7 @@ impl From<&UserRow> for PrivateUser {
             tier: u.tier(),
             record_broadcasts: u.record_broadcasts,
             record_renditions: u.record_renditions(),
+            playback_access: u.playback_access(),
             created_at: u.created_at,
         }
     }
@@ -193,6 +201,9 @@ pub struct UpdateMeRequest {
     pub record_broadcasts: Option<bool>,
     /// `all` renditions of the ladder, or `top_and_lowest`; applies from the next broadcast.
     pub record_renditions: Option<RecordRenditions>,
+    /// `public` (plain URLs), `signed` (expiring per-viewer URLs for anyone) or `followers`
+    /// (signed URLs for signed-in followers only); applies from the next broadcast.
+    pub playback_access: Option<PlaybackAccess>,
 }
 
 /// `UpdateMeRequest` as the document states it: the fields, plus the rule no field attribute
@@ -271,7 +282,7 @@ impl AppState {
 async fn user_row<'e>(db: impl sqlx::PgExecutor<'e>, id: UserId) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at
+        "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, playback_access, created_at
          FROM users WHERE id = $1",
         id.0,
     )
@@ -329,7 +340,7 @@ async fn register(
         UserRow,
         "INSERT INTO users (id, username, username_key, email, password_hash, display_name)
          VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at",
+         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, playback_access, created_at",
         UserId::new().0,
         username.as_str(),
         username.key(),
@@ -371,7 +382,7 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     let user = if by_email {
         sqlx::query_as!(
             UserRow,
-            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at
+            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, playback_access, created_at
              FROM users WHERE email = $1",
             login,
         )
@@ -380,7 +391,7 @@ async fn login(State(state): State<AppState>, ip: ClientIp, Json(req): Json<Logi
     } else {
         sqlx::query_as!(
             UserRow,
-            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at
+            "SELECT id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, playback_access, created_at
              FROM users WHERE username_key = $1",
             login,
         )
@@ -506,9 +517,10 @@ async fn update_me(
             password_hash = COALESCE($7, password_hash),
             record_broadcasts = COALESCE($8, record_broadcasts),
             record_renditions = COALESCE($9, record_renditions),
+            playback_access = COALESCE($10, playback_access),
             updated_at = now()
          WHERE id = $1
-         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, created_at",
+         RETURNING id, username, email, password_hash, display_name, bio, avatar_url, role, tier, record_broadcasts, record_renditions, playback_access, created_at",
         user.id().0,
         display_name.as_ref().map(|d| d.as_str()),
         bio.as_ref().map(|b| b.as_str()),
@@ -518,6 +530,7 @@ async fn update_me(
         new_hash.as_deref(),
         req.record_broadcasts,
         req.record_renditions.map(RecordRenditions::as_str),
+        req.playback_access.map(PlaybackAccess::as_str),
     )
     .fetch_one(&mut *tx)
     .await

@@ -84,6 +84,10 @@ pub struct OperatorConfig {
     /// its keys reach them through the media Secret. Empty: nothing is recorded.
     #[command(flatten)]
     pub recordings: onair_recording::RecordingsArgs,
+    /// What every media pod serves HLS with: signed playback keys and the edge secret (through
+    /// the media Secret), the origin's direct-viewer capacity.
+    #[command(flatten)]
+    pub origin: onair_config::OriginArgs,
 }
 
 impl OperatorConfig {

@@ -63,6 +63,9 @@ pub const MEDIA_SECRET_REDIS_KEY: &str = "redis-url";
 /// The recordings store's keys, when the operator was given them (else the pods' environment).
 pub const MEDIA_SECRET_RECORDINGS_KEY_ID: &str = "recordings-access-key-id";
 pub const MEDIA_SECRET_RECORDINGS_SECRET_KEY: &str = "recordings-secret-access-key";
+/// Signed playback URLs' keys and the edge secret, when the operator was given them.
+pub const MEDIA_SECRET_PLAYBACK_KEYS: &str = "playback-keys";
+pub const MEDIA_SECRET_EDGE_SECRET: &str = "edge-secret";
 
 /// The Secret media pods in `namespace` read the internal token and Redis from. Shared by
 /// every stream of the namespace, so owned by none of them (it outlives each stream).
@@ -86,6 +89,12 @@ pub fn media_secret(namespace: &str, config: &OperatorConfig) -> Secret {
             if let (Some(id), Some(secret)) = (&config.recordings.access_key_id, &config.recordings.secret_access_key) {
                 data.insert(MEDIA_SECRET_RECORDINGS_KEY_ID.to_string(), bytes(id.expose_secret()));
                 data.insert(MEDIA_SECRET_RECORDINGS_SECRET_KEY.to_string(), bytes(secret.expose_secret()));
+            }
+            if let Some(keys) = &config.origin.playback_keys {
+                data.insert(MEDIA_SECRET_PLAYBACK_KEYS.to_string(), bytes(keys.expose_secret()));
+            }
+            if let Some(edge) = &config.origin.edge_secret {
+                data.insert(MEDIA_SECRET_EDGE_SECRET.to_string(), bytes(edge.expose_secret()));
             }
             data
         }),
@@ -237,6 +246,30 @@ fn recording_env(config: &OperatorConfig) -> Vec<EnvVar> {
     vars
 }
 
+/// How a media pod serves HLS: the keys of signed URLs and the edge secret (from the media
+/// Secret), the direct-viewer capacity (0s are left out: the worker's default is no limit).
+fn origin_env(config: &OperatorConfig) -> Vec<EnvVar> {
+    let o = &config.origin;
+    let mut vars = Vec::new();
+    if o.playback_keys.is_some() {
+        vars.push(secret_env("ONAIR_PLAYBACK_KEYS", &config.media_secret, MEDIA_SECRET_PLAYBACK_KEYS));
+    }
+    if o.edge_secret.is_some() {
+        vars.push(secret_env("ONAIR_EDGE_SECRET", &config.media_secret, MEDIA_SECRET_EDGE_SECRET));
+    }
+    for (name, rate) in [
+        ("ONAIR_ORIGIN_REQUESTS_PER_SEC", o.origin_requests_per_sec),
+        ("ONAIR_ORIGIN_BYTES_PER_SEC", o.origin_bytes_per_sec),
+        ("ONAIR_ORIGIN_STREAM_REQUESTS_PER_SEC", o.origin_stream_requests_per_sec),
+        ("ONAIR_ORIGIN_STREAM_BYTES_PER_SEC", o.origin_stream_bytes_per_sec),
+    ] {
+        if rate > 0 {
+            vars.push(env(name, rate.to_string()));
+        }
+    }
+    vars
+}
+
 /// The apiserver labels the LiveStreams it creates; a platform team's own have no row there.
 pub fn made_by_apiserver(ls: &LiveStream) -> bool {
     ls.labels().get("app.kubernetes.io/managed-by").is_some_and(|m| m == "onair-apiserver")
@@ -280,6 +313,7 @@ fn worker(
         env("ONAIR_LOG_FORMAT", "json"),
     ];
     env_vars.extend(role_env);
+    env_vars.extend(origin_env(config));
     env_vars.extend([
         secret_env("ONAIR_INTERNAL_TOKEN", &config.media_secret, MEDIA_SECRET_TOKEN_KEY),
         secret_env("ONAIR_REDIS_URL", &config.media_secret, MEDIA_SECRET_REDIS_KEY),
@@ -530,6 +564,48 @@ mod tests {
             c.recordings.url = dir.into();
             assert!(c.check().is_err(), "{dir}");
         }
+    }
+
+    /// Media pods verify signed playback URLs and know their edges with values from the media
+    /// Secret, never inline; the direct-viewer capacity is plain; unset, none of it appears.
+    #[test]
+    fn media_pods_get_the_origin_settings_with_secrets_from_the_media_secret() {
+        let c = OperatorConfig::from_args([
+            "--internal-token",
+            "t",
+            "--playback-keys",
+            "k1:KEYSECRET",
+            "--edge-secret",
+            "EDGESECRET",
+            "--origin-requests-per-sec",
+            "500",
+        ])
+        .unwrap();
+        let part = Part { name: "t0".into(), renditions: vec!["360p".into()], millicores: 100 };
+        let d = desired(&ls(json!({})), &c, std::slice::from_ref(&part));
+        let env = env_of(&d.ingest);
+        assert_eq!(
+            env["ONAIR_PLAYBACK_KEYS"]["valueFrom"]["secretKeyRef"],
+            json!({"name": "onair-media", "key": MEDIA_SECRET_PLAYBACK_KEYS, "optional": false})
+        );
+        assert_eq!(
+            env["ONAIR_EDGE_SECRET"]["valueFrom"]["secretKeyRef"],
+            json!({"name": "onair-media", "key": MEDIA_SECRET_EDGE_SECRET, "optional": false})
+        );
+        assert_eq!(env["ONAIR_ORIGIN_REQUESTS_PER_SEC"]["value"], "500");
+        assert!(!env.contains_key("ONAIR_ORIGIN_BYTES_PER_SEC"), "an unset limit is left out");
+        let inlined = |v: &str| env.values().any(|e| e.get("value") == Some(&json!(v)));
+        assert!(!inlined("k1:KEYSECRET") && !inlined("EDGESECRET"), "secrets are never inlined");
+        let data = media_secret("streams", &c).data.unwrap();
+        assert_eq!(data[MEDIA_SECRET_PLAYBACK_KEYS].0, b"k1:KEYSECRET");
+        assert_eq!(data[MEDIA_SECRET_EDGE_SECRET].0, b"EDGESECRET");
+
+        let d = desired(&ls(json!({})), &config(), &[part]);
+        let env = env_of(&d.ingest);
+        assert!(
+            !env.keys()
+                .any(|k| k.starts_with("ONAIR_ORIGIN") || k == "ONAIR_PLAYBACK_KEYS" || k == "ONAIR_EDGE_SECRET")
+        );
     }
 
     fn ls(spec: serde_json::Value) -> LiveStream {

@@ -21,6 +21,16 @@ pub struct KeyOwner {
     /// Which of its renditions (an older apiserver does not say: all of them).
     #[serde(default)]
     pub record_renditions: Option<onair_domain::RecordRenditions>,
+    /// Who may play it (an older apiserver does not say: anyone).
+    #[serde(default)]
+    pub playback_access: Option<onair_domain::PlaybackAccess>,
+}
+
+impl KeyOwner {
+    /// Whether its channel plays only from signed URLs.
+    pub fn signed_only(&self) -> bool {
+        self.playback_access.is_some_and(|a| a != onair_domain::PlaybackAccess::Public)
+    }
 }
 
 /// What became of a recording report.

@@ -30,10 +30,9 @@ pub struct MediaConfig {
     /// Shared secret for the apiserver's internal routes.
     #[arg(long, env = "ONAIR_INTERNAL_TOKEN", value_parser = secret)]
     pub internal_token: SecretString,
-    /// Keys that verify signed playback URLs, `kid:secret,…` (base64 secrets of 32 bytes or more;
-    /// the apiserver signs with the first of the same list). Unset: `/t/{token}/hls/…` is refused.
-    #[arg(long, env = "ONAIR_PLAYBACK_KEYS", value_parser = secret)]
-    pub playback_keys: Option<SecretString>,
+    /// Signed playback URLs, edges, and the origin's direct-viewer capacity.
+    #[command(flatten)]
+    pub origin: onair_config::OriginArgs,
     /// Where HLS output is written (one folder per stream).
     #[arg(long, env = "ONAIR_MEDIA_DIR", default_value = ".onair/media")]
     pub media_dir: PathBuf,
@@ -149,6 +148,17 @@ pub enum Latency {
 }
 
 impl MediaConfig {
+    /// The origin's direct-viewer capacity, as configured.
+    pub fn origin_rates(&self) -> crate::capacity::Rates {
+        let o = &self.origin;
+        crate::capacity::Rates {
+            requests: o.origin_requests_per_sec,
+            bytes: o.origin_bytes_per_sec,
+            stream_requests: o.origin_stream_requests_per_sec,
+            stream_bytes: o.origin_stream_bytes_per_sec,
+        }
+    }
+
     /// Whether this worker's media is LL-HLS (see `ll.rs`): packaged here (one machine, an
     /// ingest pod) or streamed to the ingest pod (a transcode pod).
     pub fn low_latency(&self) -> bool {

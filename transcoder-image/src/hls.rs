@@ -56,48 +56,71 @@ pub async fn serve_signed(
         return Err(refused(onair_playback_token::TokenError::Malformed));
     }
     keys.verify(&token, &stream_id, Utc::now().timestamp()).map_err(refused)?;
-    serve(State(state.clone()), Path((stream_id, path)), query, raw).await
+    let stream: StreamId = stream_id.parse().map_err(|_| not_found())?;
+    serve_stream(&state, stream, &path, query.0, raw.0).await
 }
 
-/// `GET /hls/{stream_id}/{*path}`.
+fn not_found() -> HttpError {
+    HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such playlist or segment")
+}
+
+/// `GET /hls/{stream_id}/{*path}`: a plain playback URL, for streams whose channel does not ask
+/// for signed ones (403 `playback_token_required` otherwise).
 pub async fn serve(
     State(state): State<WorkerState>,
     Path((stream_id, path)): Path<(String, String)>,
     Query(q): Query<PlaybackQuery>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, HttpError> {
-    let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such playlist or segment");
     let stream: StreamId = stream_id.parse().map_err(|_| not_found())?;
+    if state.signed_only(stream) {
+        state.metrics.playback_tokens_refused.inc();
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            "playback_token_required",
+            "this channel plays only from signed links: ask the API for one",
+        ));
+    }
+    serve_stream(&state, stream, &path, q, raw).await
+}
+
+async fn serve_stream(
+    state: &WorkerState,
+    stream: StreamId,
+    path: &str,
+    q: PlaybackQuery,
+    raw: Option<String>,
+) -> Result<Response, HttpError> {
     // The rewind window: recorded segments, from the recordings store.
     if let Some(rest) = path.strip_prefix("dvr/") {
         if rest == "master.m3u8"
             && let Some(session) = q.session.as_deref().filter(|s| valid_session(s))
         {
-            record_viewer(&state, stream, session).await;
+            record_viewer(state, stream, session).await;
         }
-        return serve_dvr(&state, stream, rest).await;
+        return serve_dvr(state, stream, rest).await;
     }
     // The thumbnail stays a file in either mode.
     if state.config.low_latency() && path != "thumb.jpg" {
-        let req = crate::ll::parse(&path).ok_or_else(not_found)?;
+        let req = crate::ll::parse(path).ok_or_else(not_found)?;
         if matches!(req, crate::ll::Request::Master)
             && let Some(session) = q.session.as_deref().filter(|s| valid_session(s))
         {
-            record_viewer(&state, stream, session).await;
+            record_viewer(state, stream, session).await;
         }
-        return serve_ll(&state, stream, req, raw.as_deref()).await.ok_or_else(not_found);
+        return serve_ll(state, stream, req, raw.as_deref()).await.ok_or_else(not_found);
     }
-    let rel = PathBuf::from(&path);
+    let rel = PathBuf::from(path);
     // Only plain names below the stream's folder: no `..`, no absolute paths.
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return Err(not_found());
     }
-    let ctype = content_type(&path).ok_or_else(not_found)?;
+    let ctype = content_type(path).ok_or_else(not_found)?;
     let playlist = path.ends_with(".m3u8");
-    let bytes = match read(&state, stream, &path).await {
+    let bytes = match read(state, stream, path).await {
         Some(b) => b,
         // A stream this worker holds (a publisher, or one reconnecting) is about to have it.
-        None if playlist && state.holds(stream) => match wait_for_start(&state, stream, &path).await {
+        None if playlist && state.holds(stream) => match wait_for_start(state, stream, path).await {
             Some(b) => b,
             None => return Ok(crate::ll::not_yet()),
         },
@@ -105,7 +128,7 @@ pub async fn serve(
         None => return Err(not_found()),
     };
     if playlist && let Some(session) = q.session.as_deref().filter(|s| valid_session(s)) {
-        record_viewer(&state, stream, session).await;
+        record_viewer(state, stream, session).await;
     }
     let mut res = (StatusCode::OK, Body::from(bytes)).into_response();
     let h = res.headers_mut();

@@ -2,6 +2,7 @@
 
 mod accept;
 mod api;
+mod capacity;
 mod config;
 mod encoder;
 mod feed;

@@ -28,6 +28,25 @@ pub struct MediaMetrics {
     pub sheds: Counter,
     /// Signed playback URLs refused (bad, expired or unknown-key tokens).
     pub playback_tokens_refused: Counter,
+    /// Direct viewers' requests refused over the origin's capacity.
+    pub origin_refused: Family<CapacityLabels, Counter>,
+    /// Playback requests the origin answered, from edges and from viewers directly.
+    pub origin_requests: Family<FromLabels, Counter>,
+    pub origin_bytes: Family<FromLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FromLabels {
+    /// `edge` (it presented the edge secret) or `direct`.
+    pub from: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CapacityLabels {
+    /// `total` or `stream`.
+    pub scope: &'static str,
+    /// `requests` or `bytes`.
+    pub kind: &'static str,
 }
 
 impl MediaMetrics {
@@ -41,7 +60,25 @@ impl MediaMetrics {
             restarts: Counter::default(),
             sheds: Counter::default(),
             playback_tokens_refused: Counter::default(),
+            origin_refused: Family::default(),
+            origin_requests: Family::default(),
+            origin_bytes: Family::default(),
         };
+        registry.register(
+            "origin_playback_requests",
+            "Playback requests the origin answered, from edges or directly from viewers",
+            metrics.origin_requests.clone(),
+        );
+        registry.register(
+            "origin_playback_bytes",
+            "Playback bytes the origin answered, from edges or directly from viewers",
+            metrics.origin_bytes.clone(),
+        );
+        registry.register(
+            "origin_capacity_refused",
+            "Direct viewers' playback requests refused over the origin's capacity, by limit",
+            metrics.origin_refused.clone(),
+        );
         registry.register(
             "playback_tokens_refused",
             "Signed playback URLs refused (bad, expired or unknown key)",
@@ -58,6 +95,15 @@ impl MediaMetrics {
             metrics.sheds.clone(),
         );
         metrics
+    }
+
+    pub fn origin_served(&self, from: &'static str, bytes: u64) {
+        self.origin_requests.get_or_create(&FromLabels { from }).inc();
+        self.origin_bytes.get_or_create(&FromLabels { from }).inc_by(bytes);
+    }
+
+    pub fn origin_refused(&self, r: crate::capacity::Refusal) {
+        self.origin_refused.get_or_create(&CapacityLabels { scope: r.scope, kind: r.kind }).inc();
     }
 
     pub fn refused(&self, reason: &'static str) {

@@ -71,6 +71,7 @@ impl WorkerState {
                     // A stream the apiserver does not know has no recording to finish.
                     record: false,
                     record_renditions: None,
+                    playback_access: None,
                 },
                 Err(r) => return Err(r.label()),
             },
@@ -82,6 +83,7 @@ impl WorkerState {
                 owner
             }
         };
+        self.set_signed_only(owner.stream_id, owner.signed_only());
         let mut slots = self.slots.lock();
         let slot = slots.entry(owner.stream_id).or_default();
         if slot.publishing {
@@ -248,6 +250,7 @@ impl WorkerState {
             if !publishing {
                 state.transcoders.forget(stream);
                 state.ll.remove(stream);
+                state.set_signed_only(stream, false);
                 if let Some(recorder) = &state.recorder {
                     recorder.forget(stream);
                 }

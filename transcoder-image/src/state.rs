@@ -39,6 +39,12 @@ pub struct Inner {
     pub recorder: Option<Arc<crate::record::Recorder>>,
     /// Verifies signed playback URLs (`--playback-keys`).
     pub playback_keys: Option<onair_playback_token::Keyring>,
+    /// Streams whose channel plays only from signed URLs: their plain `/hls/…` paths are
+    /// refused. Kept until the stream's media is forgotten (after retention), not just while a
+    /// publisher holds it, so an ended stream's leftovers stay behind the token too.
+    pub signed_only: Mutex<std::collections::HashSet<StreamId>>,
+    /// The origin's capacity for direct viewers.
+    pub capacity: crate::capacity::Capacity,
 }
 
 #[derive(Clone)]
@@ -91,6 +97,21 @@ impl WorkerState {
         if a.as_ref() != Some(&renditions) {
             tracing::info!(renditions = ?renditions, "renditions assigned");
             *a = Some(renditions);
+        }
+    }
+
+    /// Whether the stream plays only from signed URLs.
+    pub fn signed_only(&self, stream: StreamId) -> bool {
+        self.signed_only.lock().unwrap_or_else(|e| e.into_inner()).contains(&stream)
+    }
+
+    /// Records whether the stream plays only from signed URLs (each publisher's key check says).
+    pub fn set_signed_only(&self, stream: StreamId, signed: bool) {
+        let mut set = self.signed_only.lock().unwrap_or_else(|e| e.into_inner());
+        if signed {
+            set.insert(stream);
+        } else {
+            set.remove(&stream);
         }
     }
 

@@ -56,13 +56,14 @@ impl MediaWorker {
             None => None,
         };
         let recorder = open_recorder(&config, &mut registry)?;
-        let playback_keys = match &config.playback_keys {
+        let playback_keys = match &config.origin.playback_keys {
             Some(spec) => {
                 use secrecy::ExposeSecret as _;
                 Some(onair_playback_token::Keyring::parse(spec.expose_secret()).map_err(anyhow::Error::from)?)
             }
             None => None,
         };
+        let capacity = crate::capacity::Capacity::new(config.origin_rates());
         let state = WorkerState::new(Inner {
             config,
             api,
@@ -77,6 +78,8 @@ impl MediaWorker {
             ll: crate::ll_streams::LlStreams::default(),
             recorder,
             playback_keys,
+            signed_only: Default::default(),
+            capacity,
         });
         Ok(Self { rtmp, http, state })
     }

@@ -1754,3 +1754,127 @@ async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_
     let res = env.http.get(format!("{plain}/t/{token}/hls/{stream}/master.m3u8")).send().await.unwrap();
     assert_eq!(res.status(), 403);
 }
+
+/// A channel that requires signed links: the worker hears so from the key check and refuses
+/// its stream's plain paths, while a public channel's play as before.
+#[tokio::test]
+async fn a_signed_channels_plain_playback_paths_are_refused() {
+    let env = env().await;
+    let register = |name: &'static str| {
+        let http = env.http.clone();
+        let api = env.api.clone();
+        async move {
+            let res: Value = http
+                .post(format!("{api}/api/users/register"))
+                .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            res["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let token = register("signedonly").await;
+    let res = env
+        .http
+        .patch(format!("{}/api/users/me", env.api))
+        .bearer_auth(&token)
+        .json(&json!({"playback_access": "signed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let started: Value = env
+        .http
+        .post(format!("{}/api/streams/start", env.api))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Signed only", "category": "games"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
+    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let _publisher = publish(&format!("{}/{key}", env.rtmp), 20);
+    // Once the publisher is in, the plain master is refused with the code players can act on.
+    let refused = onair_testkit::eventually(Duration::from_secs(20), || async {
+        let res = env.http.get(format!("{}/{stream}/master.m3u8", env.hls)).send().await.ok()?;
+        (res.status() == 403).then_some(res)
+    })
+    .await;
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "playback_token_required");
+    // So are its other files.
+    let res = env.http.get(format!("{}/{stream}/240p/index.m3u8", env.hls)).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+
+    // A public channel on the same worker plays from plain paths.
+    let (_, public, public_key) = env.streamer("publicchan", "Public").await;
+    let _other = publish(&format!("{}/{public_key}", env.rtmp), 20);
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &format!("{}/{public}/master.m3u8", env.hls)).await
+    })
+    .await;
+}
+
+/// The origin's direct-viewer capacity: a flood past it gets 503 + Retry-After + no-store (a
+/// player backs off; no cache keeps it), an edge with the secret is not metered, and the
+/// counters say who reached the origin.
+#[tokio::test]
+async fn direct_viewers_past_the_origins_capacity_are_told_to_retry_and_edges_are_not_metered() {
+    let env = env().await;
+    let key = "live_capacity_0123456789abcdef";
+    let flags = ["--origin-requests-per-sec", "5", "--edge-secret", "edge-secret-for-tests"];
+    let (stream, rtmp, base, _dir) = env.kubectl_stream_worker(key, &flags).await;
+    let _publisher = publish(&format!("{rtmp}/{key}"), 30);
+    let master = format!("{base}/hls/{stream}/master.m3u8");
+    onair_testkit::eventually(Duration::from_secs(20), || async { get_text(&env.http, &master).await }).await;
+    // The polls above drew on the bucket: let it fill (2 s of burst).
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let flood = |edge: Option<&'static str>| {
+        let (http, master) = (env.http.clone(), master.clone());
+        async move {
+            let mut answers = Vec::new();
+            for _ in 0..30 {
+                let mut req = http.get(&master);
+                if let Some(secret) = edge {
+                    req = req.header("x-onair-edge", secret);
+                }
+                let res = req.send().await.unwrap();
+                let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                let cache = res.headers().get("cache-control").map(|v| v.to_str().unwrap().to_owned());
+                let status = res.status().as_u16();
+                let body = res.text().await.unwrap();
+                answers.push((status, retry, cache, body));
+            }
+            answers
+        }
+    };
+    // 30 at once against 5/s (10 of burst): most refused, the way players back off from.
+    let direct = flood(None).await;
+    let busy: Vec<_> = direct.iter().filter(|a| a.0 == 503).collect();
+    assert!(busy.len() >= 15, "{} of 30 refused", busy.len());
+    assert!(direct.iter().any(|a| a.0 == 200), "what fits is served");
+    for (_, retry, cache, body) in busy {
+        assert_eq!(retry.as_deref(), Some("2"));
+        assert_eq!(cache.as_deref(), Some("no-store"));
+        assert_eq!(serde_json::from_str::<Value>(body).unwrap()["error"]["code"], "origin_busy");
+    }
+    // An edge with the secret is not metered; a wrong secret is a direct viewer.
+    assert!(flood(Some("edge-secret-for-tests")).await.iter().all(|a| a.0 == 200));
+    assert!(flood(Some("a-guess")).await.iter().any(|a| a.0 == 503));
+    let metrics = env.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let count = |needle: &str| {
+        metrics
+            .lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{needle} in\n{metrics}"))
+    };
+    assert!(count(r#"origin_playback_requests_total{from="edge"}"#) >= 30.0);
+    assert!(count(r#"origin_capacity_refused_total{scope="total",kind="requests"}"#) >= 15.0);
+}

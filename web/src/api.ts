@@ -12,6 +12,22 @@ export interface User {
   tier?: string;
   record_broadcasts?: boolean;
   record_renditions?: "all" | "top_and_lowest";
+  playback_access?: PlaybackAccess;
+}
+
+export type PlaybackAccess = "public" | "signed" | "followers";
+
+// Where a viewer plays a stream from, in order (POST /api/streams/{id}/playback): delivery
+// bases (CDNs) first, the origin last.
+export interface PlaybackSource {
+  name: string;
+  url: string;
+  dvr_url?: string;
+}
+
+export interface PlaybackSources {
+  sources: PlaybackSource[];
+  expires_at?: string;
 }
 
 export interface Stream {
@@ -30,6 +46,7 @@ export interface Stream {
   ended_at: string | null;
   playback_url: string | null;
   dvr_url?: string;
+  playback_access?: PlaybackAccess;
 }
 
 export interface Vod {
@@ -193,6 +210,30 @@ let config: Promise<ClientConfig> | null = null;
 export function clientConfig(): Promise<ClientConfig> {
   config ??= get<ClientConfig>("/api/config");
   return config;
+}
+
+// This tab's viewer session id: heartbeats count it, and the playback sources are ordered (and
+// signed) for it.
+export function sessionId(): string {
+  let id = sessionStorage.getItem("onair.session");
+  if (!id) {
+    id = crypto.randomUUID().replace(/-/g, "");
+    sessionStorage.setItem("onair.session", id);
+  }
+  return id;
+}
+
+// Where this viewer plays `stream` from. A refusal stands (a followers-only channel, a viewer
+// not signed in); when the API cannot answer, a public stream still plays from its own URL.
+export async function playbackSources(stream: Stream): Promise<PlaybackSources> {
+  try {
+    return await post<PlaybackSources>(`/api/streams/${stream.id}/playback`, { session_id: sessionId() });
+  } catch (e) {
+    const status = (e as ApiError).status ?? 0;
+    const publicStream = (stream.playback_access ?? "public") === "public";
+    if ((status > 0 && status < 500 && status !== 429) || !publicStream || !stream.playback_url) throw e;
+    return { sources: [{ name: "origin", url: stream.playback_url, dvr_url: stream.dvr_url }] };
+  }
 }
 
 export function errorText(e: unknown): string {

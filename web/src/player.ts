@@ -1,6 +1,7 @@
 // hls.js tuned for a live low-latency feed: start at the playlist's hold-back (LL-HLS parts, or
 // three segments of standard HLS), catch up by playing slightly faster rather than by seeking.
 import Hls, { type ErrorData, type Level } from "hls.js";
+import type { Failover } from "./failover";
 
 export interface PlayerState {
   levels: Levels;
@@ -11,12 +12,14 @@ export interface PlayerState {
   error: string | null;
 }
 
-export function attach(video: HTMLVideoElement, url: string, onState: (s: PlayerState) => void): () => void {
+// `sources`: where to play from, in order (`failover.ts`); hls.js moves down the list when a
+// source fails.
+export function attach(video: HTMLVideoElement, sources: Failover, onState: (s: PlayerState) => void): () => void {
   const state: PlayerState = { levels: [], level: -1, playingLevel: -1, latency: null, atEdge: true, error: null };
   const emit = () => onState({ ...state });
   if (!Hls.isSupported()) {
-    // Safari plays HLS natively.
-    video.src = url;
+    // Safari plays HLS natively (from the first source: AVPlayer does not take our loader).
+    video.src = sources.url;
     return () => video.removeAttribute("src");
   }
   // Playlists: the origin holds a request for a stream that is seconds from its first segment
@@ -37,6 +40,18 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
     backBufferLength: 30,
     manifestLoadPolicy: playlistPolicy,
     playlistLoadPolicy: playlistPolicy,
+    // A part or segment that has not started arriving in 4 s is not coming from this source:
+    // the failover loader moves to the next one (a stopped CDN refuses at once; a hung one
+    // takes this long).
+    fragLoadPolicy: {
+      default: {
+        maxTimeToFirstByteMs: 4_000,
+        maxLoadTimeMs: 20_000,
+        timeoutRetry: { maxNumRetry: 4, retryDelayMs: 0, maxRetryDelayMs: 0 },
+        errorRetry: { maxNumRetry: 6, retryDelayMs: 500, maxRetryDelayMs: 4_000 },
+      },
+    },
+    loader: sources.loader(),
   });
   let manifestLoaded = false;
   let reloads = 0;
@@ -45,7 +60,7 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
     manifestLoaded = true;
     reloads = 0;
   });
-  hls.loadSource(url);
+  hls.loadSource(sources.url);
   hls.attachMedia(video);
   track(hls, state, emit, "this stream cannot be played", {
     before: (data) => {
@@ -55,7 +70,7 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
       // there is no manifest to load levels from.
       state.error = "waiting for the stream to start…";
       clearTimeout(reloadTimer);
-      reloadTimer = setTimeout(() => hls.loadSource(url), Math.min(500 * 2 ** reloads++, 4_000));
+      reloadTimer = setTimeout(() => hls.loadSource(sources.url), Math.min(500 * 2 ** reloads++, 4_000));
       emit();
       return true;
     },
@@ -74,7 +89,7 @@ export function attach(video: HTMLVideoElement, url: string, onState: (s: Player
     state.atEdge = edge == null || edge - video.currentTime < 6;
     emit();
   }, 1000);
-  expose(video, hls, "live");
+  expose(video, hls, "live", sources);
   return () => {
     clearInterval(timer);
     clearTimeout(reloadTimer);
@@ -138,9 +153,9 @@ function track(
 }
 
 // For setLevel/goLive/behindNow, and for the browser tests (which read the player's state).
-function expose(video: HTMLVideoElement, hls: Hls, mode: "live" | "vod" | "dvr") {
+function expose(video: HTMLVideoElement, hls: Hls, mode: "live" | "vod" | "dvr", sources?: Failover) {
   (video as any).__hls = hls;
-  (window as any).__onairPlayer = { hls, mode, setLevel: (i: number) => (hls.currentLevel = i) };
+  (window as any).__onairPlayer = { hls, mode, sources, setLevel: (i: number) => (hls.currentLevel = i) };
 }
 
 // Starts playback once there is something to play (a call before the first buffered fragment
@@ -197,13 +212,13 @@ export function attachVod(video: HTMLVideoElement, url: string, onState: (s: Vod
 // hls.js on the rewind window (a live playlist of the recorded segments, up to 30 min): starts
 // `backSecs` behind the wall clock, found by the segments' PROGRAM-DATE-TIME, and stays there
 // (no catching up: the viewer chose to be behind).
-export function attachDvr(video: HTMLVideoElement, url: string, backSecs: number, onState: (s: VodState) => void): () => void {
+export function attachDvr(video: HTMLVideoElement, sources: Failover, backSecs: number, onState: (s: VodState) => void): () => void {
   const state: VodState = { levels: [], playingLevel: -1, error: null, gone: false };
   const emit = () => onState({ ...state });
-  const hls = new Hls({ lowLatencyMode: false, maxLiveSyncPlaybackRate: 1, backBufferLength: 60 });
+  const hls = new Hls({ lowLatencyMode: false, maxLiveSyncPlaybackRate: 1, backBufferLength: 60, loader: sources.loader() });
   let placed = false;
   autoplay(hls, video);
-  hls.loadSource(url);
+  hls.loadSource(sources.url);
   hls.attachMedia(video);
   track(hls, state, emit, "the rewind cannot be played");
   // Placed once the first fragment is buffered: only then are the fragments' start times on
@@ -217,7 +232,7 @@ export function attachDvr(video: HTMLVideoElement, url: string, backSecs: number
     if (!frag) return;
     video.currentTime = frag.start + Math.max(0, (target - (frag.programDateTime ?? target)) / 1000);
   });
-  expose(video, hls, "dvr");
+  expose(video, hls, "dvr", sources);
   return () => hls.destroy();
 }
 

@@ -2,35 +2,17 @@
 // platform started exactly as `onair up` starts it. Run by scripts/test.sh (scripts/browser-test.sh).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { chromium } from "playwright-core";
+import { api, BASE, launchBrowser, publish, ROOT, startPlatform } from "./support/platform.mjs";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const BIN = process.env.ONAIR_BIN ?? join(ROOT, "target/debug/onair");
 const ARTIFACTS = process.env.ONAIR_ARTIFACTS ?? join(ROOT, "e2e/artifacts");
-const DB = "onair_browser";
-const BASE = "http://127.0.0.1:8080";
 const RUN = Math.random().toString(36).slice(2, 8);
 
 let platform;
 let browser;
-let workdir;
 const consoleErrors = [];
-
-function publish(url, secs = 90) {
-  // OBS stand-in: a 720p30 test pattern with a tone, H.264 + AAC over RTMP.
-  return spawn("ffmpeg", [
-    "-hide_banner", "-loglevel", "error", "-re",
-    "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-    "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
-    "-t", String(secs), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
-    "-c:a", "aac", "-f", "flv", url,
-  ], { stdio: "ignore" });
-}
 
 async function newPage(name) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 850 } });
@@ -52,37 +34,13 @@ async function registerAs(page, username) {
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  execFileSync("psql", ["-d", "postgres", "-qc", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`]);
-  const cwd = mkdtempSync(join(tmpdir(), "onair-browser-"));
-  workdir = cwd;
-  platform = spawn(
-    BIN,
-    ["up", "--database-url", `postgres://localhost/${DB}`,
-     "--redis-prefix", `browser${RUN}:`, "--nats-prefix", `browser${RUN}`],
-    { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } },
-  );
-  let out = "";
-  await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`onair up did not start:\n${out}`)), 60_000);
-    platform.stdout.on("data", (d) => {
-      out += d;
-      if (out.includes("  demo ")) (clearTimeout(timer), ok());
-    });
-    platform.stderr.on("data", (d) => (out += d));
-    platform.on("exit", (c) => fail(new Error(`onair up exited (${c}):\n${out}`)));
-  });
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
-  });
+  platform = await startPlatform({ db: "onair_browser", prefix: `browser${RUN}` });
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  platform?.kill("SIGINT");
-  await new Promise((r) => (platform?.exitCode != null ? r() : platform?.on("exit", r)));
-  // Keys, media segments and thumbnails of this run.
-  if (workdir) rmSync(workdir, { recursive: true, force: true });
+  await platform?.stop();
 });
 
 const state = {};
@@ -341,16 +299,6 @@ test("the ended broadcast plays as a VOD with a seek bar, and stops playing once
   await streamer.reload();
   await streamer.waitForFunction(() => document.querySelector("[data-testid=record-renditions]")?.value === "top_and_lowest", null, { timeout: 10_000 });
 });
-
-async function api(path, { token, body } = {}) {
-  const res = await fetch(`${BASE}${path}`, {
-    method: body ? "POST" : "GET",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
 
 // A page whose first painted video frame is timed on the wall clock (shared with this process).
 async function watchPage(name, id, errors) {

@@ -27,6 +27,9 @@ pub(crate) enum Rule {
     /// Anyone, answered by the credentials in the request itself (a password, the refresh
     /// cookie): 401 when they are wrong, whatever bearer token comes along.
     SignIn,
+    /// Anyone, as for `Public`; a valid bearer token also says who is calling, which some
+    /// resources need (a followers-only channel's playback): documented with optional `bearer`.
+    Identified,
     /// Any signed-in user (bearer token).
     User,
     /// The owner of the resource in the path, or an admin; other users get 403.
@@ -57,6 +60,7 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/users/{user_id}/clips", Rule::Public),
     ("GET", "/api/streams/{stream_id}", Rule::Public),
     ("POST", "/api/streams/{stream_id}/heartbeat", Rule::Public),
+    ("POST", "/api/streams/{stream_id}/playback", Rule::Identified),
     ("GET", "/api/vods/{vod_id}", Rule::Public),
     ("GET", "/api/clips/{clip_id}", Rule::Public),
     ("GET", "/vod/{vod_id}/{path}", Rule::Public),
@@ -146,6 +150,7 @@ fn body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/streams/{stream_id}/clips") => Some(json!({"title": "matrix", "seconds": 30})),
         ("POST", "/api/vods/{vod_id}/clips") => Some(json!({"title": "matrix", "start_secs": 0.0, "seconds": 5})),
         ("POST", "/internal/streams/{stream_id}/status") => Some(json!({"status": "live"})),
+        ("POST", "/api/streams/{stream_id}/playback") => Some(json!({"session_id": "matrix-viewer-01"})),
         _ => Some(json!({})),
     }
 }
@@ -238,7 +243,7 @@ async fn every_operation_answers_every_caller_by_its_rule() {
                 .unwrap_or_default();
             let expected: &[&str] = match rule {
                 Rule::Public | Rule::SignIn => &[],
-                Rule::User | Rule::Owner => &["bearer"],
+                Rule::User | Rule::Owner | Rule::Identified => &["bearer"],
                 Rule::Internal => &["internal"],
             };
             assert_eq!(schemes, expected, "{method} {path}: the document's security against its {rule:?} rule");
@@ -276,7 +281,7 @@ async fn every_operation_answers_every_caller_by_its_rule() {
     let mut checked = 0;
     let mut failures = Vec::new();
     for (n, (method, path, rule)) in RULES.iter().enumerate() {
-        if matches!(rule, Rule::Public | Rule::SignIn) {
+        if matches!(rule, Rule::Public | Rule::SignIn | Rule::Identified) {
             let everyone = [
                 Caller::Nobody,
                 Caller::Expired,
@@ -289,7 +294,7 @@ async fn every_operation_answers_every_caller_by_its_rule() {
             ];
             let nobody = call(&app, &callers, &fx, Caller::Nobody, method, path).await;
             let fine = match rule {
-                Rule::Public => !matches!(nobody, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+                Rule::Public | Rule::Identified => !matches!(nobody, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
                 _ => nobody != StatusCode::FORBIDDEN,
             };
             if !fine || nobody.is_server_error() {

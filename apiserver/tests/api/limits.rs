@@ -37,7 +37,7 @@ async fn every_body_over_the_limit_is_refused_with_413() {
             req = match rule {
                 Rule::Internal => req.header("x-onair-internal-token", INTERNAL_TOKEN),
                 Rule::User | Rule::Owner => req.bearer_auth(&fx.owner.token),
-                Rule::Public | Rule::SignIn => req,
+                Rule::Public | Rule::SignIn | Rule::Identified => req,
             };
             let res = req.send().await.unwrap();
             let status = res.status();

@@ -6,6 +6,7 @@
 mod analytics;
 mod auth;
 mod authz;
+mod delivery;
 mod discovery;
 mod followers;
 mod helpers;

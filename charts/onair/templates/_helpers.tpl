@@ -75,6 +75,15 @@ seccompProfile:
 {{- end -}}
 
 {{- /* ONAIR_RECORDINGS_* for the apiserver and the operator (which hands them to ingest pods). */ -}}
+{{- /* Signed playback links' keys, for the apiserver (signs) and the operator (hands them to
+       media pods, which verify). */ -}}
+{{- define "onair.playbackKeysEnv" -}}
+{{- with .Values.delivery.playbackKeysSecret }}
+- name: ONAIR_PLAYBACK_KEYS
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: playback-keys}}
+{{- end }}
+{{- end -}}
+
 {{- define "onair.recordingsEnv" -}}
 {{- $r := .Values.recordings -}}
 {{- if and $r.url (not (hasPrefix "s3://" $r.url)) -}}

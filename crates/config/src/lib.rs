@@ -45,6 +45,35 @@ pub struct NatsArgs {
     pub nats_prefix: String,
 }
 
+/// The HLS origin's delivery settings (the media workers'; the operator hands the same to every
+/// media pod): which signed playback URLs it accepts, which edges skip its direct-viewer limit,
+/// and that limit.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OriginArgs {
+    /// Keys that verify signed playback URLs, `kid:secret,…` (base64 secrets of 32 bytes or more;
+    /// the apiserver signs with the first of the same list). Unset: `/t/{token}/hls/…` is refused.
+    #[arg(long, env = "ONAIR_PLAYBACK_KEYS", value_parser = secret)]
+    pub playback_keys: Option<SecretString>,
+    /// What edges (CDN, caching proxies) send in `x-onair-edge` to be exempt from the origin's
+    /// direct-viewer capacity. Unset: every request is metered.
+    #[arg(long, env = "ONAIR_EDGE_SECRET", value_parser = secret)]
+    pub edge_secret: Option<SecretString>,
+    /// Direct viewers' playback requests per second, all streams together (0: no limit). Past
+    /// it the origin answers 503 + Retry-After: what keeps it up when every CDN fails and their
+    /// viewers fall back to it at once.
+    #[arg(long, env = "ONAIR_ORIGIN_REQUESTS_PER_SEC", default_value_t = 0)]
+    pub origin_requests_per_sec: u64,
+    /// Direct viewers' playback bytes per second, all streams together (0: no limit).
+    #[arg(long, env = "ONAIR_ORIGIN_BYTES_PER_SEC", default_value_t = 0)]
+    pub origin_bytes_per_sec: u64,
+    /// Direct viewers' playback requests per second for one stream (0: no limit).
+    #[arg(long, env = "ONAIR_ORIGIN_STREAM_REQUESTS_PER_SEC", default_value_t = 0)]
+    pub origin_stream_requests_per_sec: u64,
+    /// Direct viewers' playback bytes per second for one stream (0: no limit).
+    #[arg(long, env = "ONAIR_ORIGIN_STREAM_BYTES_PER_SEC", default_value_t = 0)]
+    pub origin_stream_bytes_per_sec: u64,
+}
+
 /// Log output.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LogArgs {

@@ -65,6 +65,12 @@ pub mod redis_keys {
     pub fn sampler_written(prefix: &str) -> String {
         format!("{prefix}sampler:written")
     }
+
+    /// A delivery base's (CDN's) circuit-breaker keys: `what` is `fail:{bucket}`, `ok:{bucket}`,
+    /// `open`, `seen:{address}` or `okseen:{address}:{bucket}`. The base's name is a hash tag, so one script sees them all.
+    pub fn delivery_base(prefix: &str, base: &str, what: &str) -> String {
+        format!("{prefix}cdn:{{{base}}}:{what}")
+    }
 }
 
 /// HTTP headers and paths shared between services.

@@ -8,6 +8,6 @@ pub mod values;
 pub use ids::{StreamId, UserId};
 pub use ladder::LadderLevel;
 pub use values::{
-    AvatarUrl, Bio, Category, DisplayName, Email, Language, Password, RecordRenditions, Role, StreamStatus,
-    StreamTitle, Tag, Tags, Tier, Username, ValidationError,
+    AvatarUrl, Bio, Category, DisplayName, Email, Language, Password, PlaybackAccess, RecordRenditions, Role,
+    StreamStatus, StreamTitle, Tag, Tags, Tier, Username, ValidationError,
 };

@@ -363,6 +363,14 @@ string_enum!(
 );
 
 string_enum!(
+    /// Who may play a channel's broadcasts. `public`: plain URLs anyone may share, one cached
+    /// copy at every edge. `signed`: anyone may watch, through expiring per-viewer URLs (a leaked
+    /// URL stops playing when it expires). `followers`: signed URLs handed only to signed-in
+    /// followers and the streamer (a private stream).
+    PlaybackAccess { Public => "public", Signed => "signed", Followers => "followers" }
+);
+
+string_enum!(
     /// Where a broadcast is in its life. `starting`: asked for, waiting for the publisher;
     /// `live`: media is flowing; `ending`: stop asked, media finishing; `ended`/`failed`: over.
     StreamStatus { Starting => "starting", Live => "live", Ending => "ending", Ended => "ended", Failed => "failed" }

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { errorText, get, post, request, updateUser, type Category, type Page, type Stream, type User, type Vod } from "../api";
+import { errorText, get, playbackSources, post, request, updateUser, type Category, type Page, type PlaybackSources, type Stream, type User, type Vod } from "../api";
+import { Failover } from "../failover";
 import { attach } from "../player";
 import { compact, uptime } from "../util";
 import { duration } from "./Vod";
@@ -141,13 +142,17 @@ function Stats({ stream }: { stream: Stream }) {
   );
 }
 
-function Preview({ url }: { url: string }) {
+function Preview({ stream }: { stream: Stream }) {
   const video = useRef<HTMLVideoElement>(null);
+  const [sources, setSources] = useState<PlaybackSources | null>(null);
   useEffect(() => {
-    if (!video.current) return;
+    playbackSources(stream).then(setSources, () => setSources(null));
+  }, [stream.id, stream.playback_url]);
+  useEffect(() => {
+    if (!video.current || !sources) return;
     video.current.muted = true;
-    return attach(video.current, url, () => {});
-  }, [url]);
+    return attach(video.current, new Failover(sources.sources), () => {});
+  }, [sources]);
   return <video class="preview" ref={video} muted playsInline data-testid="preview" />;
 }
 
@@ -241,7 +246,7 @@ export function Dashboard({ me }: { me: User }) {
       setError({ text: errorText(e) });
     }
   };
-  const setRecording = async (change: Pick<User, "record_broadcasts" | "record_renditions">) => {
+  const setChannel = async (change: Partial<Pick<User, "record_broadcasts" | "record_renditions" | "playback_access">>) => {
     try {
       updateUser(await request<User>("PATCH", "/api/users/me", change));
     } catch (e) {
@@ -303,7 +308,7 @@ export function Dashboard({ me }: { me: User }) {
         {active ? (
           <section class="panel">
             <h2>Live preview</h2>
-            {active.playback_url && active.status === "live" ? <Preview url={active.playback_url} /> : <div class="preview" />}
+            {active.playback_url && active.status === "live" ? <Preview stream={active} /> : <div class="preview" />}
             <p class="hint">{active.status === "starting" ? "Waiting for OBS: publish to the server below with your key." : `${compact(active.viewers)} watching now`}</p>
             <Stats stream={active} />
           </section>
@@ -340,7 +345,7 @@ export function Dashboard({ me }: { me: User }) {
               type="checkbox"
               data-testid="record-broadcasts"
               checked={me.record_broadcasts !== false}
-              onChange={(e) => setRecording({ record_broadcasts: e.currentTarget.checked })}
+              onChange={(e) => setChannel({ record_broadcasts: e.currentTarget.checked })}
             />
             Record my broadcasts and keep them as past broadcasts
           </label>
@@ -351,7 +356,7 @@ export function Dashboard({ me }: { me: User }) {
               value={me.record_renditions ?? "all"}
               disabled={me.record_broadcasts === false}
               onChange={(e) =>
-                setRecording({ record_renditions: e.currentTarget.value as User["record_renditions"] })
+                setChannel({ record_renditions: e.currentTarget.value as User["record_renditions"] })
               }
             >
               <option value="all">Every quality viewers get</option>
@@ -359,6 +364,22 @@ export function Dashboard({ me }: { me: User }) {
             </select>
           </label>
           <p class="hint">Applies from your next broadcast. Each recording's page says how long it is kept.</p>
+        </section>
+        <section class="panel">
+          <h2>Who can watch</h2>
+          <label>
+            Playback
+            <select
+              data-testid="playback-access"
+              value={me.playback_access ?? "public"}
+              onChange={(e) => setChannel({ playback_access: e.currentTarget.value as User["playback_access"] })}
+            >
+              <option value="public">Anyone, with a link they can share</option>
+              <option value="signed">Anyone, through links that expire and cannot be passed on</option>
+              <option value="followers">Only my followers (signed in)</option>
+            </select>
+          </label>
+          <p class="hint">Applies from your next broadcast.</p>
         </section>
         <section class="panel">
           <h2>Moderation</h2>

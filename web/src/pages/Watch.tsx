@@ -1,19 +1,11 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { get, post, request, errorText, type Stream, type User } from "../api";
+import { get, post, request, errorText, playbackSources, sessionId, type PlaybackSources, type Stream, type User } from "../api";
 import { ChatRoom, type ChatMessage, type RoomState } from "../chat";
 import { usePolling } from "../hooks";
+import { Failover } from "../failover";
 import { attach, attachDvr, behindNow, canRewind, goLive, setLevel, type PlayerState } from "../player";
 import { compact, uptime } from "../util";
 import { Ban, Clock, Flag, Fullscreen, Muted, Trash, Volume } from "../icons";
-
-function sessionId(): string {
-  let id = sessionStorage.getItem("onair.session");
-  if (!id) {
-    id = crypto.randomUUID().replace(/-/g, "");
-    sessionStorage.setItem("onair.session", id);
-  }
-  return id;
-}
 
 // How far one press of the rewind button goes back.
 const REWIND_STEP_SECS = 30;
@@ -28,16 +20,61 @@ function Player({ stream, me }: { stream: Stream; me: User | null }) {
   const [back, setBack] = useState<number | null>(null);
   const [clip, setClip] = useState<{ id?: string; error?: string; busy?: boolean } | null>(null);
   const live = stream.status === "live";
+  // Where this viewer plays from (CDNs, then the origin), asked once the stream plays and again
+  // before signed links expire.
+  const [sources, setSources] = useState<PlaybackSources | null>(null);
+  const [refused, setRefused] = useState<string | null>(null);
+  const failover = useRef<Failover | null>(null);
+  // The newest links (a renewal changes them without restarting the player).
+  const latest = useRef<PlaybackSources | null>(null);
+  const playable = !!stream.playback_url && live;
+  useEffect(() => {
+    if (!playable) return;
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ask = async () => {
+      try {
+        const s = await playbackSources(stream);
+        if (stopped) return;
+        setRefused(null);
+        latest.current = s;
+        // A renewal keeps the player (and the source it is on); only the links change.
+        if (failover.current) failover.current.update(s.sources);
+        else setSources(s);
+        if (s.expires_at) {
+          const renewIn = Math.max(30_000, new Date(s.expires_at).getTime() - Date.now() - 5 * 60_000);
+          timer = setTimeout(ask, renewIn);
+        }
+      } catch (e) {
+        if (stopped) return;
+        // A renewal that fails leaves the player on its links (valid a few minutes more) and
+        // asks again shortly; only a first ask that fails says why nothing plays.
+        if (failover.current) timer = setTimeout(ask, 30_000);
+        else setRefused(errorText(e));
+      }
+    };
+    ask();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      failover.current = null;
+      setSources(null);
+    };
+  }, [stream.id, playable]);
   useEffect(() => {
     // Segments exist once the stream is live; before that there is nothing to load.
-    if (!video.current || !stream.playback_url || !live) return;
+    if (!video.current || !playable || !sources) return;
     if (back != null && stream.dvr_url) {
-      return attachDvr(video.current, stream.dvr_url, back, (s) =>
+      const f = new Failover((latest.current ?? sources).sources, true);
+      failover.current = f;
+      return attachDvr(video.current, f, back, (s) =>
         setPs((p) => ({ levels: s.levels, level: p?.level ?? -1, playingLevel: s.playingLevel, latency: null, atEdge: false, error: s.error })),
       );
     }
-    return attach(video.current, stream.playback_url, setPs);
-  }, [stream.playback_url, live, back]);
+    const f = new Failover((latest.current ?? sources).sources);
+    failover.current = f;
+    return attach(video.current, f, setPs);
+  }, [sources, playable, back]);
   const rewind = () => {
     const behind = (video.current && behindNow(video.current)) ?? 0;
     setBack(Math.round(behind + REWIND_STEP_SECS));
@@ -57,7 +94,9 @@ function Player({ stream, me }: { stream: Stream; me: User | null }) {
     // A beacon: fire and forget, and a beat that races the stream's end is not an error.
     const beat = () => {
       const url = `/api/streams/${stream.id}/heartbeat`;
-      const body = JSON.stringify({ session_id: sessionId() });
+      // Which source plays, and the ones left since the last beat: the API's per-CDN health.
+      const f = failover.current;
+      const body = JSON.stringify({ session_id: sessionId(), base: f?.current.name, failovers: f?.takeReports() ?? [] });
       if (!navigator.sendBeacon?.(url, new Blob([body], { type: "application/json" }))) {
         post(url, JSON.parse(body)).catch(() => {});
       }
@@ -73,6 +112,13 @@ function Player({ stream, me }: { stream: Stream; me: User | null }) {
     v.addEventListener("volumechange", on);
     return () => v.removeEventListener("volumechange", on);
   }, []);
+  if (refused && playable) {
+    return (
+      <div class="player offline" data-testid="player-note" role="alert">
+        {refused}
+      </div>
+    );
+  }
   if (!stream.playback_url) {
     // The API gives the playlist once its first request plays; until then say what is coming
     // (the page polls every second and the player starts the moment it does).
