@@ -35,11 +35,7 @@ pub struct HeartbeatRequest {
     /// The bases it left since its last beat, and why (at most 8).
     #[serde(default)]
     #[schema(max_items = 8)]
-    pub failovers: Vec<crate::delivery::FailoverReport>,
-}
-
-pub(crate) fn valid_session_id(s: &str) -> bool {
-    (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    pub failovers: Vec<crate::cdn::FailoverReport>,
 }
 
 impl AppState {
@@ -93,17 +89,17 @@ async fn heartbeat(
     Path(stream_id): Path<Uuid>,
     Json(req): Json<HeartbeatRequest>,
 ) -> ApiResult<StatusCode> {
-    if !valid_session_id(&req.session_id) {
+    if !onair_domain::contracts::viewer_session::is_valid(&req.session_id) {
         return Err(onair_domain::ValidationError::new(
             "session_id",
             "must be 8-64 characters of A-Z, a-z, 0-9, - and _",
         )
         .into());
     }
-    if req.failovers.len() > crate::delivery::MAX_FAILOVERS_PER_BEAT {
+    if req.failovers.len() > crate::cdn::MAX_FAILOVERS_PER_BEAT {
         return Err(onair_domain::ValidationError::new("failovers", "at most 8 per beat").into());
     }
-    let long = |name: &str| name.len() > crate::delivery::MAX_BASE_NAME;
+    let long = |name: &str| name.len() > crate::cdn::MAX_BASE_NAME;
     if req.base.as_deref().is_some_and(long) || req.failovers.iter().any(|f| long(&f.from)) {
         return Err(onair_domain::ValidationError::new("base", "a base name is at most 32 characters").into());
     }
@@ -413,14 +409,6 @@ async fn analytics(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn session_ids() {
-        assert!(super::valid_session_id("abcdEFGH-123_x"));
-        assert!(!super::valid_session_id("short"));
-        assert!(!super::valid_session_id("has space in it"));
-        assert!(!super::valid_session_id(&"x".repeat(65)));
-    }
-
     #[test]
     fn a_sampler_back_from_an_outage_takes_the_ticks_it_missed_and_no_more() {
         let at = |s: i64| chrono::DateTime::from_timestamp(s, 500_000_000).unwrap();

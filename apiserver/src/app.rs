@@ -88,7 +88,7 @@ impl Application {
         let mut registry = onair_telemetry::registry("apiserver");
         let http_metrics = HttpMetrics::register(&mut registry);
         let metrics = AppMetrics::register(&mut registry);
-        let delivery = crate::delivery::Delivery::from_config(&config, &mut registry)?;
+        let delivery = crate::cdn::Delivery::from_config(&config, &mut registry)?;
 
         let readiness = onair_infra::readiness(&db, &redis, &nats);
         let recordings = open_recordings(&config, &mut registry)?;

@@ -3,6 +3,7 @@
 mod analytics;
 mod app;
 mod auth;
+mod cdn;
 mod clips;
 mod config;
 mod delivery;

@@ -92,7 +92,7 @@ pub struct Inner {
     /// The `/vod` and `/clip` routes' lookups (`recorded::LOOKUP_TTL`).
     pub playback_lookups: crate::recorded::Lookups,
     /// Delivery bases, playback signing keys and the bases' circuit breaker.
-    pub delivery: crate::delivery::Delivery,
+    pub delivery: crate::cdn::Delivery,
 }
 
 /// Cheap to clone: everything sits behind one `Arc`.

@@ -139,6 +139,14 @@ async fn up(args: UpArgs, given: Given) -> anyhow::Result<()> {
         None => format!("int_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
     };
     config.internal_token = Some(secrecy::SecretString::from(internal.clone()));
+    // Signed playback links work out of the box (a channel set to `signed` or `followers`): one
+    // key the apiserver signs with and the media worker verifies, unless one was given. 64
+    // base64 characters of two random UUIDs: 48 bytes, 244 of them random bits.
+    let playback_keys = match &config.playback_keys {
+        Some(k) => k.expose_secret().to_owned(),
+        None => format!("local:{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+    };
+    config.playback_keys = Some(secrecy::SecretString::from(playback_keys.clone()));
     let (redis_url, redis_prefix) =
         (config.redis.redis_url.expose_secret().to_owned(), config.redis.redis_prefix.clone());
     let shared = |extra: &[&str]| -> Vec<String> {
@@ -175,6 +183,8 @@ async fn up(args: UpArgs, given: Given) -> anyhow::Result<()> {
         &latency,
         "--recordings-url",
         &recordings_dir,
+        "--playback-keys",
+        &playback_keys,
     ]))?;
     // Then the media worker, whose bound addresses the apiserver hands out: what streamers
     // publish to and viewers play from, unless the user named other URLs (a CDN, a proxy).

@@ -4,32 +4,16 @@
 //! direct playback is metered: requests/s and bytes/s, per stream and in total, as token buckets.
 //! Past them a request gets 503 with `Retry-After` and `Cache-Control: no-store` (hls.js backs
 //! off and retries, and no cache keeps the refusal), and the streams keep being encoded for the
-//! viewers already served.
-//!
-//! Edges are not metered: they present `--edge-secret` in [`EDGE_HEADER`] (set by the edge's
-//! proxy config, never seen by players), and their requests are what the CDN coalesces.
+//! viewers already served. Edges are not metered (`metering.rs` tells them apart).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
 use onair_domain::StreamId;
-use onair_web::HttpError;
-use secrecy::ExposeSecret as _;
-
-use crate::state::WorkerState;
-
-/// The header an edge proves itself with.
-pub const EDGE_HEADER: &str = "x-onair-edge";
 
 /// How long a bucket may save up: a full bucket allows this many seconds of its rate at once.
 const BURST: Duration = Duration::from_secs(2);
-/// What a refused player is told to wait.
-const RETRY_AFTER_SECS: u64 = 2;
 /// Per-stream buckets kept at most (a full bucket is dropped first: it holds no state).
 const MAX_STREAMS: usize = 10_000;
 
@@ -192,61 +176,6 @@ impl Capacity {
     }
 }
 
-/// The stream a playback path names: `/hls/{id}/…` or `/t/{token}/hls/{id}/…`.
-fn stream_of(path: &str) -> Option<StreamId> {
-    let path = onair_playback_token::split_path(path).map_or(path, |(_, rest)| rest);
-    path.strip_prefix("/hls/")?.split('/').next()?.parse().ok()
-}
-
-/// Whether the request comes from an edge (constant time: the comparison must not tell how
-/// much of a guess was right).
-fn from_edge(state: &WorkerState, req: &Request) -> bool {
-    let (Some(secret), Some(given)) = (state.config.origin.edge_secret.as_ref(), req.headers().get(EDGE_HEADER)) else {
-        return false;
-    };
-    let secret = secret.expose_secret().as_bytes();
-    let given = given.as_bytes();
-    given.len() == secret.len() && given.iter().zip(secret).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-}
-
-/// The playback routes' middleware: counts what reaches the origin (from edges, from viewers
-/// directly), meters direct viewers, lets edges through.
-pub async fn meter(State(state): State<WorkerState>, req: Request, next: Next) -> Response {
-    let edge = from_edge(&state, &req);
-    let from = if edge { "edge" } else { "direct" };
-    // Per-stream buckets for the streams this worker holds only: a request naming any other
-    // (answered 404) must not grow the table.
-    let stream = stream_of(req.uri().path()).filter(|s| state.holds(*s));
-    let metered = !edge && state.capacity.limited();
-    if metered && let Err(refusal) = state.capacity.admit(stream, Instant::now()) {
-        state.metrics.origin_refused(refusal);
-        tracing::debug!(stream_id = ?stream, scope = refusal.scope, kind = refusal.kind, "direct viewer over the origin's capacity");
-        return busy();
-    }
-    let res = next.run(req).await;
-    // Playlists and parts are answered whole (their length is known); a body of unknown length
-    // is counted as nothing rather than held to be measured.
-    let bytes = axum::body::HttpBody::size_hint(res.body()).exact().unwrap_or(0);
-    state.metrics.origin_served(from, bytes);
-    if metered {
-        state.capacity.charge(stream, bytes);
-    }
-    res
-}
-
-/// 503 that players back off from and no cache keeps.
-fn busy() -> Response {
-    let mut res = HttpError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "origin_busy",
-        "the origin is serving all the direct viewers it can; retry shortly",
-    )
-    .with_retry_after(RETRY_AFTER_SECS)
-    .into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,14 +232,6 @@ mod tests {
         for _ in 0..10_000 {
             cap.admit(id(A), t0).unwrap();
         }
-    }
-
-    #[test]
-    fn the_stream_is_read_from_plain_and_signed_paths() {
-        assert_eq!(stream_of(&format!("/hls/{A}/master.m3u8")), id(A));
-        assert_eq!(stream_of(&format!("/t/k.1.viewer01.sig/hls/{A}/720p/index.m3u8")), id(A));
-        assert_eq!(stream_of("/hls/not-a-stream/master.m3u8"), None);
-        assert_eq!(stream_of("/metrics"), None);
     }
 
     #[test]

@@ -94,7 +94,7 @@ async fn serve_stream(
     // The rewind window: recorded segments, from the recordings store.
     if let Some(rest) = path.strip_prefix("dvr/") {
         if rest == "master.m3u8"
-            && let Some(session) = q.session.as_deref().filter(|s| valid_session(s))
+            && let Some(session) = q.session.as_deref().filter(|s| onair_domain::contracts::viewer_session::is_valid(s))
         {
             record_viewer(state, stream, session).await;
         }
@@ -104,7 +104,7 @@ async fn serve_stream(
     if state.config.low_latency() && path != "thumb.jpg" {
         let req = crate::ll::parse(path).ok_or_else(not_found)?;
         if matches!(req, crate::ll::Request::Master)
-            && let Some(session) = q.session.as_deref().filter(|s| valid_session(s))
+            && let Some(session) = q.session.as_deref().filter(|s| onair_domain::contracts::viewer_session::is_valid(s))
         {
             record_viewer(state, stream, session).await;
         }
@@ -127,7 +127,9 @@ async fn serve_stream(
         // Unknown here, or ended and gone.
         None => return Err(not_found()),
     };
-    if playlist && let Some(session) = q.session.as_deref().filter(|s| valid_session(s)) {
+    if playlist
+        && let Some(session) = q.session.as_deref().filter(|s| onair_domain::contracts::viewer_session::is_valid(s))
+    {
         record_viewer(state, stream, session).await;
     }
     let mut res = (StatusCode::OK, Body::from(bytes)).into_response();
@@ -283,10 +285,6 @@ pub async fn playable(state: &WorkerState, stream: StreamId) -> bool {
         Some(media) => read(state, stream, &media).await.is_some_and(|b| b.windows(7).any(|w| w == b"#EXTINF")),
         None => false,
     }
-}
-
-fn valid_session(s: &str) -> bool {
-    (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The same presence records the apiserver's heartbeat writes (see `onair-domain` contracts).

@@ -13,6 +13,7 @@ mod internal;
 mod ladder;
 mod ll;
 mod ll_streams;
+mod metering;
 mod metrics;
 mod origin;
 mod playlists;

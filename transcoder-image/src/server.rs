@@ -82,7 +82,7 @@ fn router(state: WorkerState) -> Router {
     let hls = Router::new()
         .route("/hls/{stream_id}/{*path}", get(hls::serve))
         .route("/t/{token}/hls/{stream_id}/{*path}", get(hls::serve_signed))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::capacity::meter))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metering::meter))
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
             http::HeaderValue::from_static("*"),

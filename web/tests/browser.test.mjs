@@ -300,6 +300,43 @@ test("the ended broadcast plays as a VOD with a seek bar, and stops playing once
   await streamer.waitForFunction(() => document.querySelector("[data-testid=record-renditions]")?.value === "top_and_lowest", null, { timeout: 10_000 });
 });
 
+test("a streamer makes the channel's links signed from the dashboard and a viewer plays through them", { timeout: 120_000 }, async () => {
+  const streamer = await newPage("signing-streamer");
+  await registerAs(streamer, `signing_${RUN}`);
+  // The choice is saved with the account (and applies from the next broadcast).
+  const [saved] = await Promise.all([
+    streamer.waitForResponse((r) => r.url().endsWith("/api/users/me") && r.request().method() === "PATCH"),
+    streamer.selectOption("[data-testid=playback-access]", "signed"),
+  ]);
+  assert.equal((await saved.json()).playback_access, "signed");
+  await streamer.reload();
+  await streamer.waitForFunction(() => document.querySelector("[data-testid=playback-access]")?.value === "signed", null, { timeout: 10_000 });
+  await streamer.fill("input[name=title]", `Signed ${RUN}`);
+  await streamer.selectOption("select[name=category]", "games");
+  await streamer.click("text=Start stream");
+  await streamer.click("text=Reveal");
+  const key = (await streamer.textContent("[data-testid=stream-key]")).trim();
+  const ingest = (await streamer.textContent("[data-testid=ingest-url]")).trim();
+  const publisher = publish(`${ingest}/${key}`, 60);
+  try {
+    await streamer.waitForSelector("[data-testid=stream-status]:has-text('LIVE')", { timeout: 30_000 });
+    const id = (await streamer.getAttribute("a:has-text('Open watch page')", "href")).split("/").pop();
+    // `onair up` made its own signing key: the viewer plays from a signed link, the plain one
+    // is refused.
+    const errors = [];
+    const viewer = await watchPage("signed-viewer", id, errors);
+    await viewer.waitForFunction(() => document.querySelector("video")?.currentTime > 1, null, { timeout: 30_000 });
+    const url = await viewer.evaluate(() => window.__onairPlayer.sources.url);
+    assert.match(url, /\/t\/local\.\d+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}\/hls\//, url);
+    const plain = await fetch((await api(`/api/streams/${id}`)).body.playback_url);
+    assert.equal(plain.status, 403);
+    assert.deepEqual(errors, []);
+    await viewer.context().close();
+  } finally {
+    publisher.kill("SIGINT");
+  }
+});
+
 // A page whose first painted video frame is timed on the wall clock (shared with this process).
 async function watchPage(name, id, errors) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -73,6 +73,26 @@ pub mod redis_keys {
     }
 }
 
+/// A player's viewer session id: made by the player, sent with heartbeats, playlist requests
+/// (`?session=`) and playback-source requests, and named in signed playback links.
+pub mod viewer_session {
+    /// 8-64 characters of `A-Za-z0-9_-`.
+    pub fn is_valid(s: &str) -> bool {
+        (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn session_ids() {
+            assert!(super::is_valid("abcdEFGH-123_x"));
+            assert!(!super::is_valid("short"));
+            assert!(!super::is_valid("has space in it"));
+            assert!(!super::is_valid(&"x".repeat(65)));
+        }
+    }
+}
+
 /// HTTP headers and paths shared between services.
 pub mod http {
     /// Header carrying the shared secret on internal (service-to-service) endpoints.
