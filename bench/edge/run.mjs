@@ -36,6 +36,9 @@ const platform = await startPlatform({
     // Every player asks for its sources from this one address.
     ONAIR_HEARTBEATS_PER_IP_PER_MINUTE: "1000000",
   },
+}).catch(async (e) => {
+  for (const edge of edges) await edge.remove();
+  throw e;
 });
 let publisher;
 try {

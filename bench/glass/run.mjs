@@ -20,6 +20,7 @@ import { createRequire } from "node:module";
 import { publisherArgs } from "./strip.mjs";
 import { probeScript } from "./probe.mjs";
 import { selftest } from "./selftest.mjs";
+import { startEdge } from "../../web/tests/support/edge.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const { chromium } = createRequire(join(ROOT, "web/package.json"))("playwright-core");
@@ -28,10 +29,14 @@ const { chromium } = createRequire(join(ROOT, "web/package.json"))("playwright-c
 // setting ONAIR_LATENCY=low for `onair up` (and the env/args below can be changed in one place).
 // The result records what the origin actually served (a playlist with EXT-X-PART is LL-HLS), so a
 // mode the binary does not implement yet is labelled by what it really measured.
+// `edge`: the viewer plays through an nginx edge (examples/edge, a CDN stand-in) in front of the
+// origin, as the only delivery base (the origin stays last on its list).
 const MODES = {
   hls: { env: { ONAIR_LATENCY: "normal" }, args: [] },
   llhls: { env: { ONAIR_LATENCY: "low" }, args: [] },
+  "llhls-cdn": { env: { ONAIR_LATENCY: "low" }, args: [], edge: true },
 };
+const EDGE = { name: "edge", listen: "127.0.0.1:8181", origin: "127.0.0.1:8090", edgeSecret: `glass-${Math.random().toString(36).slice(2)}` };
 
 const opts = parseArgs(process.argv.slice(2));
 const BIN = process.env.ONAIR_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, "target"), "release/onair");
@@ -137,9 +142,12 @@ async function launchPlatform(mode, workdir) {
   const prefix = `glass${RUN}${mode}`;
   const args = ["up", "--demo", "false", "--database-url", `postgres://localhost/${DB}`,
     "--redis-prefix", `${prefix}:`, "--nats-prefix", prefix, ...MODES[mode].args];
+  const edgeEnv = MODES[mode].edge
+    ? { ONAIR_PLAYBACK_BASES: `${EDGE.name}=http://${EDGE.listen}/hls`, ONAIR_EDGE_SECRET: EDGE.edgeSecret }
+    : {};
   const child = track(spawn(BIN, args, {
     cwd: workdir, detached: true, stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...MODES[mode].env },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...MODES[mode].env, ...edgeEnv },
   }), `onair up (${mode})`);
   let out = "";
   await new Promise((ok, fail) => {
@@ -304,12 +312,17 @@ async function runMode(mode) {
   const result = { mode, requested: MODES[mode] };
   const workdir = mkdtempSync(join(tmpdir(), "onair-glass-"));
   let platform;
+  let edge;
   try {
+    if (MODES[mode].edge) {
+      edge = await startEdge(EDGE);
+      log(`${mode}: nginx edge on ${EDGE.listen}`);
+    }
     log(`${mode}: starting onair up (${BIN})`);
     platform = await startPlatform(mode, workdir);
     browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
     result.chromium = browser.version();
-    const token = await register(`glass_${RUN}_${mode}`.slice(0, 30));
+    const token = await register(`glass_${RUN}_${mode.replace(/\W/g, "_")}`.slice(0, 30));
     const errors = [];
 
     // 1. Steady state: a stream running, a viewer joining after join-after seconds, then warm-up
@@ -352,6 +365,8 @@ async function runMode(mode) {
         await sleep(Math.max(0, t0 + opts.seconds * 1000 - Date.now()));
         const t1 = Date.now();
         const g = await page.evaluate(() => ({ ...window.__glass }));
+        // Which of the viewer's sources it played from (an edge, or the origin).
+        result.source = await page.evaluate(() => window.__onairPlayer?.sources?.current?.name ?? null);
         if (publisher.exitCode != null) throw new Error(`the publisher stopped early (${publisher.exitCode}): ${publisher.err}`);
         const frames = g.frames.filter(([w]) => w >= t0 && w <= t1);
         const lat = frames.filter((f) => f[1] != null);
@@ -448,6 +463,7 @@ async function runMode(mode) {
     try { await browser?.close(); } catch {}
     browser = null;
     await stop(platform);
+    await edge?.remove();
     rmSync(workdir, { recursive: true, force: true });
   }
   return result;
@@ -473,6 +489,7 @@ function table(results) {
   add("glass-to-glass max", (r) => r.glass_to_glass_ms?.max);
   add("samples (rejected)", (r) => r, (r) => `${r.samples} (${r.rejected?.count})`, false);
   add("rendition heights seen", (r) => r, (r) => Object.keys(r.rendition_heights ?? {}).map((h) => `${h}p`).join(", "), false);
+  add("played from", (r) => r, (r) => r.source ?? "—", false);
   add("first frame, joining (nav -> frame)", (r) => r.ttff_join_ms);
   add("first frame, waiting (publish -> frame), median", (r) => median(r.ttff_waiting_ms));
   add("first frame, waiting, each try", (r) => r, (r) => (r.ttff_waiting_ms ?? []).map((v) => (v == null ? "none" : (v / 1000).toFixed(1))).join(" / "), false);
@@ -526,7 +543,8 @@ async function main() {
   if (!opts.out) writeFileSync(join(dir, "latest.json"), JSON.stringify(out, null, 2) + "\n"); // --out: a side run
   console.log(JSON.stringify(out.results.map(({ events_in_window, ...r }) => r), null, 2));
   for (const r of out.results)
-    if (r.served?.protocol && r.served.protocol !== r.mode)
+    // A mode's protocol is its name before any `-` (`llhls-cdn` serves LL-HLS, through an edge).
+    if (r.served?.protocol && r.served.protocol !== r.mode.split("-")[0])
       console.log(`\nnote: mode ${r.mode} was asked for (${JSON.stringify(r.requested.env)}) but the origin served ${r.served.protocol}: the ${r.mode} column measures ${r.served.protocol}`);
   console.log(`\n${table(out.results)}\n\nload average ${out.machine.loadavg_start.join(" ")} -> ${out.machine.loadavg_end.join(" ")}; written to ${file}`);
 }

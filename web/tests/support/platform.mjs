@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 
 export const ROOT = resolve(import.meta.dirname, "../../..");
-export const BIN = process.env.ONAIR_BIN ?? join(ROOT, "target/debug/onair");
+export const BIN = process.env.ONAIR_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, "target"), "debug/onair");
 export const BASE = "http://127.0.0.1:8080";
 
 export function publish(url, secs = 90) {
