@@ -84,6 +84,21 @@ pub fn order<'a>(bases: impl IntoIterator<Item = &'a Base>, session: &str) -> Ve
     scored.into_iter().map(|(_, b)| b).collect()
 }
 
+/// Where a delivery report comes from, as the breaker counts it: an IPv4 address, or an IPv6
+/// /64 (one host is handed a whole /64, so counting its addresses would let it report as many).
+pub fn reporter(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// The breaker's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct BreakerConfig {
@@ -182,7 +197,8 @@ impl DeliveryMetrics {
     }
 }
 
-/// Why a player left a base.
+/// Why a player left a base. The web app reports `network`, `server_error` and `timeout`; the
+/// others are there for players that judge more (a stall, a 4xx they do not expect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailoverReason {
@@ -255,6 +271,17 @@ mod tests {
             let err = parse_bases(spec).unwrap_err();
             assert!(err.contains(says), "{spec}: {err}");
         }
+    }
+
+    #[test]
+    fn reports_count_per_ipv4_address_and_per_ipv6_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::99".parse().unwrap();
+        let c: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(reporter(a), reporter(b), "one /64 is one reporter");
+        assert_ne!(reporter(a), reporter(c));
+        assert_eq!(reporter("10.0.0.1".parse().unwrap()), "10.0.0.1");
+        assert_eq!(reporter("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1");
     }
 
     #[test]

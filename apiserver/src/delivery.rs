@@ -81,6 +81,7 @@ impl AppState {
         failovers: &[FailoverReport],
     ) -> Result<(), redis::RedisError> {
         let d = &self.delivery;
+        let client = crate::cdn::reporter(client);
         let known = |name: &str| d.bases.iter().any(|b| b.name == name);
         let now = Utc::now();
         let bucket = self.bucket(now);
@@ -176,8 +177,8 @@ pub struct PlaybackSource {
 /// Where this viewer plays the stream from, in order.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct PlaybackSources {
-    /// Try the first; on failure (no answer, a 5xx, a stall) move to the next, keeping the
-    /// position. The origin is last and serves direct viewers up to its capacity (503 with
+    /// Try the first; on failure (no connection, a 500/502/504, no first byte in time) move to
+    /// the next, keeping the position. The origin is last and serves direct viewers up to its capacity (503 with
     /// Retry-After beyond it).
     pub sources: Vec<PlaybackSource>,
     /// When the signed URLs stop opening (ask again before); absent for unsigned ones.

@@ -2,8 +2,8 @@
 //! requests per edge; when every CDN fails, every player falls back to it at once, and without a
 //! limit that fallback takes the origin (and the streams it encodes) down with the CDNs. So
 //! direct playback is metered: requests/s and bytes/s, per stream and in total, as token buckets.
-//! Past them a request gets 503 with `Retry-After` and `Cache-Control: no-store` (hls.js backs
-//! off and retries, and no cache keeps the refusal), and the streams keep being encoded for the
+//! Past them a request gets 503 with `Retry-After` and `Cache-Control: no-store` (hls.js retries
+//! on its backoff, and no cache keeps the refusal), and the streams keep being encoded for the
 //! viewers already served. Edges are not metered (`metering.rs` tells them apart).
 
 use std::collections::HashMap;

@@ -250,13 +250,14 @@ impl WorkerState {
             if !publishing {
                 state.transcoders.forget(stream);
                 state.ll.remove(stream);
-                state.set_signed_only(stream, false);
                 if let Some(recorder) = &state.recorder {
                     recorder.forget(stream);
                 }
                 if tokio::fs::remove_dir_all(&later).await.is_ok() {
                     tracing::info!(stream_id = %stream, "ended stream's media removed");
                 }
+                // Only once nothing of it is left to serve: plain paths stay refused until then.
+                state.set_signed_only(stream, false);
             }
         });
         let packaged = self.ll.get(stream).map(|s| s.renditions()).unwrap_or_default();

@@ -79,11 +79,19 @@ export class Failover {
   }
 
   // New links for the same sources (a renewed signature): each source keeps its place in the
-  // list, and the one in use stays in use. Sources the new list lacks keep their old links.
+  // list, and the one in use stays in use. A source the new list lacks (a CDN out of new lists
+  // for a while) gets the new token in its old link: a token is the same on every base.
   update(sources: PlaybackSource[]) {
+    const token = (s: PlaybackSource) => s.url.match(/\/t\/([^/]+)\//)?.[1];
+    const fresh = sources.map(token).find(Boolean);
+    const retoken = (s: PlaybackSource): PlaybackSource => {
+      const old = token(s);
+      if (!fresh || !old) return s;
+      const swap = (u?: string) => u?.replace(`/t/${old}/`, `/t/${fresh}/`);
+      return { ...s, url: swap(s.url)!, dvr_url: swap(s.dvr_url) };
+    };
     this.sources = this.sources.map((old, i) => {
-      const renewed = sources.find((s) => s.name === old.name);
-      if (!renewed) return old;
+      const renewed = sources.find((s) => s.name === old.name) ?? retoken(old);
       const dir = dirOf(this.urlOf(renewed));
       if (!this.dirs[i].includes(dir)) this.dirs[i] = [dir, ...this.dirs[i]].slice(0, 4);
       return renewed;
@@ -181,9 +189,10 @@ export class Failover {
 
 // Which failures move to the next source: no connection (0), and the errors of a source that
 // cannot reach the origin or breaks (500, 502, 504). Not a 503: the origin answers it, through
-// every source alike, for a stream that is starting or a direct viewer over its capacity, each
-// with a Retry-After that hls.js waits out. Nor a 4xx: the same answer everywhere (a part not
-// out yet, an expired link).
+// every source alike, for a stream that is starting or a direct viewer over its capacity, and
+// hls.js retries it on its own backoff. (A CDN that answers 503 when its backend is down is not
+// left for it: the next gap.) Nor a 4xx: the same answer everywhere (a part not out yet, an
+// expired link).
 function failoverReason(code: number): FailoverReason | null {
   if (code === 0) return "network";
   if (code >= 500 && code !== 503) return "server_error";

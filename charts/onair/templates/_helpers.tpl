@@ -78,7 +78,7 @@ seccompProfile:
 {{- /* Signed playback links' keys, for the apiserver (signs) and the operator (hands them to
        media pods, which verify). */ -}}
 {{- define "onair.playbackKeysEnv" -}}
-{{- with .Values.delivery.playbackKeysSecret }}
+{{- with .Values.delivery.playbackKeysSecret -}}
 - name: ONAIR_PLAYBACK_KEYS
   valueFrom: {secretKeyRef: {name: {{ . }}, key: playback-keys}}
 {{- end }}

@@ -375,7 +375,7 @@ export function Dashboard({ me }: { me: User }) {
               onChange={(e) => setChannel({ playback_access: e.currentTarget.value as User["playback_access"] })}
             >
               <option value="public">Anyone, with a link they can share</option>
-              <option value="signed">Anyone, through links that expire and cannot be passed on</option>
+              <option value="signed">Anyone, through links made for each viewer that expire</option>
               <option value="followers">Only my followers (signed in)</option>
             </select>
           </label>

@@ -60,7 +60,7 @@ function Player({ stream, me }: { stream: Stream; me: User | null }) {
       failover.current = null;
       setSources(null);
     };
-  }, [stream.id, playable]);
+  }, [stream.id, playable, me?.id]);
   useEffect(() => {
     // Segments exist once the stream is live; before that there is nothing to load.
     if (!video.current || !playable || !sources) return;
