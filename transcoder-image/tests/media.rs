@@ -230,6 +230,13 @@ impl Env {
 
     /// Register `name` and start a stream with the given start request.
     async fn streamer_with(&self, name: &str, start: Value) -> (String, String, String) {
+        let token = self.register(name).await;
+        let (stream, key) = self.start(&token, start).await;
+        (token, stream, key)
+    }
+
+    /// Register `name`; its access token.
+    async fn register(&self, name: &str) -> String {
         let res = self
             .http
             .post(format!("{}/api/users/register", self.api))
@@ -239,11 +246,15 @@ impl Env {
             .send()
             .await
             .unwrap();
-        let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+        res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Start a stream for `token` with the given start request: (stream id, stream key).
+    async fn start(&self, token: &str, start: Value) -> (String, String) {
         let started: Value = self
             .http
             .post(format!("{}/api/streams/start", self.api))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .json(&start)
             .send()
             .await
@@ -253,7 +264,7 @@ impl Env {
             .unwrap();
         let stream = started["stream"]["id"].as_str().unwrap().to_owned();
         let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
-        (token, stream, key)
+        (stream, key)
     }
 }
 
@@ -1760,23 +1771,7 @@ async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_
 #[tokio::test]
 async fn a_signed_channels_plain_playback_paths_are_refused() {
     let env = env().await;
-    let register = |name: &'static str| {
-        let http = env.http.clone();
-        let api = env.api.clone();
-        async move {
-            let res: Value = http
-                .post(format!("{api}/api/users/register"))
-                .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            res["access_token"].as_str().unwrap().to_owned()
-        }
-    };
-    let token = register("signedonly").await;
+    let token = env.register("signedonly").await;
     let res = env
         .http
         .patch(format!("{}/api/users/me", env.api))
@@ -1786,19 +1781,7 @@ async fn a_signed_channels_plain_playback_paths_are_refused() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let started: Value = env
-        .http
-        .post(format!("{}/api/streams/start", env.api))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Signed only", "category": "games"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stream = started["stream"]["id"].as_str().unwrap().to_owned();
-    let key = started["ingest"]["stream_key"].as_str().unwrap().to_owned();
+    let (stream, key) = env.start(&token, json!({"title": "Signed only", "category": "games"})).await;
     let _publisher = publish(&format!("{}/{key}", env.rtmp), 20);
     // Once the publisher is in, the plain master is refused with the code players can act on.
     let refused = onair_testkit::eventually(Duration::from_secs(20), || async {

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{INTERNAL_TOKEN, TestApp, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::recordings::verify_key;
 
 const BASES: &str = "cdn-a=http://a.cdn.test/hls@3,cdn-b=http://b.cdn.test/hls@1";
 const KEYS: &str = "k2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
@@ -138,17 +139,7 @@ async fn a_signed_channel_gets_expiring_links_for_this_viewer_that_every_listed_
         assert!(keys.verify(token, "0192f3a0-0000-7000-8000-000000000001", chrono::Utc::now().timestamp()).is_err());
     }
     // The worker's key check says who may play, so it refuses the plain paths.
-    let owner: Value = app
-        .client
-        .post(format!("{}/internal/stream-keys/verify", app.base))
-        .header("x-onair-internal-token", INTERNAL_TOKEN)
-        .json(&json!({"stream_key": started["ingest"]["stream_key"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let owner = verify_key(&app, started["ingest"]["stream_key"].as_str().unwrap()).await;
     assert_eq!(
         (owner["stream_id"].as_str(), owner["playback_access"].as_str()),
         (Some(stream.as_str()), Some("signed"))

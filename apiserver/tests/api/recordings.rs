@@ -32,7 +32,8 @@ pub(crate) async fn start(app: &TestApp, user: &User) -> (String, String) {
     (body["stream"]["id"].as_str().unwrap().to_owned(), key)
 }
 
-async fn verify_key(app: &TestApp, key: &str) -> Value {
+/// The media worker's key check, as it calls it (the internal token); asserts 200.
+pub(crate) async fn verify_key(app: &TestApp, key: &str) -> Value {
     let res = app
         .client
         .post(format!("{}/internal/stream-keys/verify", app.base))
