@@ -61,6 +61,11 @@ impl OptionalUser {
     pub fn require(self) -> Result<AuthUser, ApiError> {
         self.0
     }
+
+    /// The caller, when the request carries a valid token (a bad one counts as no one).
+    pub fn user(&self) -> Option<&AuthUser> {
+        self.0.as_ref().ok()
+    }
 }
 
 impl FromRequestParts<AppState> for OptionalUser {

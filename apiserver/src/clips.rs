@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use onair_domain::{StreamId, StreamStatus, StreamTitle, UserId};
+use onair_domain::{PlaybackAccess, StreamId, StreamStatus, StreamTitle, UserId};
 use onair_recording::{ClipWindow, Rel, Root};
 use onair_web::{Json, Path, Query};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::access::Viewer;
+use crate::auth::{AuthUser, OptionalUser};
 use crate::error::{ApiError, ApiResult, foreign_key_violation};
 use crate::pagination::{Cursor, Page, PageParams};
 use crate::recorded::Kind;
@@ -80,8 +81,12 @@ pub struct ClipView {
     pub offset_secs: f64,
     pub duration_secs: f64,
     pub renditions: Vec<String>,
-    /// HLS (VOD type) master playlist.
-    pub playback_url: String,
+    /// Who may play it: its broadcast's `playback_access` when it was cut. Other than `public`,
+    /// `playback_url` is signed for the caller and expires.
+    pub playback_access: PlaybackAccess,
+    /// HLS (VOD type) master playlist. Absent when the caller may not play it (a followers-only
+    /// channel's, for anyone but its followers and streamer) or this server cannot sign links.
+    pub playback_url: Option<String>,
     pub created_at: DateTime<Utc>,
     /// Absent: kept until deleted.
     pub expires_at: Option<DateTime<Utc>>,
@@ -102,12 +107,24 @@ struct ClipRow {
     renditions: Vec<String>,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
+    playback_access: String,
 }
 
 impl ClipRow {
-    fn into_view(self, state: &AppState) -> ClipView {
+    fn access(&self) -> PlaybackAccess {
+        crate::access::stored(&self.playback_access)
+    }
+
+    fn into_view(self, state: &AppState, viewer: &Viewer) -> ClipView {
+        let access = self.access();
+        let length = Duration::from_millis(u64::try_from(self.duration_ms).unwrap_or(0));
         ClipView {
-            playback_url: format!("{}/{}", crate::playback::base(state, Kind::Clip, self.id), Rel::Master),
+            playback_url: viewer
+                .may(access)
+                .then(|| crate::playback::viewer_dir(state, Kind::Clip, self.id, access, &viewer.id, length))
+                .flatten()
+                .map(|dir| format!("{dir}/{}", Rel::Master)),
+            playback_access: access,
             id: self.id,
             channel: Streamer {
                 id: UserId(self.channel_id),
@@ -134,6 +151,8 @@ struct Source {
     channel: Uuid,
     vod: Option<Uuid>,
     window: ClipWindow,
+    /// Who may play the broadcast, and so the clip.
+    access: PlaybackAccess,
 }
 
 impl AppState {
@@ -141,7 +160,7 @@ impl AppState {
         Ok(sqlx::query_as!(
             ClipRow,
             "SELECT c.id, c.channel_id, u.username, u.display_name, u.avatar_url, c.creator_id, c.title, c.stream_id,
-                c.vod_id, c.offset_ms, c.duration_ms, c.renditions, c.created_at, c.expires_at
+                c.vod_id, c.offset_ms, c.duration_ms, c.renditions, c.created_at, c.expires_at, c.playback_access
              FROM clips c JOIN users u ON u.id = c.channel_id WHERE c.id = $1",
             id,
         )
@@ -202,8 +221,8 @@ impl AppState {
         let mut tx = self.db.begin().await?;
         sqlx::query!(
             "INSERT INTO clips (id, channel_id, creator_id, stream_id, vod_id, prefix, title, offset_ms, duration_ms,
-                renditions, bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                renditions, bytes, playback_access)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             id,
             source.channel,
             creator.id().0,
@@ -215,6 +234,7 @@ impl AppState {
             duration_ms,
             &renditions,
             i64::try_from(plan.bytes).unwrap_or(i64::MAX),
+            source.access.as_str(),
         )
         .execute(&mut *tx)
         .await
@@ -229,7 +249,8 @@ impl AppState {
         tx.commit().await?;
         tracing::info!(clip_id = %id, stream_id = %source.stream, user_id = %creator.id(), duration_ms, "clip made");
         let row = self.clip_row(id).await?.ok_or(ApiError::NotFound("clip"))?;
-        Ok(row.into_view(self))
+        let viewer = Viewer::of(self, Some(creator), UserId(source.channel), [source.access]).await?;
+        Ok(row.into_view(self, &viewer))
     }
 }
 
@@ -237,11 +258,13 @@ fn not_recorded() -> ApiError {
     ApiError::conflict("not_recorded", "this broadcast is not recorded")
 }
 
-/// Clip the last 30-60 s of a live stream (any signed-in viewer).
+/// Clip the last 30-60 s of a live stream (any signed-in viewer who may watch it: 403 for a
+/// followers-only channel's, but to its followers and streamer).
 #[utoipa::path(post, path = "/api/streams/{stream_id}/clips", tag = "clips", security(("bearer" = [])),
     params(("stream_id" = Uuid, Path)), request_body = LiveClipRequest,
     responses((status = 201, body = ClipView), (status = 400, body = onair_web::ErrorBody),
-              (status = 401, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody),
+              (status = 404, body = onair_web::ErrorBody),
               (status = 409, body = onair_web::ErrorBody, description = "stream_not_live, not_recorded, recording_behind, nothing_recorded or source_deleted"),
               (status = 429, body = onair_web::ErrorBody), (status = 503, body = onair_web::ErrorBody)))]
 async fn clip_live(
@@ -255,13 +278,16 @@ async fn clip_live(
         return Err(onair_domain::ValidationError::new("seconds", "must be 30 to 60").into());
     }
     let stream = sqlx::query!(
-        "SELECT s.user_id, s.status, r.lag_ms AS \"lag_ms?\" FROM streams s
+        "SELECT s.user_id, s.status, s.playback_access, r.lag_ms AS \"lag_ms?\" FROM streams s
          LEFT JOIN recordings r ON r.stream_id = s.id WHERE s.id = $1",
         stream_id,
     )
     .fetch_optional(&state.db)
     .await?
     .ok_or(ApiError::NotFound("stream"))?;
+    // Only who may watch it may clip it (a clip plays under the same rule).
+    let access = crate::access::stored(&stream.playback_access);
+    state.require_play_as(access, UserId(stream.user_id), &user).await?;
     if StreamStatus::parse(&stream.status) != Some(StreamStatus::Live) {
         return Err(ApiError::conflict("stream_not_live", "only a live stream can be clipped; clip its VOD instead"));
     }
@@ -278,16 +304,18 @@ async fn clip_live(
         channel: stream.user_id,
         vod: None,
         window: ClipWindow::Last(Duration::from_secs(u64::from(req.seconds))),
+        access,
     };
     let clip = state.cut_clip(&user, &title, source).await?;
     Ok((StatusCode::CREATED, Json(clip)))
 }
 
-/// Clip up to 60 s of a VOD (any signed-in viewer).
+/// Clip up to 60 s of a VOD (any signed-in viewer who may watch it, as for a live clip).
 #[utoipa::path(post, path = "/api/vods/{vod_id}/clips", tag = "clips", security(("bearer" = [])),
     params(("vod_id" = Uuid, Path)), request_body = VodClipRequest,
     responses((status = 201, body = ClipView), (status = 400, body = onair_web::ErrorBody),
-              (status = 401, body = onair_web::ErrorBody), (status = 404, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody), (status = 403, body = onair_web::ErrorBody),
+              (status = 404, body = onair_web::ErrorBody),
               (status = 409, body = onair_web::ErrorBody, description = "not_recorded, nothing_recorded or source_deleted"),
               (status = 429, body = onair_web::ErrorBody), (status = 503, body = onair_web::ErrorBody)))]
 async fn clip_vod(
@@ -300,10 +328,16 @@ async fn clip_vod(
     if !VOD_SECONDS.contains(&req.seconds) {
         return Err(onair_domain::ValidationError::new("seconds", "must be 5 to 60").into());
     }
-    let vod = sqlx::query!("SELECT stream_id, user_id, duration_ms FROM vods WHERE id = $1", vod_id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or(ApiError::NotFound("vod"))?;
+    let vod = sqlx::query!(
+        "SELECT v.stream_id, v.user_id, v.duration_ms, s.playback_access
+         FROM vods v JOIN streams s ON s.id = v.stream_id WHERE v.id = $1",
+        vod_id
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or(ApiError::NotFound("vod"))?;
+    let access = crate::access::stored(&vod.playback_access);
+    state.require_play_as(access, UserId(vod.user_id), &user).await?;
     let duration_secs = vod.duration_ms as f64 / 1000.0;
     if !req.start_secs.is_finite() || req.start_secs < 0.0 || req.start_secs >= duration_secs {
         return Err(onair_domain::ValidationError::new(
@@ -321,6 +355,7 @@ async fn clip_vod(
             start: Duration::from_secs_f64(req.start_secs),
             len: Duration::from_secs(u64::from(req.seconds)),
         },
+        access,
     };
     let clip = state.cut_clip(&user, &title, source).await?;
     Ok((StatusCode::CREATED, Json(clip)))
@@ -328,10 +363,16 @@ async fn clip_vod(
 
 /// One clip.
 #[utoipa::path(get, path = "/api/clips/{clip_id}", tag = "clips", params(("clip_id" = Uuid, Path)),
+    security((), ("bearer" = [])),
     responses((status = 200, body = ClipView), (status = 404, body = onair_web::ErrorBody)))]
-async fn get_clip(State(state): State<AppState>, Path(clip_id): Path<Uuid>) -> ApiResult<Json<ClipView>> {
+async fn get_clip(
+    State(state): State<AppState>,
+    user: OptionalUser,
+    Path(clip_id): Path<Uuid>,
+) -> ApiResult<Json<ClipView>> {
     let row = state.clip_row(clip_id).await?.ok_or(ApiError::NotFound("clip"))?;
-    Ok(Json(row.into_view(&state)))
+    let viewer = Viewer::of(&state, user.user(), UserId(row.channel_id), [row.access()]).await?;
+    Ok(Json(row.into_view(&state, &viewer)))
 }
 
 /// Delete a clip: its channel's owner, whoever made it, or an admin.
@@ -358,11 +399,14 @@ async fn delete_clip(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A channel's clips, newest first.
+/// A channel's clips, newest first (a followers-only channel's with a `playback_url` for its
+/// followers and the streamer only).
 #[utoipa::path(get, path = "/api/users/{user_id}/clips", tag = "clips", params(("user_id" = Uuid, Path), PageParams),
+    security((), ("bearer" = [])),
     responses((status = 200, body = Page<ClipView>), (status = 400, body = onair_web::ErrorBody)))]
 async fn user_clips(
     State(state): State<AppState>,
+    user: OptionalUser,
     Path(user_id): Path<Uuid>,
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Page<ClipView>>> {
@@ -371,7 +415,7 @@ async fn user_clips(
     let rows = sqlx::query_as!(
         ClipRow,
         "SELECT c.id, c.channel_id, u.username, u.display_name, u.avatar_url, c.creator_id, c.title, c.stream_id,
-            c.vod_id, c.offset_ms, c.duration_ms, c.renditions, c.created_at, c.expires_at
+            c.vod_id, c.offset_ms, c.duration_ms, c.renditions, c.created_at, c.expires_at, c.playback_access
          FROM clips c JOIN users u ON u.id = c.channel_id
          WHERE c.channel_id = $1 AND ($2::timestamptz IS NULL OR (c.created_at, c.id) < ($2, $3))
          ORDER BY c.created_at DESC, c.id DESC LIMIT $4",
@@ -382,5 +426,6 @@ async fn user_clips(
     )
     .fetch_all(&state.read_db)
     .await?;
-    Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state))))
+    let viewer = Viewer::of(&state, user.user(), UserId(user_id), rows.iter().map(ClipRow::access)).await?;
+    Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state, &viewer))))
 }

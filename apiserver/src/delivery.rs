@@ -233,12 +233,7 @@ async fn playback_sources(
     let (Some(live), true) = (view.playback_url, view.status.is_active()) else {
         return Err(ApiError::conflict("stream_not_playable", "this stream is not playing (yet, or any more)"));
     };
-    if view.playback_access == PlaybackAccess::Followers {
-        let user = user.require()?;
-        if !user.0.is_owner_or_admin(view.streamer.id) && !state.follows(user.id(), view.streamer.id).await? {
-            return Err(ApiError::forbidden("this channel plays for its followers only"));
-        }
-    }
+    state.require_play(view.playback_access, view.streamer.id, user).await?;
     // The origin's base, as the stream's own URL names it (a LiveStream's status may name
     // another origin than the configured one).
     let suffix = format!("/{id}/master.m3u8");
@@ -267,11 +262,12 @@ async fn playback_sources(
         .into_iter()
         .chain(std::iter::once(&origin_base))
         .map(|b| {
-            let base = match &token {
-                Some(t) => onair_playback_token::signed_base(&b.url, t),
-                None => b.url.clone(),
+            let dir = playback::stream_dir(&b.url, id);
+            let dir = match &token {
+                Some(t) => onair_playback_token::signed_dir(&dir, t),
+                None => dir,
             };
-            let url = playback::master_url(&base, id);
+            let url = format!("{dir}/master.m3u8");
             let dvr_url = view.dvr_url.is_some().then(|| playback::dvr_url(&url));
             PlaybackSource { name: b.name.clone(), url, dvr_url }
         })

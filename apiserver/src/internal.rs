@@ -39,7 +39,7 @@ pub struct KeyOwner {
     pub record: bool,
     /// Which renditions to record (what the channel chose when the broadcast started).
     pub record_renditions: RecordRenditions,
-    /// Who may play it: anything but `public` plays only from signed URLs (`/t/{token}/hls/…`),
+    /// Who may play it: anything but `public` plays only from signed URLs (`/hls/{stream}/t/{token}/…`),
     /// so the worker refuses its plain `/hls/{stream}/…` paths.
     pub playback_access: PlaybackAccess,
 }

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, Resource as _};
 use onair_crds::{Ladder, LadderPreset, LiveStream, LiveStreamSpec, SecretKeyRef, StreamTier};
-use onair_domain::{StreamId, Tier};
+use onair_domain::{PlaybackAccess, StreamId, Tier};
 
 use crate::orchestrator::{MediaEndpoints, MediaStatus, Orchestrator, OrchestratorError, StreamSpec};
 
@@ -78,6 +78,11 @@ impl Orchestrator for KubernetesOrchestrator {
                 ladder: ladder_for(spec.tier, &spec.quality),
                 latency: Default::default(),
                 tier: if spec.tier == Tier::Partner { StreamTier::Partner } else { StreamTier::Free },
+                playback_access: match spec.playback_access {
+                    PlaybackAccess::Public => onair_crds::PlaybackAccess::Public,
+                    PlaybackAccess::Signed => onair_crds::PlaybackAccess::Signed,
+                    PlaybackAccess::Followers => onair_crds::PlaybackAccess::Followers,
+                },
                 scaling: Default::default(),
                 resources: None,
                 suspend: false,

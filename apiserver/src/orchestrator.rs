@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use onair_domain::contracts::playback;
-use onair_domain::{StreamId, Tier, UserId};
+use onair_domain::{PlaybackAccess, StreamId, Tier, UserId};
 
 /// What the orchestrator needs to know about a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct StreamSpec {
     pub channel: String,
     /// Hex SHA-256 of the stream key, for media that checks keys itself.
     pub key_hash: String,
+    /// Who may play it (media that cannot ask the apiserver refuses plain paths by it).
+    pub playback_access: PlaybackAccess,
 }
 
 /// What the media reports about a stream, where the orchestrator can tell (Kubernetes).

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use onair_domain::PlaybackAccess;
 use onair_recording::{Root, Store};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,8 +33,9 @@ impl Kind {
     }
 }
 
-/// `(kind, id)` → the object root it plays from (`None`: no such VOD or clip).
-pub type Lookups = moka::future::Cache<(Kind, Uuid), Option<Root>>;
+/// `(kind, id)` → the object root it plays from and who may play it (`None`: no such VOD or
+/// clip).
+pub type Lookups = moka::future::Cache<(Kind, Uuid), Option<(Root, PlaybackAccess)>>;
 
 /// The recordings store and what the apiserver counts about it.
 pub struct Recordings {

@@ -407,9 +407,10 @@ async fn start_stream(
     // The token names the user; usernames do not change.
     let channel = user.0.name.clone();
     let id = StreamId::new();
-    sqlx::query!(
+    let playback_access = sqlx::query_scalar!(
         "INSERT INTO streams (id, user_id, title, category, tags, language, quality, streamer_name, playback_access)
-         SELECT $1, $2, $3, $4, $5, $6, $7, username, playback_access FROM users WHERE id = $2",
+         SELECT $1, $2, $3, $4, $5, $6, $7, username, playback_access FROM users WHERE id = $2
+         RETURNING playback_access",
         id.0,
         user.id().0,
         title.as_str(),
@@ -418,19 +419,30 @@ async fn start_stream(
         language.as_ref().map(|l| l.as_str()).unwrap_or("en"),
         quality,
     )
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(|e| match unique_violation(&e) {
         Some("streams_one_active_per_user") => {
             ApiError::conflict("stream_already_active", "you already have a stream on air; stop it first")
         }
         _ => map_category_error(e),
-    })?;
+    })?
+    // The account went meanwhile (its token still within its 15 minutes).
+    .ok_or_else(|| ApiError::unauthorized("invalid_token", "this account no longer exists"))?;
+    let playback_access = crate::access::stored(&playback_access);
     let recording = state.begin_recording(&mut tx, id.0, user.id().0).await?;
     tx.commit().await?;
 
     let key_hash = onair_domain::contracts::stream_key::to_hex(&key_hash);
-    let spec = StreamSpec { stream_id: id, user_id: user.id(), tier: user.0.tier, quality, channel, key_hash };
+    let spec = StreamSpec {
+        stream_id: id,
+        user_id: user.id(),
+        tier: user.0.tier,
+        quality,
+        channel,
+        key_hash,
+        playback_access,
+    };
     let endpoints = match state.orchestrator.start(&spec).await {
         Ok(e) => e,
         Err(e) => {

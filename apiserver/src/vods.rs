@@ -4,7 +4,7 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use onair_domain::{StreamId, UserId};
+use onair_domain::{PlaybackAccess, StreamId, UserId};
 use onair_recording::Rel;
 use onair_web::{Json, Path, Query};
 use serde::Serialize;
@@ -13,7 +13,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::access::Viewer;
+use crate::auth::{AuthUser, OptionalUser};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Cursor, Page, PageParams};
 use crate::state::AppState;
@@ -38,8 +39,12 @@ pub struct VodView {
     /// Gaps where nothing was recorded (the publisher reconnected, the media pod was replaced).
     pub discontinuities: i32,
     pub bytes: i64,
-    /// HLS (VOD type) master playlist.
-    pub playback_url: String,
+    /// Who may play it: its broadcast's `playback_access`. Other than `public`, the URLs below
+    /// are signed for the caller and expire.
+    pub playback_access: PlaybackAccess,
+    /// HLS (VOD type) master playlist. Absent when the caller may not play it (a followers-only
+    /// channel's, for anyone but its followers and streamer) or this server cannot sign links.
+    pub playback_url: Option<String>,
     pub thumbnail_url: Option<String>,
     /// When the first recorded frame was shown.
     pub recorded_at: DateTime<Utc>,
@@ -71,11 +76,23 @@ struct VodRow {
     expires_at: DateTime<Utc>,
     peak_viewers: i32,
     unique_viewers: i32,
+    playback_access: String,
 }
 
 impl VodRow {
-    fn into_view(self, state: &AppState) -> VodView {
-        let base = crate::playback::base(state, crate::recorded::Kind::Vod, self.id);
+    fn access(&self) -> PlaybackAccess {
+        crate::access::stored(&self.playback_access)
+    }
+
+    fn into_view(self, state: &AppState, viewer: &Viewer) -> VodView {
+        let access = self.access();
+        let length = std::time::Duration::from_millis(u64::try_from(self.duration_ms).unwrap_or(0));
+        let dir = viewer
+            .may(access)
+            .then(|| {
+                crate::playback::viewer_dir(state, crate::recorded::Kind::Vod, self.id, access, &viewer.id, length)
+            })
+            .flatten();
         VodView {
             id: self.id,
             stream_id: StreamId(self.stream_id),
@@ -91,8 +108,9 @@ impl VodRow {
             renditions: self.renditions,
             discontinuities: self.discontinuities,
             bytes: self.bytes,
-            playback_url: format!("{base}/{}", Rel::Master),
-            thumbnail_url: self.has_thumbnail.then(|| format!("{base}/{}", Rel::Thumb)),
+            playback_access: access,
+            playback_url: dir.as_ref().map(|dir| format!("{dir}/{}", Rel::Master)),
+            thumbnail_url: dir.as_ref().filter(|_| self.has_thumbnail).map(|dir| format!("{dir}/{}", Rel::Thumb)),
             recorded_at: self.recorded_at,
             ended_at: self.ended_at,
             created_at: self.created_at,
@@ -109,7 +127,7 @@ impl AppState {
             VodRow,
             "SELECT v.id, v.stream_id, v.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category,
                 v.duration_ms, v.renditions, v.discontinuities, v.bytes, v.has_thumbnail, v.recorded_at, s.ended_at,
-                v.created_at, v.expires_at, s.peak_viewers, s.unique_viewers
+                v.created_at, v.expires_at, s.peak_viewers, s.unique_viewers, s.playback_access
              FROM vods v JOIN streams s ON s.id = v.stream_id JOIN users u ON u.id = v.user_id
              WHERE v.id = $1",
             id,
@@ -119,11 +137,14 @@ impl AppState {
     }
 }
 
-/// A channel's VODs, newest first.
+/// A channel's VODs, newest first. A followers-only channel's are listed for everyone, with a
+/// `playback_url` for its followers (and the streamer) only.
 #[utoipa::path(get, path = "/api/users/{user_id}/vods", tag = "vods", params(("user_id" = Uuid, Path), PageParams),
+    security((), ("bearer" = [])),
     responses((status = 200, body = Page<VodView>), (status = 400, body = onair_web::ErrorBody)))]
 async fn user_vods(
     State(state): State<AppState>,
+    user: OptionalUser,
     Path(user_id): Path<Uuid>,
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Page<VodView>>> {
@@ -133,7 +154,7 @@ async fn user_vods(
         VodRow,
         "SELECT v.id, v.stream_id, v.user_id, u.username, u.display_name, u.avatar_url, s.title, s.category,
             v.duration_ms, v.renditions, v.discontinuities, v.bytes, v.has_thumbnail, v.recorded_at, s.ended_at,
-            v.created_at, v.expires_at, s.peak_viewers, s.unique_viewers
+            v.created_at, v.expires_at, s.peak_viewers, s.unique_viewers, s.playback_access
          FROM vods v JOIN streams s ON s.id = v.stream_id JOIN users u ON u.id = v.user_id
          WHERE v.user_id = $1 AND ($2::timestamptz IS NULL OR (v.created_at, v.id) < ($2, $3))
          ORDER BY v.created_at DESC, v.id DESC LIMIT $4",
@@ -144,15 +165,23 @@ async fn user_vods(
     )
     .fetch_all(&state.read_db)
     .await?;
-    Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state))))
+    let viewer = Viewer::of(&state, user.user(), UserId(user_id), rows.iter().map(VodRow::access)).await?;
+    Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state, &viewer))))
 }
 
-/// One VOD.
+/// One VOD (as listed: a followers-only channel's has a `playback_url` for its followers and
+/// the streamer only).
 #[utoipa::path(get, path = "/api/vods/{vod_id}", tag = "vods", params(("vod_id" = Uuid, Path)),
+    security((), ("bearer" = [])),
     responses((status = 200, body = VodView), (status = 404, body = onair_web::ErrorBody)))]
-async fn get_vod(State(state): State<AppState>, Path(vod_id): Path<Uuid>) -> ApiResult<Json<VodView>> {
+async fn get_vod(
+    State(state): State<AppState>,
+    user: OptionalUser,
+    Path(vod_id): Path<Uuid>,
+) -> ApiResult<Json<VodView>> {
     let row = state.vod_row(vod_id).await?.ok_or(ApiError::NotFound("vod"))?;
-    Ok(Json(row.into_view(&state)))
+    let viewer = Viewer::of(&state, user.user(), UserId(row.user_id), [row.access()]).await?;
+    Ok(Json(row.into_view(&state, &viewer)))
 }
 
 /// Delete a VOD now (its channel's owner or an admin): it stops playing at once and its

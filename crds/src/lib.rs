@@ -60,6 +60,12 @@ pub struct LiveStreamSpec {
     pub latency: LatencyMode,
     #[serde(default)]
     pub tier: StreamTier,
+    /// Who may play it: `Public` from plain URLs; `Signed` and `Followers` only from the signed,
+    /// expiring ones the apiserver hands out (the media refuses plain paths). The channel's
+    /// choice when the broadcast started, so it is fixed for the resource's life.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("playbackAccess is fixed for the broadcast"))]
+    pub playback_access: PlaybackAccess,
     #[serde(default)]
     pub scaling: Scaling,
     /// Resources for each transcode pod; the operator's cost model when absent.
@@ -184,6 +190,26 @@ pub enum StreamTier {
     #[default]
     Free,
     Partner,
+}
+
+/// Who may play a stream (the apiserver's `playback_access`, in the resource's spelling).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum PlaybackAccess {
+    #[default]
+    Public,
+    Signed,
+    Followers,
+}
+
+impl PlaybackAccess {
+    /// The media worker's `--playback-access` value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Signed => "signed",
+            Self::Followers => "followers",
+        }
+    }
 }
 
 /// Bounds for the stream's transcode pods.
@@ -520,6 +546,10 @@ mod tests {
         s["suspend"] = json!(true);
         s["tier"] = json!("Partner");
         assert!(object(s).validate_cel_update(&old).is_ok(), "suspend and tier may change");
+        let mut s = spec();
+        s["playbackAccess"] = json!("Followers");
+        let err = object(s).validate_cel_update(&old).expect_err("playback access changed");
+        assert!(format!("{err:?}").contains("playbackAccess is fixed"), "{err:?}");
     }
 
     /// Every schema node of the CRD, depth first.

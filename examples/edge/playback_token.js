@@ -1,14 +1,14 @@
 // Verifies onair's signed playback URLs at the edge (njs), so the edge caches one copy of each
 // stream for every viewer and refuses forged or expired links without asking the origin.
 //
-// A link is `/t/{kid}.{expires}.{viewer}.{signature}/hls/{stream}/…`; the signature is
+// A link is `/hls/{stream}/t/{kid}.{expires}.{viewer}.{signature}/…`; the signature is
 // HMAC-SHA256 under the key named `kid`, over `{kid}.{expires}.{viewer}/hls/{stream}/`, in
 // unpadded base64url (crates/playback-token states the format; this is its second reader).
 // Keys come from the environment (`env ONAIR_PLAYBACK_KEYS;` in nginx.conf), `kid:secret,…`
 // with base64 secrets, the same list the apiserver signs with: the config file holds no secret.
 const crypto = require("crypto");
 
-const TOKEN = /^\/t\/([A-Za-z0-9_-]{1,16})\.(0|[1-9][0-9]{0,11})\.([A-Za-z0-9_-]{8,64})\.([A-Za-z0-9_-]{43})\/hls\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\//;
+const TOKEN = /^\/hls\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/t\/([A-Za-z0-9_-]{1,16})\.(0|[1-9][0-9]{0,11})\.([A-Za-z0-9_-]{8,64})\.([A-Za-z0-9_-]{43})\/./;
 
 let keys = null;
 function keyring() {
@@ -37,7 +37,7 @@ function same(a, b) {
 function verify(r) {
   const m = TOKEN.exec(r.uri);
   if (!m) return "0";
-  const kid = m[1], expires = m[2], viewer = m[3], signature = m[4], stream = m[5];
+  const stream = m[1], kid = m[2], expires = m[3], viewer = m[4], signature = m[5];
   const secret = keyring()[kid];
   if (!secret) return "0";
   if (Number(expires) <= Math.floor(Date.now() / 1000)) return "0";

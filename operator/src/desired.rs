@@ -308,6 +308,9 @@ fn worker(
         env("ONAIR_MEDIA_DIR", MEDIA_DIR),
         env("ONAIR_STREAM_ID", spec.stream_id.to_string()),
         env("ONAIR_TIER", if spec.tier == StreamTier::Partner { "partner" } else { "free" }),
+        // What the media refuses when the apiserver cannot say (a LiveStream applied with
+        // kubectl, an apiserver that does not answer the key check).
+        env("ONAIR_PLAYBACK_ACCESS", spec.playback_access.flag()),
         // The ingest pod and its transcode pods agree on LL-HLS or standard HLS.
         env("ONAIR_LATENCY", spec.latency.worker_arg()),
         env("ONAIR_LOG_FORMAT", "json"),
@@ -768,6 +771,34 @@ mod tests {
         let path = &rule.http.as_ref().unwrap().paths[0];
         assert_eq!(path.path.as_deref(), Some("/hls/0195e4a0-0000-7000-8000-000000000001"));
         assert_eq!(path.backend.service.as_ref().unwrap().name, "alice-hls");
+    }
+
+    /// Kubernetes' `Prefix` match: the path's `/`-separated elements begin the request's.
+    fn prefix_matches(prefix: &str, request: &str) -> bool {
+        let elements = |p: &str| p.split('/').filter(|e| !e.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+        elements(request).starts_with(&elements(prefix))
+    }
+
+    /// Signed links of restricted channels reach the stream's pod through the same route as
+    /// plain ones: the token rides inside the stream's directory.
+    #[test]
+    fn the_streams_ingress_routes_its_signed_links() {
+        let mut config = config();
+        config.playback_ingress_class = "nginx".into();
+        let d = desired(&ls(json!({})), &config, &[]);
+        let ing = d.ingress.unwrap();
+        let route = ing.spec.unwrap().rules.unwrap()[0].http.as_ref().unwrap().paths[0].path.clone().unwrap();
+        let stream = "0195e4a0-0000-7000-8000-000000000001";
+        let ring = onair_playback_token::Keyring::parse("k:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
+        let token = ring.sign(stream, "viewer-0001", 2_000_000_000).unwrap();
+        let dir =
+            onair_playback_token::signed_dir(&onair_domain::contracts::playback::stream_dir("/hls", stream), &token);
+        for file in ["master.m3u8", "720p/index.m3u8", "dvr/master.m3u8"] {
+            let path = format!("{dir}/{file}");
+            assert!(prefix_matches(&route, &path), "{route} does not route {path}");
+        }
+        let other = "/hls/0195e4a0-0000-7000-8000-000000000002/t/x/master.m3u8";
+        assert!(!prefix_matches(&route, other), "another stream's links go elsewhere");
     }
 
     #[test]

@@ -86,6 +86,11 @@ pub struct MediaConfig {
     /// applied directly): `free` or `partner`, for the encoder preset.
     #[arg(long, env = "ONAIR_TIER", default_value = "free", value_parser = ["free", "partner"])]
     pub tier: String,
+    /// Who may play a per-stream pod's stream when the apiserver does not say (a LiveStream
+    /// applied directly, or an apiserver that does not answer the key check under
+    /// `--trust-key-hash`): `public`, or `signed`/`followers` (plain paths refused).
+    #[arg(long, env = "ONAIR_PLAYBACK_ACCESS", default_value = "public", value_parser = ["public", "signed", "followers"])]
+    pub playback_access: String,
     /// The ladder level a stream starts at (the operator sets `Reduced` for free streams and
     /// changes it as the audience grows; one machine runs the full ladder).
     #[arg(long, env = "ONAIR_INITIAL_LEVEL", default_value = "full", value_parser = str::parse::<onair_domain::LadderLevel>)]

@@ -34,44 +34,25 @@ fn content_type(path: &str) -> Option<&'static str> {
     }
 }
 
-/// `GET /t/{token}/hls/{stream_id}/{*path}`: a signed playback URL. The token is checked against
-/// `--playback-keys` for this stream; then it is served as `/hls/…` (whose relative URIs keep
-/// the token in front of them).
-pub async fn serve_signed(
-    State(state): State<WorkerState>,
-    Path((token, stream_id, path)): Path<(String, String, String)>,
-    query: Query<PlaybackQuery>,
-    raw: RawQuery,
-) -> Result<Response, HttpError> {
-    let refused = |why: onair_playback_token::TokenError| {
-        state.metrics.playback_tokens_refused.inc();
-        tracing::debug!(stream_id = %stream_id, reason = %why, "playback token refused");
-        HttpError::new(StatusCode::FORBIDDEN, "invalid_playback_token", "this playback link is not valid (or expired)")
-    };
-    let keys = state.playback_keys.as_ref().ok_or_else(|| refused(onair_playback_token::TokenError::NoKeys))?;
-    // Tokens sign the canonical id (lowercase, hyphenated): any other spelling of it is refused,
-    // so one stream has one signed path (and one cached copy at an edge).
-    let canonical = stream_id.parse::<StreamId>().is_ok_and(|s| s.to_string() == stream_id);
-    if !canonical {
-        return Err(refused(onair_playback_token::TokenError::Malformed));
-    }
-    keys.verify(&token, &stream_id, Utc::now().timestamp()).map_err(refused)?;
-    let stream: StreamId = stream_id.parse().map_err(|_| not_found())?;
-    serve_stream(&state, stream, &path, query.0, raw.0).await
-}
-
 fn not_found() -> HttpError {
     HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such playlist or segment")
 }
 
-/// `GET /hls/{stream_id}/{*path}`: a plain playback URL, for streams whose channel does not ask
-/// for signed ones (403 `playback_token_required` otherwise).
+/// `GET /hls/{stream_id}/{*path}`: a stream's playlists and media. A path inside the stream's
+/// directory that starts `t/{token}/` is a signed link: the token is checked against
+/// `--playback-keys` for this stream, then what follows it is served (the playlists' relative
+/// URIs keep the token in front of them). A plain path plays streams whose channel does not ask
+/// for signed links (403 `playback_token_required` otherwise).
 pub async fn serve(
     State(state): State<WorkerState>,
     Path((stream_id, path)): Path<(String, String)>,
     Query(q): Query<PlaybackQuery>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, HttpError> {
+    if let Some((token, rest)) = onair_playback_token::split_in_stream(&path) {
+        let stream = verify_token(&state, &stream_id, token)?;
+        return serve_stream(&state, stream, rest, q, raw).await;
+    }
     let stream: StreamId = stream_id.parse().map_err(|_| not_found())?;
     if state.signed_only(stream) {
         state.metrics.playback_tokens_refused.inc();
@@ -82,6 +63,25 @@ pub async fn serve(
         ));
     }
     serve_stream(&state, stream, &path, q, raw).await
+}
+
+/// The stream a signed link opens, or 403 `invalid_playback_token`.
+fn verify_token(state: &WorkerState, stream_id: &str, token: &str) -> Result<StreamId, HttpError> {
+    let refused = |why: onair_playback_token::TokenError| {
+        state.metrics.playback_tokens_refused.inc();
+        tracing::debug!(stream_id = %stream_id, reason = %why, "playback token refused");
+        HttpError::new(StatusCode::FORBIDDEN, "invalid_playback_token", "this playback link is not valid (or expired)")
+    };
+    let keys = state.playback_keys.as_ref().ok_or_else(|| refused(onair_playback_token::TokenError::NoKeys))?;
+    // Tokens sign the canonical id (lowercase, hyphenated): any other spelling of it is refused,
+    // so one stream has one signed path (and one cached copy at an edge).
+    let stream = stream_id
+        .parse::<StreamId>()
+        .ok()
+        .filter(|s| s.to_string() == stream_id)
+        .ok_or_else(|| refused(onair_playback_token::TokenError::Malformed))?;
+    keys.verify(token, stream_id, Utc::now().timestamp()).map_err(refused)?;
+    Ok(stream)
 }
 
 async fn serve_stream(

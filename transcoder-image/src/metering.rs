@@ -22,9 +22,8 @@ pub const EDGE_HEADER: &str = "x-onair-edge";
 /// What a refused player is told to wait.
 const RETRY_AFTER_SECS: u64 = 2;
 
-/// The stream a playback path names: `/hls/{id}/…` or `/t/{token}/hls/{id}/…`.
+/// The stream a playback path names: `/hls/{id}/…` (a signed link's token is inside it).
 fn stream_of(path: &str) -> Option<StreamId> {
-    let path = onair_playback_token::split_path(path).map_or(path, |(_, rest)| rest);
     path.strip_prefix("/hls/")?.split('/').next()?.parse().ok()
 }
 
@@ -87,7 +86,7 @@ mod tests {
     fn the_stream_is_read_from_plain_and_signed_paths() {
         let a = Some(A.parse::<StreamId>().unwrap());
         assert_eq!(stream_of(&format!("/hls/{A}/master.m3u8")), a);
-        assert_eq!(stream_of(&format!("/t/k.1.viewer01.sig/hls/{A}/720p/index.m3u8")), a);
+        assert_eq!(stream_of(&format!("/hls/{A}/t/k.1.viewer01.sig/720p/index.m3u8")), a);
         assert_eq!(stream_of("/hls/not-a-stream/master.m3u8"), None);
         assert_eq!(stream_of("/metrics"), None);
     }

@@ -71,7 +71,14 @@ impl WorkerState {
                     // A stream the apiserver does not know has no recording to finish.
                     record: false,
                     record_renditions: None,
-                    playback_access: None,
+                    // What the resource says, and never less than an earlier check said (an
+                    // apiserver that stopped answering does not open a restricted stream).
+                    playback_access: Some(if self.signed_only(StreamId(only)) {
+                        onair_domain::PlaybackAccess::Signed
+                    } else {
+                        onair_domain::PlaybackAccess::parse(&self.config.playback_access)
+                            .unwrap_or(onair_domain::PlaybackAccess::Followers)
+                    }),
                 },
                 Err(r) => return Err(r.label()),
             },

@@ -78,14 +78,24 @@ pub async fn run(
 /// Every HTTP route of the worker.
 fn router(state: WorkerState) -> Router {
     // Players on other origins (the web app) read playlists, and the 404 a player gets
-    // before the first segment exists must be readable too.
+    // before the first segment exists must be readable too. Every answer, refusals included,
+    // says it is the origin's (`playback::FROM_HEADER`), readable across origins.
+    use onair_domain::contracts::playback::{FROM_HEADER, FROM_ORIGIN};
+    use tower_http::set_header::SetResponseHeaderLayer;
     let hls = Router::new()
         .route("/hls/{stream_id}/{*path}", get(hls::serve))
-        .route("/t/{token}/hls/{stream_id}/{*path}", get(hls::serve_signed))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metering::meter))
-        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+        .layer(SetResponseHeaderLayer::overriding(
             http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
             http::HeaderValue::from_static("*"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            http::HeaderName::from_static(FROM_HEADER),
+            http::HeaderValue::from_static(FROM_ORIGIN),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            http::HeaderValue::from_static(FROM_HEADER),
         ));
     // Transcode pods upload segments: larger bodies than any other internal route.
     let uploads = Router::new()

@@ -57,6 +57,21 @@ impl std::ops::Deref for WorkerState {
     }
 }
 
+/// The file in a stream's folder that says it plays only from signed URLs (a dot file: no
+/// playback path names it).
+pub const SIGNED_ONLY_MARKER: &str = ".signed-only";
+
+/// The streams whose folders under `media_dir` carry the signed-only marker: what a worker
+/// that restarted must keep refusing plain paths to.
+pub fn load_signed_only(media_dir: &std::path::Path) -> std::collections::HashSet<StreamId> {
+    let Ok(entries) = std::fs::read_dir(media_dir) else { return Default::default() };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join(SIGNED_ONLY_MARKER).exists())
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 impl WorkerState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
@@ -105,13 +120,22 @@ impl WorkerState {
         self.signed_only.lock().unwrap_or_else(|e| e.into_inner()).contains(&stream)
     }
 
-    /// Records whether the stream plays only from signed URLs (each publisher's key check says).
+    /// Records whether the stream plays only from signed URLs (each publisher's key check says),
+    /// in memory and as a marker file in the stream's folder: a restarted worker still refuses
+    /// the plain paths of what is left of it (`load_signed_only`), until retention removes the
+    /// folder.
     pub fn set_signed_only(&self, stream: StreamId, signed: bool) {
+        let marker = self.stream_dir(stream).join(SIGNED_ONLY_MARKER);
         let mut set = self.signed_only.lock().unwrap_or_else(|e| e.into_inner());
         if signed {
             set.insert(stream);
+            let written = std::fs::create_dir_all(self.stream_dir(stream)).and_then(|()| std::fs::write(&marker, b""));
+            if let Err(e) = written {
+                tracing::error!(stream_id = %stream, error = %e, "could not mark the stream signed-only on disk");
+            }
         } else {
             set.remove(&stream);
+            let _ = std::fs::remove_file(&marker);
         }
     }
 

@@ -64,6 +64,11 @@ impl MediaWorker {
             None => None,
         };
         let capacity = crate::capacity::Capacity::new(config.origin_rates());
+        // What an earlier run of this worker left of restricted streams stays restricted.
+        let signed_only = crate::state::load_signed_only(&config.media_dir);
+        if !signed_only.is_empty() {
+            tracing::info!(streams = signed_only.len(), "signed-only streams found in the media folder");
+        }
         let state = WorkerState::new(Inner {
             config,
             api,
@@ -78,7 +83,7 @@ impl MediaWorker {
             ll: crate::ll_streams::LlStreams::default(),
             recorder,
             playback_keys,
-            signed_only: Default::default(),
+            signed_only: Mutex::new(signed_only),
             capacity,
         });
         Ok(Self { rtmp, http, state })

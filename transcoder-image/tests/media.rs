@@ -1712,18 +1712,18 @@ async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_
     let _publisher = publish(&format!("{rtmp}/{key}"), 30);
     let ring = onair_playback_token::Keyring::parse(PLAYBACK_KEYS).unwrap();
     let now = chrono::Utc::now().timestamp();
-    let signed = |token: &str| onair_playback_token::signed_base(&format!("{base}/hls"), token);
+    let signed = |token: &str| onair_playback_token::signed_dir(&format!("{base}/hls/{stream}"), token);
 
     // The master through the signed path, then what it names by relative URI, as a player goes.
     let token = ring.sign(&stream, "viewer-0001", now + 600).unwrap();
-    let master_url = format!("{}/{stream}/master.m3u8", signed(&token));
+    let master_url = format!("{}/master.m3u8", signed(&token));
     let master = onair_testkit::eventually(Duration::from_secs(20), || async {
         get_text(&env.http, &master_url).await.map(|(_, t)| t).filter(|t| t.contains(".m3u8"))
     })
     .await;
     let variant = master.lines().find(|l| l.ends_with(".m3u8")).unwrap();
     let variant_url = url::Url::parse(&master_url).unwrap().join(variant).unwrap();
-    assert!(variant_url.path().starts_with(&format!("/t/{token}/hls/")), "{variant_url}");
+    assert!(variant_url.path().starts_with(&format!("/hls/{stream}/t/{token}/")), "{variant_url}");
     let playlist = onair_testkit::eventually(Duration::from_secs(20), || async {
         get_text(&env.http, variant_url.as_str()).await.map(|(_, t)| t).filter(|t| t.contains(".ts"))
     })
@@ -1737,7 +1737,7 @@ async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_
     // unknown key's: refused, with the JSON error.
     let old_only = onair_playback_token::Keyring::parse(PLAYBACK_KEYS.split(',').nth(1).unwrap()).unwrap();
     let by_old = old_only.sign(&stream, "viewer-0002", now + 600).unwrap();
-    let ok = env.http.get(format!("{}/{stream}/master.m3u8", signed(&by_old))).send().await.unwrap();
+    let ok = env.http.get(format!("{}/master.m3u8", signed(&by_old))).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     let stranger = onair_playback_token::Keyring::parse("x:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
     let refused = [
@@ -1748,21 +1748,22 @@ async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_
         "not-a-token".to_owned(),
     ];
     for t in refused {
-        let res = env.http.get(format!("{}/{stream}/master.m3u8", signed(&t))).send().await.unwrap();
+        let res = env.http.get(format!("{}/master.m3u8", signed(&t))).send().await.unwrap();
         assert_eq!(res.status(), 403, "{t}");
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_playback_token", "{t}");
     }
     // One spelling of the stream id: the token is for the canonical one.
-    let upper = format!("{}/{}/master.m3u8", signed(&token), stream.to_uppercase());
+    let upper = format!("{base}/hls/{}/t/{token}/master.m3u8", stream.to_uppercase());
     assert_eq!(env.http.get(upper).send().await.unwrap().status(), 403);
     // The token opens its stream's directory and nothing beside it.
     let other = uuid::Uuid::new_v4();
-    let escape = format!("{}/{stream}/..%2F{other}%2Fmaster.m3u8", signed(&token));
+    let escape = format!("{}/..%2F..%2F..%2F{other}%2Fmaster.m3u8", signed(&token));
     assert_ne!(env.http.get(escape).send().await.unwrap().status(), 200);
+    let moved = format!("{base}/hls/{other}/t/{token}/master.m3u8");
+    assert_eq!(env.http.get(moved).send().await.unwrap().status(), 403, "another stream's directory");
     // A worker without keys refuses every signed path.
-    let plain = env.hls.replace("/hls", "");
-    let res = env.http.get(format!("{plain}/t/{token}/hls/{stream}/master.m3u8")).send().await.unwrap();
+    let res = env.http.get(format!("{}/{stream}/t/{token}/master.m3u8", env.hls)).send().await.unwrap();
     assert_eq!(res.status(), 403);
 }
 
@@ -1802,6 +1803,44 @@ async fn a_signed_channels_plain_playback_paths_are_refused() {
         get_text(&env.http, &format!("{}/{public}/master.m3u8", env.hls)).await
     })
     .await;
+}
+
+/// A restricted channel's LiveStream applied with kubectl: the apiserver cannot say who may
+/// play it, so the worker goes by the resource (`--playback-access`, set by the operator from
+/// `spec.playbackAccess`); and a worker restarted on the same folder, told nothing, still
+/// refuses the plain paths of what is left of it.
+#[tokio::test]
+async fn a_restricted_stream_the_apiserver_cannot_vouch_for_stays_restricted_across_a_restart() {
+    let env = env().await;
+    let key = "live_restricted_kubectl_0123456789";
+    let flags = ["--playback-keys", PLAYBACK_KEYS, "--playback-access", "followers"];
+    let (stream, rtmp, base, dir) = env.kubectl_stream_worker(key, &flags).await;
+    let _publisher = publish(&format!("{rtmp}/{key}"), 20);
+    let ring = onair_playback_token::Keyring::parse(PLAYBACK_KEYS).unwrap();
+    let token = ring.sign(&stream, "viewer-0001", chrono::Utc::now().timestamp() + 600).unwrap();
+    let signed = format!("{base}/hls/{stream}/t/{token}/master.m3u8");
+    onair_testkit::eventually(Duration::from_secs(20), || async {
+        get_text(&env.http, &signed).await.map(|(_, t)| t).filter(|t| t.contains(".m3u8"))
+    })
+    .await;
+    let refused_plain = |base: String| {
+        let http = env.http.clone();
+        let url = format!("{base}/hls/{stream}/master.m3u8");
+        async move {
+            let res = http.get(&url).send().await.unwrap();
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let want = (reqwest::StatusCode::FORBIDDEN, "playback_token_required".to_owned());
+    assert_eq!(refused_plain(base.clone()).await, want);
+
+    // The restarted worker: the same folder, the resource's flag gone.
+    let hash = onair_domain::contracts::stream_key::hash_hex(key);
+    let args = env.worker_args(dir.path(), &stream, &["--stream-key-hash", &hash, "--trust-key-hash", "true"]);
+    let (_, restarted) = spawn_worker(args, std::future::pending()).await;
+    assert_eq!(refused_plain(restarted).await, want, "what is left stays behind the token");
 }
 
 /// The origin's direct-viewer capacity: a flood past it gets 503 + Retry-After + no-store (a

@@ -59,7 +59,9 @@ export interface Vod {
   renditions: string[];
   discontinuities: number;
   bytes: number;
-  playback_url: string;
+  // Absent when this viewer may not play it (a followers-only channel's, for anyone else).
+  playback_url: string | null;
+  playback_access: PlaybackAccess;
   thumbnail_url: string | null;
   recorded_at: string;
   ended_at: string | null;

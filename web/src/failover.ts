@@ -82,7 +82,7 @@ export class Failover {
   // list, and the one in use stays in use. A source the new list lacks (a CDN out of new lists
   // for a while) gets the new token in its old link: a token is the same on every base.
   update(sources: PlaybackSource[]) {
-    const token = (s: PlaybackSource) => s.url.match(/\/t\/([^/]+)\//)?.[1];
+    const token = (s: PlaybackSource) => s.url.match(/\/t\/([^/]+)\/master\.m3u8$/)?.[1];
     const fresh = sources.map(token).find(Boolean);
     const retoken = (s: PlaybackSource): PlaybackSource => {
       const old = token(s);
@@ -151,7 +151,7 @@ export class Failover {
         inner.load(moved, own, {
           onSuccess: (response, stats, _ctx, net) => callbacks.onSuccess(response, stats, context, net),
           onError: (error, _ctx, net, stats) => {
-            const reason = failoverReason(error.code);
+            const reason = failoverReason(error.code, fromOrigin(net));
             if (reason && retry(reason)) return;
             callbacks.onError(error, context, net, stats);
           },
@@ -188,13 +188,24 @@ export class Failover {
 }
 
 // Which failures move to the next source: no connection (0), and the errors of a source that
-// cannot reach the origin or breaks (500, 502, 504). Not a 503: the origin answers it, through
-// every source alike, for a stream that is starting or a direct viewer over its capacity, and
-// hls.js retries it on its own backoff. (A CDN that answers 503 when its backend is down is not
-// left for it: the next gap.) Nor a 4xx: the same answer everywhere (a part not out yet, an
-// expired link).
-function failoverReason(code: number): FailoverReason | null {
+// cannot reach the origin or breaks (5xx). Not the origin's own 503s (a stream starting, a
+// direct viewer over capacity), which it marks (`X-Onair-From: origin`, passed through by every
+// source): they would be the same everywhere, and hls.js retries them on its own backoff. A CDN
+// answering 503 because its backend is down sends no mark, and is left. Nor a 4xx: the same
+// answer everywhere (a part not out yet, an expired link).
+function failoverReason(code: number, fromOrigin: boolean): FailoverReason | null {
   if (code === 0) return "network";
-  if (code >= 500 && code !== 503) return "server_error";
+  if (code >= 500 && !(code === 503 && fromOrigin)) return "server_error";
   return null;
+}
+
+// Whether a failed answer carries the origin's mark (crates/domain `playback::FROM_HEADER`).
+// The XHR hls.js loads with; asked only when the header is readable, so the browser logs no
+// "unsafe header" refusal for a CDN's own answers.
+const FROM_HEADER = "x-onair-from";
+function fromOrigin(net: unknown): boolean {
+  const xhr = net as XMLHttpRequest | null;
+  if (typeof xhr?.getAllResponseHeaders !== "function") return false;
+  if (!xhr.getAllResponseHeaders().toLowerCase().includes(`${FROM_HEADER}:`)) return false;
+  return xhr.getResponseHeader(FROM_HEADER) === "origin";
 }

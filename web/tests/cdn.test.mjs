@@ -41,6 +41,9 @@ before(async () => {
       ONAIR_ORIGIN_STREAM_REQUESTS_PER_SEC: "30",
       // One viewer's report is enough here (a real deployment counts distinct sessions).
       ONAIR_DELIVERY_BREAKER_FAILURES: "1",
+      // No demo stream: its encoder would take a core of the two this machine has from the
+      // stream under test, whose viewer then stalls for want of CPU, not of a CDN.
+      ONAIR_DEMO: "false",
     },
   });
   browser = await launchBrowser();
@@ -105,7 +108,7 @@ test("a viewer of a signed channel plays through the first CDN and keeps playing
   assert.equal(start.status, 201, JSON.stringify(start.body));
   const id = start.body.stream.id;
   state.id = id;
-  state.publisher = publish(`${start.body.ingest.url}/${start.body.ingest.stream_key}`, 170);
+  state.publisher = publish(`${start.body.ingest.url}/${start.body.ingest.stream_key}`, 240);
   while ((await api(`/api/streams/${id}`)).body.playback_url == null) await new Promise((r) => setTimeout(r, 200));
 
   // The plain URL the stream's state shows does not play for a signed channel.
@@ -128,21 +131,21 @@ test("a viewer of a signed channel plays through the first CDN and keeps playing
   assert.deepEqual(listed.body.sources.map((s) => s.name).sort(), ["edge-a", "edge-b", "origin"]);
   assert.equal(listed.body.sources.at(-1).name, "origin", "the origin is last");
   assert.equal(listed.body.sources[0].name, sources.current, "the session's order is the same on every ask");
-  for (const s of listed.body.sources) assert.match(s.url, /\/t\/[^/]+\/hls\//, "every link is signed");
+  for (const s of listed.body.sources) assert.match(s.url, /\/hls\/[0-9a-f-]{36}\/t\/[^/]+\/master\.m3u8$/, "every link is signed");
   const first = edges.find((e) => e.name === sources.current);
   const second = edges.find((e) => e !== first);
   state.second = second;
 
   // One cached copy for every viewer: a part this viewer loaded comes from the edge's cache
   // for another viewer, through that viewer's own link. And no token reaches the edge's log.
-  const part = first.log().split("\n").map((l) => l.match(/"GET ([^? ]+\.m4s)\?/)?.[1]).filter(Boolean).at(-1);
+  const part = first.log().split("\n").map((l) => l.match(/"GET [^/? ]+\/([^? ]+\.m4s)\?/)?.[1]).filter(Boolean).at(-1);
   assert.ok(part, `the viewer loaded parts through ${first.name}`);
   const other = await api(`/api/streams/${id}/playback`, { body: { session_id: `other-viewer-${RUN}` } });
-  const otherBase = other.body.sources.find((s) => s.name === first.name).url.replace(/[^/]+\/master\.m3u8$/, "");
+  const otherBase = other.body.sources.find((s) => s.name === first.name).url.replace(/master\.m3u8$/, "");
   const again = await fetch(otherBase + part);
   assert.equal(again.status, 200, `${otherBase} ${part}`);
   assert.equal(again.headers.get("x-cache"), "HIT", "another viewer's link is served from the same cached copy");
-  assert.doesNotMatch(first.log(), /\/t\//, "the edge's log holds no token");
+  assert.doesNotMatch(first.log(), /\/t\/|\.[A-Za-z0-9_-]{43}\//, "the edge's log holds no token");
   const forged = listed.body.sources[0].url.replace(/\.([A-Za-z0-9_-]{43})\//, (_, sig) => `.${sig.slice(0, 42)}${sig[42] === "A" ? "B" : "A"}/`);
   const refused = await fetch(forged);
   assert.equal(refused.status, 403, "a forged link is refused at the edge");
@@ -169,6 +172,61 @@ test("a viewer of a signed channel plays through the first CDN and keeps playing
   const fresh = await api(`/api/streams/${id}/playback`, { body: { session_id: `new-viewer-${RUN}` } });
   assert.deepEqual(fresh.body.sources.map((s) => s.name), [second.name, "origin"], "the failing CDN left new viewers' lists");
   state.page = page;
+});
+
+test("a CDN answering 503 itself is left for the next source, while the origin's own 503s are waited out", { timeout: 120_000 }, async () => {
+  const { id, second } = state;
+  assert.ok(second, "the first test left the second CDN up");
+  // The origin marks its answers, and the edge passes the mark through, readable across origins.
+  const listed = (await api(`/api/streams/${id}/playback`, { body: { session_id: `probe-${RUN}` } })).body.sources;
+  for (const s of listed) {
+    const res = await fetch(s.url);
+    assert.equal(res.headers.get("x-onair-from"), "origin", `${s.name} passes the origin's mark`);
+    assert.match(res.headers.get("access-control-expose-headers") ?? "", /x-onair-from/i, s.name);
+  }
+
+  // A viewer whose first source is the second CDN; the test decides what that CDN answers.
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("pageerror", (e) => errors.push(String(e)));
+  let answer = "pass";
+  await page.route(`${second.url}/**`, (route) => {
+    if (answer === "pass") return route.continue();
+    // What the origin sends for a stream starting (marked), or what a CDN sends when its
+    // backend is down (no mark).
+    const origin = answer === "origin-503";
+    return route.fulfill({
+      status: 503,
+      contentType: "application/json",
+      headers: {
+        "access-control-allow-origin": "*",
+        "access-control-expose-headers": "X-Onair-From",
+        "cache-control": "no-store",
+        "retry-after": "1",
+        ...(origin ? { "x-onair-from": "origin" } : {}),
+      },
+      body: JSON.stringify({ error: { code: origin ? "stream_starting" : "backend_unavailable", message: "retry" } }),
+    });
+  });
+  await page.goto(`${BASE}/#/watch/${id}`);
+  await page.waitForFunction(() => document.querySelector("video")?.currentTime > 1, null, { timeout: 30_000 });
+  const current = () => page.evaluate(() => window.__onairPlayer.sources.current.name);
+  assert.equal(await current(), second.name, "the stopped CDN left the list: the second is first");
+
+  // hls.js backs off between retries (up to 4 s for parts): the marked spell is short enough
+  // that the player is not left waiting out a long backoff when the CDN's own 503s begin.
+  answer = "origin-503";
+  await page.waitForTimeout(2500);
+  assert.equal(await current(), second.name, "the origin's 503 is waited out on the same source");
+  answer = "cdn-503";
+  const t0 = Date.now();
+  await page.waitForFunction(() => window.__onairPlayer.sources.current.name === "origin", null, { timeout: 15_000 });
+  const movedIn = (Date.now() - t0) / 1000;
+  const played = await advances(page, 5000);
+  console.log("a CDN's own 503", { moved_in_s: movedIn, played_s: played });
+  assert.ok(played > 3.5, `the video goes on from the next source (${played.toFixed(2)} s of 5 s)`);
+  await context.close();
 });
 
 test("with both CDNs stopped the video goes on from the origin, which refuses a flood of direct requests and keeps its viewer", { timeout: 120_000 }, async () => {

@@ -11,7 +11,8 @@ use crate::helpers::{TestApp, assert_error, spawn_app_with};
 use crate::recordings::verify_key;
 
 const BASES: &str = "cdn-a=http://a.cdn.test/hls@3,cdn-b=http://b.cdn.test/hls@1";
-const KEYS: &str = "k2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+pub(crate) const KEYS: &str =
+    "k2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
 
 async fn sources(app: &TestApp, stream: &str, session: &str, token: Option<&str>) -> (StatusCode, Value) {
     app.request(Method::POST, &format!("/api/streams/{stream}/playback"), token, Some(json!({ "session_id": session })))
@@ -132,6 +133,7 @@ async fn a_signed_channel_gets_expiring_links_for_this_viewer_that_every_listed_
         let path = format!("/{path}");
         let (token, rest) = onair_playback_token::split_path(&path).expect("a signed path");
         assert_eq!(rest, format!("/hls/{stream}/master.m3u8"), "{url}");
+        assert!(path.starts_with(&format!("/hls/{stream}/t/")), "the token is inside the stream's directory: {url}");
         let claims = keys.verify(token, &stream, chrono::Utc::now().timestamp()).expect("the token verifies");
         assert_eq!((claims.kid.as_str(), claims.viewer.as_str()), ("k2", "viewer-session-7"), "the first key signs");
         assert_eq!(claims.expires, expires.timestamp());

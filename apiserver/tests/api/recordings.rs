@@ -564,3 +564,102 @@ async fn deleting_an_account_deletes_its_recordings_and_keeps_its_clips_of_other
     // The token of a deleted account opens nothing.
     assert_eq!(app.get("/api/users/me", Some(&ada.token)).await.0, StatusCode::NOT_FOUND);
 }
+
+/// A followers-only channel's recordings keep its rule: VODs and clips are listed for anyone,
+/// play (from signed links made out to the caller) for its followers and streamer only, and
+/// only they may cut clips; the plain `/vod/` and `/clip/` paths are refused.
+#[tokio::test]
+async fn a_followers_only_channels_vods_and_clips_play_for_its_followers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let app =
+        spawn_app_with(&["--recordings-url", dir.path().to_str().unwrap(), "--playback-keys", crate::delivery::KEYS])
+            .await;
+    let ada = app.register("ada").await;
+    let fan = app.register("fan").await;
+    let eve = app.register("eve").await;
+    let (status, _) = app
+        .request(Method::PATCH, "/api/users/me", Some(&ada.token), Some(json!({"playback_access": "followers"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.request(Method::PUT, &format!("/api/users/{}/follow", ada.id), Some(&fan.token), None).await;
+    assert!(status.is_success(), "{status}");
+    let (stream, _) = start(&app, &ada).await;
+    assert_eq!(app.report_status(&stream, "live").await, StatusCode::NO_CONTENT);
+    record(&app, &stream, 40).await;
+
+    // Clipping the live stream: its followers, not others.
+    let live = format!("/api/streams/{stream}/clips");
+    let thirty = json!({"title": "Just now", "seconds": 30});
+    let (status, body) = clip(&app, &eve, &live, thirty.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    let (status, made) = clip(&app, &fan, &live, thirty).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let clip_id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["playback_access"], "followers");
+    let Finalized::Ready(vod) = finish(&app, &ada, &stream).await else { panic!("no VOD") };
+
+    // Listed for everyone; playable by followers and the streamer only.
+    let callers =
+        [("nobody", None, false), ("eve", Some(&eve), false), ("fan", Some(&fan), true), ("ada", Some(&ada), true)];
+    for (name, who, plays) in callers {
+        let token = who.map(|u| u.token.as_str());
+        let (status, v) = app.get(&format!("/api/vods/{vod}"), token).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {v}");
+        assert_eq!(v["playback_access"], "followers", "{name}");
+        assert_eq!(v["playback_url"].is_string(), plays, "{name}: {v}");
+        let (_, page) = app.get(&format!("/api/users/{}/vods", ada.id), token).await;
+        assert_eq!(page["items"][0]["playback_url"].is_string(), plays, "{name}: {page}");
+        let (_, c) = app.get(&format!("/api/clips/{clip_id}"), token).await;
+        assert_eq!(
+            (c["playback_access"].as_str(), c["playback_url"].is_string()),
+            (Some("followers"), plays),
+            "{name}"
+        );
+        let (_, page) = app.get(&format!("/api/users/{}/clips", ada.id), token).await;
+        assert_eq!(page["items"][0]["playback_url"].is_string(), plays, "{name}: {page}");
+    }
+
+    // The plain paths are refused; the fan's signed link plays, relative URIs and all.
+    let code =
+        |body: &[u8]| serde_json::from_slice::<Value>(body).unwrap()["error"]["code"].as_str().unwrap().to_owned();
+    let (status, _, body) = fetch(&app, &format!("/vod/{vod}/master.m3u8")).await;
+    assert_eq!((status, code(&body).as_str()), (StatusCode::FORBIDDEN, "playback_token_required"));
+    let (status, _, body) = fetch(&app, &format!("/clip/{clip_id}/master.m3u8")).await;
+    assert_eq!((status, code(&body).as_str()), (StatusCode::FORBIDDEN, "playback_token_required"));
+    let url =
+        app.get(&format!("/api/vods/{vod}"), Some(&fan.token)).await.1["playback_url"].as_str().unwrap().to_owned();
+    let signed_dir = url.strip_prefix(&app.base).unwrap().strip_suffix("/master.m3u8").unwrap().to_owned();
+    assert!(signed_dir.starts_with(&format!("/vod/{vod}/t/")), "{url}");
+    let (status, _, master) = fetch(&app, &format!("{signed_dir}/master.m3u8")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(master).unwrap().contains("360p/index.m3u8"));
+    let (_, _, media) = fetch(&app, &format!("{signed_dir}/360p/index.m3u8")).await;
+    let media = String::from_utf8(media).unwrap();
+    let segment = media.lines().find(|l| l.starts_with("seg/")).unwrap();
+    assert_eq!(fetch(&app, &format!("{signed_dir}/360p/{segment}")).await.0, StatusCode::OK);
+    // The token opens that VOD's directory only: not the clip's, not another spelling, not forged.
+    let token = signed_dir.rsplit('/').next().unwrap();
+    let elsewhere = [
+        format!("/clip/{clip_id}/t/{token}/master.m3u8"),
+        format!("/vod/{}/t/{token}/master.m3u8", vod.to_string().to_uppercase()),
+        format!(
+            "/vod/{vod}/t/{}{}/master.m3u8",
+            &token[..token.len() - 1],
+            if token.ends_with('A') { 'B' } else { 'A' }
+        ),
+        format!("/vod/{vod}/t/not-a-token/master.m3u8"),
+    ];
+    for path in elsewhere {
+        let (status, _, body) = fetch(&app, &path).await;
+        assert_eq!((status, code(&body).as_str()), (StatusCode::FORBIDDEN, "invalid_playback_token"), "{path}");
+    }
+    let clip_url = app.get(&format!("/api/clips/{clip_id}"), Some(&ada.token)).await.1["playback_url"].clone();
+    let clip_path = clip_url.as_str().unwrap().strip_prefix(&app.base).unwrap().to_owned();
+    assert_eq!(fetch(&app, &clip_path).await.0, StatusCode::OK, "the streamer plays the fan's clip");
+
+    // Clipping the VOD: the same rule.
+    let from_vod = format!("/api/vods/{vod}/clips");
+    let range = json!({"title": "Earlier", "start_secs": 1.0, "seconds": 10});
+    assert_eq!(clip(&app, &eve, &from_vod, range.clone()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(clip(&app, &fan, &from_vod, range).await.0, StatusCode::CREATED);
+}

@@ -51,7 +51,7 @@ pub struct NatsArgs {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OriginArgs {
     /// Keys that verify signed playback URLs, `kid:secret,…` (base64 secrets of 32 bytes or more;
-    /// the apiserver signs with the first of the same list). Unset: `/t/{token}/hls/…` is refused.
+    /// the apiserver signs with the first of the same list). Unset: `/hls/{stream}/t/{token}/…` is refused.
     #[arg(long, env = "ONAIR_PLAYBACK_KEYS", value_parser = secret)]
     pub playback_keys: Option<SecretString>,
     /// What edges (CDN, caching proxies) send in `x-onair-edge` to be exempt from the origin's

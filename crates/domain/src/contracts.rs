@@ -242,10 +242,24 @@ pub mod stream_key {
 
 /// Where viewers play a stream.
 pub mod playback {
+    /// A header the origin puts on every playback answer, passed through by edges and CDNs:
+    /// a player tells the origin's own 503s (a stream starting, a direct viewer over capacity:
+    /// the same through every source, so it waits) from a CDN's (its backend is down: it
+    /// moves to the next source).
+    pub const FROM_HEADER: &str = "x-onair-from";
+    /// Its value.
+    pub const FROM_ORIGIN: &str = "origin";
+
     /// The HLS master playlist of `stream` under the playback `base`:
     /// `{base}/{stream}/master.m3u8`, whatever trailing slashes `base` has.
     pub fn master_url(base: &str, stream: impl std::fmt::Display) -> String {
-        format!("{}/{stream}/master.m3u8", base.trim_end_matches('/'))
+        format!("{}/master.m3u8", stream_dir(base, stream))
+    }
+
+    /// The directory that holds `stream`'s playlists and media under the playback `base`:
+    /// `{base}/{stream}` (a signed link puts its token inside it).
+    pub fn stream_dir(base: &str, stream: impl std::fmt::Display) -> String {
+        format!("{}/{stream}", base.trim_end_matches('/'))
     }
 
     /// The rewind window's master beside a stream's live master URL

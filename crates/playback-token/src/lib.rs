@@ -1,12 +1,14 @@
 //! Signed playback URLs.
 //!
-//! A token is `{kid}.{expires}.{viewer}.{signature}` and rides in the URL's path, before the
-//! playback path: `{origin}/t/{token}/hls/{stream}/master.m3u8`. In the path, not the query:
-//! playlists name their media by relative URI, and a relative URI keeps the directory it was read
-//! from but drops the query string (RFC 3986 §5.2), so every rendition playlist, part and segment
-//! a player loads carries the token without the origin writing per-viewer playlists. An edge
-//! that knows the keys verifies it and caches by what follows the token (one cached copy for
-//! every viewer); one that does not passes the path through and the origin verifies it.
+//! A token is `{kid}.{expires}.{viewer}.{signature}` and rides in the URL's path, inside the
+//! stream's directory: `{origin}/hls/{stream}/t/{token}/master.m3u8`. In the path, not the
+//! query: playlists name their media by relative URI, and a relative URI keeps the directory it
+//! was read from but drops the query string (RFC 3986 §5.2), so every rendition playlist, part
+//! and segment a player loads carries the token without the origin writing per-viewer
+//! playlists. After the stream id, not before `/hls/`: whatever routes a stream's directory
+//! (an Ingress's `/hls/{stream}` prefix, a CDN's path rule) routes its signed links too. An edge
+//! that knows the keys verifies it and caches by the path without it (one cached copy for every
+//! viewer); one that does not passes the path through and the origin verifies it.
 //!
 //! The signature is HMAC-SHA256 under the key named by `kid`, over
 //! `{kid}.{expires}.{viewer}/hls/{stream}/`, base64url without padding: it covers the whole
@@ -19,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
-/// The path segment that introduces a token: `/t/{token}/hls/…`.
+/// The path segment that introduces a token: `/hls/{stream}/t/{token}/…`.
 pub const PREFIX: &str = "t";
 /// Longest a key id may be.
 pub const MAX_KID_CHARS: usize = 16;
@@ -112,19 +114,30 @@ impl Keyring {
         self.keys.iter().find(|(k, _)| k == kid).map(|(_, s)| s.as_slice())
     }
 
-    /// A token for `viewer` to play `stream` until `expires` (unix seconds), signed by the
-    /// active key. `viewer` is 8-64 of `A-Za-z0-9_-` (the player's session id).
+    /// A token for `viewer` to play the live `stream` until `expires` (unix seconds), signed by
+    /// the active key. `viewer` is 8-64 of `A-Za-z0-9_-` (the player's session id).
     pub fn sign(&self, stream: &str, viewer: &str, expires: i64) -> Result<String, TokenError> {
+        self.sign_dir(&live_dir(stream), viewer, expires)
+    }
+
+    /// A token for `viewer` to play what is under the directory `dir` (a path without its
+    /// leading and trailing `/`: `hls/{stream}`, `vod/{id}`, `clip/{id}`) until `expires`.
+    pub fn sign_dir(&self, dir: &str, viewer: &str, expires: i64) -> Result<String, TokenError> {
         if !valid_id(viewer, 8, 64) || !(0..=MAX_EXPIRES).contains(&expires) {
             return Err(TokenError::Malformed);
         }
         let (kid, secret) = (&self.keys[0].0, &self.keys[0].1);
-        let signature = URL_SAFE_NO_PAD.encode(mac(secret, kid, expires, viewer, stream).finalize().into_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac(secret, kid, expires, viewer, dir).finalize().into_bytes());
         Ok(format!("{kid}.{expires}.{viewer}.{signature}"))
     }
 
-    /// Checks `token` for `stream` at `now` (unix seconds).
+    /// Checks `token` for the live `stream` at `now` (unix seconds).
     pub fn verify(&self, token: &str, stream: &str, now: i64) -> Result<Claims, TokenError> {
+        self.verify_dir(token, &live_dir(stream), now)
+    }
+
+    /// Checks `token` for the directory `dir` (as [`Keyring::sign_dir`] names it) at `now`.
+    pub fn verify_dir(&self, token: &str, dir: &str, now: i64) -> Result<Claims, TokenError> {
         let mut fields = token.split('.');
         let (Some(kid), Some(expires), Some(viewer), Some(signature), None) =
             (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
@@ -146,7 +159,7 @@ impl Keyring {
         let secret = self.key(kid).ok_or(TokenError::UnknownKey)?;
         let given = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
         // Constant time: the comparison must not tell how much of a forged signature was right.
-        mac(secret, kid, expires, viewer, stream).verify_slice(&given).map_err(|_| TokenError::BadSignature)?;
+        mac(secret, kid, expires, viewer, dir).verify_slice(&given).map_err(|_| TokenError::BadSignature)?;
         if now >= expires {
             return Err(TokenError::Expired);
         }
@@ -154,43 +167,60 @@ impl Keyring {
     }
 }
 
-fn mac(secret: &[u8], kid: &str, expires: i64, viewer: &str, stream: &str) -> Hmac<Sha256> {
+fn mac(secret: &[u8], kid: &str, expires: i64, viewer: &str, dir: &str) -> Hmac<Sha256> {
     let mut m = <Hmac<Sha256> as hmac::Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    m.update(signed_text(kid, expires, viewer, stream).as_bytes());
+    m.update(signed_text(kid, expires, viewer, dir).as_bytes());
     m
 }
 
-/// What the signature covers: the key id, the expiry, the viewer, and the stream's directory.
-pub fn signed_text(kid: &str, expires: i64, viewer: &str, stream: &str) -> String {
-    format!("{kid}.{expires}.{viewer}/hls/{stream}/")
+/// A live stream's directory, as tokens name it: `hls/{stream}`.
+pub fn live_dir(stream: &str) -> String {
+    format!("hls/{stream}")
 }
 
-/// A playback base with the token before its last path segment: `http://cdn/hls` and a token
-/// give `http://cdn/t/{token}/hls` (the stream's directory follows it as before).
-pub fn signed_base(base: &str, token: &str) -> String {
-    let base = base.trim_end_matches('/');
-    match base.rsplit_once('/') {
-        Some((head, last)) if !head.ends_with('/') => format!("{head}/{PREFIX}/{token}/{last}"),
-        _ => format!("{base}/{PREFIX}/{token}"),
-    }
+/// What the signature covers: the key id, the expiry, the viewer, and the directory it opens
+/// (`{kid}.{expires}.{viewer}/hls/{stream}/` for a live stream).
+pub fn signed_text(kid: &str, expires: i64, viewer: &str, dir: &str) -> String {
+    format!("{kid}.{expires}.{viewer}/{dir}/")
 }
 
-/// Splits a request path `/t/{token}/rest…` into the token and `/rest…`; `None` when the path
-/// carries no token.
-pub fn split_path(path: &str) -> Option<(&str, &str)> {
-    let rest = path.strip_prefix('/')?.strip_prefix(PREFIX)?.strip_prefix('/')?;
-    let (token, tail) = rest.split_at(rest.find('/')?);
-    (!token.is_empty()).then_some((token, tail))
+/// A stream's directory URL with a token in it: `http://cdn/hls/{stream}` and a token give
+/// `http://cdn/hls/{stream}/t/{token}` (what the stream's playlists name follows it as before).
+pub fn signed_dir(stream_dir: &str, token: &str) -> String {
+    format!("{}/{PREFIX}/{token}", stream_dir.trim_end_matches('/'))
 }
 
-/// `path` with its token (if any, even with nothing after it) replaced by `-`: what logs may show.
+/// Splits a path inside a stream's directory, `t/{token}/rest…`, into the token and `rest…`;
+/// `None` when the path carries no token.
+pub fn split_in_stream(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix(PREFIX)?.strip_prefix('/')?;
+    let (token, tail) = rest.split_once('/')?;
+    (!token.is_empty() && !tail.is_empty()).then_some((token, tail))
+}
+
+/// Splits a playback path, `/hls/{stream}/t/{token}/rest…`, into the token and the path without
+/// it, `/hls/{stream}/rest…`; `None` when the path carries no token.
+pub fn split_path(path: &str) -> Option<(&str, String)> {
+    let rest = path.strip_prefix("/hls/")?;
+    let (stream, inside) = rest.split_once('/')?;
+    let (token, tail) = split_in_stream(inside)?;
+    (!stream.is_empty()).then(|| (token, format!("/hls/{stream}/{tail}")))
+}
+
+/// `path` with every token in it (a segment after a `t` segment, even with nothing after it)
+/// replaced by `-`: what logs may show.
 pub fn redact(path: &str) -> std::borrow::Cow<'_, str> {
-    let Some(rest) = path.strip_prefix('/').and_then(|p| p.strip_prefix(PREFIX)).and_then(|p| p.strip_prefix('/'))
-    else {
+    let marker = format!("/{PREFIX}/");
+    if !path.contains(&marker) {
         return path.into();
-    };
-    let tail = rest.find('/').map_or("", |i| &rest[i..]);
-    format!("/{PREFIX}/-{tail}").into()
+    }
+    let mut out = Vec::new();
+    let mut after_marker = false;
+    for segment in path.split('/') {
+        out.push(if after_marker && !segment.is_empty() { "-" } else { segment });
+        after_marker = segment == PREFIX;
+    }
+    out.join("/").into()
 }
 
 #[cfg(test)]
@@ -210,6 +240,25 @@ mod tests {
         assert_eq!(claims, Claims { kid: "a".into(), expires: 2_000, viewer: "viewer-0001".into() });
         assert_eq!(ring.verify(&t, STREAM, 2_000), Err(TokenError::Expired));
         assert_eq!(ring.verify(&t, "0192f3a0-0000-7000-8000-000000000002", 1_000), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_token_opens_one_directory() {
+        let ring = Keyring::parse(A).unwrap();
+        let vod = ring.sign_dir(&format!("vod/{STREAM}"), "viewer-0001", 2_000).unwrap();
+        assert!(ring.verify_dir(&vod, &format!("vod/{STREAM}"), 1_000).is_ok());
+        assert_eq!(
+            ring.verify(&vod, STREAM, 1_000),
+            Err(TokenError::BadSignature),
+            "a VOD's token is not the live one's"
+        );
+        assert_eq!(ring.verify_dir(&vod, &format!("clip/{STREAM}"), 1_000), Err(TokenError::BadSignature));
+        let live = ring.sign(STREAM, "viewer-0001", 2_000).unwrap();
+        assert_eq!(
+            signed_text("a", 2_000, "viewer-0001", &live_dir(STREAM)),
+            format!("a.2000.viewer-0001/hls/{STREAM}/")
+        );
+        assert!(ring.verify_dir(&live, &live_dir(STREAM), 1_000).is_ok());
     }
 
     #[test]
@@ -262,16 +311,20 @@ mod tests {
     }
 
     #[test]
-    fn the_token_rides_in_the_path_before_the_playback_path() {
-        assert_eq!(signed_base("http://cdn.example/hls", "TOK"), "http://cdn.example/t/TOK/hls");
-        assert_eq!(signed_base("http://cdn.example/hls/", "TOK"), "http://cdn.example/t/TOK/hls");
-        assert_eq!(signed_base("http://cdn.example", "TOK"), "http://cdn.example/t/TOK");
-        assert_eq!(split_path("/t/TOK/hls/s1/master.m3u8"), Some(("TOK", "/hls/s1/master.m3u8")));
+    fn the_token_rides_in_the_path_inside_the_streams_directory() {
+        assert_eq!(signed_dir("http://cdn.example/hls/s1", "TOK"), "http://cdn.example/hls/s1/t/TOK");
+        assert_eq!(signed_dir("http://cdn.example/hls/s1/", "TOK"), "http://cdn.example/hls/s1/t/TOK");
+        assert_eq!(split_in_stream("t/TOK/720p/index.m3u8"), Some(("TOK", "720p/index.m3u8")));
+        assert_eq!(split_in_stream("master.m3u8"), None);
+        assert_eq!(split_in_stream("t//master.m3u8"), None);
+        assert_eq!(split_in_stream("t/TOK"), None);
+        assert_eq!(split_in_stream("t/TOK/"), None);
+        assert_eq!(split_path("/hls/s1/t/TOK/dvr/master.m3u8"), Some(("TOK", "/hls/s1/dvr/master.m3u8".to_owned())));
         assert_eq!(split_path("/hls/s1/master.m3u8"), None);
-        assert_eq!(split_path("/t//hls/x"), None);
-        assert_eq!(split_path("/t/TOK"), None);
-        assert_eq!(redact("/t/a.2000.viewer-0001.SIG/hls/s1/x.m4s"), "/t/-/hls/s1/x.m4s");
+        assert_eq!(split_path("/t/TOK/hls/s1/master.m3u8"), None, "the token goes inside the stream's directory");
+        assert_eq!(redact("/hls/s1/t/a.2000.viewer-0001.SIG/x.m4s"), "/hls/s1/t/-/x.m4s");
         assert_eq!(redact("/hls/s1/x.m4s"), "/hls/s1/x.m4s");
-        assert_eq!(redact("/t/a.2000.viewer-0001.SIG"), "/t/-", "a token with nothing after it");
+        assert_eq!(redact("/hls/s1/t/a.2000.viewer-0001.SIG"), "/hls/s1/t/-", "a token with nothing after it");
+        assert_eq!(redact("/cdn/t/A/hls/s1/t/B/x"), "/cdn/t/-/hls/s1/t/-/x", "every token");
     }
 }

@@ -6,7 +6,9 @@ import { compact, navigate, thumbnail, uptime } from "../util";
 const REFRESH_MS = 10_000;
 
 export function StreamCard({ s }: { s: Stream }) {
-  const thumb = thumbnail(s.playback_url);
+  // A restricted channel's thumbnail is behind its signed links, like its video: the card shows
+  // none rather than ask for one the origin refuses.
+  const thumb = (s.playback_access ?? "public") === "public" ? thumbnail(s.playback_url) : null;
   return (
     <a class="card" href={`#/watch/${s.id}`} data-stream={s.id}>
       <div class="thumb">

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { errorText, get, request, type User, type Vod } from "../api";
+import { errorText, get, request, type PlaybackAccess, type User, type Vod } from "../api";
 import { attachVod, setLevel, type VodState } from "../player";
 import { compact } from "../util";
 
@@ -8,6 +8,30 @@ export function duration(secs: number): string {
   const s = Math.round(secs);
   const hms = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
   return (hms[0] ? [hms[0], String(hms[1]).padStart(2, "0")] : [hms[1]]).concat(String(hms[2]).padStart(2, "0")).join(":");
+}
+
+// In place of the player, for a followers-only channel's recording this viewer may not play:
+// following the channel (signed in) asks again, and the player appears.
+function FollowersOnly({ channel, me, reload }: { channel: { id: string; username: string; display_name: string }; me: User | null; reload: () => void }) {
+  const [error, setError] = useState<string | null>(null);
+  const name = channel.display_name || channel.username;
+  const follow = () =>
+    request("PUT", `/api/users/${channel.id}/follow`)
+      .then(reload)
+      .catch((e) => setError(errorText(e)));
+  return (
+    <div class="locked" data-testid="followers-only">
+      <p>Only {name}'s followers can watch this.</p>
+      {me ? (
+        <button type="button" class="primary" onClick={follow} data-testid="follow-to-watch">
+          Follow {name}
+        </button>
+      ) : (
+        <a class="button primary" href="#/login">Sign in to follow</a>
+      )}
+      {error ? <p class="error" role="alert">{error}</p> : null}
+    </div>
+  );
 }
 
 export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
@@ -23,11 +47,12 @@ export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
     get<Vod>(`/api/vods/${vodId}`)
       .then(setVod)
       .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
+  // Signed links are made out to who asked: ask again when that changes.
   useEffect(() => {
     load();
-  }, [vodId]);
+  }, [vodId, me?.id]);
   useEffect(() => {
-    if (!video.current || !vod) return;
+    if (!video.current || !vod?.playback_url) return;
     return attachVod(video.current, vod.playback_url, setPs);
   }, [vod?.playback_url, restarts]);
   // A 404 mid-playback: ask the API whether the broadcast itself is gone; if not, play on (a
@@ -60,7 +85,11 @@ export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
   return (
     <div class="vod">
       <div class="player">
-        <video ref={video} controls playsInline data-testid="vod-video" poster={vod.thumbnail_url ?? undefined} />
+        {vod.playback_url ? (
+          <video ref={video} controls playsInline data-testid="vod-video" poster={vod.thumbnail_url ?? undefined} />
+        ) : (
+          <FollowersOnly channel={vod.streamer} me={me} reload={load} />
+        )}
         {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
       </div>
       <section class="panel">
@@ -109,7 +138,9 @@ interface Clip {
   vod_id: string | null;
   stream_id: string | null;
   duration_secs: number;
-  playback_url: string;
+  // Absent when this viewer may not play it (a followers-only channel's, for anyone else).
+  playback_url: string | null;
+  playback_access: PlaybackAccess;
   created_at: string;
 }
 
@@ -126,9 +157,9 @@ export function ClipPage({ clipId, me }: { clipId: string; me: User | null }) {
       .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
   useEffect(() => {
     load();
-  }, [clipId]);
+  }, [clipId, me?.id]);
   useEffect(() => {
-    if (!video.current || !clip) return;
+    if (!video.current || !clip?.playback_url) return;
     return attachVod(video.current, clip.playback_url, setPs);
   }, [clip?.playback_url]);
   useEffect(() => {
@@ -155,7 +186,11 @@ export function ClipPage({ clipId, me }: { clipId: string; me: User | null }) {
   return (
     <div class="vod">
       <div class="player">
-        <video ref={video} controls playsInline data-testid="clip-video" />
+        {clip.playback_url ? (
+          <video ref={video} controls playsInline data-testid="clip-video" />
+        ) : (
+          <FollowersOnly channel={clip.channel} me={me} reload={load} />
+        )}
         {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
       </div>
       <section class="panel">

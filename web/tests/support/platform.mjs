@@ -32,11 +32,13 @@ export async function startPlatform({ db, prefix, env = {} }) {
     { cwd: workdir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn", ...env } },
   );
   let out = "";
+  // Its last line: the demo stream's address, or the playback one when there is no demo.
+  const ready = env.ONAIR_DEMO === "false" ? "  playback " : "  demo ";
   await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`onair up did not start:\n${out}`)), 60_000);
     proc.stdout.on("data", (d) => {
       out += d;
-      if (out.includes("  demo ")) (clearTimeout(timer), ok());
+      if (out.includes(ready)) (clearTimeout(timer), ok());
     });
     proc.stderr.on("data", (d) => (out += d));
     proc.on("exit", (c) => fail(new Error(`onair up exited (${c}):\n${out}`)));
