@@ -91,3 +91,10 @@ impl Viewer {
         access != PlaybackAccess::Followers || self.followers
     }
 }
+
+/// An answer holding links made out to its caller: no shared cache may keep it.
+pub(crate) type PerCaller<T> = ([(http::HeaderName, &'static str); 1], onair_web::Json<T>);
+
+pub(crate) fn per_caller<T>(body: T) -> PerCaller<T> {
+    ([(http::header::CACHE_CONTROL, "private, no-store")], onair_web::Json(body))
+}

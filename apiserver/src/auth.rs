@@ -51,28 +51,33 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// A caller who may or may not be signed in, for routes open to anyone that some resources
-/// restrict (a followers-only channel). Without a valid token the route answers as it does for
-/// anyone; where it needs to know who is calling, [`Self::require`] gives the reason there is
-/// no one (no token, an expired one, a forged one) as the 401 `AuthUser` would have answered.
+/// restrict (a followers-only channel). No token: the route answers as it does for anyone. A
+/// token that is not valid (expired, forged) is refused with 401, as `AuthUser` refuses it:
+/// answering it as no one would hide a restricted resource from a follower whose token just
+/// expired, where a 401 tells their client to refresh it and ask again.
 #[derive(Debug)]
-pub struct OptionalUser(Result<AuthUser, ApiError>);
+pub struct OptionalUser(Option<AuthUser>);
 
 impl OptionalUser {
+    /// The caller, or 401 `missing_token` when there is none.
     pub fn require(self) -> Result<AuthUser, ApiError> {
-        self.0
+        self.0.ok_or_else(|| ApiError::unauthorized("missing_token", "this resource needs an access token"))
     }
 
-    /// The caller, when the request carries a valid token (a bad one counts as no one).
+    /// The caller, when the request carries a token.
     pub fn user(&self) -> Option<&AuthUser> {
-        self.0.as_ref().ok()
+        self.0.as_ref()
     }
 }
 
 impl FromRequestParts<AppState> for OptionalUser {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Self(AuthUser::from_request_parts(parts, state).await))
+        match bearer(parts)? {
+            None => Ok(Self(None)),
+            Some(token) => verify(state, token).map(|claims| Self(Some(AuthUser(claims)))),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::access::Viewer;
+use crate::access::{PerCaller, Viewer, per_caller};
 use crate::auth::{AuthUser, OptionalUser};
 use crate::error::{ApiError, ApiResult, foreign_key_violation};
 use crate::pagination::{Cursor, Page, PageParams};
@@ -364,15 +364,16 @@ async fn clip_vod(
 /// One clip.
 #[utoipa::path(get, path = "/api/clips/{clip_id}", tag = "clips", params(("clip_id" = Uuid, Path)),
     security((), ("bearer" = [])),
-    responses((status = 200, body = ClipView), (status = 404, body = onair_web::ErrorBody)))]
+    responses((status = 200, body = ClipView), (status = 401, body = onair_web::ErrorBody, description = "a bearer token that is not valid"),
+              (status = 404, body = onair_web::ErrorBody)))]
 async fn get_clip(
     State(state): State<AppState>,
     user: OptionalUser,
     Path(clip_id): Path<Uuid>,
-) -> ApiResult<Json<ClipView>> {
+) -> ApiResult<PerCaller<ClipView>> {
     let row = state.clip_row(clip_id).await?.ok_or(ApiError::NotFound("clip"))?;
     let viewer = Viewer::of(&state, user.user(), UserId(row.channel_id), [row.access()]).await?;
-    Ok(Json(row.into_view(&state, &viewer)))
+    Ok(per_caller(row.into_view(&state, &viewer)))
 }
 
 /// Delete a clip: its channel's owner, whoever made it, or an admin.
@@ -403,13 +404,14 @@ async fn delete_clip(
 /// followers and the streamer only).
 #[utoipa::path(get, path = "/api/users/{user_id}/clips", tag = "clips", params(("user_id" = Uuid, Path), PageParams),
     security((), ("bearer" = [])),
-    responses((status = 200, body = Page<ClipView>), (status = 400, body = onair_web::ErrorBody)))]
+    responses((status = 200, body = Page<ClipView>), (status = 400, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody, description = "a bearer token that is not valid")))]
 async fn user_clips(
     State(state): State<AppState>,
     user: OptionalUser,
     Path(user_id): Path<Uuid>,
     Query(page): Query<PageParams>,
-) -> ApiResult<Json<Page<ClipView>>> {
+) -> ApiResult<PerCaller<Page<ClipView>>> {
     let limit = page.limit()?;
     let after = page.time_cursor()?;
     let rows = sqlx::query_as!(
@@ -427,5 +429,5 @@ async fn user_clips(
     .fetch_all(&state.read_db)
     .await?;
     let viewer = Viewer::of(&state, user.user(), UserId(user_id), rows.iter().map(ClipRow::access)).await?;
-    Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state, &viewer))))
+    Ok(per_caller(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state, &viewer))))
 }

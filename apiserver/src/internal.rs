@@ -85,7 +85,7 @@ async fn verify_stream_key(
             .as_deref()
             .and_then(RecordRenditions::parse)
             .unwrap_or(RecordRenditions::All),
-        playback_access: PlaybackAccess::parse(&stream.playback_access).unwrap_or(PlaybackAccess::Public),
+        playback_access: crate::access::stored(&stream.playback_access),
     }))
 }
 

@@ -58,7 +58,10 @@ pub fn viewer_dir(
     if access == PlaybackAccess::Public {
         return Some(base);
     }
-    let keys = state.delivery.keys.as_ref()?;
+    let Some(keys) = state.delivery.keys.as_ref() else {
+        tracing::error!(kind = kind.word(), id = %id, "a restricted recording needs signed links and no --playback-keys are set");
+        return None;
+    };
     let expires = chrono::Utc::now() + state.delivery.token_ttl + length;
     let token = keys.sign_dir(&token_dir(kind, id), viewer, expires.timestamp()).ok()?;
     Some(onair_playback_token::signed_dir(&base, &token))
@@ -134,7 +137,7 @@ async fn serve(state: &AppState, kind: Kind, id_text: &str, path: &str) -> Respo
         Ok(Some(found)) => found,
         Ok(None) => return not_found(),
         Err(e) => {
-            tracing::warn!(id = %id, error = %e, "playback lookup failed");
+            tracing::warn!(kind = kind.word(), id = %id, error = %e, "playback lookup failed");
             return unavailable();
         }
     };
@@ -150,7 +153,7 @@ async fn serve(state: &AppState, kind: Kind, id_text: &str, path: &str) -> Respo
                 None => Err(onair_playback_token::TokenError::NoKeys),
             };
             if let Err(why) = checked {
-                tracing::debug!(id = %id, reason = %why, "playback token refused");
+                tracing::debug!(kind = kind.word(), id = %id, reason = %why, "playback token refused");
                 return HttpError::new(
                     StatusCode::FORBIDDEN,
                     "invalid_playback_token",
@@ -174,7 +177,7 @@ async fn serve(state: &AppState, kind: Kind, id_text: &str, path: &str) -> Respo
         Ok(got) => got,
         Err(object_store::Error::NotFound { .. }) => return not_found(),
         Err(e) => {
-            tracing::warn!(id = %id, key = %key, error = %e, "reading a recorded file failed");
+            tracing::warn!(kind = kind.word(), id = %id, key = %key, error = %e, "reading a recorded file failed");
             return unavailable();
         }
     };

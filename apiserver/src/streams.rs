@@ -125,7 +125,7 @@ impl StreamRow {
             created_at: self.created_at,
             started_at: self.started_at,
             ended_at: self.ended_at,
-            playback_access: PlaybackAccess::parse(&self.playback_access).unwrap_or(PlaybackAccess::Public),
+            playback_access: crate::access::stored(&self.playback_access),
             playback_url,
             dvr_url: None,
             media: None,

@@ -6,14 +6,14 @@ use chrono::{DateTime, Utc};
 use http::StatusCode;
 use onair_domain::{PlaybackAccess, StreamId, UserId};
 use onair_recording::Rel;
-use onair_web::{Json, Path, Query};
+use onair_web::{Path, Query};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::access::Viewer;
+use crate::access::{PerCaller, Viewer, per_caller};
 use crate::auth::{AuthUser, OptionalUser};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Cursor, Page, PageParams};
@@ -141,13 +141,14 @@ impl AppState {
 /// `playback_url` for its followers (and the streamer) only.
 #[utoipa::path(get, path = "/api/users/{user_id}/vods", tag = "vods", params(("user_id" = Uuid, Path), PageParams),
     security((), ("bearer" = [])),
-    responses((status = 200, body = Page<VodView>), (status = 400, body = onair_web::ErrorBody)))]
+    responses((status = 200, body = Page<VodView>), (status = 400, body = onair_web::ErrorBody),
+              (status = 401, body = onair_web::ErrorBody, description = "a bearer token that is not valid")))]
 async fn user_vods(
     State(state): State<AppState>,
     user: OptionalUser,
     Path(user_id): Path<Uuid>,
     Query(page): Query<PageParams>,
-) -> ApiResult<Json<Page<VodView>>> {
+) -> ApiResult<PerCaller<Page<VodView>>> {
     let limit = page.limit()?;
     let after = page.time_cursor()?;
     let rows = sqlx::query_as!(
@@ -166,22 +167,23 @@ async fn user_vods(
     .fetch_all(&state.read_db)
     .await?;
     let viewer = Viewer::of(&state, user.user(), UserId(user_id), rows.iter().map(VodRow::access)).await?;
-    Ok(Json(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state, &viewer))))
+    Ok(per_caller(Page::from_rows(rows, limit, |r| Cursor((r.created_at, r.id)), |r| r.into_view(&state, &viewer))))
 }
 
 /// One VOD (as listed: a followers-only channel's has a `playback_url` for its followers and
 /// the streamer only).
 #[utoipa::path(get, path = "/api/vods/{vod_id}", tag = "vods", params(("vod_id" = Uuid, Path)),
     security((), ("bearer" = [])),
-    responses((status = 200, body = VodView), (status = 404, body = onair_web::ErrorBody)))]
+    responses((status = 200, body = VodView), (status = 401, body = onair_web::ErrorBody, description = "a bearer token that is not valid"),
+              (status = 404, body = onair_web::ErrorBody)))]
 async fn get_vod(
     State(state): State<AppState>,
     user: OptionalUser,
     Path(vod_id): Path<Uuid>,
-) -> ApiResult<Json<VodView>> {
+) -> ApiResult<PerCaller<VodView>> {
     let row = state.vod_row(vod_id).await?.ok_or(ApiError::NotFound("vod"))?;
     let viewer = Viewer::of(&state, user.user(), UserId(row.user_id), [row.access()]).await?;
-    Ok(Json(row.into_view(&state, &viewer)))
+    Ok(per_caller(row.into_view(&state, &viewer)))
 }
 
 /// Delete a VOD now (its channel's owner or an admin): it stops playing at once and its

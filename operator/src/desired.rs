@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource as _, ResourceExt as _};
-use onair_crds::{LiveStream, StreamTier};
+use onair_crds::{LiveStream, PlaybackAccess, StreamTier};
 use secrecy::ExposeSecret as _;
 
 use crate::config::OperatorConfig;
@@ -308,13 +308,16 @@ fn worker(
         env("ONAIR_MEDIA_DIR", MEDIA_DIR),
         env("ONAIR_STREAM_ID", spec.stream_id.to_string()),
         env("ONAIR_TIER", if spec.tier == StreamTier::Partner { "partner" } else { "free" }),
-        // What the media refuses when the apiserver cannot say (a LiveStream applied with
-        // kubectl, an apiserver that does not answer the key check).
-        env("ONAIR_PLAYBACK_ACCESS", spec.playback_access.flag()),
         // The ingest pod and its transcode pods agree on LL-HLS or standard HLS.
         env("ONAIR_LATENCY", spec.latency.worker_arg()),
         env("ONAIR_LOG_FORMAT", "json"),
     ];
+    // A restricted stream's pods refuse its plain playback paths whatever the apiserver says (or
+    // when it cannot). Absent for public ones, the default: an operator upgrade leaves the pod
+    // templates of running public streams as they were (a changed template restarts them).
+    if spec.playback_access != PlaybackAccess::Public {
+        env_vars.push(env("ONAIR_PLAYBACK_ACCESS", spec.playback_access.flag()));
+    }
     env_vars.extend(role_env);
     env_vars.extend(origin_env(config));
     env_vars.extend([
@@ -771,6 +774,17 @@ mod tests {
         let path = &rule.http.as_ref().unwrap().paths[0];
         assert_eq!(path.path.as_deref(), Some("/hls/0195e4a0-0000-7000-8000-000000000001"));
         assert_eq!(path.backend.service.as_ref().unwrap().name, "alice-hls");
+    }
+
+    /// A restricted stream's pods know it without the apiserver; a public one's templates carry
+    /// nothing new (an operator upgrade must not change, and so restart, running pods).
+    #[test]
+    fn a_restricted_streams_pods_are_told_who_may_play_it() {
+        let part = Part { name: "t0".into(), renditions: vec!["360p".into()], millicores: 100 };
+        let d = desired(&ls(json!({"playbackAccess": "Followers"})), &config(), std::slice::from_ref(&part));
+        assert_eq!(env_of(&d.ingest)["ONAIR_PLAYBACK_ACCESS"]["value"], "followers");
+        let d = desired(&ls(json!({})), &config(), &[part]);
+        assert!(!env_of(&d.ingest).contains_key("ONAIR_PLAYBACK_ACCESS"));
     }
 
     /// Kubernetes' `Prefix` match: the path's `/`-separated elements begin the request's.

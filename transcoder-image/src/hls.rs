@@ -69,7 +69,8 @@ pub async fn serve(
 fn verify_token(state: &WorkerState, stream_id: &str, token: &str) -> Result<StreamId, HttpError> {
     let refused = |why: onair_playback_token::TokenError| {
         state.metrics.playback_tokens_refused.inc();
-        tracing::debug!(stream_id = %stream_id, reason = %why, "playback token refused");
+        // The id as asked (unchecked, so Debug-escaped).
+        tracing::debug!(stream_id = ?stream_id, reason = %why, "playback token refused");
         HttpError::new(StatusCode::FORBIDDEN, "invalid_playback_token", "this playback link is not valid (or expired)")
     };
     let keys = state.playback_keys.as_ref().ok_or_else(|| refused(onair_playback_token::TokenError::NoKeys))?;

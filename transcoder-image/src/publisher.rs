@@ -90,7 +90,11 @@ impl WorkerState {
                 owner
             }
         };
-        self.set_signed_only(owner.stream_id, owner.signed_only());
+        // A per-stream pod's resource says too (`--playback-access`): whichever is stricter.
+        let floor = self.config.only_stream.is_some()
+            && onair_domain::PlaybackAccess::parse(&self.config.playback_access)
+                .is_none_or(|a| a != onair_domain::PlaybackAccess::Public);
+        self.set_signed_only(owner.stream_id, owner.signed_only() || floor);
         let mut slots = self.slots.lock();
         let slot = slots.entry(owner.stream_id).or_default();
         if slot.publishing {
@@ -260,11 +264,15 @@ impl WorkerState {
                 if let Some(recorder) = &state.recorder {
                     recorder.forget(stream);
                 }
-                if tokio::fs::remove_dir_all(&later).await.is_ok() {
+                let removed = tokio::fs::remove_dir_all(&later).await;
+                if removed.is_ok() {
                     tracing::info!(stream_id = %stream, "ended stream's media removed");
                 }
-                // Only once nothing of it is left to serve: plain paths stay refused until then.
-                state.set_signed_only(stream, false);
+                // Only once nothing of it is left to serve: plain paths stay refused until then
+                // (a removal that failed partway leaves files, and the mark with them).
+                if removed.is_ok() || !later.exists() {
+                    state.set_signed_only(stream, false);
+                }
             }
         });
         let packaged = self.ll.get(stream).map(|s| s.renditions()).unwrap_or_default();

@@ -125,16 +125,22 @@ impl WorkerState {
     /// the plain paths of what is left of it (`load_signed_only`), until retention removes the
     /// folder.
     pub fn set_signed_only(&self, stream: StreamId, signed: bool) {
+        {
+            let mut set = self.signed_only.lock().unwrap_or_else(|e| e.into_inner());
+            if signed {
+                set.insert(stream);
+            } else {
+                set.remove(&stream);
+            }
+        }
+        // Outside the lock every playback request takes; a tiny file, once per publish.
         let marker = self.stream_dir(stream).join(SIGNED_ONLY_MARKER);
-        let mut set = self.signed_only.lock().unwrap_or_else(|e| e.into_inner());
         if signed {
-            set.insert(stream);
             let written = std::fs::create_dir_all(self.stream_dir(stream)).and_then(|()| std::fs::write(&marker, b""));
             if let Err(e) = written {
                 tracing::error!(stream_id = %stream, error = %e, "could not mark the stream signed-only on disk");
             }
         } else {
-            set.remove(&stream);
             let _ = std::fs::remove_file(&marker);
         }
     }

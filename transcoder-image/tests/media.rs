@@ -1708,7 +1708,7 @@ const PLAYBACK_KEYS: &str =
 async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_does_not() {
     let env = env().await;
     let key = "live_signed_playback_0123456789";
-    let (stream, rtmp, base, _dir) = env.kubectl_stream_worker(key, &["--playback-keys", PLAYBACK_KEYS]).await;
+    let (stream, rtmp, base, dir) = env.kubectl_stream_worker(key, &["--playback-keys", PLAYBACK_KEYS]).await;
     let _publisher = publish(&format!("{rtmp}/{key}"), 30);
     let ring = onair_playback_token::Keyring::parse(PLAYBACK_KEYS).unwrap();
     let now = chrono::Utc::now().timestamp();
@@ -1756,10 +1756,15 @@ async fn a_signed_playback_url_plays_through_its_relative_uris_and_a_forged_one_
     // One spelling of the stream id: the token is for the canonical one.
     let upper = format!("{base}/hls/{}/t/{token}/master.m3u8", stream.to_uppercase());
     assert_eq!(env.http.get(upper).send().await.unwrap().status(), 403);
-    // The token opens its stream's directory and nothing beside it.
+    // The token opens its stream's directory and nothing beside it: not a sibling stream's
+    // files (there for the taking, were `..` followed), not another stream's directory.
     let other = uuid::Uuid::new_v4();
-    let escape = format!("{}/..%2F..%2F..%2F{other}%2Fmaster.m3u8", signed(&token));
-    assert_ne!(env.http.get(escape).send().await.unwrap().status(), 200);
+    std::fs::create_dir_all(dir.path().join(other.to_string())).unwrap();
+    for file in ["thumb.jpg", "master.m3u8"] {
+        std::fs::write(dir.path().join(other.to_string()).join(file), "another stream's").unwrap();
+        let escape = format!("{}/..%2F{other}%2F{file}", signed(&token));
+        assert_eq!(env.http.get(&escape).send().await.unwrap().status(), 404, "{escape}");
+    }
     let moved = format!("{base}/hls/{other}/t/{token}/master.m3u8");
     assert_eq!(env.http.get(moved).send().await.unwrap().status(), 403, "another stream's directory");
     // A worker without keys refuses every signed path.

@@ -170,8 +170,15 @@ export async function request<T>(method: string, url: string, body?: unknown): P
       credentials: "same-origin",
     });
   };
+  const sentToken = accessToken;
   let res = await send();
-  if (res.status === 401 && accessToken && (await refresh())) res = await send();
+  // A token that is no longer valid: refresh it and ask again. When the session cannot be
+  // refreshed it is gone, and the request goes again as no one (routes open to anyone answer;
+  // the others say 401 missing_token).
+  if (res.status === 401 && sentToken) {
+    await refresh();
+    res = await send();
+  }
   if (!res.ok) throw await parseError(res);
   if (res.status === 204 || res.status === 202) return undefined as T;
   return (await res.json()) as T;

@@ -637,16 +637,18 @@ async fn a_followers_only_channels_vods_and_clips_play_for_its_followers_only() 
     let media = String::from_utf8(media).unwrap();
     let segment = media.lines().find(|l| l.starts_with("seg/")).unwrap();
     assert_eq!(fetch(&app, &format!("{signed_dir}/360p/{segment}")).await.0, StatusCode::OK);
-    // The token opens that VOD's directory only: not the clip's, not another spelling, not forged.
+    // The token opens that VOD's directory only: not the clip's, not another spelling, not forged
+    // (its signature's first character changed: a well-formed token that does not verify).
     let token = signed_dir.rsplit('/').next().unwrap();
+    let forged = |token: &str| {
+        let (claims, signature) = token.rsplit_once('.').unwrap();
+        let first = if signature.starts_with('A') { 'B' } else { 'A' };
+        format!("{claims}.{first}{}", &signature[1..])
+    };
     let elsewhere = [
         format!("/clip/{clip_id}/t/{token}/master.m3u8"),
         format!("/vod/{}/t/{token}/master.m3u8", vod.to_string().to_uppercase()),
-        format!(
-            "/vod/{vod}/t/{}{}/master.m3u8",
-            &token[..token.len() - 1],
-            if token.ends_with('A') { 'B' } else { 'A' }
-        ),
+        format!("/vod/{vod}/t/{}/master.m3u8", forged(token)),
         format!("/vod/{vod}/t/not-a-token/master.m3u8"),
     ];
     for path in elsewhere {

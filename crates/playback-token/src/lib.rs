@@ -11,8 +11,9 @@
 //! viewer); one that does not passes the path through and the origin verifies it.
 //!
 //! The signature is HMAC-SHA256 under the key named by `kid`, over
-//! `{kid}.{expires}.{viewer}/hls/{stream}/`, base64url without padding: it covers the whole
-//! stream directory and nothing else, so a token for one stream opens no other. Keys rotate
+//! `{kid}.{expires}.{viewer}/{dir}/`, base64url without padding, where `dir` is the directory
+//! the token opens (`hls/{stream}` for a live stream, `vod/{id}` or `clip/{id}` for recorded
+//! media): it covers that whole directory and nothing else, so a token for one opens no other. Keys rotate
 //! without breaking viewers mid-stream: add the new key beside the old, make it the one that
 //! signs, and drop the old one once every token it signed has expired.
 
@@ -208,8 +209,18 @@ pub fn split_path(path: &str) -> Option<(&str, String)> {
 }
 
 /// `path` with every token in it (a segment after a `t` segment, even with nothing after it)
-/// replaced by `-`: what logs may show.
+/// replaced by `-`: what logs may show. A path with percent-escapes is decoded first (routers
+/// decode `t%2F{token}` into a token the server accepts; the log must not keep it).
 pub fn redact(path: &str) -> std::borrow::Cow<'_, str> {
+    // Once, as a router decodes it.
+    if path.contains('%') {
+        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        return redact_decoded(&decoded).into_owned().into();
+    }
+    redact_decoded(path)
+}
+
+fn redact_decoded(path: &str) -> std::borrow::Cow<'_, str> {
     let marker = format!("/{PREFIX}/");
     if !path.contains(&marker) {
         return path.into();
@@ -326,5 +337,8 @@ mod tests {
         assert_eq!(redact("/hls/s1/x.m4s"), "/hls/s1/x.m4s");
         assert_eq!(redact("/hls/s1/t/a.2000.viewer-0001.SIG"), "/hls/s1/t/-", "a token with nothing after it");
         assert_eq!(redact("/cdn/t/A/hls/s1/t/B/x"), "/cdn/t/-/hls/s1/t/-/x", "every token");
+        assert_eq!(redact("/hls/s1/t%2FSECRET%2Fmaster.m3u8"), "/hls/s1/t/-/master.m3u8", "escaped slashes");
+        assert_eq!(redact("/hls/s1/%74/SECRET/x"), "/hls/s1/t/-/x", "an escaped t");
+        assert_eq!(redact("/hls/s1/%2525"), "/hls/s1/%25", "decoded once");
     }
 }

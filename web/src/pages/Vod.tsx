@@ -12,7 +12,7 @@ export function duration(secs: number): string {
 
 // In place of the player, for a followers-only channel's recording this viewer may not play:
 // following the channel (signed in) asks again, and the player appears.
-function FollowersOnly({ channel, me, reload }: { channel: { id: string; username: string; display_name: string }; me: User | null; reload: () => void }) {
+function FollowersOnly({ channel, me, reload }: { channel: Channel; me: User | null; reload: () => void }) {
   const [error, setError] = useState<string | null>(null);
   const name = channel.display_name || channel.username;
   const follow = () =>
@@ -30,6 +30,19 @@ function FollowersOnly({ channel, me, reload }: { channel: { id: string; usernam
         <a class="button primary" href="#/login">Sign in to follow</a>
       )}
       {error ? <p class="error" role="alert">{error}</p> : null}
+    </div>
+  );
+}
+
+type Channel = { id: string; username: string; display_name: string };
+
+// What shows in place of the player when the API gave this viewer no link: the followers-only
+// lock, or (a server that cannot sign links) a plain notice.
+function Locked({ access, channel, me, reload }: { access: PlaybackAccess; channel: Channel; me: User | null; reload: () => void }) {
+  if (access === "followers") return <FollowersOnly channel={channel} me={me} reload={reload} />;
+  return (
+    <div class="locked" data-testid="unplayable">
+      <p>This recording cannot be played right now.</p>
     </div>
   );
 }
@@ -88,7 +101,7 @@ export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
         {vod.playback_url ? (
           <video ref={video} controls playsInline data-testid="vod-video" poster={vod.thumbnail_url ?? undefined} />
         ) : (
-          <FollowersOnly channel={vod.streamer} me={me} reload={load} />
+          <Locked access={vod.playback_access} channel={vod.streamer} me={me} reload={load} />
         )}
         {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
       </div>
@@ -189,7 +202,7 @@ export function ClipPage({ clipId, me }: { clipId: string; me: User | null }) {
         {clip.playback_url ? (
           <video ref={video} controls playsInline data-testid="clip-video" />
         ) : (
-          <FollowersOnly channel={clip.channel} me={me} reload={load} />
+          <Locked access={clip.playback_access} channel={clip.channel} me={me} reload={load} />
         )}
         {ps?.error ? <div class="player-msg">{ps.error}</div> : null}
       </div>
