@@ -60,7 +60,7 @@ impl UserRow {
         RecordRenditions::parse(&self.record_renditions).unwrap_or(RecordRenditions::All)
     }
     fn playback_access(&self) -> PlaybackAccess {
-        PlaybackAccess::parse(&self.playback_access).unwrap_or(PlaybackAccess::Public)
+        crate::access::stored(&self.playback_access)
     }
 }
 

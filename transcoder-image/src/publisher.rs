@@ -71,14 +71,10 @@ impl WorkerState {
                     // A stream the apiserver does not know has no recording to finish.
                     record: false,
                     record_renditions: None,
-                    // What the resource says, and never less than an earlier check said (an
-                    // apiserver that stopped answering does not open a restricted stream).
-                    playback_access: Some(if self.signed_only(StreamId(only)) {
-                        onair_domain::PlaybackAccess::Signed
-                    } else {
-                        onair_domain::PlaybackAccess::parse(&self.config.playback_access)
-                            .unwrap_or(onair_domain::PlaybackAccess::Followers)
-                    }),
+                    // Never less than an earlier check said (an apiserver that stopped
+                    // answering does not open a restricted stream); the resource's own value is
+                    // the floor below.
+                    playback_access: self.signed_only(StreamId(only)).then_some(onair_domain::PlaybackAccess::Signed),
                 },
                 Err(r) => return Err(r.label()),
             },
