@@ -61,11 +61,21 @@ after(async () => {
 async function watchFreezes(page) {
   await page.evaluate(() => {
     const v = document.querySelector("video");
-    const w = (window.__freezes = { spans: [], since: null, last: v.currentTime, at: performance.now() });
+    const w = (window.__freezes = { spans: [], since: null, last: v.currentTime, at: performance.now(), events: [] });
+    // A timeline for the log: what the player did around each freeze (a failing run says why).
+    const p = window.__onairPlayer;
+    const note = (what) => w.events.length < 200 && w.events.push([Math.round(performance.now()), what]);
+    p.hls.on("hlsLevelSwitching", (_e, d) => note(`level ${d.level}`));
+    p.hls.on("hlsError", (_e, d) => note(`error ${d.details}${d.fatal ? " (fatal)" : ""}`));
+    const move = p.sources.onMove;
+    p.sources.onMove = (from, to, reason) => (note(`moved ${from.name} -> ${to.name} (${reason})`), move?.(from, to, reason));
     setInterval(() => {
       const now = performance.now();
       if (v.currentTime !== w.last || v.paused) {
-        if (w.since != null && now - w.since > 250) w.spans.push(Math.round(now - w.since));
+        if (w.since != null && now - w.since > 250) {
+          w.spans.push(Math.round(now - w.since));
+          note(`froze ${Math.round(now - w.since)} ms from ${Math.round(w.since)}, buffered ${(v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0).toFixed(2)} s`);
+        }
         w.since = null;
         w.last = v.currentTime;
       } else if (w.since == null) {
@@ -81,6 +91,11 @@ async function freezesSince(page, mark) {
     const open = w.since != null ? [Math.round(performance.now() - w.since)] : [];
     return [...w.spans.slice(m), ...open].filter((ms) => ms > 250);
   }, mark);
+}
+
+// The player's timeline since `from` (page ms), in ms relative to it.
+async function timeline(page, from) {
+  return page.evaluate((f) => window.__freezes.events.filter(([t]) => t >= f - 3000).map(([t, e]) => `${Math.round(t - f)} ms: ${e}`), from);
 }
 
 async function advances(page, ms) {
@@ -108,7 +123,7 @@ test("a viewer of a signed channel plays through the first CDN and keeps playing
   assert.equal(start.status, 201, JSON.stringify(start.body));
   const id = start.body.stream.id;
   state.id = id;
-  state.publisher = publish(`${start.body.ingest.url}/${start.body.ingest.stream_key}`, 240);
+  state.publisher = publish(`${start.body.ingest.url}/${start.body.ingest.stream_key}`, 240, { size: "640x360" });
   while ((await api(`/api/streams/${id}`)).body.playback_url == null) await new Promise((r) => setTimeout(r, 200));
 
   // The plain URL the stream's state shows does not play for a signed channel.
@@ -157,12 +172,13 @@ test("a viewer of a signed channel plays through the first CDN and keeps playing
 
   await watchFreezes(page);
   assert.ok((await advances(page, 3000)) > 2, "playing before the outage");
+  const stoppedAt = await page.evaluate(() => performance.now());
   await first.stop();
   const played = await advances(page, 10_000);
   const now = await page.evaluate(() => window.__onairPlayer.sources.current.name);
   const freezes = await freezesSince(page, 0);
   state.firstOutageFreezes = freezes;
-  console.log("first CDN stopped", { from: first.name, to: now, played_s: played, freezes_ms: freezes });
+  console.log("first CDN stopped", { from: first.name, to: now, played_s: played, freezes_ms: freezes, timeline: await timeline(page, stoppedAt) });
   assert.equal(now, second.name, "the player moved to the second CDN");
   assert.ok(played > 7, `the video went on (${played.toFixed(2)} s of 10 s)`);
   assert.ok(freezes.length <= 1, `at most one stall: ${freezes}`);
@@ -241,11 +257,12 @@ test("with both CDNs stopped the video goes on from the origin, which refuses a 
   await page.waitForFunction(() => document.querySelector("video").currentTime > 0 && window.__freezes.since == null, null, { timeout: 15_000 });
   await advances(page, 1000);
   const mark = (await page.evaluate(() => window.__freezes.spans.length));
+  const stoppedAt = await page.evaluate(() => performance.now());
   await second.stop();
   const played = await advances(page, 10_000);
   const now = await page.evaluate(() => window.__onairPlayer.sources.current.name);
   const freezes = await freezesSince(page, mark);
-  console.log("second CDN stopped", { to: now, played_s: played, freezes_ms: freezes });
+  console.log("second CDN stopped", { to: now, played_s: played, freezes_ms: freezes, timeline: await timeline(page, stoppedAt) });
   assert.equal(now, "origin");
   assert.ok(played > 7, `the video went on from the origin (${played.toFixed(2)} s of 10 s)`);
   assert.ok(freezes.every((ms) => ms < 3000), `no stall of 3 s or more: ${freezes}`);
