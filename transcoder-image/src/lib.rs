@@ -26,6 +26,7 @@ mod server;
 mod shed;
 mod slots;
 mod state;
+mod sweep;
 mod transcoders;
 mod worker;
 

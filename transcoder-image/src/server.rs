@@ -52,6 +52,8 @@ pub async fn run(
         .route("/internal/streams/{stream_id}/ll/{rendition}", axum::routing::put(crate::ll::ingest))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
+    // What an earlier run left in the media folder goes once its retention is up.
+    let sweep = tokio::spawn(crate::sweep::run(state.clone()));
     let uploads = state.recorder.as_ref().map(|r| r.start());
     let reports = state.recorder.clone().map(|r| tokio::spawn(crate::record::report::run(r, state.api.clone())));
     let recorder = state.recorder.clone();
@@ -61,6 +63,7 @@ pub async fn run(
     // recorder's last flush below needs the rest of the pod's grace period (30 s by default).
     let result = onair_web::serve_draining(http, router, shutdown, HTTP_DRAIN).await;
     accept.abort();
+    sweep.abort();
     // A transcode pod going away kills its encoder with it (the child dies on drop).
     if let Some(f) = follow {
         f.abort();

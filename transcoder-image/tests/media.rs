@@ -1848,6 +1848,60 @@ async fn a_restricted_stream_the_apiserver_cannot_vouch_for_stays_restricted_acr
     assert_eq!(refused_plain(restarted).await, want, "what is left stays behind the token");
 }
 
+/// A worker that restarts has lost the timers that remove ended streams' folders: what an
+/// earlier run left goes once nothing was written to it for the retention period, while the
+/// stream the worker plays is left alone: its LL-HLS media lives in memory, and its folder holds
+/// only its signed-only mark, written once, which must stay.
+#[tokio::test]
+async fn what_an_earlier_run_left_in_the_media_folder_goes_after_the_retention_period() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    // An ended restricted stream's folder, with its signed-only mark, from before the restart.
+    let leftover = dir.path().join(uuid::Uuid::new_v4().to_string());
+    std::fs::create_dir_all(leftover.join("240p")).unwrap();
+    std::fs::write(leftover.join("240p/index.m3u8"), "#EXTM3U\n#EXT-X-ENDLIST\n").unwrap();
+    std::fs::write(leftover.join(".signed-only"), "").unwrap();
+    // Not a stream's folder: never touched.
+    std::fs::create_dir_all(dir.path().join("recordings")).unwrap();
+
+    let key = "live_sweep_0123456789abcdef";
+    let hash = onair_domain::contracts::stream_key::hash_hex(key);
+    let stream = uuid::Uuid::new_v4().to_string();
+    let flags = [
+        "--stream-key-hash",
+        &hash,
+        "--trust-key-hash",
+        "true",
+        "--retention-secs",
+        "2",
+        "--latency",
+        "low",
+        "--playback-keys",
+        PLAYBACK_KEYS,
+        "--playback-access",
+        "signed",
+    ];
+    let (rtmp, base) = spawn_worker(env.worker_args(dir.path(), &stream, &flags), std::future::pending()).await;
+    let _publisher = publish(&format!("{rtmp}/{key}"), 30);
+    let ring = onair_playback_token::Keyring::parse(PLAYBACK_KEYS).unwrap();
+    let token = ring.sign(&stream, "viewer-0001", chrono::Utc::now().timestamp() + 600).unwrap();
+    let master = format!("{base}/hls/{stream}/t/{token}/master.m3u8");
+    onair_testkit::eventually(Duration::from_secs(20), || async { get_text(&env.http, &master).await }).await;
+
+    // Retention (2 s) and a sweep (every 1 s) later, the leftover is gone.
+    onair_testkit::eventually(Duration::from_secs(10), || async { (!leftover.exists()).then_some(()) }).await;
+    assert!(dir.path().join("recordings").exists(), "what is not a stream's folder stays");
+    // Several sweeps on, the live stream still plays from fresh parts.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, playlist) = get_text(&env.http, &master).await.expect("the live stream's master playlist");
+    let rendition = playlist.lines().find(|l| l.ends_with(".m3u8")).expect("a rendition");
+    let url = format!("{base}/hls/{stream}/t/{token}/{rendition}");
+    let (_, media) = get_text(&env.http, &url).await.expect("its media playlist");
+    assert!(media.contains("#EXT-X-PART:") && !media.contains("#EXT-X-ENDLIST"), "{media}");
+    let plain = env.http.get(format!("{base}/hls/{stream}/master.m3u8")).send().await.unwrap();
+    assert_eq!(plain.status(), 403, "the live stream's plain paths stay refused");
+}
+
 /// The origin's direct-viewer capacity: a flood past it gets 503 + Retry-After + no-store (a
 /// player backs off; no cache keeps it), an edge with the secret is not metered, and the
 /// counters say who reached the origin.
