@@ -31,9 +31,13 @@ export class Failover {
   // Listeners told of each move (the player's UI and tests).
   onMove?: (from: PlaybackSource, to: PlaybackSource, reason: FailoverReason) => void;
 
-  constructor(sources: PlaybackSource[], private dvr = false) {
+  // `from`: the name of the source to start from when the list has it (a player restarted, e.g.
+  // into or out of the rewind window, keeps to the source it had moved to rather than asking
+  // again those it left).
+  constructor(sources: PlaybackSource[], private dvr = false, from?: string) {
     if (sources.length === 0) throw new Error("no playback sources");
     this.sources = sources;
+    this.index = Math.max(0, sources.findIndex((s) => s.name === from));
     this.dirs = sources.map((s) => [dirOf(this.urlOf(s))]);
   }
 

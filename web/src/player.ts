@@ -180,30 +180,41 @@ export interface VodState {
   error: string | null;
   // A playlist or segment answered 404: the VOD was deleted (or expired) while it played.
   gone: boolean;
+  // One answered 403: the link expired (signed links last a while, made out to who asked) or
+  // the channel's rule changed. A fresh link from the API may play.
+  refused: boolean;
 }
 
 // hls.js for a finished broadcast: a VOD playlist, the whole of it seekable, no live edge.
-export function attachVod(video: HTMLVideoElement, url: string, onState: (s: VodState) => void): () => void {
-  const state: VodState = { levels: [], playingLevel: -1, error: null, gone: false };
+// `startAt`: where to start (seconds), for a player restarted on a fresh link.
+export function attachVod(video: HTMLVideoElement, url: string, onState: (s: VodState) => void, startAt?: number): () => void {
+  const state: VodState = { levels: [], playingLevel: -1, error: null, gone: false, refused: false };
   const emit = () => onState({ ...state });
   if (!Hls.isSupported()) {
     video.src = url;
+    if (startAt) video.addEventListener("loadedmetadata", () => (video.currentTime = startAt), { once: true });
     return () => video.removeAttribute("src");
   }
-  const hls = new Hls({ lowLatencyMode: false, backBufferLength: 60 });
+  const hls = new Hls({ lowLatencyMode: false, backBufferLength: 60, startPosition: startAt ?? -1 });
   autoplay(hls, video);
   hls.loadSource(url);
   hls.attachMedia(video);
   track(hls, state, emit, "this broadcast cannot be played", {
     before: (data) => {
-      if (data.response?.code !== 404) return false;
-      state.gone = true;
-      state.error = "this broadcast is no longer available";
+      const code = data.response?.code;
+      if (code !== 404 && code !== 403) return false;
+      if (code === 404) {
+        state.gone = true;
+        state.error = "this broadcast is no longer available";
+      } else {
+        state.refused = true;
+        state.error = "renewing this link…";
+      }
       hls.stopLoad();
       emit();
       return true;
     },
-    stands: () => state.gone,
+    stands: () => state.gone || state.refused,
   });
   expose(video, hls, "vod");
   return () => hls.destroy();
@@ -213,7 +224,7 @@ export function attachVod(video: HTMLVideoElement, url: string, onState: (s: Vod
 // `backSecs` behind the wall clock, found by the segments' PROGRAM-DATE-TIME, and stays there
 // (no catching up: the viewer chose to be behind).
 export function attachDvr(video: HTMLVideoElement, sources: Failover, backSecs: number, onState: (s: VodState) => void): () => void {
-  const state: VodState = { levels: [], playingLevel: -1, error: null, gone: false };
+  const state: VodState = { levels: [], playingLevel: -1, error: null, gone: false, refused: false };
   const emit = () => onState({ ...state });
   const hls = new Hls({ lowLatencyMode: false, maxLiveSyncPlaybackRate: 1, backBufferLength: 60, loader: sources.loader() });
   let placed = false;

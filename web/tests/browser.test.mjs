@@ -334,9 +334,64 @@ test("a streamer makes the channel's links signed from the dashboard and a viewe
     assert.equal(plain.status, 403);
     assert.deepEqual(errors, []);
     await viewer.context().close();
+
+    await streamer.click("text=End stream");
+    await streamer.waitForSelector("[data-testid=stream-status]:has-text('OFFLINE')", { timeout: 15_000 });
   } finally {
     publisher.kill("SIGINT");
   }
+
+  // The broadcast's VOD keeps the channel's rule: a signed link, made out to the viewer. One
+  // that is refused mid-playback (it expired: links last the token lifetime plus the VOD's
+  // length) is renewed by the page, which plays on from where it was.
+  const link = streamer.locator("[data-testid=vod-link]").first();
+  await link.waitFor({ timeout: 60_000 });
+  const vodId = (await link.getAttribute("href")).split("/").pop();
+  const errors = [];
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const viewer = await context.newPage();
+  viewer.on("pageerror", (e) => errors.push(`${e}`));
+  await viewer.goto(`${BASE}/#/vod/${vodId}`);
+  const video = "[data-testid=vod-video]";
+  await viewer.waitForFunction((v) => document.querySelector(v)?.currentTime > 0.5, video, { timeout: 25_000 });
+  const first = await viewer.evaluate(() => window.__onairPlayer.hls.url);
+  const token = first.match(/\/vod\/[^/]+\/t\/([^/]+)\//)?.[1];
+  assert.ok(token, `a signed VOD link: ${first}`);
+  // From now on the origin refuses this link, as it does an expired one.
+  await viewer.route(`**/t/${token}/**`, (route) =>
+    route.fulfill({
+      status: 403,
+      contentType: "application/json",
+      body: JSON.stringify({ error: { code: "invalid_playback_token", message: "this playback link is not valid (or expired)" } }),
+    }),
+  );
+  const [asked] = await Promise.all([
+    viewer.waitForResponse((r) => r.url().endsWith(`/api/vods/${vodId}`), { timeout: 20_000 }),
+    // Another rendition (which flushes the buffer) from the middle, with the browser's cache
+    // cleared: the player must load.
+    (async () => {
+      await (await context.newCDPSession(viewer)).send("Network.clearBrowserCache");
+      await viewer.evaluate((v) => {
+        const hls = window.__onairPlayer.hls;
+        hls.currentLevel = hls.levels.findIndex((_, i) => i !== hls.loadLevel);
+        const el = document.querySelector(v);
+        el.currentTime = Math.max(1, el.duration / 2);
+      }, video);
+    })(),
+  ]);
+  assert.equal(asked.status(), 200);
+  const target = await viewer.evaluate((v) => document.querySelector(v).currentTime, video);
+  await viewer.waitForFunction(
+    ([v, t, old]) => window.__onairPlayer.hls.url !== old && document.querySelector(v).currentTime > t + 0.5,
+    [video, target, first],
+    { timeout: 20_000 },
+  );
+  const renewed = await viewer.evaluate(() => window.__onairPlayer.hls.url);
+  assert.match(renewed, /\/vod\/[^/]+\/t\/[^/]+\/master\.m3u8$/, "a fresh signed link");
+  const at = await viewer.evaluate((v) => document.querySelector(v).currentTime, video);
+  assert.ok(at >= target - 1, `the renewed player went on from ${target.toFixed(1)} s, not from the start (at ${at.toFixed(1)} s)`);
+  assert.deepEqual(errors, []);
+  await context.close();
 });
 
 // A page whose first painted video frame is timed on the wall clock (shared with this process).

@@ -39,6 +39,9 @@ before(async () => {
       // level's init); a flood of a few hundred is well past this.
       ONAIR_ORIGIN_REQUESTS_PER_SEC: "40",
       ONAIR_ORIGIN_STREAM_REQUESTS_PER_SEC: "30",
+      // Links live a minute (the least the API takes), renewed after half of it: the viewer and
+      // the streamer's preview play on past their first links, through the outages.
+      ONAIR_PLAYBACK_TOKEN_TTL: "60",
       // One viewer's report is enough here (a real deployment counts distinct sessions).
       ONAIR_DELIVERY_BREAKER_FAILURES: "1",
       // No demo stream: its encoder would take a core of the two this machine has from the
@@ -67,6 +70,8 @@ async function watchFreezes(page) {
     const note = (what) => w.events.length < 200 && w.events.push([Math.round(performance.now()), what]);
     p.hls.on("hlsLevelSwitching", (_e, d) => note(`level ${d.level}`));
     p.hls.on("hlsError", (_e, d) => note(`error ${d.details}${d.fatal ? " (fatal)" : ""}`));
+    for (const e of ["waiting", "seeking", "pause", "emptied"]) v.addEventListener(e, () => note(`video ${e} at ${v.currentTime.toFixed(2)}`));
+    document.addEventListener("visibilitychange", () => note(`page ${document.visibilityState}`));
     const move = p.sources.onMove;
     p.sources.onMove = (from, to, reason) => (note(`moved ${from.name} -> ${to.name} (${reason})`), move?.(from, to, reason));
     setInterval(() => {
@@ -74,6 +79,7 @@ async function watchFreezes(page) {
       if (v.currentTime !== w.last || v.paused) {
         if (w.since != null && now - w.since > 250) {
           w.spans.push(Math.round(now - w.since));
+          w.lastEnd = now;
           note(`froze ${Math.round(now - w.since)} ms from ${Math.round(w.since)}, buffered ${(v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0).toFixed(2)} s`);
         }
         w.since = null;
@@ -91,6 +97,19 @@ async function freezesSince(page, mark) {
     const open = w.since != null ? [Math.round(performance.now() - w.since)] : [];
     return [...w.spans.slice(m), ...open].filter((ms) => ms > 250);
   }, mark);
+}
+
+// Waits for 3 s of playback without a freeze; the count of freezes so far (a mark for
+// freezesSince).
+async function steady(page) {
+  const from = await page.evaluate(() => performance.now());
+  await page
+    .waitForFunction(() => {
+      const w = window.__freezes;
+      return w.since == null && performance.now() - Math.max(w.lastEnd ?? 0, w.at) > 3000;
+    }, null, { timeout: 30_000 })
+    .catch(async () => assert.fail(`no steady playback: ${await timeline(page, from)}`));
+  return page.evaluate(() => window.__freezes.spans.length);
 }
 
 // The player's timeline since `from` (page ms), in ms relative to it.
@@ -142,6 +161,19 @@ test("a viewer of a signed channel plays through the first CDN and keeps playing
     position: window.__onairPlayer.sources.position,
   });
   assert.equal(sources.position, 0, "the player starts on the first source of its list");
+  state.firstLink = await page.evaluate(() => window.__onairPlayer.sources.url);
+  // The streamer watches the broadcast in the dashboard's preview, from a signed link too.
+  const dashboard = await (await browser.newContext()).newPage();
+  dashboard.on("pageerror", (e) => errors.push(String(e)));
+  await dashboard.goto(`${BASE}/#/login`);
+  await dashboard.fill("input[name=username]", name);
+  await dashboard.fill("input[name=password]", "correct horse battery");
+  await dashboard.click("button[type=submit]");
+  await dashboard.waitForURL(/#\/dashboard/);
+  await dashboard.waitForFunction(() => document.querySelector("video.preview")?.currentTime > 1, null, { timeout: 30_000 });
+  state.dashboard = dashboard;
+  state.previewLink = await dashboard.evaluate(() => window.__onairPlayer.sources.url);
+  assert.match(state.previewLink, /\/t\/[^/]+\/master\.m3u8$/, "the preview plays a signed link");
   const listed = await api(`/api/streams/${id}/playback`, { body: { session_id: await page.evaluate(() => sessionStorage.getItem("onair.session")) } });
   assert.deepEqual(listed.body.sources.map((s) => s.name).sort(), ["edge-a", "edge-b", "origin"]);
   assert.equal(listed.body.sources.at(-1).name, "origin", "the origin is last");
@@ -170,13 +202,15 @@ test("a viewer of a signed channel plays through the first CDN and keeps playing
   assert.equal(refused.status, 403, "a forged link is refused at the edge");
   assert.equal(refused.headers.get("x-edge"), first.name);
 
+  // Steady playback before the outage (the streamer's dashboard, just opened, can hold both
+  // cores for a moment), so what follows is the outage's doing.
   await watchFreezes(page);
-  assert.ok((await advances(page, 3000)) > 2, "playing before the outage");
+  const mark = await steady(page);
   const stoppedAt = await page.evaluate(() => performance.now());
   await first.stop();
   const played = await advances(page, 10_000);
   const now = await page.evaluate(() => window.__onairPlayer.sources.current.name);
-  const freezes = await freezesSince(page, 0);
+  const freezes = await freezesSince(page, mark);
   state.firstOutageFreezes = freezes;
   console.log("first CDN stopped", { from: first.name, to: now, played_s: played, freezes_ms: freezes, timeline: await timeline(page, stoppedAt) });
   assert.equal(now, second.name, "the player moved to the second CDN");
@@ -252,11 +286,9 @@ test("a CDN answering 503 itself is left for the next source, while the origin's
 test("with both CDNs stopped the video goes on from the origin, which refuses a flood of direct requests and keeps its viewer", { timeout: 120_000 }, async () => {
   const { page, second } = state;
   assert.ok(page, "the first test left a viewer playing");
-  // The previous test's second viewer shared the two cores with this one: let any stall that
-  // began then end before this test's window opens, so only this test's stalls are counted.
-  await page.waitForFunction(() => document.querySelector("video").currentTime > 0 && window.__freezes.since == null, null, { timeout: 15_000 });
-  await advances(page, 1000);
-  const mark = (await page.evaluate(() => window.__freezes.spans.length));
+  // The previous test's second viewer shared the two cores with this one: any stall that began
+  // then ends before this test's window opens, so only this test's stalls are counted.
+  const mark = await steady(page);
   const stoppedAt = await page.evaluate(() => performance.now());
   await second.stop();
   const played = await advances(page, 10_000);
@@ -266,6 +298,15 @@ test("with both CDNs stopped the video goes on from the origin, which refuses a 
   assert.equal(now, "origin");
   assert.ok(played > 7, `the video went on from the origin (${played.toFixed(2)} s of 10 s)`);
   assert.ok(freezes.every((ms) => ms < 3000), `no stall of 3 s or more: ${freezes}`);
+
+  // Rewinding restarts the player on the source it had moved to, not on the stopped CDNs it
+  // left (each would be a failed request and a failover report more).
+  await page.click("[data-testid=rewind]");
+  await page.waitForFunction(() => window.__onairPlayer.mode === "dvr" && document.querySelector("video").currentTime > 0, null, { timeout: 25_000 });
+  const rewound = await page.evaluate(() => ({ at: window.__onairPlayer.sources.current.name, moves: window.__onairPlayer.sources.takeReports() }));
+  assert.deepEqual(rewound, { at: "origin", moves: [] }, "the rewind player started on the origin");
+  await page.click("[data-testid=go-live]");
+  await page.waitForFunction(() => window.__onairPlayer.mode === "live" && window.__onairPlayer.sources.current.name === "origin", null, { timeout: 10_000 });
 
   // A flood of direct requests (a CDN outage's worth of players at once) past the capacity:
   // refused with 503, a Retry-After, and nothing a cache would keep.
@@ -285,5 +326,17 @@ test("with both CDNs stopped the video goes on from the origin, which refuses a 
   await page.waitForTimeout(2000);
   const after = await advances(page, 6000);
   assert.ok(after > 4, `the viewer plays on after the flood (${after.toFixed(2)} s of 6 s)`);
+
+  // Over a minute in, the first links have expired: the viewer and the streamer's preview play
+  // on, from links renewed while they played.
+  const { dashboard, firstLink, previewLink } = state;
+  const expires = Number(firstLink.match(/\/t\/[^.]+\.(\d+)\./)[1]) * 1000;
+  if (Date.now() < expires + 1000) await page.waitForTimeout(expires + 1000 - Date.now());
+  const expired = await fetch(firstLink.replace(/^http:\/\/[^/]+/, "http://127.0.0.1:8090"));
+  assert.equal(expired.status, 403, "the viewer's first link has expired");
+  assert.equal((await expired.json()).error.code, "invalid_playback_token");
+  assert.notEqual(await page.evaluate(() => window.__onairPlayer.sources.url), firstLink, "the viewer's link was renewed");
+  assert.notEqual(await dashboard.evaluate(() => window.__onairPlayer.sources.url), previewLink, "the preview's link was renewed");
+  assert.ok((await advances(dashboard, 3000)) > 2, "the preview plays on");
   assert.deepEqual(errors.filter((e) => !/503|Failed to load resource/.test(e)), [], "no page errors");
 });

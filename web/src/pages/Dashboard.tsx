@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { errorText, get, playbackSources, post, request, updateUser, type Category, type Page, type PlaybackSources, type Stream, type User, type Vod } from "../api";
+import { errorText, get, post, request, updateUser, type Category, type Page, type Stream, type User, type Vod } from "../api";
 import { Failover } from "../failover";
+import { usePlaybackSources } from "../playback";
 import { attach } from "../player";
 import { compact, uptime } from "../util";
 import { duration } from "./Vod";
@@ -142,16 +143,17 @@ function Stats({ stream }: { stream: Stream }) {
   );
 }
 
+// The streamer's own view of the broadcast, from the links a viewer gets (renewed the same way,
+// so a signed channel's preview plays on past its first link's lifetime).
 function Preview({ stream }: { stream: Stream }) {
   const video = useRef<HTMLVideoElement>(null);
-  const [sources, setSources] = useState<PlaybackSources | null>(null);
-  useEffect(() => {
-    playbackSources(stream).then(setSources, () => setSources(null));
-  }, [stream.id, stream.playback_url]);
+  const { sources, latest, failover } = usePlaybackSources(stream, true);
   useEffect(() => {
     if (!video.current || !sources) return;
     video.current.muted = true;
-    return attach(video.current, new Failover(sources.sources), () => {});
+    const f = new Failover((latest.current ?? sources).sources);
+    failover.current = f;
+    return attach(video.current, f, () => {});
   }, [sources]);
   return <video class="preview" ref={video} muted playsInline data-testid="preview" />;
 }

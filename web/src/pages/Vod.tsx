@@ -47,33 +47,76 @@ function Locked({ access, channel, me, reload }: { access: PlaybackAccess; chann
   );
 }
 
+// How many times a page restarts its player on its own (a fresh link after a 403, the same one
+// after a 404 the API did not explain) before it says what is wrong instead.
+const MAX_RESTARTS = 2;
+
+// A recording (a VOD or a clip) from the API at `path`, and its player. Asked again when who is
+// signed in changes (signed links are made out to who asked); the newest ask wins (answers can
+// cross). A 403 while playing is a link that expired: the page asks for a fresh one and plays
+// on from where it was. `restart()` starts the player again on the same link, also from there.
+function useRecording<T extends { playback_url: string | null }>(path: string, who: string | undefined, video: { current: HTMLVideoElement | null }) {
+  const [item, setItem] = useState<T | null>(null);
+  const [gone, setGone] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [ps, setPs] = useState<VodState | null>(null);
+  const [starts, setStarts] = useState(0);
+  const asked = useRef(0);
+  const restarts = useRef(0);
+  // Where the next player starts (a restart of the one playing), once.
+  const resumeAt = useRef<number | undefined>(undefined);
+  const load = (): Promise<T | null> => {
+    const n = ++asked.current;
+    return get<T>(path).then(
+      (it) => (n === asked.current && setItem(it), it),
+      (e) => {
+        if (n === asked.current) e?.status === 404 ? setGone(true) : setError(errorText(e));
+        return null;
+      },
+    );
+  };
+  useEffect(() => {
+    restarts.current = 0;
+    load();
+  }, [path, who]);
+  useEffect(() => {
+    if (!video.current || !item?.playback_url) return;
+    const at = resumeAt.current;
+    resumeAt.current = undefined;
+    return attachVod(video.current, item.playback_url, setPs, at);
+  }, [item?.playback_url, starts]);
+  // False once the page has restarted its player MAX_RESTARTS times.
+  const mayRestart = () => restarts.current++ < MAX_RESTARTS;
+  const restart = () => {
+    resumeAt.current = video.current?.currentTime;
+    setStarts((n) => n + 1);
+  };
+  useEffect(() => {
+    if (!ps?.refused) return;
+    const was = item?.playback_url;
+    if (!mayRestart()) return setError("this recording's link was refused");
+    // A new link restarts the player (its effect takes this); none shows the lock instead.
+    resumeAt.current = video.current?.currentTime;
+    load().then((it) => {
+      if (it && it.playback_url !== was) return;
+      // No answer (the page says why), or the same link, which would be refused again.
+      resumeAt.current = undefined;
+      if (it) setError("this recording's link was refused");
+    });
+  }, [ps?.refused]);
+  return { item, gone, setGone, error, setError, ps, load, restart, mayRestart };
+}
+
 export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
   const video = useRef<HTMLVideoElement>(null);
-  const [vod, setVod] = useState<Vod | null>(null);
-  const [gone, setGone] = useState(false);
-  const [ps, setPs] = useState<VodState | null>(null);
+  const { item: vod, gone, setGone, error, setError, ps, load, restart, mayRestart } = useRecording<Vod>(`/api/vods/${vodId}`, me?.id, video);
   const [level, setLvl] = useState(-1);
-  const [error, setError] = useState<string | null>(null);
-  // Player restarts after a 404 the API did not explain (a missing file, not a deleted VOD).
-  const [restarts, setRestarts] = useState(0);
-  const load = () =>
-    get<Vod>(`/api/vods/${vodId}`)
-      .then(setVod)
-      .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
-  // Signed links are made out to who asked: ask again when that changes.
-  useEffect(() => {
-    load();
-  }, [vodId, me?.id]);
-  useEffect(() => {
-    if (!video.current || !vod?.playback_url) return;
-    return attachVod(video.current, vod.playback_url, setPs);
-  }, [vod?.playback_url, restarts]);
   // A 404 mid-playback: ask the API whether the broadcast itself is gone; if not, play on (a
   // couple of times, not forever).
   useEffect(() => {
     if (!ps?.gone) return;
     get<Vod>(`/api/vods/${vodId}`)
-      .then(() => (restarts < 2 ? setRestarts((n) => n + 1) : setError("part of this broadcast cannot be played")))
+      .then(() => (mayRestart() ? restart() : setError("part of this broadcast cannot be played")))
       .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
   }, [ps?.gone]);
   if (gone) {
@@ -160,21 +203,7 @@ interface Clip {
 // A clip: its own copies of a few seconds of a broadcast, playing on after the VOD is gone.
 export function ClipPage({ clipId, me }: { clipId: string; me: User | null }) {
   const video = useRef<HTMLVideoElement>(null);
-  const [clip, setClip] = useState<Clip | null>(null);
-  const [gone, setGone] = useState(false);
-  const [ps, setPs] = useState<VodState | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = () =>
-    get<Clip>(`/api/clips/${clipId}`)
-      .then(setClip)
-      .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
-  useEffect(() => {
-    load();
-  }, [clipId, me?.id]);
-  useEffect(() => {
-    if (!video.current || !clip?.playback_url) return;
-    return attachVod(video.current, clip.playback_url, setPs);
-  }, [clip?.playback_url]);
+  const { item: clip, gone, setGone, error, setError, ps, load } = useRecording<Clip>(`/api/clips/${clipId}`, me?.id, video);
   useEffect(() => {
     if (ps?.gone) load();
   }, [ps?.gone]);

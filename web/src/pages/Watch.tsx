@@ -1,8 +1,9 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { get, post, request, errorText, playbackSources, sessionId, type PlaybackSources, type Stream, type User } from "../api";
+import { get, post, request, errorText, sessionId, type Stream, type User } from "../api";
 import { ChatRoom, type ChatMessage, type RoomState } from "../chat";
 import { usePolling } from "../hooks";
 import { Failover } from "../failover";
+import { usePlaybackSources } from "../playback";
 import { attach, attachDvr, behindNow, canRewind, goLive, setLevel, type PlayerState } from "../player";
 import { compact, uptime } from "../util";
 import { Ban, Clock, Flag, Fullscreen, Muted, Trash, Volume } from "../icons";
@@ -20,58 +21,21 @@ function Player({ stream, me }: { stream: Stream; me: User | null }) {
   const [back, setBack] = useState<number | null>(null);
   const [clip, setClip] = useState<{ id?: string; error?: string; busy?: boolean } | null>(null);
   const live = stream.status === "live";
-  // Where this viewer plays from (CDNs, then the origin), asked once the stream plays and again
-  // before signed links expire.
-  const [sources, setSources] = useState<PlaybackSources | null>(null);
-  const [refused, setRefused] = useState<string | null>(null);
-  const failover = useRef<Failover | null>(null);
-  // The newest links (a renewal changes them without restarting the player).
-  const latest = useRef<PlaybackSources | null>(null);
   const playable = !!stream.playback_url && live;
-  useEffect(() => {
-    if (!playable) return;
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ask = async () => {
-      try {
-        const s = await playbackSources(stream);
-        if (stopped) return;
-        setRefused(null);
-        latest.current = s;
-        // A renewal keeps the player (and the source it is on); only the links change.
-        if (failover.current) failover.current.update(s.sources);
-        else setSources(s);
-        if (s.expires_at) {
-          const renewIn = Math.max(30_000, new Date(s.expires_at).getTime() - Date.now() - 5 * 60_000);
-          timer = setTimeout(ask, renewIn);
-        }
-      } catch (e) {
-        if (stopped) return;
-        // A renewal that fails leaves the player on its links (valid a few minutes more) and
-        // asks again shortly; only a first ask that fails says why nothing plays.
-        if (failover.current) timer = setTimeout(ask, 30_000);
-        else setRefused(errorText(e));
-      }
-    };
-    ask();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-      failover.current = null;
-      setSources(null);
-    };
-  }, [stream.id, playable, me?.id]);
+  // Where this viewer plays from, renewed before signed links expire.
+  const { sources, refused, latest, failover } = usePlaybackSources(stream, playable, me?.id);
   useEffect(() => {
     // Segments exist once the stream is live; before that there is nothing to load.
     if (!video.current || !playable || !sources) return;
+    const at = failover.current?.current.name;
     if (back != null && stream.dvr_url) {
-      const f = new Failover((latest.current ?? sources).sources, true);
+      const f = new Failover((latest.current ?? sources).sources, true, at);
       failover.current = f;
       return attachDvr(video.current, f, back, (s) =>
         setPs((p) => ({ levels: s.levels, level: p?.level ?? -1, playingLevel: s.playingLevel, latency: null, atEdge: false, error: s.error })),
       );
     }
-    const f = new Failover((latest.current ?? sources).sources);
+    const f = new Failover((latest.current ?? sources).sources, false, at);
     failover.current = f;
     return attach(video.current, f, setPs);
   }, [sources, playable, back]);

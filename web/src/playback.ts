@@ -1,0 +1,67 @@
+// Where a viewer plays a live stream from (CDNs, then the origin; `failover.ts`): asked once the
+// stream plays, and again before signed links expire. A renewal changes the links of the player
+// already playing (its Failover), never restarts it. One rule for every live player: the watch
+// page and the streamer's preview on the dashboard.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { errorText, playbackSources, type PlaybackSources, type Stream } from "./api";
+import type { Failover } from "./failover";
+
+// Renewed this long before the links expire (a renewal that fails is asked again every
+// RETRY_MS meanwhile), and never sooner than MIN_RENEW_MS after the last ask.
+const RENEW_BEFORE_MS = 5 * 60_000;
+const MIN_RENEW_MS = 30_000;
+const RETRY_MS = 30_000;
+
+export interface LiveSources {
+  // The first answer: the player starts from it. Null until then (and when refused).
+  sources: PlaybackSources | null;
+  // Why nothing plays: the first ask was refused (a followers-only channel, say).
+  refused: string | null;
+  // The newest links: a player (re)started after a renewal starts from these.
+  latest: { current: PlaybackSources | null };
+  // The player's Failover, set by whoever attaches one: renewals go to it.
+  failover: { current: Failover | null };
+}
+
+// `playable`: the stream is live with a playlist out (before that there is nothing to ask).
+// `who`: the signed-in user's id; links are made out to who asked, so a change asks again.
+export function usePlaybackSources(stream: Stream, playable: boolean, who?: string): LiveSources {
+  const [sources, setSources] = useState<PlaybackSources | null>(null);
+  const [refused, setRefused] = useState<string | null>(null);
+  const failover = useRef<Failover | null>(null);
+  const latest = useRef<PlaybackSources | null>(null);
+  useEffect(() => {
+    if (!playable) return;
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ask = async () => {
+      try {
+        const s = await playbackSources(stream);
+        if (stopped) return;
+        setRefused(null);
+        latest.current = s;
+        if (failover.current) failover.current.update(s.sources);
+        else setSources(s);
+        if (s.expires_at) {
+          const renewIn = Math.max(MIN_RENEW_MS, new Date(s.expires_at).getTime() - Date.now() - RENEW_BEFORE_MS);
+          timer = setTimeout(ask, renewIn);
+        }
+      } catch (e) {
+        if (stopped) return;
+        // A renewal that fails leaves the player on its links (valid a while longer) and asks
+        // again shortly; only a first ask that fails says why nothing plays.
+        if (failover.current) timer = setTimeout(ask, RETRY_MS);
+        else setRefused(errorText(e));
+      }
+    };
+    ask();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      failover.current = null;
+      latest.current = null;
+      setSources(null);
+    };
+  }, [stream.id, playable, who]);
+  return { sources, refused, latest, failover };
+}
