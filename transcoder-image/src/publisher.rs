@@ -90,23 +90,28 @@ impl WorkerState {
         let floor = self.config.only_stream.is_some()
             && onair_domain::PlaybackAccess::parse(&self.config.playback_access)
                 .is_none_or(|a| a != onair_domain::PlaybackAccess::Public);
+        let publishing = {
+            let mut slots = self.slots.lock();
+            let slot = slots.entry(owner.stream_id).or_default();
+            if slot.publishing {
+                return Err("already_publishing");
+            }
+            if slot.stopped {
+                return Err("stream_stopped");
+            }
+            slot.record = owner.record;
+            slot.record_top_and_lowest = owner.record_renditions == Some(onair_domain::RecordRenditions::TopAndLowest);
+            let feed = (self.config.role == Role::Ingest).then(|| {
+                let feed = Arc::new(Feed::new(&owner.tier, &owner.quality));
+                self.feeds.lock().unwrap_or_else(|e| e.into_inner()).insert(owner.stream_id, feed.clone());
+                feed
+            });
+            self.take_slot(slot, owner.stream_id, &owner.tier, &owner.quality, feed)
+        };
+        // Once the slot is held, before any media of this publish exists: the sweep of leftover
+        // folders (`sweep.rs`) leaves held streams alone, so it cannot take this mark away.
         self.set_signed_only(owner.stream_id, owner.signed_only() || floor);
-        let mut slots = self.slots.lock();
-        let slot = slots.entry(owner.stream_id).or_default();
-        if slot.publishing {
-            return Err("already_publishing");
-        }
-        if slot.stopped {
-            return Err("stream_stopped");
-        }
-        slot.record = owner.record;
-        slot.record_top_and_lowest = owner.record_renditions == Some(onair_domain::RecordRenditions::TopAndLowest);
-        let feed = (self.config.role == Role::Ingest).then(|| {
-            let feed = Arc::new(Feed::new(&owner.tier, &owner.quality));
-            self.feeds.lock().unwrap_or_else(|e| e.into_inner()).insert(owner.stream_id, feed.clone());
-            feed
-        });
-        Ok(self.take_slot(slot, owner.stream_id, &owner.tier, &owner.quality, feed))
+        Ok(publishing)
     }
 
     /// A transcode pod's side of the relay: the source takes the stream's slot like a publisher.

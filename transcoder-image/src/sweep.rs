@@ -1,8 +1,8 @@
 //! Stream folders no timer will remove. An ended stream's folder goes after the retention
 //! period by a timer this process sets (`publisher::finish_playlists`); a worker that restarts
-//! (a crash, a new pod on the same volume) has lost those timers, and what the earlier run left
-//! would stay forever. So, every so often, the folders of streams this process does not hold
-//! that nothing has written to for the retention period are removed.
+//! (a crash, a container restarted in its pod, keeping the pod's volume) has lost those timers,
+//! and what the earlier run left would stay forever. So, every so often, the folders of streams
+//! this process does not hold that nothing has written to for the retention period are removed.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -17,11 +17,14 @@ fn every(retention: Duration) -> Duration {
     (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
+/// What a folder is renamed to on its way out (not a stream id: no route serves it, and the next
+/// sweep removes whatever a failed removal left).
+const SWEPT_PREFIX: &str = ".swept-";
+
 pub async fn run(state: WorkerState) {
     let retention = Duration::from_secs(state.config.retention_secs);
     let period = every(retention);
-    // Not at once: a folder this process is about to take up again (a publisher reconnecting
-    // after the restart) gets a period's grace on top of its retention.
+    // The first look one period after start, not at once: the start-up is busy enough.
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -31,21 +34,47 @@ pub async fn run(state: WorkerState) {
             .await
             .unwrap_or_default();
         for (stream, path) in stale {
-            // A stream this process holds is its own timer's to remove (its LL-HLS media lives in
-            // memory: the folder may look untouched while it plays).
-            if state.slots.lock().contains_key(&stream) || state.ll.get(stream).is_some() {
-                continue;
-            }
-            match tokio::fs::remove_dir_all(&path).await {
-                Ok(()) => tracing::info!(stream_id = %stream, "a stream folder left by an earlier run removed"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
+            if let Some(swept) = take_away(&state, stream, &path) {
+                tracing::info!(stream_id = %stream, "a stream folder left by an earlier run removed");
+                if let Err(e) = tokio::fs::remove_dir_all(&swept).await {
                     tracing::error!(stream_id = %stream, error = %e, "could not remove a leftover stream folder");
-                    continue;
                 }
             }
-            // Nothing of it is left to serve: its plain paths need no refusing any more.
-            state.set_signed_only(stream, false);
+        }
+        let dir = state.config.media_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || remove_swept(&dir)).await;
+    }
+}
+
+/// Moves a stale stream folder out of the way, unless this process holds the stream, and forgets
+/// its signed-only mark (nothing of it is left to serve). Under the slots lock, so a publisher
+/// cannot take the stream up in between: it takes its slot before it marks its folder, so a
+/// stream that is not held here has no mark of this run's making. A rename, not the removal
+/// itself, happens under the lock: one quick system call.
+fn take_away(state: &WorkerState, stream: StreamId, path: &Path) -> Option<PathBuf> {
+    // A stream with LL-HLS media in memory is held (its folder may look untouched while it
+    // plays: its media is not on disk). Checked before the slots lock, which it comes after.
+    if state.ll.get(stream).is_some() {
+        return None;
+    }
+    let slots = state.slots.lock();
+    if slots.contains_key(&stream) {
+        return None;
+    }
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let swept = path.with_file_name(format!("{SWEPT_PREFIX}{stream}-{nanos}"));
+    std::fs::rename(path, &swept).ok()?;
+    state.set_signed_only(stream, false);
+    drop(slots);
+    Some(swept)
+}
+
+/// Removes what earlier sweeps renamed and could not remove.
+fn remove_swept(media_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(media_dir) else { return };
+    for e in entries.filter_map(Result::ok) {
+        if e.file_name().to_str().is_some_and(|n| n.starts_with(SWEPT_PREFIX)) {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }

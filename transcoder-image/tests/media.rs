@@ -1900,6 +1900,9 @@ async fn what_an_earlier_run_left_in_the_media_folder_goes_after_the_retention_p
     assert!(media.contains("#EXT-X-PART:") && !media.contains("#EXT-X-ENDLIST"), "{media}");
     let plain = env.http.get(format!("{base}/hls/{stream}/master.m3u8")).send().await.unwrap();
     assert_eq!(plain.status(), 403, "the live stream's plain paths stay refused");
+    assert!(dir.path().join(&stream).join(".signed-only").exists(), "and its mark stays for a restart");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "the live stream's folder and recordings, nothing swept left over: {names:?}");
 }
 
 /// The origin's direct-viewer capacity: a flood past it gets 503 + Retry-After + no-store (a

@@ -3,7 +3,7 @@
 // already playing (its Failover), never restarts it. One rule for every live player: the watch
 // page and the streamer's preview on the dashboard.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { errorText, playbackSources, type PlaybackSources, type Stream } from "./api";
+import { errorText, playbackSources, type ApiError, type PlaybackSources, type Stream } from "./api";
 import type { Failover } from "./failover";
 
 // Renewed this long before the links expire (a renewal that fails is asked again every
@@ -30,13 +30,17 @@ export function usePlaybackSources(stream: Stream, playable: boolean, who?: stri
   const [refused, setRefused] = useState<string | null>(null);
   const failover = useRef<Failover | null>(null);
   const latest = useRef<PlaybackSources | null>(null);
+  // The stream as last rendered: a renewal decides on its current state (`playbackSources`
+  // falls back to its plain link for a public stream only).
+  const current = useRef(stream);
+  current.current = stream;
   useEffect(() => {
     if (!playable) return;
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const ask = async () => {
       try {
-        const s = await playbackSources(stream);
+        const s = await playbackSources(current.current);
         if (stopped) return;
         setRefused(null);
         latest.current = s;
@@ -49,9 +53,14 @@ export function usePlaybackSources(stream: Stream, playable: boolean, who?: stri
       } catch (e) {
         if (stopped) return;
         // A renewal that fails leaves the player on its links (valid a while longer) and asks
-        // again shortly; only a first ask that fails says why nothing plays.
+        // again shortly. A first ask that fails says why nothing plays, and is asked again
+        // when the failure may pass (the API unreachable, busy or failing; not a refusal).
         if (failover.current) timer = setTimeout(ask, RETRY_MS);
-        else setRefused(errorText(e));
+        else {
+          setRefused(errorText(e));
+          const status = (e as ApiError).status ?? 0;
+          if (status === 0 || status === 429 || status >= 500) timer = setTimeout(ask, RETRY_MS);
+        }
       }
     };
     ask();

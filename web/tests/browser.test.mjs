@@ -365,31 +365,29 @@ test("a streamer makes the channel's links signed from the dashboard and a viewe
       body: JSON.stringify({ error: { code: "invalid_playback_token", message: "this playback link is not valid (or expired)" } }),
     }),
   );
-  const [asked] = await Promise.all([
+  const [asked, target] = await Promise.all([
     viewer.waitForResponse((r) => r.url().endsWith(`/api/vods/${vodId}`), { timeout: 20_000 }),
     // Another rendition (which flushes the buffer) from the middle, with the browser's cache
     // cleared: the player must load.
     (async () => {
       await (await context.newCDPSession(viewer)).send("Network.clearBrowserCache");
-      await viewer.evaluate((v) => {
+      return viewer.evaluate((v) => {
         const hls = window.__onairPlayer.hls;
         hls.currentLevel = hls.levels.findIndex((_, i) => i !== hls.loadLevel);
         const el = document.querySelector(v);
-        el.currentTime = Math.max(1, el.duration / 2);
+        el.currentTime = Math.max(2, el.duration / 2);
+        return el.currentTime;
       }, video);
     })(),
   ]);
   assert.equal(asked.status(), 200);
-  const target = await viewer.evaluate((v) => document.querySelector(v).currentTime, video);
-  await viewer.waitForFunction(
-    ([v, t, old]) => window.__onairPlayer.hls.url !== old && document.querySelector(v).currentTime > t + 0.5,
-    [video, target, first],
-    { timeout: 20_000 },
-  );
+  // The new player's first frame is where the old one was, not the start.
+  await viewer.waitForFunction(([v, old]) => window.__onairPlayer.hls.url !== old && document.querySelector(v).readyState >= 2, [video, first], { timeout: 20_000 });
   const renewed = await viewer.evaluate(() => window.__onairPlayer.hls.url);
   assert.match(renewed, /\/vod\/[^/]+\/t\/[^/]+\/master\.m3u8$/, "a fresh signed link");
   const at = await viewer.evaluate((v) => document.querySelector(v).currentTime, video);
   assert.ok(at >= target - 1, `the renewed player went on from ${target.toFixed(1)} s, not from the start (at ${at.toFixed(1)} s)`);
+  await viewer.waitForFunction(([v, t]) => document.querySelector(v).currentTime > t + 0.5, [video, at], { timeout: 10_000 });
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -54,7 +54,7 @@ const MAX_RESTARTS = 2;
 // A recording (a VOD or a clip) from the API at `path`, and its player. Asked again when who is
 // signed in changes (signed links are made out to who asked); the newest ask wins (answers can
 // cross). A 403 while playing is a link that expired: the page asks for a fresh one and plays
-// on from where it was. `restart()` starts the player again on the same link, also from there.
+// on from where it was.
 function useRecording<T extends { playback_url: string | null }>(path: string, who: string | undefined, video: { current: HTMLVideoElement | null }) {
   const [item, setItem] = useState<T | null>(null);
   const [gone, setGone] = useState(false);
@@ -63,8 +63,10 @@ function useRecording<T extends { playback_url: string | null }>(path: string, w
   const [starts, setStarts] = useState(0);
   const asked = useRef(0);
   const restarts = useRef(0);
-  // Where the next player starts (a restart of the one playing), once.
-  const resumeAt = useRef<number | undefined>(undefined);
+  // Whether the next player goes on from where the last one stopped (a restart of the same
+  // recording), and where that was.
+  const resume = useRef(false);
+  const lastAt = useRef<number | undefined>(undefined);
   const load = (): Promise<T | null> => {
     const n = ++asked.current;
     return get<T>(path).then(
@@ -77,47 +79,60 @@ function useRecording<T extends { playback_url: string | null }>(path: string, w
   };
   useEffect(() => {
     restarts.current = 0;
+    resume.current = false;
     load();
   }, [path, who]);
   useEffect(() => {
-    if (!video.current || !item?.playback_url) return;
-    const at = resumeAt.current;
-    resumeAt.current = undefined;
-    return attachVod(video.current, item.playback_url, setPs, at);
+    const el = video.current;
+    if (!el || !item?.playback_url) return;
+    const at = resume.current ? lastAt.current : undefined;
+    resume.current = false;
+    // A fresh state: the last player's refusal must not stand for this one's.
+    setPs(null);
+    const stop = attachVod(el, item.playback_url, setPs, at);
+    return () => {
+      // Where the video is as the player stops (it played on from its buffer while the page
+      // asked for a new link).
+      lastAt.current = el.currentTime;
+      stop();
+    };
   }, [item?.playback_url, starts]);
-  // False once the page has restarted its player MAX_RESTARTS times.
-  const mayRestart = () => restarts.current++ < MAX_RESTARTS;
+  // Uses up one of the page's restarts; false when none is left.
+  const takeRestart = () => restarts.current++ < MAX_RESTARTS;
+  // The player again on the same link, from where it was.
   const restart = () => {
-    resumeAt.current = video.current?.currentTime;
+    resume.current = true;
     setStarts((n) => n + 1);
+  };
+  // Asks the API again and goes on from where the video was: on a new link at once, or (when
+  // the answer has none: the lock shows) on the one given after, say, following the channel.
+  // `onSame` runs when the API gives the same link back.
+  const renew = (onSame: () => void) => {
+    const was = item?.playback_url;
+    resume.current = true;
+    load().then((it) => it?.playback_url && it.playback_url === was && onSame());
   };
   useEffect(() => {
     if (!ps?.refused) return;
-    const was = item?.playback_url;
-    if (!mayRestart()) return setError("this recording's link was refused");
-    // A new link restarts the player (its effect takes this); none shows the lock instead.
-    resumeAt.current = video.current?.currentTime;
-    load().then((it) => {
-      if (it && it.playback_url !== was) return;
-      // No answer (the page says why), or the same link, which would be refused again.
-      resumeAt.current = undefined;
-      if (it) setError("this recording's link was refused");
-    });
+    const refused = () => setError("this recording's link was refused");
+    // The same link again would be refused again.
+    if (takeRestart()) renew(refused);
+    else refused();
   }, [ps?.refused]);
-  return { item, gone, setGone, error, setError, ps, load, restart, mayRestart };
+  return { item, gone, setGone, error, setError, ps, load, renew, restart, takeRestart };
 }
 
 export function VodPage({ vodId, me }: { vodId: string; me: User | null }) {
   const video = useRef<HTMLVideoElement>(null);
-  const { item: vod, gone, setGone, error, setError, ps, load, restart, mayRestart } = useRecording<Vod>(`/api/vods/${vodId}`, me?.id, video);
+  const { item: vod, gone, setGone, error, setError, ps, load, renew, restart, takeRestart } = useRecording<Vod>(`/api/vods/${vodId}`, me?.id, video);
   const [level, setLvl] = useState(-1);
-  // A 404 mid-playback: ask the API whether the broadcast itself is gone; if not, play on (a
-  // couple of times, not forever).
+  // A 404 mid-playback: the API says whether the broadcast itself is gone (the page then says
+  // so); if not, play on from where it was, on the link it gives (a couple of times, not
+  // forever).
   useEffect(() => {
     if (!ps?.gone) return;
-    get<Vod>(`/api/vods/${vodId}`)
-      .then(() => (mayRestart() ? restart() : setError("part of this broadcast cannot be played")))
-      .catch((e) => (e?.status === 404 ? setGone(true) : setError(errorText(e))));
+    if (takeRestart()) renew(restart);
+    else setError("part of this broadcast cannot be played");
   }, [ps?.gone]);
   if (gone) {
     return (
