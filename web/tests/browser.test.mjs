@@ -70,6 +70,11 @@ test("a new streamer goes live from the dashboard and a viewer watches it play",
   const href = await streamer.getAttribute("a:has-text('Open watch page')", "href");
   state.streamId = href.split("/").pop();
   state.streamer = streamer;
+  // The streamer's own preview plays on the dashboard; paused while the viewer is measured
+  // (their two machines are one here: its 720p decoding would take CPU from the viewer's).
+  const preview = "[data-testid=preview]";
+  await streamer.waitForFunction((p) => document.querySelector(p)?.currentTime > 0, preview, { timeout: 30_000 });
+  await streamer.evaluate((p) => document.querySelector(p).pause(), preview);
 
   const viewer = await newPage("viewer");
   const opened = Date.now();
@@ -112,6 +117,9 @@ test("a new streamer goes live from the dashboard and a viewer watches it play",
   state.firstFrameMs = Math.round(await viewer.evaluate(() => window.__firstFrame ?? NaN));
   state.oneSecondMs = Date.now() - opened;
   state.viewer = viewer;
+  // The preview plays on once resumed.
+  const paused = await streamer.evaluate((p) => (document.querySelector(p).play(), document.querySelector(p).currentTime), preview);
+  await streamer.waitForFunction(([p, t]) => document.querySelector(p).currentTime > t + 1, [preview, paused], { timeout: 15_000 });
   await viewer.screenshot({ path: join(ARTIFACTS, "watch.png") });
   await streamer.screenshot({ path: join(ARTIFACTS, "dashboard.png") });
 });
