@@ -4,7 +4,7 @@
 // page and the streamer's preview on the dashboard.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { errorText, playbackSources, type ApiError, type PlaybackSources, type Stream } from "./api";
-import type { Failover } from "./failover";
+import { Failover } from "./failover";
 
 // Renewed this long before the links expire (a renewal that fails is asked again every
 // RETRY_MS meanwhile), and never sooner than MIN_RENEW_MS after the last ask.
@@ -17,10 +17,11 @@ export interface LiveSources {
   sources: PlaybackSources | null;
   // Why nothing plays: the first ask was refused (a followers-only channel, say).
   refused: string | null;
-  // The newest links: a player (re)started after a renewal starts from these.
-  latest: { current: PlaybackSources | null };
-  // The player's Failover, set by whoever attaches one: renewals go to it.
+  // The Failover of the player playing (renewals go to it), for the heartbeat's reports.
   failover: { current: Failover | null };
+  // A Failover for a player (re)started now: on the newest links, from the source the last
+  // one had moved to (not the CDNs it left). Call once `sources` is there.
+  startFailover: (dvr?: boolean) => Failover;
 }
 
 // `playable`: the stream is live with a playlist out (before that there is nothing to ask).
@@ -72,5 +73,10 @@ export function usePlaybackSources(stream: Stream, playable: boolean, who?: stri
       setSources(null);
     };
   }, [stream.id, playable, who]);
-  return { sources, refused, latest, failover };
+  const startFailover = (dvr = false) => {
+    const f = new Failover((latest.current ?? sources)!.sources, dvr, failover.current?.current.name);
+    failover.current = f;
+    return f;
+  };
+  return { sources, refused, failover, startFailover };
 }

@@ -284,7 +284,10 @@ async fn every_operation_answers_every_caller_by_its_rule() {
     let mut failures = Vec::new();
     for (n, (method, path, rule)) in RULES.iter().enumerate() {
         if matches!(rule, Rule::Public | Rule::SignIn | Rule::Identified) {
-            let everyone: &[Caller] = if *rule == Rule::Identified {
+            // An `Identified` route refuses a bad token (its client refreshes it); the others
+            // answer it as they answer nobody.
+            let refuses_bad_tokens = *rule == Rule::Identified;
+            if refuses_bad_tokens {
                 for who in BAD_TOKENS {
                     let status = call(&app, &callers, &fx, who, method, path).await;
                     if status != StatusCode::UNAUTHORIZED {
@@ -292,19 +295,19 @@ async fn every_operation_answers_every_caller_by_its_rule() {
                     }
                     checked += 1;
                 }
-                &[Caller::Nobody, Caller::Viewer, Caller::OtherModerator, Caller::Owner, Caller::Admin]
-            } else {
-                &[
-                    Caller::Nobody,
-                    Caller::Expired,
-                    Caller::Forged,
-                    Caller::AlgNone,
-                    Caller::Viewer,
-                    Caller::OtherModerator,
-                    Caller::Owner,
-                    Caller::Admin,
-                ]
-            };
+            }
+            let everyone = [
+                Caller::Nobody,
+                Caller::Expired,
+                Caller::Forged,
+                Caller::AlgNone,
+                Caller::Viewer,
+                Caller::OtherModerator,
+                Caller::Owner,
+                Caller::Admin,
+            ]
+            .into_iter()
+            .filter(|c| !(refuses_bad_tokens && BAD_TOKENS.contains(c)));
             let nobody = call(&app, &callers, &fx, Caller::Nobody, method, path).await;
             let fine = match rule {
                 Rule::Public | Rule::Identified => !matches!(nobody, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
@@ -313,7 +316,7 @@ async fn every_operation_answers_every_caller_by_its_rule() {
             if !fine || nobody.is_server_error() {
                 failures.push(format!("{method} {path} as nobody: {nobody}"));
             }
-            for &who in everyone {
+            for who in everyone {
                 let status = call(&app, &callers, &fx, who, method, path).await;
                 if status != nobody {
                     failures.push(format!("{method} {path} as {who:?}: {status}, nobody gets {nobody}"));

@@ -1,6 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { errorText, get, post, request, updateUser, type Category, type Page, type Stream, type User, type Vod } from "../api";
-import { Failover } from "../failover";
 import { usePlaybackSources } from "../playback";
 import { attach } from "../player";
 import { compact, uptime } from "../util";
@@ -147,13 +146,11 @@ function Stats({ stream }: { stream: Stream }) {
 // so a signed channel's preview plays on past its first link's lifetime).
 function Preview({ stream }: { stream: Stream }) {
   const video = useRef<HTMLVideoElement>(null);
-  const { sources, latest, failover } = usePlaybackSources(stream, true);
+  const { sources, startFailover } = usePlaybackSources(stream, true);
   useEffect(() => {
     if (!video.current || !sources) return;
     video.current.muted = true;
-    const f = new Failover((latest.current ?? sources).sources);
-    failover.current = f;
-    return attach(video.current, f, () => {});
+    return attach(video.current, startFailover(), () => {});
   }, [sources]);
   return <video class="preview" ref={video} muted playsInline data-testid="preview" />;
 }

@@ -2,7 +2,6 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { get, post, request, errorText, sessionId, type Stream, type User } from "../api";
 import { ChatRoom, type ChatMessage, type RoomState } from "../chat";
 import { usePolling } from "../hooks";
-import { Failover } from "../failover";
 import { usePlaybackSources } from "../playback";
 import { attach, attachDvr, behindNow, canRewind, goLive, setLevel, type PlayerState } from "../player";
 import { compact, uptime } from "../util";
@@ -23,21 +22,16 @@ function Player({ stream, me }: { stream: Stream; me: User | null }) {
   const live = stream.status === "live";
   const playable = !!stream.playback_url && live;
   // Where this viewer plays from, renewed before signed links expire.
-  const { sources, refused, latest, failover } = usePlaybackSources(stream, playable, me?.id);
+  const { sources, refused, failover, startFailover } = usePlaybackSources(stream, playable, me?.id);
   useEffect(() => {
     // Segments exist once the stream is live; before that there is nothing to load.
     if (!video.current || !playable || !sources) return;
-    const at = failover.current?.current.name;
     if (back != null && stream.dvr_url) {
-      const f = new Failover((latest.current ?? sources).sources, true, at);
-      failover.current = f;
-      return attachDvr(video.current, f, back, (s) =>
+      return attachDvr(video.current, startFailover(true), back, (s) =>
         setPs((p) => ({ levels: s.levels, level: p?.level ?? -1, playingLevel: s.playingLevel, latency: null, atEdge: false, error: s.error })),
       );
     }
-    const f = new Failover((latest.current ?? sources).sources, false, at);
-    failover.current = f;
-    return attach(video.current, f, setPs);
+    return attach(video.current, startFailover(), setPs);
   }, [sources, playable, back]);
   const rewind = () => {
     const behind = (video.current && behindNow(video.current)) ?? 0;
